@@ -1,0 +1,29 @@
+# Hypha build and test entry points. `make test` is the one test command
+# (CI runs it through .ci/run).
+
+.PHONY: broker vet staticcheck fmt-check test run
+
+# broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
+broker:
+	bash scripts/broker.sh
+
+# vet runs go vet on every package.
+vet:
+	go vet ./...
+
+# staticcheck runs the staticcheck tool pinned in go.mod.
+staticcheck:
+	go tool staticcheck ./...
+
+# fmt-check fails, listing the files, when any Go file is not gofmt-clean.
+fmt-check:
+	@out=$$(find . -name '*.go' -not -path './.*' -not -path '*/testdata/*' -exec gofmt -l {} +) || exit 1; \
+	if [ -n "$$out" ]; then echo "gofmt -w needed on:"; echo "$$out"; exit 1; fi
+
+# test runs all checks, then every test with the race detector.
+test: broker fmt-check vet staticcheck
+	go test -race -count=1 -timeout 8m ./...
+
+# run runs the examples against the local broker.
+run: broker
+	bash scripts/run-examples.sh

@@ -1,0 +1,163 @@
+// Package contextdata carries call-scoped data across service calls, as nameko's
+// context data does: the call-id stack, the user id, user agent, language, auth
+// token and any custom keys.
+//
+// A caller puts data on its context; the RPC client sends every item as an AMQP
+// header "nameko.<key>"; the server strips the prefix, keeps every item for the
+// handler's context, and the calls the handler makes carry it on:
+//
+//	ctx = contextdata.WithUserID(ctx, "u-42")
+//	ctx = contextdata.With(ctx, "tenant", "acme")
+//	err := calc.Call(ctx, "add", in, &out) // headers nameko.user_id, nameko.tenant
+package contextdata
+
+import (
+	"context"
+	"maps"
+	"strings"
+)
+
+// Built-in keys, spelled as nameko spells them.
+const (
+	KeyCallIDStack = "call_id_stack"
+	KeyUserID      = "user_id"
+	KeyUserAgent   = "user_agent"
+	KeyLanguage    = "language"
+	KeyAuthToken   = "auth_token"
+)
+
+// HeaderPrefix starts the AMQP header name of every context item.
+const HeaderPrefix = "nameko."
+
+// Data is the context data of one call: keys without the header prefix.
+// Values are strings, numbers, booleans, lists and maps, as JSON would hold them.
+type Data map[string]any
+
+type ctxKey struct{}
+
+// From returns a copy of the context data on ctx; the copy may be changed freely.
+func From(ctx context.Context) Data {
+	d, _ := ctx.Value(ctxKey{}).(Data)
+	return maps.Clone(d)
+}
+
+// WithData returns a context carrying exactly d (nil values are dropped).
+func WithData(ctx context.Context, d Data) context.Context {
+	clean := make(Data, len(d))
+	for k, v := range d {
+		if v != nil {
+			clean[k] = v
+		}
+	}
+	return context.WithValue(ctx, ctxKey{}, clean)
+}
+
+// With returns a context whose data has key set to value; a nil value removes the key.
+func With(ctx context.Context, key string, value any) context.Context {
+	d := From(ctx)
+	if d == nil {
+		d = Data{}
+	}
+	d[key] = value
+	return WithData(ctx, d)
+}
+
+// Get returns the value of key on ctx, or nil.
+func Get(ctx context.Context, key string) any {
+	d, _ := ctx.Value(ctxKey{}).(Data)
+	return d[key]
+}
+
+// String returns the value of key on ctx when it is a string, else "".
+func String(ctx context.Context, key string) string {
+	s, _ := Get(ctx, key).(string)
+	return s
+}
+
+// WithUserID sets the user id that travels with every call made from ctx.
+func WithUserID(ctx context.Context, id string) context.Context { return With(ctx, KeyUserID, id) }
+
+// UserID returns the user id carried by ctx, or "".
+func UserID(ctx context.Context) string { return String(ctx, KeyUserID) }
+
+// WithUserAgent sets the user agent that travels with every call made from ctx.
+func WithUserAgent(ctx context.Context, ua string) context.Context {
+	return With(ctx, KeyUserAgent, ua)
+}
+
+// UserAgent returns the user agent carried by ctx, or "".
+func UserAgent(ctx context.Context) string { return String(ctx, KeyUserAgent) }
+
+// WithLanguage sets the language that travels with every call made from ctx.
+func WithLanguage(ctx context.Context, lang string) context.Context {
+	return With(ctx, KeyLanguage, lang)
+}
+
+// Language returns the language carried by ctx, or "".
+func Language(ctx context.Context) string { return String(ctx, KeyLanguage) }
+
+// WithAuthToken sets the auth token that travels with every call made from ctx.
+func WithAuthToken(ctx context.Context, token string) context.Context {
+	return With(ctx, KeyAuthToken, token)
+}
+
+// AuthToken returns the auth token carried by ctx, or "".
+func AuthToken(ctx context.Context) string { return String(ctx, KeyAuthToken) }
+
+// CallIDStack returns the call-id stack carried by ctx, oldest first.
+func CallIDStack(ctx context.Context) []string {
+	return stringList(Get(ctx, KeyCallIDStack))
+}
+
+// PushCallID returns a context whose call-id stack ends with id and keeps at most
+// limit entries, the newest (nameko keeps PARENT_CALLS_TRACKED+1). limit <= 0 keeps all.
+func PushCallID(ctx context.Context, id string, limit int) context.Context {
+	stack := append(CallIDStack(ctx), id)
+	if limit > 0 && len(stack) > limit {
+		stack = stack[len(stack)-limit:]
+	}
+	return With(ctx, KeyCallIDStack, stack)
+}
+
+// Headers encodes d as AMQP headers, each item as "nameko.<key>".
+func Headers(d Data) map[string]any {
+	h := make(map[string]any, len(d))
+	for k, v := range d {
+		if v != nil {
+			h[HeaderPrefix+k] = v
+		}
+	}
+	return h
+}
+
+// FromHeaders decodes the context data in AMQP headers: every header that starts
+// with "nameko.", prefix stripped. Other headers are not context data.
+func FromHeaders(h map[string]any) Data {
+	d := Data{}
+	for k, v := range h {
+		if key, ok := strings.CutPrefix(k, HeaderPrefix); ok && key != "" && v != nil {
+			d[key] = v
+		}
+	}
+	return d
+}
+
+// stringList reads a list of strings as it arrives from JSON or AMQP ([]any) or
+// from Go code ([]string); anything else is an empty stack.
+func stringList(v any) []string {
+	switch l := v.(type) {
+	case []string:
+		return append([]string(nil), l...)
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, e := range l {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case string:
+		return []string{l}
+	}
+	return nil
+}

@@ -1,0 +1,417 @@
+package framework
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
+)
+
+// Defaults of the standard keys: what a service gets for a key that config.yaml, the environment and the
+// overrides all leave out.
+const (
+	DefaultAMQPURI                = "amqp://guest:guest@localhost:5672/" // AMQP_URI
+	DefaultRPCExchange            = "nameko-rpc"                         // RPC_EXCHANGE, shared with nameko
+	DefaultRPCTimeout             = 30 * time.Second                     // RPC_TIMEOUT
+	DefaultRPCMaxRetries          = 3                                    // RPC_RETRY_POLICY.MAX_RETRIES
+	DefaultRPCRetryIntervalStart  = 100 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_START
+	DefaultRPCRetryIntervalStep   = 200 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_STEP
+	DefaultRPCRetryIntervalMax    = time.Second                          // RPC_RETRY_POLICY.INTERVAL_MAX
+	DefaultReconnectIntervalStart = 100 * time.Millisecond               // RECONNECT.INTERVAL_START
+	DefaultReconnectIntervalMax   = 5 * time.Second                      // RECONNECT.INTERVAL_MAX
+	DefaultReconnectMaxElapsed    = time.Duration(0)                     // RECONNECT.MAX_ELAPSED: retry forever
+	DefaultMaxWorkers             = 10                                   // MAX_WORKERS, also the prefetch count
+	DefaultGracePeriod            = 10 * time.Second                     // GRACE_PERIOD
+	DefaultHeartbeat              = 60 * time.Second                     // HEARTBEAT
+	DefaultParentCallsTracked     = 10                                   // PARENT_CALLS_TRACKED
+	DefaultSerializer             = "json"                               // SERIALIZER, the only one supported
+	DefaultLogLevel               = slog.LevelInfo                       // LOG_LEVEL
+)
+
+// maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
+const maxPrefetch = 65535
+
+// configFileEnv names the environment variable that points at config.yaml; it is not a config key.
+const configFileEnv = "HYPHA_CONFIG"
+
+// Upper-case names of the standard keys, as they are stored after loading.
+const (
+	keyAMQPURI            = "AMQP_URI"
+	keyRPCExchange        = "RPC_EXCHANGE"
+	keyRPCTimeout         = "RPC_TIMEOUT"
+	keyRetryPolicy        = "RPC_RETRY_POLICY"
+	keyReconnect          = "RECONNECT"
+	keyMaxWorkers         = "MAX_WORKERS"
+	keyGracePeriod        = "GRACE_PERIOD"
+	keyHeartbeat          = "HEARTBEAT"
+	keyParentCallsTracked = "PARENT_CALLS_TRACKED"
+	keySerializer         = "SERIALIZER"
+	keyLogLevel           = "LOG_LEVEL"
+	keyMaxRetries         = "MAX_RETRIES"
+	keyIntervalStart      = "INTERVAL_START"
+	keyIntervalStep       = "INTERVAL_STEP"
+	keyIntervalMax        = "INTERVAL_MAX"
+	keyMaxElapsed         = "MAX_ELAPSED"
+)
+
+// The expected form of each kind of value, shared by the type checks at load and by Validate.
+const (
+	wantAMQPURI      = "an amqp:// or amqps:// URL"
+	wantExchange     = "a non-empty exchange name"
+	wantSecondsAbove = "seconds > 0"
+	wantSeconds      = "seconds >= 0"
+	wantCount        = "a whole number >= 0"
+	wantWorkers      = "a whole number >= 1"
+	wantSerializer   = `"json"`
+	wantLogLevel     = "debug, info, warn or error"
+)
+
+// Settings are the standard keys of config.yaml, typed and validated. Durations are written in
+// config.yaml as seconds (fractions allowed).
+type Settings struct {
+	AMQPURI            string          // AMQP_URI: the broker, an amqp:// or amqps:// URL
+	RPCExchange        string          // RPC_EXCHANGE (nameko: rpc_exchange): the RPC exchange
+	RPCTimeout         time.Duration   // RPC_TIMEOUT: a call's deadline when its context has none sooner; > 0
+	RPCRetryPolicy     RetryPolicy     // RPC_RETRY_POLICY: retries of a failed publish
+	Reconnect          ReconnectPolicy // RECONNECT: backoff after losing the broker
+	MaxWorkers         int             // MAX_WORKERS (max_workers): concurrent workers per service = prefetch
+	GracePeriod        time.Duration   // GRACE_PERIOD: time for in-flight work to finish on stop; >= 0
+	Heartbeat          time.Duration   // HEARTBEAT: AMQP heartbeat interval; 0 turns heartbeats off
+	ParentCallsTracked int             // PARENT_CALLS_TRACKED (parent_calls_tracked): call_id_stack keeps this many parents
+	Serializer         string          // SERIALIZER (serializer): only "json"
+	LogLevel           slog.Level      // LOG_LEVEL: debug, info, warn or error
+}
+
+// RetryPolicy is kombu's linear retry policy for publishing: after the n-th failure wait
+// IntervalStart + (n-1)*IntervalStep, at most IntervalMax, and give up after MaxRetries retries.
+type RetryPolicy struct {
+	MaxRetries    int           // MAX_RETRIES (max_retries); 0 means no retry
+	IntervalStart time.Duration // INTERVAL_START (interval_start)
+	IntervalStep  time.Duration // INTERVAL_STEP (interval_step)
+	IntervalMax   time.Duration // INTERVAL_MAX (interval_max)
+}
+
+// ReconnectPolicy is the exponential, jittered backoff used to reach the broker again: waits grow from
+// IntervalStart to IntervalMax, and stop after MaxElapsed in total, or never when MaxElapsed is 0.
+type ReconnectPolicy struct {
+	IntervalStart time.Duration // INTERVAL_START; > 0, or the backoff could never grow
+	IntervalMax   time.Duration // INTERVAL_MAX; >= IntervalStart
+	MaxElapsed    time.Duration // MAX_ELAPSED; 0 = retry forever
+}
+
+// DefaultSettings returns the settings a service runs with when config.yaml sets nothing.
+func DefaultSettings() Settings {
+	return Settings{
+		AMQPURI:     DefaultAMQPURI,
+		RPCExchange: DefaultRPCExchange,
+		RPCTimeout:  DefaultRPCTimeout,
+		RPCRetryPolicy: RetryPolicy{
+			MaxRetries:    DefaultRPCMaxRetries,
+			IntervalStart: DefaultRPCRetryIntervalStart,
+			IntervalStep:  DefaultRPCRetryIntervalStep,
+			IntervalMax:   DefaultRPCRetryIntervalMax,
+		},
+		Reconnect: ReconnectPolicy{
+			IntervalStart: DefaultReconnectIntervalStart,
+			IntervalMax:   DefaultReconnectIntervalMax,
+			MaxElapsed:    DefaultReconnectMaxElapsed,
+		},
+		MaxWorkers:         DefaultMaxWorkers,
+		GracePeriod:        DefaultGracePeriod,
+		Heartbeat:          DefaultHeartbeat,
+		ParentCallsTracked: DefaultParentCallsTracked,
+		Serializer:         DefaultSerializer,
+		LogLevel:           DefaultLogLevel,
+	}
+}
+
+// settingsMap is s as the upper-case key tree that config.yaml would hold, durations in seconds.
+func settingsMap(s Settings) map[string]any {
+	return map[string]any{
+		keyAMQPURI:     s.AMQPURI,
+		keyRPCExchange: s.RPCExchange,
+		keyRPCTimeout:  seconds(s.RPCTimeout),
+		keyRetryPolicy: map[string]any{
+			keyMaxRetries:    s.RPCRetryPolicy.MaxRetries,
+			keyIntervalStart: seconds(s.RPCRetryPolicy.IntervalStart),
+			keyIntervalStep:  seconds(s.RPCRetryPolicy.IntervalStep),
+			keyIntervalMax:   seconds(s.RPCRetryPolicy.IntervalMax),
+		},
+		keyReconnect: map[string]any{
+			keyIntervalStart: seconds(s.Reconnect.IntervalStart),
+			keyIntervalMax:   seconds(s.Reconnect.IntervalMax),
+			keyMaxElapsed:    seconds(s.Reconnect.MaxElapsed),
+		},
+		keyMaxWorkers:         s.MaxWorkers,
+		keyGracePeriod:        seconds(s.GracePeriod),
+		keyHeartbeat:          seconds(s.Heartbeat),
+		keyParentCallsTracked: s.ParentCallsTracked,
+		keySerializer:         s.Serializer,
+		keyLogLevel:           strings.ToLower(s.LogLevel.String()),
+	}
+}
+
+// Validate reports the first setting out of range, naming its key and the expected form, or nil.
+func (s Settings) Validate() error {
+	if err := validateAMQPURI(s.AMQPURI); err != nil {
+		return err
+	}
+	if err := s.RPCRetryPolicy.Validate(); err != nil {
+		return err
+	}
+	if err := s.Reconnect.Validate(); err != nil {
+		return err
+	}
+	if s.Serializer != DefaultSerializer {
+		return fmt.Errorf("config %s: only %s is supported, got %q", keySerializer, wantSerializer, s.Serializer)
+	}
+	if s.MaxWorkers > maxPrefetch {
+		return fmt.Errorf("config %s: want at most %d (AMQP's prefetch limit), got %d", keyMaxWorkers, maxPrefetch, s.MaxWorkers)
+	}
+	return firstInvalid([]check{
+		{s.RPCExchange == "", keyRPCExchange, wantExchange, `""`},
+		{s.RPCTimeout <= 0, keyRPCTimeout, wantSecondsAbove, secondsText(s.RPCTimeout)},
+		{s.MaxWorkers < 1, keyMaxWorkers, wantWorkers, strconv.Itoa(s.MaxWorkers)},
+		{s.GracePeriod < 0, keyGracePeriod, wantSeconds, secondsText(s.GracePeriod)},
+		{s.Heartbeat < 0, keyHeartbeat, wantSeconds, secondsText(s.Heartbeat)},
+		{s.ParentCallsTracked < 0, keyParentCallsTracked, wantCount, strconv.Itoa(s.ParentCallsTracked)},
+	})
+}
+
+// Validate reports the first field of RPC_RETRY_POLICY out of range, or nil.
+func (p RetryPolicy) Validate() error {
+	return firstInvalid([]check{
+		{p.MaxRetries < 0, keyRetryPolicy + "." + keyMaxRetries, wantCount, strconv.Itoa(p.MaxRetries)},
+		{p.IntervalStart < 0, keyRetryPolicy + "." + keyIntervalStart, wantSeconds, secondsText(p.IntervalStart)},
+		{p.IntervalStep < 0, keyRetryPolicy + "." + keyIntervalStep, wantSeconds, secondsText(p.IntervalStep)},
+		{p.IntervalMax < 0, keyRetryPolicy + "." + keyIntervalMax, wantSeconds, secondsText(p.IntervalMax)},
+	})
+}
+
+// Validate reports the first field of RECONNECT out of range, or nil.
+func (p ReconnectPolicy) Validate() error {
+	return firstInvalid([]check{
+		{p.IntervalStart <= 0, keyReconnect + "." + keyIntervalStart, wantSecondsAbove, secondsText(p.IntervalStart)},
+		{p.IntervalMax < p.IntervalStart, keyReconnect + "." + keyIntervalMax,
+			"seconds >= INTERVAL_START (" + secondsText(p.IntervalStart) + ")", secondsText(p.IntervalMax)},
+		{p.MaxElapsed < 0, keyReconnect + "." + keyMaxElapsed, wantSeconds + " (0 = forever)", secondsText(p.MaxElapsed)},
+	})
+}
+
+// check is one range rule of Validate: when bad, key wants want but holds got.
+type check struct {
+	bad            bool
+	key, want, got string
+}
+
+func firstInvalid(checks []check) error {
+	for _, c := range checks {
+		if c.bad {
+			return fmt.Errorf("config %s: want %s, got %s", c.key, c.want, c.got)
+		}
+	}
+	return nil
+}
+
+// validateAMQPURI checks the broker URL without ever echoing its password.
+func validateAMQPURI(uri string) error {
+	u, err := url.Parse(uri)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err // the wrapper repeats the URL, password included
+		}
+		return fmt.Errorf("config %s: want %s: %v", keyAMQPURI, wantAMQPURI, err)
+	}
+	if u.Scheme != "amqp" && u.Scheme != "amqps" || u.Opaque != "" {
+		return fmt.Errorf("config %s: want %s, got %q", keyAMQPURI, wantAMQPURI, u.Redacted())
+	}
+	return nil
+}
+
+// Config is a service's view of config.yaml: the typed Settings plus every other key, for the service's
+// own settings. Keys are matched case-insensitively. A Config is read-only once loaded and safe for
+// concurrent use; copies share the same keys. The zero Config has no keys and zero Settings.
+type Config struct {
+	Settings
+	k *koanf.Koanf
+}
+
+// LoadConfig reads the configuration in this order, each layer overriding the one before: the defaults;
+// the file (path if non-empty, else $HYPHA_CONFIG, else ./config.yaml if it exists, else none) with its
+// ${VAR} and ${VAR:default} expressions substituted; HYPHA_<KEY> environment variables, with "__"
+// between nesting levels; then overrides, whose top-level keys may be dotted paths. It fails, naming the
+// key, on a missing file, an unset ${VAR} without default, a key spelled twice with different values, or
+// a standard key whose value does not validate.
+func LoadConfig(path string, overrides map[string]any) (Config, error) {
+	file, err := fileLayer(path)
+	if err != nil {
+		return Config{}, err
+	}
+	env, err := envLayer()
+	if err != nil {
+		return Config{}, err
+	}
+	code, err := overridesLayer(overrides)
+	if err != nil {
+		return Config{}, err
+	}
+	k := koanf.New(".")
+	for _, layer := range []map[string]any{settingsMap(DefaultSettings()), file, env, code} {
+		if err := k.Load(confmap.Provider(layer, ""), nil); err != nil {
+			return Config{}, fmt.Errorf("config: merge: %w", err)
+		}
+	}
+	s, err := readSettings(k)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{Settings: s, k: k}, nil
+}
+
+// fileLayer finds and reads the config file; no file at all gives an empty layer.
+func fileLayer(path string) (map[string]any, error) {
+	hint := "check the path given with --config"
+	if path == "" {
+		path, hint = os.Getenv(configFileEnv), "fix or unset "+configFileEnv
+	}
+	if path == "" {
+		if _, err := os.Stat("config.yaml"); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		path, hint = "config.yaml", "make it readable"
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("config: file %q does not exist; %s", path, hint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: read %q: %w; %s", path, err, hint)
+	}
+	return parseFile(path, b)
+}
+
+// Get returns the value at key, a dotted path matched case-insensitively ("my_section.my_key"), or nil
+// when it is absent; "" returns the whole configuration. Maps and lists are copies.
+func (c Config) Get(key string) any {
+	if c.k == nil {
+		return nil
+	}
+	return c.k.Get(strings.ToUpper(key))
+}
+
+// Exists reports whether key is present, even if its value is null.
+func (c Config) Exists(key string) bool {
+	return c.k != nil && c.k.Exists(strings.ToUpper(key))
+}
+
+// String returns the value at key as text (numbers and booleans formatted), or "" when it is absent.
+func (c Config) String(key string) string {
+	switch v := c.Get(key).(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// Int returns the value at key as an int, or 0 when it is absent or not a whole number ("5" counts).
+func (c Config) Int(key string) int {
+	n, _ := toWhole(c.Get(key))
+	return n
+}
+
+// Bool returns the value at key as a bool, or false when it is absent or not a boolean; strings are
+// read by strconv.ParseBool.
+func (c Config) Bool(key string) bool {
+	switch v := c.Get(key).(type) {
+	case bool:
+		return v
+	case string:
+		b, _ := strconv.ParseBool(strings.TrimSpace(v))
+		return b
+	}
+	return false
+}
+
+// Unmarshal decodes the value at key ("" for the whole configuration) into out, a pointer to a struct,
+// map or scalar. Struct fields match keys case-insensitively by their `yaml` tag or else their name;
+// numbers decode into time.Duration as seconds, strings as Go durations ("1m30s"). Out is left
+// untouched when key is absent.
+func (c Config) Unmarshal(key string, out any) error {
+	k := c.k
+	if k == nil {
+		k = koanf.New(".")
+	}
+	err := k.UnmarshalWithConf(strings.ToUpper(key), out, koanf.UnmarshalConf{
+		Tag: "yaml",
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				secondsHook,
+				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.TextUnmarshallerHookFunc()),
+			WeaklyTypedInput: true,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("config %s: %w", cmp.Or(strings.ToUpper(key), "(all keys)"), err)
+	}
+	return nil
+}
+
+// secondsHook decodes a number, or a string holding one, into a time.Duration of that many seconds.
+func secondsHook(_, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	if _, ok := toFloat(data); !ok {
+		return data, nil // a Go duration string ("1m30s") is left to the next hook
+	}
+	d, ok := toDuration(data)
+	if !ok {
+		return nil, fmt.Errorf("%v seconds is out of range", data)
+	}
+	return d, nil
+}
+
+// ConfigPath returns the value of `--config PATH` or `--config=PATH` (one dash works too) in args,
+// typically os.Args[1:]; the last one wins, arguments after "--" are not looked at, and "" means the
+// flag is absent. A flag without a path is an error.
+func ConfigPath(args []string) (string, error) {
+	errNoPath := errors.New("--config needs a file path")
+	path := ""
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--" {
+			break
+		}
+		flag, value, hasValue := strings.Cut(args[i], "=")
+		if flag != "--config" && flag != "-config" {
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) || strings.HasPrefix(args[i+1], "-") {
+				return "", errNoPath
+			}
+			i++
+			value = args[i]
+		}
+		if value == "" {
+			return "", errNoPath
+		}
+		path = value
+	}
+	return path, nil
+}

@@ -1,0 +1,405 @@
+package framework
+
+import (
+	"log/slog"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// isolateConfig runs the test in an empty directory with no HYPHA_* variables and no AMQP_URI, so the
+// developer's environment cannot leak into the result.
+func isolateConfig(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix) || name == "AMQP_URI" {
+			t.Setenv(name, "") // restores the variable after the test
+			os.Unsetenv(name)
+		}
+	}
+	t.Chdir(t.TempDir())
+}
+
+func writeConfig(t *testing.T, name, text string) string {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func setEnv(t *testing.T, env map[string]string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+}
+
+func wantErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && err == nil:
+		t.Fatalf("no error, want %q", want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Fatalf("error %q, want it to contain %q", err, want)
+	}
+}
+
+func TestConfigPath(t *testing.T) {
+	const missing = "--config needs a file path"
+	tests := []struct {
+		args []string
+		want string
+		err  string
+	}{
+		{nil, "", ""},
+		{[]string{"serve", "-v"}, "", ""},
+		{[]string{"--config", "a.yaml"}, "a.yaml", ""},
+		{[]string{"--config=a.yaml", "-v"}, "a.yaml", ""},
+		{[]string{"-config", "a.yaml"}, "a.yaml", ""},
+		{[]string{"--config=a.yaml", "--config", "b.yaml"}, "b.yaml", ""},
+		{[]string{"--configure", "x"}, "", ""},
+		{[]string{"--", "--config", "a.yaml"}, "", ""},
+		{[]string{"--config"}, "", missing},
+		{[]string{"--config="}, "", missing},
+		{[]string{"--config", "--verbose"}, "", missing},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			got, err := ConfigPath(tt.args)
+			wantErr(t, err, tt.err)
+			if got != tt.want {
+				t.Fatalf("ConfigPath(%q) = %q, want %q", tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigFindsFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   map[string]string // file name -> MAX_WORKERS it sets
+		path    string
+		envFile string // $HYPHA_CONFIG
+		want    int
+		err     string
+	}{
+		{name: "no file means defaults", want: DefaultMaxWorkers},
+		{name: "./config.yaml", files: map[string]string{"config.yaml": "2"}, want: 2},
+		{name: "HYPHA_CONFIG beats ./config.yaml", files: map[string]string{"config.yaml": "2", "env.yaml": "3"},
+			envFile: "env.yaml", want: 3},
+		{name: "path beats HYPHA_CONFIG", files: map[string]string{"env.yaml": "3", "arg.yaml": "4"},
+			envFile: "env.yaml", path: "arg.yaml", want: 4},
+		{name: "missing path", files: map[string]string{"config.yaml": "2"}, path: "nope.yaml",
+			err: `config: file "nope.yaml" does not exist; check the path given with --config`},
+		{name: "missing HYPHA_CONFIG", files: map[string]string{"config.yaml": "2"}, envFile: "gone.yaml",
+			err: `config: file "gone.yaml" does not exist; fix or unset HYPHA_CONFIG`},
+		{name: "empty file", files: map[string]string{"config.yaml": ""}, want: DefaultMaxWorkers},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateConfig(t)
+			for name, workers := range tt.files {
+				text := "MAX_WORKERS: " + workers + "\n"
+				if workers == "" {
+					text = "# nothing yet\n"
+				}
+				writeConfig(t, name, text)
+			}
+			if tt.envFile != "" {
+				t.Setenv("HYPHA_CONFIG", tt.envFile)
+			}
+			c, err := LoadConfig(tt.path, nil)
+			wantErr(t, err, tt.err)
+			if err == nil && c.MaxWorkers != tt.want {
+				t.Fatalf("MaxWorkers = %d, want %d", c.MaxWorkers, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigSubstitutes(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		key  string
+		want any
+		err  string
+	}{
+		{name: "default keeps its type", yaml: "MAX_WORKERS: ${W:7}", key: "max_workers", want: 7},
+		{name: "variable keeps its type", yaml: "MAX_WORKERS: ${W:7}", env: map[string]string{"W": "4"}, key: "MAX_WORKERS", want: 4},
+		{name: "bool", yaml: "FLAG: ${F:true}", key: "FLAG", want: true},
+		{name: "float", yaml: "RATIO: ${R:0.5}", key: "RATIO", want: 0.5},
+		{name: "null", yaml: "NOTHING: ${N:null}", key: "NOTHING", want: nil},
+		{name: "empty default is null", yaml: "NOTHING: ${N:}", key: "NOTHING", want: nil},
+		{name: "set but empty", yaml: "TEXT: x${N}y", env: map[string]string{"N": ""}, key: "TEXT", want: "xy"},
+		{name: "plain text stays text", yaml: "NAME: ${N:calculator}", key: "NAME", want: "calculator"},
+		{name: "timestamp stays text", yaml: "DAY: ${D:2001-12-14}", key: "DAY", want: "2001-12-14"},
+		{name: "embedded stays text", yaml: "V: v${N:1}", key: "V", want: "v1"},
+		{name: "two expressions stay text", yaml: "V: ${A:1}${B:2}", key: "V", want: "12"},
+		{name: "several in one string", yaml: "URL: http://${HOST:localhost}:${PORT:80}/x", env: map[string]string{"PORT": "8080"},
+			key: "URL", want: "http://localhost:8080/x"},
+		{name: "explicit !!str stays text", yaml: "V: !!str ${N:5}", key: "V", want: "5"},
+		{name: "alias sees the substituted anchor", yaml: "A: &w ${W:5}\nB: *w", key: "B", want: 5},
+		{name: "quoted stays text", yaml: `V: "${N:5}"`, key: "V", want: "5"},
+		{name: "nameko !env_var retypes", yaml: `V: !env_var "${N:5}"`, key: "V", want: 5},
+		{name: "nameko !raw_env_var keeps text", yaml: `V: !raw_env_var ${N:5}`, key: "V", want: "5"},
+		{name: "default holds colons", yaml: "AMQP_URI: ${AMQP_URI:amqp://u:p@h:5672/v}", key: "AMQP_URI", want: "amqp://u:p@h:5672/v"},
+		{name: "variable beats default", yaml: "AMQP_URI: ${AMQP_URI:amqp://u:p@h:5672/v}", env: map[string]string{"AMQP_URI": "amqps://b/"},
+			key: "AMQP_URI", want: "amqps://b/"},
+		{name: "nested keys and lists", yaml: "MINE:\n  list:\n    - ${A:1}\n    - x${B:2}", key: "mine.list", want: []any{1, "x2"}},
+		{name: "unset without default", yaml: "MINE:\n  dsn: ${DSN_FOR_TEST}",
+			err: "config MINE.DSN: environment variable DSN_FOR_TEST is not set and ${DSN_FOR_TEST} has no default"},
+		{name: "unset in a list", yaml: "L:\n  - a\n  - ${NOPE_FOR_TEST}", err: "config L[1]: environment variable NOPE_FOR_TEST"},
+		{name: "nested expression", yaml: "V: ${A:${B}}", err: `config V: cannot read "${A:${B}"`},
+		{name: "typed value is validated", yaml: "MAX_WORKERS: ${W:0}", err: "config MAX_WORKERS: want a whole number >= 1, got 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateConfig(t)
+			setEnv(t, tt.env)
+			c, err := LoadConfig(writeConfig(t, "c.yaml", tt.yaml+"\n"), nil)
+			wantErr(t, err, tt.err)
+			if err != nil {
+				return
+			}
+			if got := c.Get(tt.key); !reflect.DeepEqual(got, tt.want) || !c.Exists(tt.key) {
+				t.Fatalf("Get(%q) = %#v, want %#v", tt.key, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigKeysAreCaseInsensitive(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want func(Settings) bool
+		err  string
+	}{
+		{name: "nameko spellings", yaml: "rpc_exchange: x\nmax_workers: 3\nparent_calls_tracked: 2\nserializer: json",
+			want: func(s Settings) bool { return s.RPCExchange == "x" && s.MaxWorkers == 3 && s.ParentCallsTracked == 2 }},
+		{name: "lower-case nested keys", yaml: "rpc_retry_policy:\n  MAX_retries: 7\nreconnect: {interval_max: 9}",
+			want: func(s Settings) bool {
+				return s.RPCRetryPolicy.MaxRetries == 7 && s.RPCRetryPolicy.IntervalMax == DefaultRPCRetryIntervalMax &&
+					s.Reconnect.IntervalMax == 9*time.Second
+			}},
+		{name: "both spellings, same value", yaml: "rpc_exchange: x\nRPC_EXCHANGE: x",
+			want: func(s Settings) bool { return s.RPCExchange == "x" }},
+		{name: "both spellings, different values", yaml: "rpc_exchange: x\nRPC_EXCHANGE: y",
+			err: `config RPC_EXCHANGE: set twice with different values, as "RPC_EXCHANGE" and "rpc_exchange"; keep one`},
+		{name: "same spelling twice", yaml: "A: 1\nA: 1", err: `config: parse "c.yaml": yaml: unmarshal errors:`},
+		{name: "nested, different values", yaml: "RPC_RETRY_POLICY:\n  max_retries: 1\n  Max_Retries: 2",
+			err: `config RPC_RETRY_POLICY.MAX_RETRIES: set twice with different values, as "Max_Retries" and "max_retries"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateConfig(t)
+			c, err := LoadConfig(writeConfig(t, "c.yaml", tt.yaml+"\n"), nil)
+			wantErr(t, err, tt.err)
+			if err == nil && !tt.want(c.Settings) {
+				t.Fatalf("unexpected settings %+v", c.Settings)
+			}
+		})
+	}
+}
+
+func TestLoadConfigLayers(t *testing.T) {
+	const file = "MAX_WORKERS: 2\nRPC_RETRY_POLICY:\n  max_retries: 1\n  interval_max: 3\nMINE:\n  name: from-file\n"
+	tests := []struct {
+		name      string
+		env       map[string]string
+		overrides map[string]any
+		key       string
+		want      any
+	}{
+		{name: "file beats defaults", key: "MAX_WORKERS", want: 2},
+		{name: "env beats file", env: map[string]string{"HYPHA_MAX_WORKERS": "4"}, key: "MAX_WORKERS", want: 4},
+		{name: "env nests with __", env: map[string]string{"HYPHA_RPC_RETRY_POLICY__MAX_RETRIES": "5"},
+			key: "rpc_retry_policy.max_retries", want: 5},
+		{name: "env leaves sibling keys", env: map[string]string{"HYPHA_RPC_RETRY_POLICY__MAX_RETRIES": "5"},
+			key: "RPC_RETRY_POLICY.INTERVAL_MAX", want: 3},
+		{name: "env values are typed", env: map[string]string{"HYPHA_MINE__ON": "true"}, key: "MINE.ON", want: true},
+		{name: "env text stays text", env: map[string]string{"HYPHA_MINE__NAME": "from-env"}, key: "MINE.NAME", want: "from-env"},
+		{name: "HYPHA_CONFIG is not a key", env: map[string]string{"HYPHA_CONFIG": "c.yaml"}, key: "CONFIG", want: nil},
+		{name: "overrides beat env", env: map[string]string{"HYPHA_MAX_WORKERS": "4"}, overrides: map[string]any{"max_workers": 6},
+			key: "MAX_WORKERS", want: 6},
+		{name: "dotted overrides", overrides: map[string]any{"rpc_retry_policy.MAX_RETRIES": 8},
+			key: "RPC_RETRY_POLICY.MAX_RETRIES", want: 8},
+		{name: "nested overrides", overrides: map[string]any{"Mine": map[string]any{"Name": "code"}}, key: "mine.name", want: "code"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateConfig(t)
+			setEnv(t, tt.env)
+			c, err := LoadConfig(writeConfig(t, "c.yaml", file), tt.overrides)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Get(tt.key); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Get(%q) = %#v, want %#v", tt.key, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigRejectsBadValues(t *testing.T) {
+	tests := []struct {
+		key   string
+		value any
+		err   string
+	}{
+		{"MAX_WORKERS", "ten", `config MAX_WORKERS: want a whole number >= 1, got "ten"`},
+		{"MAX_WORKERS", 0, "config MAX_WORKERS: want a whole number >= 1, got 0"},
+		{"MAX_WORKERS", 2.5, "config MAX_WORKERS: want a whole number >= 1, got 2.5"},
+		{"MAX_WORKERS", nil, "config MAX_WORKERS: want a whole number >= 1, got null"},
+		{"MAX_WORKERS", 70000, "config MAX_WORKERS: want at most 65535 (AMQP's prefetch limit), got 70000"},
+		{"RPC_TIMEOUT", -1, "config RPC_TIMEOUT: want seconds > 0, got -1"},
+		{"RPC_TIMEOUT", "soon", `config RPC_TIMEOUT: want seconds > 0, got "soon"`},
+		{"RPC_TIMEOUT", math.Inf(1), "config RPC_TIMEOUT: want seconds > 0, got +Inf"},
+		{"SERIALIZER", "pickle", `config SERIALIZER: only "json" is supported, got "pickle"`},
+		{"LOG_LEVEL", "loud", `config LOG_LEVEL: want debug, info, warn or error, got "loud"`},
+		{"AMQP_URI", "http://u:secret@host/", `config AMQP_URI: want an amqp:// or amqps:// URL, got "http://u:xxxxx@host/"`},
+		{"AMQP_URI", "amqp://u:secret@host:port/", `config AMQP_URI: want an amqp:// or amqps:// URL: invalid port`},
+		{"AMQP_URI", 5, "config AMQP_URI: want an amqp:// or amqps:// URL, got 5"},
+		{"RPC_EXCHANGE", "", `config RPC_EXCHANGE: want a non-empty exchange name, got ""`},
+		{"RPC_RETRY_POLICY", 5, "config RPC_RETRY_POLICY: want a mapping of MAX_RETRIES, INTERVAL_START, INTERVAL_STEP, INTERVAL_MAX, got 5"},
+		{"rpc_retry_policy.max_retry", 5, "config RPC_RETRY_POLICY.MAX_RETRY: unknown key; RPC_RETRY_POLICY holds only MAX_RETRIES"},
+		{"rpc_retry_policy.max_retries", -1, "config RPC_RETRY_POLICY.MAX_RETRIES: want a whole number >= 0, got -1"},
+		{"rpc_retry_policy.interval_step", -0.5, "config RPC_RETRY_POLICY.INTERVAL_STEP: want seconds >= 0, got -0.5"},
+		{"RECONNECT.INTERVAL_START", 0, "config RECONNECT.INTERVAL_START: want seconds > 0, got 0"},
+		{"RECONNECT.INTERVAL_MAX", 0.05, "config RECONNECT.INTERVAL_MAX: want seconds >= INTERVAL_START (0.1), got 0.05"},
+		{"RECONNECT.MAX_ELAPSED", -1, "config RECONNECT.MAX_ELAPSED: want seconds >= 0 (0 = forever), got -1"},
+		{"GRACE_PERIOD", -1, "config GRACE_PERIOD: want seconds >= 0, got -1"},
+		{"HEARTBEAT", true, "config HEARTBEAT: want seconds >= 0, got true"},
+		{"PARENT_CALLS_TRACKED", -1, "config PARENT_CALLS_TRACKED: want a whole number >= 0, got -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			isolateConfig(t)
+			_, err := LoadConfig("", map[string]any{tt.key: tt.value})
+			wantErr(t, err, tt.err)
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigAcceptsLooseForms(t *testing.T) {
+	isolateConfig(t)
+	t.Setenv("HYPHA_LOG_LEVEL", "WARNING")
+	c, err := LoadConfig("", map[string]any{"max_workers": "5", "RPC_TIMEOUT": "2.5", "serializer": "JSON", "HEARTBEAT": 0,
+		"GRACE_PERIOD": 3 * time.Second, "rpc_retry_policy.interval_max": 2.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Settings
+	if s.MaxWorkers != 5 || s.RPCTimeout != 2500*time.Millisecond || s.Serializer != "json" || s.Heartbeat != 0 ||
+		s.LogLevel != slog.LevelWarn || s.GracePeriod != 3*time.Second || s.RPCRetryPolicy.IntervalMax != 2*time.Second {
+		t.Fatalf("unexpected settings %+v", s)
+	}
+}
+
+func TestConfigSettingsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Settings)
+		err    string
+	}{
+		{"defaults", func(*Settings) {}, ""},
+		{"amqps", func(s *Settings) { s.AMQPURI = "amqps://h:5671/v" }, ""},
+		{"no scheme", func(s *Settings) { s.AMQPURI = "localhost:5672" }, "config AMQP_URI: want an amqp:// or amqps:// URL"},
+		{"timeout", func(s *Settings) { s.RPCTimeout = 0 }, "config RPC_TIMEOUT: want seconds > 0, got 0"},
+		{"retries", func(s *Settings) { s.RPCRetryPolicy.MaxRetries = -2 }, "config RPC_RETRY_POLICY.MAX_RETRIES"},
+		{"reconnect", func(s *Settings) { s.Reconnect.IntervalStart = 0 }, "config RECONNECT.INTERVAL_START"},
+		{"workers", func(s *Settings) { s.MaxWorkers = 0 }, "config MAX_WORKERS: want a whole number >= 1, got 0"},
+		{"serializer", func(s *Settings) { s.Serializer = "" }, `config SERIALIZER: only "json" is supported, got ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := DefaultSettings()
+			tt.change(&s)
+			wantErr(t, s.Validate(), tt.err)
+		})
+	}
+}
+
+func TestConfigReadsServiceKeys(t *testing.T) {
+	isolateConfig(t)
+	const file = "MAX_WORKERS: 3\nusers:\n  db_dsn: postgres://db\n  cache_ttl: 1.5\n  pool: \"8\"\n  debug: \"true\"\n" +
+		"  tags: [a, b]\n  retry: {backoff: 2m}\n"
+	c, err := LoadConfig(writeConfig(t, "c.yaml", file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		got, want any
+	}{
+		{"String", c.String("Users.DB_DSN"), "postgres://db"},
+		{"String of a number", c.String("users.cache_ttl"), "1.5"},
+		{"String absent", c.String("users.nope"), ""},
+		{"Int from text", c.Int("users.pool"), 8},
+		{"Int of a fraction", c.Int("users.cache_ttl"), 0},
+		{"Bool from text", c.Bool("users.debug"), true},
+		{"Exists", c.Exists("USERS.TAGS"), true},
+		{"Exists absent", c.Exists("users.nope"), false},
+		{"Get list", c.Get("users.tags"), []any{"a", "b"}},
+		{"Get standard key", c.Get("max_workers"), 3},
+		{"zero Config", Config{}.Get("users"), nil},
+	} {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("%s: got %#v, want %#v", tt.name, tt.got, tt.want)
+		}
+	}
+	var users struct {
+		DSN      string        `yaml:"db_dsn"`
+		CacheTTL time.Duration `yaml:"cache_ttl"`
+		Pool     int
+		Tags     []string
+		Retry    struct{ Backoff time.Duration }
+		Grace    time.Duration `yaml:"grace_period"`
+	}
+	if err := c.Unmarshal("USERS", &users); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unmarshal("", &users); err != nil || users.Grace != DefaultGracePeriod {
+		t.Fatalf("Unmarshal of the whole config: %v, grace period %v", err, users.Grace)
+	}
+	if users.DSN != "postgres://db" || users.CacheTTL != 1500*time.Millisecond || users.Pool != 8 ||
+		!slices.Equal(users.Tags, []string{"a", "b"}) || users.Retry.Backoff != 2*time.Minute {
+		t.Fatalf("Unmarshal gave %+v", users)
+	}
+}
+
+// TestRepoConfigYAMLIsTheDefaults keeps the shipped config.yaml and the Default constants in step.
+func TestRepoConfigYAMLIsTheDefaults(t *testing.T) {
+	path, err := filepath.Abs(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	isolateConfig(t)
+	c, err := LoadConfig(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Settings != DefaultSettings() {
+		t.Fatalf("config.yaml gives\n%+v\nthe defaults are\n%+v", c.Settings, DefaultSettings())
+	}
+	all, _ := c.Get("").(map[string]any)
+	got, want := slices.Sorted(maps.Keys(all)), slices.Sorted(maps.Keys(settingsMap(DefaultSettings())))
+	if !slices.Equal(got, want) {
+		t.Fatalf("config.yaml has keys %v, want exactly %v", got, want)
+	}
+}

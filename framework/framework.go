@@ -1,0 +1,214 @@
+// Package framework runs Hypha services: it builds one go.uber.org/fx app in
+// which each service is a module of its own, injects its dependencies (its
+// Config, a *slog.Logger, and proxies to the services it calls), wires its
+// entrypoints to RabbitMQ and runs until SIGINT or SIGTERM.
+//
+//	func main() {
+//		framework.Run(framework.Service("calculator", NewCalculator))
+//	}
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/amqp"
+)
+
+// startTimeout bounds connecting and declaring everything at start.
+const startTimeout = 30 * time.Second
+
+// stopMargin is the time Stop allows beyond GRACE_PERIOD to close connections.
+const stopMargin = 5 * time.Second
+
+// Option configures an app built by New or Run.
+type Option interface{ apply(*appConfig) }
+
+type optionFunc func(*appConfig)
+
+func (f optionFunc) apply(c *appConfig) { f(c) }
+
+type appConfig struct {
+	services   []*serviceDef
+	configPath string
+	overrides  map[string]any
+	logger     *slog.Logger
+	fxOptions  []fx.Option
+	serverICs  []rpc.ServerInterceptor
+	clientICs  []rpc.ClientInterceptor
+}
+
+// ConfigFile reads config from path instead of $HYPHA_CONFIG or ./config.yaml.
+func ConfigFile(path string) Option {
+	return optionFunc(func(c *appConfig) { c.configPath = path })
+}
+
+// ConfigValues overrides config keys (dotted or nested, any case) over the
+// file and the environment: for tests and for code that computes settings.
+func ConfigValues(values map[string]any) Option {
+	return optionFunc(func(c *appConfig) {
+		if c.overrides == nil {
+			c.overrides = map[string]any{}
+		}
+		for k, v := range values {
+			c.overrides[k] = v
+		}
+	})
+}
+
+// WithLogger sends the app's logs to l instead of a text handler on stderr at LOG_LEVEL.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *appConfig) { c.logger = l })
+}
+
+// Options adds fx options to the app, for dependencies shared by every
+// service or for embedding Hypha in a larger fx app.
+func Options(opts ...fx.Option) Option {
+	return optionFunc(func(c *appConfig) { c.fxOptions = append(c.fxOptions, opts...) })
+}
+
+// ServerInterceptors wrap every call every service of the app handles, in the
+// order given (the first is outermost).
+func ServerInterceptors(ics ...rpc.ServerInterceptor) Option {
+	return optionFunc(func(c *appConfig) { c.serverICs = append(c.serverICs, ics...) })
+}
+
+// ClientInterceptors wrap every call every service of the app makes through
+// its proxies, in the order given (the first is outermost).
+func ClientInterceptors(ics ...rpc.ClientInterceptor) Option {
+	return optionFunc(func(c *appConfig) { c.clientICs = append(c.clientICs, ics...) })
+}
+
+// App is a set of services that starts and stops together.
+type App struct {
+	fx     *fx.App
+	config Config
+	log    *slog.Logger
+}
+
+// New builds the app: it loads config, checks every service's constructor and
+// registrations, and returns an app ready to Start. Nothing connects yet.
+func New(opts ...Option) (*App, error) {
+	var ac appConfig
+	for _, o := range opts {
+		o.apply(&ac)
+	}
+	if len(ac.services) == 0 {
+		return nil, errors.New("hypha: no services: pass framework.Service(name, constructor) for each")
+	}
+	cfg, err := LoadConfig(ac.configPath, ac.overrides)
+	if err != nil {
+		return nil, err
+	}
+	log := ac.logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	seen := map[string]bool{}
+	fxOpts := []fx.Option{
+		fx.WithLogger(func() fxevent.Logger {
+			l := &fxevent.SlogLogger{Logger: log}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
+		fx.StartTimeout(startTimeout),
+		fx.StopTimeout(cfg.GracePeriod + stopMargin),
+		fx.Provide(func(lc fx.Lifecycle) *connection { return newConnection(lc, cfg, log) }),
+	}
+	for _, s := range ac.services {
+		if seen[s.name] {
+			return nil, fmt.Errorf("hypha: service %q is given twice", s.name)
+		}
+		seen[s.name] = true
+		mod, err := s.module(cfg, log, &ac)
+		if err != nil {
+			return nil, err
+		}
+		fxOpts = append(fxOpts, mod)
+	}
+	fxOpts = append(fxOpts, ac.fxOptions...)
+	app := fx.New(fxOpts...)
+	if err := app.Err(); err != nil {
+		return nil, fmt.Errorf("hypha: %w", err)
+	}
+	return &App{fx: app, config: cfg, log: log}, nil
+}
+
+// Start connects to the broker and starts every service's consumers.
+func (a *App) Start(ctx context.Context) error { return a.fx.Start(ctx) }
+
+// Stop stops every service gracefully: stop consuming, let running workers
+// finish within GRACE_PERIOD and reply, then close the connection.
+func (a *App) Stop(ctx context.Context) error { return a.fx.Stop(ctx) }
+
+// Config is the configuration the app was built with.
+func (a *App) Config() Config { return a.config }
+
+// Run builds the app, starts it, and blocks until SIGINT or SIGTERM, then stops
+// it gracefully. It reads the config file from a --config PATH argument when
+// given. When the app cannot start it prints why and exits with status 1.
+func Run(opts ...Option) {
+	path, err := ConfigPath(os.Args[1:])
+	if err != nil {
+		fail(err)
+	}
+	if path != "" {
+		opts = append([]Option{ConfigFile(path)}, opts...)
+	}
+	app, err := New(opts...)
+	if err != nil {
+		fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	err = app.Start(ctx)
+	cancel()
+	if err != nil {
+		fail(err)
+	}
+	sigs, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	<-sigs.Done()
+	stopSignals()
+	app.log.Info("hypha: stopping", "grace_period", app.config.GracePeriod)
+	ctx, cancel = context.WithTimeout(context.Background(), app.config.GracePeriod+stopMargin)
+	defer cancel()
+	if err := app.Stop(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "hypha: stopped with errors:", err)
+		os.Exit(1)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "hypha: cannot start:", err)
+	os.Exit(1)
+}
+
+// connection is the app's one broker connection, opened on start and closed
+// after every service has stopped.
+type connection struct{ broker *amqp.Broker }
+
+func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger) *connection {
+	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{Heartbeat: heartbeat(cfg.Heartbeat), Name: "hypha", Logger: log})}
+	lc.Append(fx.Hook{
+		OnStart: c.broker.Connect,
+		OnStop:  func(context.Context) error { return c.broker.Close() },
+	})
+	return c
+}
+
+// heartbeat maps config's 0 (no heartbeat) onto amqp.Options' negative.
+func heartbeat(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

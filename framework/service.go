@@ -1,0 +1,215 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+
+	"go.uber.org/fx"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/rpc"
+)
+
+// serviceDef is one service given to Service.
+type serviceDef struct {
+	name        string
+	constructor any
+	extra       []fx.Option
+}
+
+// Service adds a service named name, built by constructor: a function whose
+// parameters fx injects and whose first result implements
+// entrypoint.Registrar (it may return an error second). The constructor can
+// ask for the service's Config, its *slog.Logger, and proxies to other
+// services, declared as tagged fields of an fx.In struct:
+//
+//	type deps struct {
+//		fx.In
+//		Calc *rpc.Proxy `name:"calculator"`
+//	}
+//
+// Everything provided to a service is its own: two services in one app each
+// get their own proxies, reply queue and logger. extra fx options are added to
+// the service's module.
+func Service(name string, constructor any, extra ...fx.Option) Option {
+	return optionFunc(func(c *appConfig) {
+		c.services = append(c.services, &serviceDef{name: name, constructor: constructor, extra: extra})
+	})
+}
+
+var (
+	registrarType = reflect.TypeFor[entrypoint.Registrar]()
+	proxyType     = reflect.TypeFor[*rpc.Proxy]()
+	fxInType      = reflect.TypeFor[fx.In]()
+	lifecycleType = reflect.TypeFor[fx.Lifecycle]()
+	runtimeType   = reflect.TypeFor[*serviceRuntime]()
+)
+
+// module is the service's fx.Module: its private logger, config, proxies and
+// constructor, and an invoke that registers its entrypoints and hooks its
+// start and stop into the app's lifecycle.
+func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Option, error) {
+	if s.name == "" {
+		return nil, errors.New("hypha: a service needs a name")
+	}
+	ctor := reflect.ValueOf(s.constructor)
+	if ctor.Kind() != reflect.Func || ctor.Type().NumOut() == 0 {
+		return nil, fmt.Errorf("hypha: service %q: the constructor must be a function returning the service, got %T", s.name, s.constructor)
+	}
+	svcType := ctor.Type().Out(0)
+	if !svcType.Implements(registrarType) {
+		return nil, fmt.Errorf("hypha: service %q: %s has no Register(*entrypoint.Registry) method: add one that registers its entrypoints", s.name, svcType)
+	}
+	proxies, err := proxiesOf(s.name, ctor.Type())
+	if err != nil {
+		return nil, err
+	}
+	svcLog := log.With("service", s.name)
+	opts := []fx.Option{
+		fx.Supply(fx.Private, cfg),
+		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
+		fx.Provide(fx.Private, func(conn *connection) *serviceRuntime {
+			return newServiceRuntime(s.name, cfg, svcLog, conn, ac, len(proxies) > 0)
+		}),
+		fx.Provide(fx.Private, s.constructor),
+	}
+	for _, target := range proxies {
+		opts = append(opts, fx.Provide(fx.Private, fx.Annotate(
+			func(rt *serviceRuntime) *rpc.Proxy { return rt.client.Proxy(target) },
+			fx.ResultTags(fmt.Sprintf("name:%q", target)),
+		)))
+	}
+	opts = append(opts, s.extra...)
+	opts = append(opts, fx.Invoke(s.invoker(svcType)))
+	return fx.Module(s.name, opts...), nil
+}
+
+// invoker builds func(svc <svcType>, rt *serviceRuntime, lc fx.Lifecycle) error,
+// which fx calls with the constructed service.
+func (s *serviceDef) invoker(svcType reflect.Type) any {
+	fnType := reflect.FuncOf([]reflect.Type{svcType, runtimeType, lifecycleType}, []reflect.Type{reflect.TypeFor[error]()}, false)
+	return reflect.MakeFunc(fnType, func(args []reflect.Value) []reflect.Value {
+		svc := args[0].Interface().(entrypoint.Registrar)
+		rt := args[1].Interface().(*serviceRuntime)
+		lc := args[2].Interface().(fx.Lifecycle)
+		err := rt.register(svc)
+		if err == nil {
+			lc.Append(fx.Hook{OnStart: rt.start, OnStop: rt.stop})
+		}
+		errV := reflect.New(reflect.TypeFor[error]()).Elem()
+		if err != nil {
+			errV.Set(reflect.ValueOf(err))
+		}
+		return []reflect.Value{errV}
+	}).Interface()
+}
+
+// proxiesOf finds the services a constructor calls: the `name` tags of the
+// *rpc.Proxy fields of its fx.In parameter structs.
+func proxiesOf(service string, ctor reflect.Type) ([]string, error) {
+	var names []string
+	for i := range ctor.NumIn() {
+		p := ctor.In(i)
+		if p == proxyType {
+			return nil, fmt.Errorf("hypha: service %q: a *rpc.Proxy parameter does not say which service it calls: "+
+				"declare it as a field of an fx.In struct tagged `name:\"<service>\"`", service)
+		}
+		if p.Kind() != reflect.Struct || !embedsFxIn(p) {
+			continue
+		}
+		for j := range p.NumField() {
+			f := p.Field(j)
+			if f.Type != proxyType {
+				continue
+			}
+			name := f.Tag.Get("name")
+			if name == "" {
+				return nil, fmt.Errorf("hypha: service %q: proxy field %s needs the service it calls: tag it `name:\"<service>\"`", service, f.Name)
+			}
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+func embedsFxIn(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Anonymous && f.Type == fxInType {
+			return true
+		}
+	}
+	return false
+}
+
+// serviceRuntime is what the container runs for one service: its RPC server
+// and, when it calls other services, its RPC client.
+type serviceRuntime struct {
+	name   string
+	cfg    Config
+	log    *slog.Logger
+	pool   *entrypoint.Pool
+	client *rpc.Client // nil when the service calls nobody
+	server *rpc.Server // nil when the service has no RPC methods
+	conn   *connection
+	ics    []rpc.ServerInterceptor
+}
+
+func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, ac *appConfig, calls bool) *serviceRuntime {
+	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers), ics: ac.serverICs}
+	if calls {
+		rt.client = rpc.NewClient(conn.broker, rpc.Config{
+			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, Logger: log, Interceptors: ac.clientICs,
+		})
+	}
+	return rt
+}
+
+// register collects the service's entrypoints and builds what serves them.
+func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
+	reg := entrypoint.NewRegistry(rt.name)
+	svc.Register(reg)
+	if err := reg.Err(); err != nil {
+		return err
+	}
+	if len(entrypoint.Of[*rpc.Method](reg)) > 0 {
+		rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
+			Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool,
+			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
+		})
+	}
+	return nil
+}
+
+func (rt *serviceRuntime) start(ctx context.Context) error {
+	if rt.client != nil {
+		if err := rt.client.Start(ctx); err != nil {
+			return fmt.Errorf("service %q: %w", rt.name, err)
+		}
+	}
+	if rt.server != nil {
+		if err := rt.server.Start(ctx); err != nil {
+			return fmt.Errorf("service %q: %w", rt.name, err)
+		}
+	}
+	rt.log.Info("hypha: service started", "max_workers", rt.pool.Size())
+	return nil
+}
+
+// stop stops consuming, waits for workers within GRACE_PERIOD, then closes
+// the client, which workers may have been using until then.
+func (rt *serviceRuntime) stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, rt.cfg.GracePeriod)
+	defer cancel()
+	var errs []error
+	if rt.server != nil {
+		errs = append(errs, rt.server.Stop(ctx))
+	}
+	if rt.client != nil {
+		errs = append(errs, rt.client.Close())
+	}
+	rt.log.Info("hypha: service stopped")
+	return errors.Join(errs...)
+}

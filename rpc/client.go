@@ -1,0 +1,278 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp"
+)
+
+// StandaloneOwner names the reply queue and call ids of a client that is not a service.
+const StandaloneOwner = "standalone_rpc_client"
+
+// Config says how a client calls services.
+type Config struct {
+	// URI is the broker to connect to; used by Dial only.
+	URI string
+	// Heartbeat is the AMQP heartbeat interval; used by Dial only.
+	Heartbeat time.Duration
+	// Owner names the client's reply queue ("rpc.reply-<Owner>-<uuid>") and,
+	// outside a worker, its call ids: a service's name, or StandaloneOwner.
+	Owner string
+	// Exchange carries requests and replies; DefaultExchange when empty.
+	Exchange string
+	// Timeout bounds every call whose context has no sooner deadline;
+	// DefaultTimeout when zero.
+	Timeout      time.Duration
+	Interceptors []ClientInterceptor
+	Logger       *slog.Logger
+}
+
+// Client calls services and collects their replies on a reply queue of its
+// own. It is safe for concurrent use; create proxies with Proxy.
+type Client struct {
+	broker   transport.Broker
+	owns     bool // Dial made the broker connection, so Close closes it
+	cfg      Config
+	id       string
+	replyKey string
+	queue    string
+	invoke   ClientInvoker
+	consumer transport.Consumer
+
+	mu      sync.Mutex
+	pending map[string]chan []byte
+	closed  chan struct{}
+}
+
+// Dial connects to cfg.URI and returns a client that owns the connection, for
+// programs that are not services (nameko's ClusterRpcClient).
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Owner == "" {
+		cfg.Owner = StandaloneOwner
+	}
+	broker, err := amqp.Dial(ctx, cfg.URI, amqp.Options{Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	c := NewClient(broker, cfg)
+	c.owns = true
+	if err := c.Start(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewClient returns a client that calls services over broker once Start has
+// declared its reply queue. cfg.URI and cfg.Heartbeat are not used: the broker
+// is connected by its owner.
+func NewClient(broker transport.Broker, cfg Config) *Client {
+	if cfg.Owner == "" {
+		cfg.Owner = StandaloneOwner
+	}
+	if cfg.Exchange == "" {
+		cfg.Exchange = DefaultExchange
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Client{
+		broker:   broker,
+		cfg:      cfg,
+		id:       uuid.NewString(),
+		replyKey: uuid.NewString(),
+		pending:  map[string]chan []byte{},
+		closed:   make(chan struct{}),
+	}
+	c.queue = fmt.Sprintf("rpc.reply-%s-%s", cfg.Owner, uuid.NewString())
+	c.invoke = chainClient(cfg.Interceptors, c.roundTrip)
+	return c
+}
+
+// Start declares the exchange and the client's reply queue (durable, expiring
+// 5 minutes after its last consumer leaves, bound with a key of its own) and
+// starts consuming replies. Calls made before Start fail.
+func (c *Client) Start(ctx context.Context) error {
+	if err := c.broker.DeclareExchange(ctx, transport.Exchange{Name: c.cfg.Exchange, Kind: transport.Topic, Durable: true}); err != nil {
+		return err
+	}
+	if err := c.broker.DeclareQueue(ctx, transport.Queue{
+		Name: c.queue, Durable: true,
+		Args:     map[string]any{"x-expires": int32(replyQueueExpiry)},
+		Bindings: []transport.Binding{{Exchange: c.cfg.Exchange, RoutingKey: c.replyKey}},
+	}); err != nil {
+		return err
+	}
+	consumer, err := c.broker.Consume(ctx, transport.ConsumeOptions{Queue: c.queue, Prefetch: replyPrefetch}, c.onReply)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.consumer = consumer
+	c.mu.Unlock()
+	return nil
+}
+
+// Proxy returns a proxy that calls the named service through c.
+func (c *Client) Proxy(service string) *Proxy { return &Proxy{client: c, service: service} }
+
+// Close fails calls still waiting with ErrClosed, stops consuming replies and,
+// for a client made by Dial, closes the connection. Calls after Close fail
+// with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	select {
+	case <-c.closed:
+		c.mu.Unlock()
+		return nil
+	default:
+		close(c.closed)
+	}
+	consumer := c.consumer
+	c.mu.Unlock()
+	var err error
+	if consumer != nil {
+		err = consumer.Close()
+	}
+	if c.owns {
+		err = errors.Join(err, c.broker.Close())
+	}
+	return err
+}
+
+// onReply matches a reply to its waiting call by correlation id; a reply
+// nobody waits for (late, duplicate, unknown) is dropped.
+func (c *Client) onReply(d transport.Delivery) {
+	_ = d.Ack()
+	c.mu.Lock()
+	ch, ok := c.pending[d.CorrelationID]
+	delete(c.pending, d.CorrelationID)
+	c.mu.Unlock()
+	if !ok {
+		c.cfg.Logger.Debug("hypha: dropping reply nobody waits for", "correlation_id", d.CorrelationID)
+		return
+	}
+	ch <- d.Body
+}
+
+// call runs one intercepted call with its deadline: the sooner of ctx's and
+// the client's timeout.
+func (c *Client) call(ctx context.Context, service, method string, body []byte) (json.RawMessage, error) {
+	select {
+	case <-c.closed:
+		return nil, fmt.Errorf("calling %s.%s: %w", service, method, ErrClosed)
+	default:
+	}
+	deadline := time.Now().Add(c.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	call := &CallInfo{
+		Service: service, Method: method, CorrelationID: uuid.NewString(),
+		Headers: c.headers(ctx, deadline), Deadline: deadline,
+	}
+	return c.invoke(withBody(ctx, body), call)
+}
+
+// headers are the request's context data plus its deadline. Outside a worker
+// the call-id stack starts with this client's own id.
+func (c *Client) headers(ctx context.Context, deadline time.Time) map[string]any {
+	data := contextdata.From(ctx)
+	if len(contextdata.CallIDStack(ctx)) == 0 {
+		if data == nil {
+			data = contextdata.Data{}
+		}
+		data[contextdata.KeyCallIDStack] = []string{fmt.Sprintf("%s.%s.%s", c.cfg.Owner, c.id, uuid.NewString())}
+	}
+	h := contextdata.Headers(data)
+	h[deadlineHeader] = deadline.UnixMilli()
+	return h
+}
+
+// roundTrip publishes the request and waits for its reply: the innermost
+// ClientInvoker, under the interceptors.
+func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage, error) {
+	replies := make(chan []byte, 1)
+	c.mu.Lock()
+	c.pending[call.CorrelationID] = replies
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, call.CorrelationID)
+		c.mu.Unlock()
+	}()
+	err := c.broker.Publish(ctx, transport.Publishing{
+		Exchange:   c.cfg.Exchange,
+		RoutingKey: call.Service + "." + call.Method,
+		Mandatory:  true,
+		Message: transport.Message{
+			Body: bodyOf(ctx), ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
+			CorrelationID: call.CorrelationID, ReplyTo: c.replyKey, Persistent: true,
+			Expiration: time.Until(call.Deadline), Headers: call.Headers,
+		},
+	})
+	switch {
+	case errors.Is(err, transport.ErrUnroutable):
+		return nil, serviceNotFoundError{service: call.Service}
+	case err != nil && ctx.Err() != nil:
+		return nil, c.ended(ctx, call)
+	case err != nil:
+		return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, err)
+	}
+	select {
+	case body := <-replies:
+		return decodeReply(body)
+	case <-ctx.Done():
+		return nil, c.ended(ctx, call)
+	case <-c.closed:
+		return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ErrClosed)
+	}
+}
+
+// ended is the error of a call whose context ended before its reply came.
+func (c *Client) ended(ctx context.Context, call *CallInfo) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("calling %s.%s: no reply by the deadline (%s after the call): %w",
+			call.Service, call.Method, c.cfg.Timeout, ErrTimeout)
+	}
+	return fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ctx.Err())
+}
+
+func decodeReply(body []byte) (json.RawMessage, error) {
+	var rep replyBody
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return nil, fmt.Errorf("hypha: reply is not valid JSON: %w", err)
+	}
+	if rep.Error != nil {
+		return nil, rep.Error
+	}
+	return rep.Result, nil
+}
+
+type bodyKey struct{}
+
+// withBody passes the encoded arguments down the interceptor chain without
+// putting them in CallInfo, where interceptors could grow to depend on them.
+func withBody(ctx context.Context, body []byte) context.Context {
+	return context.WithValue(ctx, bodyKey{}, body)
+}
+
+func bodyOf(ctx context.Context) []byte {
+	b, _ := ctx.Value(bodyKey{}).([]byte)
+	return b
+}

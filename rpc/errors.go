@@ -1,0 +1,163 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
+)
+
+// Local failures.
+var (
+	// ErrServiceNotFound: no queue took the request, so no instance of the
+	// service has ever run on this broker (the mandatory publish came back).
+	// On the wire, a service relaying it uses nameko's name, UnknownService.
+	ErrServiceNotFound = errors.New("hypha: service not found")
+	// ErrTimeout: no reply came before the call's deadline. It also matches
+	// context.DeadlineExceeded.
+	ErrTimeout error = timeoutError{}
+	// ErrClosed: the client was used after Close.
+	ErrClosed = errors.New("hypha: rpc client closed")
+)
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "hypha: rpc timeout" }
+
+// Is makes errors.Is(ErrTimeout, context.DeadlineExceeded) hold.
+func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// Errors the framework sends, as nameko names them. errors.Is(err, ErrMethodNotFound)
+// holds for any RemoteError of that type, from a Hypha or a nameko service.
+var (
+	ErrMethodNotFound      = frameworkError("MethodNotFound")
+	ErrIncorrectSignature  = frameworkError("IncorrectSignature")
+	ErrMalformedRequest    = frameworkError("MalformedRequest")
+	ErrUnserializableValue = &RemoteError{ExcType: "UnserializableValueError", ExcPath: "nameko.exceptions.UnserializableValueError"}
+)
+
+// exc_type names of errors that have no sentinel of their own.
+const (
+	errUnknownServiceExcType = "UnknownService"
+	errUnknownServiceExcPath = "nameko.exceptions." + errUnknownServiceExcType
+	panicExcType             = "Panic"
+	plainExcType             = "Error"
+)
+
+func frameworkError(name string) *RemoteError {
+	return &RemoteError{ExcType: name, ExcPath: "nameko.exceptions." + name}
+}
+
+// RemoteError is an error that came over the wire from the service that
+// handled a call, in nameko's four fields.
+type RemoteError struct {
+	ExcType string `json:"exc_type"` // the error's type name, e.g. "ZeroDivisionError"
+	ExcPath string `json:"exc_path"` // dotted path, e.g. "builtins.ZeroDivisionError"
+	ExcArgs []any  `json:"exc_args"` // the error's arguments, JSON-safe
+	Value   string `json:"value"`    // the error message
+}
+
+// NewError defines an error that crosses the wire with the given exc_type and
+// message. Define it once as a package-level variable and share it: a handler
+// returns it (or wraps it), and errors.Is on the caller's side matches it by
+// exc_type. Its exc_path is the defining package's path plus excType.
+func NewError(excType, message string) *RemoteError {
+	return &RemoteError{
+		ExcType: excType,
+		ExcPath: callerPackage() + "." + excType,
+		ExcArgs: []any{message},
+		Value:   message,
+	}
+}
+
+// Error returns "<exc_type>: <value>".
+func (e *RemoteError) Error() string {
+	if e.Value == "" {
+		return e.ExcType
+	}
+	return e.ExcType + ": " + e.Value
+}
+
+// Is matches another RemoteError with the same ExcType, and ErrServiceNotFound
+// for nameko's UnknownService.
+func (e *RemoteError) Is(target error) bool {
+	if t, ok := target.(*RemoteError); ok {
+		return t.ExcType == e.ExcType
+	}
+	return target == ErrServiceNotFound && e.ExcType == errUnknownServiceExcType
+}
+
+// serviceNotFoundError names the missing service and relays as UnknownService.
+type serviceNotFoundError struct{ service string }
+
+func (e serviceNotFoundError) Error() string {
+	return fmt.Sprintf("hypha: service %q not found: no queue is bound for it; is the service running?", e.service)
+}
+func (e serviceNotFoundError) Is(target error) bool { return target == ErrServiceNotFound }
+func (e serviceNotFoundError) ExcType() string      { return errUnknownServiceExcType }
+func (e serviceNotFoundError) ExcPath() string      { return errUnknownServiceExcPath }
+func (e serviceNotFoundError) ExcArgs() []any       { return []any{e.service} }
+
+// excTyper is implemented by Go error types that name their exc_type; ExcPath
+// and ExcArgs are optional.
+type excTyper interface{ ExcType() string }
+
+// toRemote describes err as the wire error a caller receives.
+func toRemote(err error) *RemoteError {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		out := &RemoteError{ExcType: re.ExcType, ExcPath: re.ExcPath, ExcArgs: re.ExcArgs, Value: re.Value}
+		if err != error(re) { // wrapped: the message says more than the definition
+			out.Value = err.Error()
+			out.ExcArgs = []any{out.Value}
+		}
+		if out.ExcArgs == nil {
+			out.ExcArgs = []any{}
+		}
+		return out
+	}
+	out := &RemoteError{ExcType: plainExcType, ExcPath: typePath(err), Value: err.Error()}
+	var typed excTyper
+	if errors.As(err, &typed) {
+		out.ExcType = typed.ExcType()
+		out.ExcPath = typePath(typed)
+		if p, ok := typed.(interface{ ExcPath() string }); ok {
+			out.ExcPath = p.ExcPath()
+		}
+		if a, ok := typed.(interface{ ExcArgs() []any }); ok {
+			out.ExcArgs = a.ExcArgs()
+		}
+	}
+	if out.ExcArgs == nil {
+		out.ExcArgs = []any{out.Value}
+	}
+	return out
+}
+
+// typePath is a value's Go type as a dotted path, e.g. "errors.errorString".
+func typePath(v any) string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.PkgPath() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
+}
+
+// callerPackage is the import path of the package that called NewError.
+func callerPackage() string {
+	pc, _, _, ok := runtime.Caller(2)
+	if !ok {
+		return "unknown"
+	}
+	name := runtime.FuncForPC(pc).Name() // e.g. github.com/acme/calc.init or .glob..func1
+	slash := strings.LastIndex(name, "/")
+	if dot := strings.Index(name[slash+1:], "."); dot >= 0 {
+		return name[:slash+1+dot]
+	}
+	return name
+}

@@ -1,0 +1,87 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/hypha-go/hypha/entrypoint"
+)
+
+// Method is a registered RPC method: the entrypoint rpc.Handle adds to a
+// service's registry.
+type Method struct {
+	name     string
+	doc      string
+	expected []error
+	binder   *binder
+	call     func(ctx context.Context, in reflect.Value) (any, error)
+}
+
+// EntrypointName is the method's name on the wire: "<service>.<name>" is its routing key.
+func (m *Method) EntrypointName() string { return m.name }
+
+// Doc is the method's description, from the Doc option.
+func (m *Method) Doc() string { return m.doc }
+
+// IsExpected reports whether err is one of the errors the method declared with
+// Expected: part of its contract, logged at info rather than as a failure.
+func (m *Method) IsExpected(err error) bool {
+	for _, e := range m.expected {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// HandleOption configures a method registered with Handle.
+type HandleOption interface{ applyMethod(*Method) }
+
+type handleOptionFunc func(*Method)
+
+func (f handleOptionFunc) applyMethod(m *Method) { f(m) }
+
+// Doc describes the method for people and tools.
+func Doc(text string) HandleOption {
+	return handleOptionFunc(func(m *Method) { m.doc = text })
+}
+
+// Expected declares errors that are part of the method's contract (matched
+// with errors.Is): the caller still receives them as a RemoteError, but they
+// are logged at info and are not failures in traces and metrics.
+func Expected(errs ...error) HandleOption {
+	return handleOptionFunc(func(m *Method) { m.expected = append(m.expected, errs...) })
+}
+
+// Handle registers fn as the RPC method name of the service that owns r.
+//
+// In must be a struct (or a pointer to one): a caller's keyword arguments fill
+// its fields by JSON name, positional arguments fill its exported fields in
+// order, so a nameko caller's calc.add(1, 2) works. A field is optional only
+// when it is a pointer or tagged omitempty or omitzero; missing, unknown or
+// mistyped arguments are refused with IncorrectSignature before fn runs. Out is
+// encoded as JSON for the reply.
+func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...HandleOption) {
+	b, err := newBinder(reflect.TypeFor[In]())
+	if err != nil {
+		r.Fail(fmt.Errorf("service %q: rpc.Handle(%q): %w", r.Service(), name, err))
+		return
+	}
+	if name == "" {
+		r.Fail(fmt.Errorf("service %q: rpc.Handle needs a method name", r.Service()))
+		return
+	}
+	m := &Method{
+		name:   name,
+		binder: b,
+		call: func(ctx context.Context, in reflect.Value) (any, error) {
+			return fn(ctx, in.Interface().(In))
+		},
+	}
+	for _, o := range opts {
+		o.applyMethod(m)
+	}
+	r.Add(m)
+}

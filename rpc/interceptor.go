@@ -1,0 +1,62 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// CallInfo describes one call to the interceptors on either side.
+type CallInfo struct {
+	Service       string // the called service
+	Method        string // the called method
+	CorrelationID string
+	// Headers are the request's AMQP headers. A client interceptor may add to
+	// them before the request is sent (trace context, for one); on the server
+	// they are as received.
+	Headers map[string]any
+	// Deadline is when the caller stops waiting; zero when it sent none.
+	Deadline time.Time
+
+	method *Method // server side only
+}
+
+// IsExpected reports whether err is one the called method declared with
+// Expected. It is always false on the client side.
+func (c *CallInfo) IsExpected(err error) bool {
+	return c.method != nil && c.method.IsExpected(err)
+}
+
+// ServerHandler runs the rest of a server-side call and returns the result to
+// encode in the reply.
+type ServerHandler func(ctx context.Context) (any, error)
+
+// ServerInterceptor wraps every call a service handles, like nameko's
+// worker_setup and worker_teardown: it can act before and after next, change
+// the context, or answer without calling next.
+type ServerInterceptor func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error)
+
+// ClientInvoker sends a call and waits for its result, the reply's JSON.
+type ClientInvoker func(ctx context.Context, call *CallInfo) (json.RawMessage, error)
+
+// ClientInterceptor wraps every call a client makes, from publishing the
+// request to the reply or its failure.
+type ClientInterceptor func(ctx context.Context, call *CallInfo, next ClientInvoker) (json.RawMessage, error)
+
+func chainServer(interceptors []ServerInterceptor, call *CallInfo, last ServerHandler) ServerHandler {
+	h := last
+	for i := len(interceptors) - 1; i >= 0; i-- {
+		ic, next := interceptors[i], h
+		h = func(ctx context.Context) (any, error) { return ic(ctx, call, next) }
+	}
+	return h
+}
+
+func chainClient(interceptors []ClientInterceptor, last ClientInvoker) ClientInvoker {
+	h := last
+	for i := len(interceptors) - 1; i >= 0; i-- {
+		ic, next := interceptors[i], h
+		h = func(ctx context.Context, call *CallInfo) (json.RawMessage, error) { return ic(ctx, call, next) }
+	}
+	return h
+}

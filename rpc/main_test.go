@@ -1,0 +1,113 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/amqp"
+)
+
+func TestMain(m *testing.M) { testbroker.Main(m) }
+
+// serve runs a service with the methods register adds, on a connection of its
+// own, until the test ends.
+func serve(t *testing.T, service string, workers int, register func(r *entrypoint.Registry)) *rpc.Server {
+	t.Helper()
+	ctx := context.Background()
+	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := entrypoint.NewRegistry(service)
+	register(reg)
+	if err := reg.Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(workers)})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			t.Error("stop:", err)
+		}
+		broker.Close()
+	})
+	return srv
+}
+
+// dial returns a standalone client closed when the test ends.
+func dial(t *testing.T, timeout time.Duration) *rpc.Client {
+	t.Helper()
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+type pair struct {
+	A float64 `json:"a"`
+	B float64 `json:"b"`
+}
+
+var errNegative = rpc.NewError("NegativeError", "negative input")
+
+// mathService registers the methods most tests call.
+func mathService(calls *atomic.Int64) func(r *entrypoint.Registry) {
+	return func(r *entrypoint.Registry) {
+		rpc.Handle(r, "add", func(_ context.Context, in pair) (float64, error) {
+			if calls != nil {
+				calls.Add(1)
+			}
+			return in.A + in.B, nil
+		})
+		rpc.Handle(r, "sqrt_floor", func(_ context.Context, in struct {
+			X int `json:"x"`
+		}) (int, error) {
+			if in.X < 0 {
+				return 0, errNegative
+			}
+			n := 0
+			for (n+1)*(n+1) <= in.X {
+				n++
+			}
+			return n, nil
+		}, rpc.Expected(errNegative))
+		rpc.Handle(r, "fail", func(context.Context, struct{}) (any, error) {
+			return nil, errors.New("disk on fire")
+		})
+		rpc.Handle(r, "panic", func(context.Context, struct{}) (any, error) {
+			panic("boom")
+		})
+		rpc.Handle(r, "optional", func(_ context.Context, in struct {
+			Name  string  `json:"name"`
+			Greet *string `json:"greet"`
+			Times int     `json:"times,omitempty"`
+		}) (string, error) {
+			g := "hello"
+			if in.Greet != nil {
+				g = *in.Greet
+			}
+			return g + " " + in.Name, nil
+		})
+		rpc.Handle(r, "sleep", func(ctx context.Context, in struct {
+			MS int `json:"ms"`
+		}) (string, error) {
+			time.Sleep(time.Duration(in.MS) * time.Millisecond)
+			return "slept", nil
+		})
+		rpc.Handle(r, "chan", func(context.Context, struct{}) (chan int, error) {
+			return make(chan int), nil
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+)
+
+// Proxy calls the methods of one service. A service gets its proxies injected
+// (declared as `name:"<service>"` fields of its fx.In struct); other programs
+// take them from a Client. It is safe for concurrent use.
+type Proxy struct {
+	client  *Client
+	service string
+}
+
+// Service is the name of the service the proxy calls.
+func (p *Proxy) Service() string { return p.service }
+
+// Call calls method with in and decodes the result into out (a pointer, or nil
+// to drop it). in is sent as keyword arguments when it encodes as a JSON object
+// (a struct or a map), as positional arguments when it encodes as an array
+// (Args(1, 2)), and as no arguments when nil. It returns a *RemoteError for an
+// error the service sent, ErrServiceNotFound when no instance has a queue,
+// ErrTimeout when the deadline passes first, and ErrClosed after Close.
+func (p *Proxy) Call(ctx context.Context, method string, in, out any) error {
+	return p.CallAsync(ctx, method, in).Result(out)
+}
+
+// CallAsync sends the call and returns at once; the Reply's Result waits for
+// the outcome. Start several to call in parallel.
+func (p *Proxy) CallAsync(ctx context.Context, method string, in any) *Reply {
+	r := &Reply{done: make(chan struct{})}
+	body, err := encodeArgs(in)
+	if err != nil {
+		r.finish(nil, fmt.Errorf("calling %s.%s: %w", p.service, method, err))
+		return r
+	}
+	go func() { r.finish(p.client.call(ctx, p.service, method, body)) }()
+	return r
+}
+
+// Call calls method on p and returns its result as an Out.
+func Call[Out any](ctx context.Context, p *Proxy, method string, in any) (Out, error) {
+	var out Out
+	err := p.Call(ctx, method, in, &out)
+	return out, err
+}
+
+// Reply is the outcome of a call made with CallAsync.
+type Reply struct {
+	done   chan struct{}
+	result json.RawMessage
+	err    error
+}
+
+func (r *Reply) finish(result json.RawMessage, err error) {
+	r.result, r.err = result, err
+	close(r.done)
+}
+
+// Done is closed when the outcome is known.
+func (r *Reply) Done() <-chan struct{} { return r.done }
+
+// Result waits for the outcome and decodes the result into out (a pointer, or
+// nil to drop it). It may be called again, from any goroutine, with the same
+// outcome each time.
+func (r *Reply) Result(out any) error {
+	<-r.done
+	if r.err != nil {
+		return r.err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(r.result, out); err != nil {
+		return fmt.Errorf("hypha: decoding result into %T: %w", out, err)
+	}
+	return nil
+}
+
+// Args are positional arguments: Args(1, 2) is nameko's calc.add(1, 2).
+func Args(values ...any) []any {
+	if values == nil {
+		return []any{}
+	}
+	return values
+}
+
+// encodeArgs builds the request body from a call's input.
+func encodeArgs(in any) ([]byte, error) {
+	if in == nil {
+		return json.Marshal(requestBody{Args: []json.RawMessage{}, Kwargs: map[string]json.RawMessage{}})
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("encoding arguments: %w", err)
+	}
+	var req requestBody
+	switch {
+	case json.Unmarshal(raw, &req.Kwargs) == nil && req.Kwargs != nil:
+		req.Args = []json.RawMessage{}
+	case json.Unmarshal(raw, &req.Args) == nil && req.Args != nil:
+		req.Kwargs = map[string]json.RawMessage{}
+	default:
+		return nil, fmt.Errorf("arguments of type %s encode as neither a JSON object (keyword arguments) nor an array (positional arguments)", reflect.TypeOf(in))
+	}
+	return json.Marshal(req)
+}

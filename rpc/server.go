@@ -1,0 +1,233 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/transport"
+)
+
+// ServerConfig says how a service serves its RPC methods.
+type ServerConfig struct {
+	Service  string // the service name: its queue is "rpc-<Service>"
+	Exchange string // DefaultExchange when empty
+	// Pool runs the workers; it bounds concurrent calls and sets the prefetch.
+	Pool *entrypoint.Pool
+	// ParentCallsTracked bounds the call-id stack to this many parents.
+	ParentCallsTracked int
+	Interceptors       []ServerInterceptor
+	Logger             *slog.Logger
+}
+
+// Server consumes a service's request queue and answers each call.
+type Server struct {
+	broker   transport.Broker
+	cfg      ServerConfig
+	methods  map[string]*Method
+	log      *slog.Logger
+	consumer transport.Consumer
+}
+
+// QueueName is the request queue of a service: "rpc-<service>".
+func QueueName(service string) string { return "rpc-" + service }
+
+// NewServer returns a server for the methods registered in r.
+func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
+	if cfg.Exchange == "" {
+		cfg.Exchange = DefaultExchange
+	}
+	if cfg.Pool == nil {
+		cfg.Pool = entrypoint.NewPool(10)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, log: cfg.Logger}
+	for _, m := range entrypoint.Of[*Method](r) {
+		s.methods[m.name] = m
+	}
+	return s
+}
+
+// Start declares the exchange and the service's queue, bound with
+// "<service>.*", and starts consuming with prefetch = the pool's size.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: s.cfg.Exchange, Kind: transport.Topic, Durable: true}); err != nil {
+		return err
+	}
+	q := QueueName(s.cfg.Service)
+	if err := s.broker.DeclareQueue(ctx, transport.Queue{
+		Name: q, Durable: true,
+		Bindings: []transport.Binding{{Exchange: s.cfg.Exchange, RoutingKey: s.cfg.Service + ".*"}},
+	}); err != nil {
+		return err
+	}
+	c, err := s.broker.Consume(ctx, transport.ConsumeOptions{Queue: q, Prefetch: s.cfg.Pool.Size()}, s.dispatch)
+	if err != nil {
+		return err
+	}
+	s.consumer = c
+	return nil
+}
+
+// Stop stops taking calls, waits for running workers to reply (bounded by
+// ctx), then closes the consumer; calls not finished by then go back to the
+// queue for another instance.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.consumer == nil {
+		return nil
+	}
+	cancelErr := s.consumer.Cancel(ctx)
+	waitErr := s.cfg.Pool.Wait(ctx)
+	if waitErr != nil {
+		s.log.Warn("hypha: stopped before every call finished; unfinished calls go back to the queue",
+			"service", s.cfg.Service, "busy", s.cfg.Pool.Busy())
+	}
+	return errors.Join(cancelErr, waitErr, s.consumer.Close())
+}
+
+// dispatch hands a delivery to a worker; it blocks while every worker is busy.
+func (s *Server) dispatch(d transport.Delivery) {
+	err := s.cfg.Pool.Go(context.Background(), func() { s.serve(d) })
+	if err != nil {
+		_ = d.Nack(true)
+	}
+}
+
+// serve runs one call and settles its delivery: reply first, then ack.
+func (s *Server) serve(d transport.Delivery) {
+	method := strings.TrimPrefix(d.RoutingKey, s.cfg.Service+".")
+	call := &CallInfo{Service: s.cfg.Service, Method: method, CorrelationID: d.CorrelationID, Headers: d.Headers}
+	deadline, hasDeadline := deadlineOf(d.Headers)
+	if hasDeadline && time.Now().After(deadline) {
+		s.log.Debug("hypha: dropping call whose caller gave up", "method", method, "correlation_id", d.CorrelationID)
+		_ = d.Ack()
+		return
+	}
+	call.Deadline = deadline
+
+	result, err := s.handle(d, call)
+	body, encErr := encodeReply(result, err)
+	if encErr != nil {
+		s.log.Error("hypha: result cannot be encoded as JSON", "method", method, "error", encErr)
+		body, _ = encodeReply(nil, unserializable(result, encErr))
+	}
+	if d.ReplyTo != "" {
+		if err := s.reply(d, body); err != nil {
+			s.log.Error("hypha: reply not sent; the call goes back to the queue", "method", method, "error", err)
+			_ = d.Nack(true)
+			return
+		}
+	}
+	if err := d.Ack(); err != nil {
+		s.log.Warn("hypha: ack failed", "method", method, "error", err)
+	}
+}
+
+// handle decodes and runs the call; every failure becomes the error to reply with.
+func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
+	req, err := decodeRequest(d.ContentType, d.Body)
+	if err != nil {
+		s.log.Warn("hypha: malformed request", "method", call.Method, "error", err)
+		return nil, malformed(err)
+	}
+	m, ok := s.methods[call.Method]
+	if !ok {
+		return nil, &RemoteError{ExcType: ErrMethodNotFound.ExcType, ExcPath: ErrMethodNotFound.ExcPath,
+			ExcArgs: []any{call.Method}, Value: call.Method}
+	}
+	call.method = m
+	in, err := m.binder.bind(req.Args, req.Kwargs)
+	if err != nil {
+		return nil, &RemoteError{ExcType: ErrIncorrectSignature.ExcType, ExcPath: ErrIncorrectSignature.ExcPath,
+			ExcArgs: []any{err.Error()}, Value: err.Error()}
+	}
+	ctx, cancel := s.workerContext(d, call)
+	defer cancel()
+	panicked := false
+	run := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (res any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked = true
+				s.log.Error("hypha: handler panicked", "method", call.Method, "panic", p, "stack", string(debug.Stack()))
+				res, err = nil, &RemoteError{ExcType: panicExcType, ExcPath: "runtime.Panic",
+					ExcArgs: []any{fmt.Sprint(p)}, Value: fmt.Sprint(p)}
+			}
+		}()
+		return m.call(ctx, in)
+	})
+	res, err := run(ctx)
+	switch {
+	case err == nil || panicked:
+	case m.IsExpected(err):
+		s.log.Info("hypha: call ended with an expected error", "method", call.Method, "error", err)
+	default:
+		s.log.Error("hypha: call failed", "method", call.Method, "error", err)
+	}
+	return res, err
+}
+
+// workerContext is the handler's context: the caller's deadline, its context
+// data, and this call's id pushed on the call-id stack.
+func (s *Server) workerContext(d transport.Delivery, call *CallInfo) (context.Context, context.CancelFunc) {
+	ctx := contextdata.WithData(context.Background(), contextdata.FromHeaders(d.Headers))
+	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, call.Method, uuid.NewString())
+	ctx = contextdata.PushCallID(ctx, id, s.cfg.ParentCallsTracked+1)
+	if !call.Deadline.IsZero() {
+		return context.WithDeadline(ctx, call.Deadline)
+	}
+	return context.WithCancel(ctx)
+}
+
+func (s *Server) reply(d transport.Delivery, body []byte) error {
+	exchange := s.cfg.Exchange
+	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
+		exchange = "" // RabbitMQ's direct reply-to answers through the default exchange
+	}
+	contentType := d.ContentType
+	if contentType == "" {
+		contentType = contentTypeJSON
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.broker.Publish(ctx, transport.Publishing{
+		Exchange:   exchange,
+		RoutingKey: d.ReplyTo,
+		Message: transport.Message{
+			Body: body, ContentType: contentType, ContentEncoding: encodingUTF8,
+			CorrelationID: d.CorrelationID, Persistent: true,
+		},
+	})
+}
+
+func encodeReply(result any, err error) ([]byte, error) {
+	if err != nil {
+		return json.Marshal(replyBody{Result: json.RawMessage("null"), Error: toRemote(err)})
+	}
+	raw, encErr := json.Marshal(result)
+	if encErr != nil {
+		return nil, encErr
+	}
+	return json.Marshal(replyBody{Result: raw})
+}
+
+func malformed(err error) *RemoteError {
+	return &RemoteError{ExcType: ErrMalformedRequest.ExcType, ExcPath: ErrMalformedRequest.ExcPath,
+		ExcArgs: []any{err.Error()}, Value: err.Error()}
+}
+
+func unserializable(result any, err error) *RemoteError {
+	value := fmt.Sprintf("Unserializable value: `%v`", result)
+	return &RemoteError{ExcType: ErrUnserializableValue.ExcType, ExcPath: ErrUnserializableValue.ExcPath,
+		ExcArgs: []any{}, Value: value}
+}

@@ -1,0 +1,92 @@
+package rpc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Wire constants, as nameko uses them.
+const (
+	// DefaultExchange is the exchange requests and replies travel through.
+	DefaultExchange = "nameko-rpc"
+	// DefaultTimeout bounds a call whose context has no sooner deadline.
+	DefaultTimeout = 30 * time.Second
+	// DefaultParentCallsTracked is how many parent call ids the call-id stack keeps.
+	DefaultParentCallsTracked = 10
+
+	contentTypeJSON  = "application/json"
+	encodingUTF8     = "utf-8"
+	deadlineHeader   = "x-hypha-deadline"
+	directReplyTo    = "amq.rabbitmq.reply-to"
+	replyQueueExpiry = 300000 // ms: a reply queue outlives its connection for 5 minutes
+	replyPrefetch    = 256
+)
+
+// requestBody is what a request carries: {"args": [...], "kwargs": {...}}.
+type requestBody struct {
+	Args   []json.RawMessage          `json:"args"`
+	Kwargs map[string]json.RawMessage `json:"kwargs"`
+}
+
+// replyBody is what a reply carries: {"result": ..., "error": ...}.
+type replyBody struct {
+	Result json.RawMessage `json:"result"`
+	Error  *RemoteError    `json:"error"`
+}
+
+// errMissingArgs is nameko's exact text, which nameko clients show as is.
+//
+//lint:ignore ST1005 the text is part of the wire protocol
+var errMissingArgs = errors.New("Message missing `args` or `kwargs`")
+
+// decodeRequest parses a request body, refusing what nameko refuses.
+func decodeRequest(contentType string, body []byte) (requestBody, error) {
+	if ct := strings.TrimSpace(strings.Split(contentType, ";")[0]); ct != "" && ct != contentTypeJSON {
+		return requestBody{}, fmt.Errorf("unsupported content type %q: send %s", contentType, contentTypeJSON)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return requestBody{}, fmt.Errorf("request body is not a JSON object: %v", err)
+	}
+	rawArgs, hasArgs := fields["args"]
+	rawKwargs, hasKwargs := fields["kwargs"]
+	if !hasArgs || !hasKwargs {
+		return requestBody{}, errMissingArgs
+	}
+	var req requestBody
+	if err := json.Unmarshal(rawArgs, &req.Args); err != nil {
+		return requestBody{}, fmt.Errorf("`args` must be a list: %v", err)
+	}
+	if err := json.Unmarshal(rawKwargs, &req.Kwargs); err != nil {
+		return requestBody{}, fmt.Errorf("`kwargs` must be an object: %v", err)
+	}
+	return req, nil
+}
+
+// deadlineOf reads the caller's deadline from the request headers.
+func deadlineOf(headers map[string]any) (time.Time, bool) {
+	var ms int64
+	switch v := headers[deadlineHeader].(type) {
+	case int64:
+		ms = v
+	case int32:
+		ms = int64(v)
+	case int:
+		ms = int64(v)
+	case float64:
+		ms = int64(v)
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		ms = n
+	default:
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}

@@ -1,0 +1,138 @@
+// Package transport is Hypha's one seam to a message broker. rpc and events
+// speak only these types; transport/amqp implements them over RabbitMQ, and an
+// embedded in-process broker can implement them with the same semantics.
+//
+// The model is AMQP 0-9-1's: named exchanges route published messages by
+// routing key to bound queues; consumers take messages from a queue and
+// acknowledge each one. Every method is safe for concurrent use.
+package transport
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnroutable is returned by Publish when a mandatory message reached no queue.
+var ErrUnroutable = errors.New("hypha: message unroutable")
+
+// ErrClosed is returned by a broker connection used after Close.
+var ErrClosed = errors.New("hypha: transport closed")
+
+// Exchange types.
+const (
+	Topic  = "topic"
+	Direct = "direct"
+	Fanout = "fanout"
+)
+
+// Exchange describes an exchange to declare.
+type Exchange struct {
+	Name       string
+	Kind       string // Topic, Direct or Fanout
+	Durable    bool
+	AutoDelete bool
+}
+
+// Binding routes messages published to Exchange with a matching RoutingKey
+// (a topic pattern for topic exchanges) to a queue.
+type Binding struct {
+	Exchange   string
+	RoutingKey string
+}
+
+// Queue describes a queue to declare with its bindings. Declaring a queue that
+// exists with other properties or Args fails, as RabbitMQ refuses it.
+type Queue struct {
+	Name       string
+	Durable    bool
+	Exclusive  bool
+	AutoDelete bool
+	Args       map[string]any
+	Bindings   []Binding
+}
+
+// Message is the part of a message that travels to its consumer.
+type Message struct {
+	Body            []byte
+	ContentType     string
+	ContentEncoding string
+	CorrelationID   string
+	ReplyTo         string
+	MessageID       string
+	Persistent      bool
+	// Expiration drops the message when it has waited this long in a queue;
+	// zero means never.
+	Expiration time.Duration
+	// Headers hold strings, numbers, booleans, time.Time, []byte, and lists and
+	// maps of those.
+	Headers map[string]any
+}
+
+// Publishing is a message with its destination.
+type Publishing struct {
+	Exchange   string
+	RoutingKey string
+	// Mandatory makes Publish fail with ErrUnroutable when no queue is bound to
+	// receive the message.
+	Mandatory bool
+	Message
+}
+
+// Delivery is a message handed to a consumer. Exactly one of Ack or Nack must be
+// called, once, from any goroutine; a delivery neither acked nor nacked when its
+// consumer closes goes back to its queue.
+type Delivery struct {
+	Message
+	Exchange    string
+	RoutingKey  string
+	Redelivered bool
+	Acknowledger
+}
+
+// Acknowledger settles a delivery with the broker.
+type Acknowledger interface {
+	// Ack tells the broker the message was handled; it will not come again.
+	Ack() error
+	// Nack gives the message up: back to its queue when requeue is true,
+	// dropped otherwise.
+	Nack(requeue bool) error
+}
+
+// ConsumeOptions say what to consume and how much at once.
+type ConsumeOptions struct {
+	Queue string
+	// Prefetch is the most unacknowledged deliveries the consumer holds at once.
+	Prefetch int
+}
+
+// Handler receives deliveries one at a time, in order, from one goroutine. A
+// handler that blocks holds back the next delivery, which is how a full worker
+// pool pushes back on the broker.
+type Handler func(Delivery)
+
+// Consumer is a running consumption from a queue.
+type Consumer interface {
+	// Cancel stops new deliveries; those already handed to the handler can
+	// still be acked. It waits until the handler has returned for the last time.
+	Cancel(ctx context.Context) error
+	// Close cancels if needed and releases the consumer; deliveries not yet
+	// settled go back to the queue.
+	Close() error
+}
+
+// Broker is a connection to a message broker.
+type Broker interface {
+	// DeclareExchange makes sure the exchange exists as described.
+	DeclareExchange(ctx context.Context, ex Exchange) error
+	// DeclareQueue makes sure the queue exists as described, with its bindings.
+	DeclareQueue(ctx context.Context, q Queue) error
+	// Publish sends p and returns once the broker has taken responsibility for
+	// it (a publisher confirm), or ErrUnroutable for a mandatory message no
+	// queue took, or the context's error.
+	Publish(ctx context.Context, p Publishing) error
+	// Consume starts delivering messages from a queue to h.
+	Consume(ctx context.Context, opts ConsumeOptions, h Handler) (Consumer, error)
+	// Close closes the connection and every consumer on it.
+	Close() error
+}
