@@ -1,0 +1,33 @@
+package contextdata_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hypha-go/hypha/contextdata"
+)
+
+func Example() {
+	ctx := contextdata.WithUserID(context.Background(), "u-42")
+	ctx = contextdata.With(ctx, "tenant", "acme")
+
+	// What a request made from ctx carries:
+	h := contextdata.Headers(contextdata.From(ctx))
+	fmt.Println(h["nameko.user_id"], h["nameko.tenant"])
+
+	// What a server makes of the headers it receives:
+	got := contextdata.WithData(context.Background(), contextdata.FromHeaders(h))
+	fmt.Println(contextdata.UserID(got), contextdata.Get(got, "tenant"))
+	// Output:
+	// u-42 acme
+	// u-42 acme
+}
+
+func ExamplePushCallID() {
+	ctx := context.Background()
+	for _, id := range []string{"a.x.1", "b.y.2", "c.z.3"} {
+		ctx = contextdata.PushCallID(ctx, id, 2) // PARENT_CALLS_TRACKED=1 keeps 2 entries
+	}
+	fmt.Println(contextdata.CallIDStack(ctx))
+	// Output: [b.y.2 c.z.3]
+}

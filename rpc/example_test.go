@@ -1,0 +1,106 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/amqp"
+)
+
+// ErrNoSuchUser is part of the "users_example" service's contract.
+var ErrNoSuchUser = rpc.NewError("NoSuchUser", "no such user")
+
+type lookupIn struct {
+	ID int `json:"id"`
+}
+
+// runUsers serves "users_example" until the returned function is called.
+func runUsers() (stop func()) {
+	ctx := context.Background()
+	broker, err := amqp.Dial(ctx, testbroker.URIForExamples(), amqp.Options{})
+	if err != nil {
+		panic(err)
+	}
+	r := entrypoint.NewRegistry("users_example")
+	rpc.Handle(r, "name", func(_ context.Context, in lookupIn) (string, error) {
+		if in.ID != 1 {
+			return "", ErrNoSuchUser
+		}
+		return "ann", nil
+	}, rpc.Expected(ErrNoSuchUser))
+	srv := rpc.NewServer(broker, r, rpc.ServerConfig{Service: "users_example"})
+	if err := srv.Start(ctx); err != nil {
+		panic(err)
+	}
+	return func() {
+		srv.Stop(ctx)
+		broker.Close()
+	}
+}
+
+func Example() {
+	stop := runUsers()
+	defer stop()
+
+	ctx := context.Background()
+	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URIForExamples(), Timeout: 5 * time.Second})
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	users := client.Proxy("users_example")
+
+	name, err := rpc.Call[string](ctx, users, "name", lookupIn{ID: 1})
+	fmt.Println(name, err)
+
+	_, err = rpc.Call[string](ctx, users, "name", rpc.Args(2)) // positional, as nameko's users.name(2)
+	fmt.Println(errors.Is(err, ErrNoSuchUser), err)
+
+	err = users.Call(ctx, "nickname", nil, nil)
+	fmt.Println(errors.Is(err, rpc.ErrMethodNotFound))
+
+	err = client.Proxy("nobody").Call(ctx, "anything", nil, nil)
+	fmt.Println(errors.Is(err, rpc.ErrServiceNotFound))
+	// Output:
+	// ann <nil>
+	// true NoSuchUser: no such user
+	// true
+	// true
+}
+
+func ExampleProxy_CallAsync() {
+	stop := runUsers()
+	defer stop()
+
+	ctx := context.Background()
+	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URIForExamples()})
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	users := client.Proxy("users_example")
+
+	// Both calls are in flight at once; Result waits for each.
+	first := users.CallAsync(ctx, "name", lookupIn{ID: 1})
+	second := users.CallAsync(ctx, "name", lookupIn{ID: 7})
+	var name string
+	fmt.Println(first.Result(&name), name)
+	fmt.Println(second.Result(&name))
+	// Output:
+	// <nil> ann
+	// NoSuchUser: no such user
+}
+
+func ExampleNewError() {
+	err := fmt.Errorf("looking up 7: %w", ErrNoSuchUser)
+	fmt.Println(errors.Is(err, ErrNoSuchUser))
+	fmt.Println(ErrNoSuchUser.ExcType, ErrNoSuchUser.ExcPath)
+	// Output:
+	// true
+	// NoSuchUser github.com/hypha-go/hypha/rpc_test.NoSuchUser
+}
