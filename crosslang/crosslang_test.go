@@ -1,0 +1,373 @@
+package crosslang_test
+
+// Cross-language tests: a nameko-style Python client calls Hypha services,
+// and a Hypha client calls a nameko-style Python service, on one RabbitMQ
+// vhost. The Python peers (nameko_client.py, nameko_service.py) need
+// /usr/bin/python3 with Debian's python3-kombu; see README.md.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/examples/calculator/calculator"
+	"github.com/hypha-go/hypha/examples/users/users"
+	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/rpc"
+)
+
+func TestMain(m *testing.M) { testbroker.Main(m) }
+
+const python = "/usr/bin/python3"
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// needKombu skips t (or fails it under CI=true) when /usr/bin/python3
+// cannot import kombu.
+func needKombu(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, "-c", "import kombu").CombinedOutput()
+	if err == nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	msg := fmt.Sprintf("%s cannot import kombu (%v: %s); run scripts/broker.sh (it installs python3-kombu)",
+		python, err, lines[len(lines)-1])
+	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// startApp builds and starts an app on the test vhost, stopped when the test ends.
+func startApp(t *testing.T, uri string, opts ...framework.Option) {
+	t.Helper()
+	opts = append([]framework.Option{
+		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
+		framework.WithLogger(quiet),
+	}, opts...)
+	app, err := framework.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := app.Stop(ctx); err != nil {
+			t.Error("stop:", err)
+		}
+	})
+}
+
+const uuidRE = `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`
+
+var (
+	pythonCallID   = regexp.MustCompile(`^standalone_rpc_client\.` + uuidRE + `\.` + uuidRE + `$`)
+	userServiceID  = regexp.MustCompile(`^user_service\.calculate_user_score\.` + uuidRE + `$`)
+	calcMultiplyID = regexp.MustCompile(`^calculator\.multiply\.` + uuidRE + `$`)
+)
+
+// seenCall is what a server interceptor saw of one call.
+type seenCall struct {
+	service, method string
+	data            contextdata.Data // contextdata.From(ctx) in the handler's context
+	headers         map[string]any   // the request's AMQP headers as received
+}
+
+// stringsOf reads a list of strings as it comes from AMQP headers or Go code.
+func stringsOf(v any) []string {
+	return contextdata.CallIDStack(contextdata.WithData(context.Background(),
+		contextdata.Data{contextdata.KeyCallIDStack: v}))
+}
+
+func TestNamekoClientCallsHypha(t *testing.T) {
+	needKombu(t)
+	uri := testbroker.URI(t)
+
+	var mu sync.Mutex
+	var seen []seenCall
+	record := func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
+		if call.Service == calculator.Name || call.Service == users.Name {
+			mu.Lock()
+			seen = append(seen, seenCall{call.Service, call.Method, contextdata.From(ctx), maps.Clone(call.Headers)})
+			mu.Unlock()
+		}
+		return next(ctx)
+	}
+	startApp(t, uri,
+		framework.ServerInterceptors(record),
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service(users.Name, users.New),
+	)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, python, "./nameko_client.py", "--uri", uri, "all")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	t.Logf("nameko_client.py stdout:\n%s", stdout.String())
+	if stderr.Len() > 0 {
+		t.Logf("nameko_client.py stderr:\n%s", stderr.String())
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("nameko_client.py did not finish within 60 s: %v", runErr)
+	}
+	if runErr != nil {
+		t.Errorf("nameko_client.py: %v (want exit status 0)", runErr)
+	}
+	passed := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if name, ok := strings.CutPrefix(line, "PASS "); ok {
+			passed[name] = true
+		} else {
+			t.Errorf("check did not pass: %s", line)
+		}
+	}
+	for _, name := range []string{"add_positional", "add_kwargs", "divide_zero", "method_not_found",
+		"incorrect_signature", "unknown_service", "context_headers"} {
+		if !passed[name] {
+			t.Errorf("no PASS line for check %s", name)
+		}
+	}
+
+	// What arrived downstream of the context_headers check: the Python client
+	// called user_service.calculate_user_score with context data, and
+	// user_service called calculator.multiply with it.
+	mu.Lock()
+	defer mu.Unlock()
+	var upstream, downstream []seenCall
+	for _, c := range seen {
+		if c.data[contextdata.KeyUserID] != "u-42" {
+			continue
+		}
+		switch {
+		case c.service == users.Name && c.method == "calculate_user_score":
+			upstream = append(upstream, c)
+		case c.service == calculator.Name:
+			downstream = append(downstream, c)
+		}
+	}
+	if len(upstream) != 1 || len(downstream) != 1 {
+		t.Fatalf("calls with user_id u-42: %d to user_service.calculate_user_score, %d to calculator (want 1 and 1); all seen: %+v",
+			len(upstream), len(downstream), seen)
+	}
+	up, down := upstream[0], downstream[0]
+	if down.method != "multiply" {
+		t.Errorf("calculator method = %q, want multiply", down.method)
+	}
+
+	// The Python caller's id, as the Python client sent it to user_service.
+	sent := stringsOf(up.headers["nameko.call_id_stack"])
+	if len(sent) != 1 || !pythonCallID.MatchString(sent[0]) {
+		t.Fatalf("user_service received nameko.call_id_stack %#v; want one standalone_rpc_client.<uuid>.<uuid>",
+			up.headers["nameko.call_id_stack"])
+	}
+
+	for key, want := range map[string]string{"user_id": "u-42", "language": "en-gb", "custom_key": "custom-value"} {
+		if got := down.data[key]; got != want {
+			t.Errorf("calculator context data %s = %#v, want %q (data %v)", key, got, want, down.data)
+		}
+		if got := down.headers["nameko."+key]; got != want {
+			t.Errorf("calculator header nameko.%s = %#v, want %q (headers %v)", key, got, want, down.headers)
+		}
+	}
+	stack := contextdata.CallIDStack(contextdata.WithData(context.Background(), down.data))
+	t.Logf("calculator.multiply saw context data %v", down.data)
+	if len(stack) != 3 || stack[0] != sent[0] || !userServiceID.MatchString(stack[1]) || !calcMultiplyID.MatchString(stack[2]) {
+		t.Errorf("calculator call_id_stack = %q; want [%q user_service.calculate_user_score.<uuid> calculator.multiply.<uuid>]",
+			stack, sent[0])
+	}
+	// On the wire, calculator got the stack without its own id.
+	if wire := stringsOf(down.headers["nameko.call_id_stack"]); len(stack) == 3 && !reflect.DeepEqual(wire, stack[:2]) {
+		t.Errorf("calculator received nameko.call_id_stack %q; want %q", wire, stack[:2])
+	}
+	// And user_service's worker pushed the same id it passed on.
+	upStack := contextdata.CallIDStack(contextdata.WithData(context.Background(), up.data))
+	if len(stack) == 3 && !reflect.DeepEqual(upStack, stack[:2]) {
+		t.Errorf("user_service call_id_stack = %q; want %q", upStack, stack[:2])
+	}
+}
+
+// readyWriter collects a subprocess's stdout and closes ready at the first
+// line that reads READY.
+type readyWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ready chan struct{}
+	seen  bool
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.seen {
+		sc := bufio.NewScanner(bytes.NewReader(w.buf.Bytes()))
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == "READY" {
+				w.seen = true
+				close(w.ready)
+				break
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (w *readyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while the subprocess writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startPythonService runs nameko_service.py as service name until the test
+// ends, and returns once it has printed READY.
+func startPythonService(t *testing.T, uri, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	stdout := &readyWriter{ready: make(chan struct{})}
+	stderr := &lockedBuffer{}
+	cmd := exec.CommandContext(ctx, python, "./nameko_service.py",
+		"--uri", uri, "--service", name, "--max-seconds", "60")
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		defer cancel()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("nameko_service.py did not exit within 5 s of SIGTERM; killing it")
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if waitErr != nil {
+			t.Errorf("nameko_service.py: %v", waitErr)
+		}
+		if t.Failed() {
+			t.Logf("nameko_service.py stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+	})
+	select {
+	case <-stdout.ready:
+	case <-done:
+		t.Fatalf("nameko_service.py exited before READY: %v", waitErr)
+	case <-time.After(20 * time.Second):
+		t.Fatal("nameko_service.py printed no READY within 20 s")
+	}
+}
+
+func TestHyphaCallsNamekoService(t *testing.T) {
+	needKombu(t)
+	uri := testbroker.URI(t)
+	startPythonService(t, uri, "py_service")
+
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	py := c.Proxy("py_service")
+	ctx := context.Background()
+
+	value := map[string]any{"n": 1.5, "s": "x", "l": []any{true, nil, "y"}}
+	for name, in := range map[string]any{
+		"kwargs":     map[string]any{"value": value},
+		"positional": rpc.Args(value),
+	} {
+		var got any
+		if err := py.Call(ctx, "echo", in, &got); err != nil {
+			t.Errorf("echo (%s): %v", name, err)
+		} else if !reflect.DeepEqual(got, value) {
+			t.Errorf("echo (%s) = %#v, want %#v", name, got, value)
+		}
+	}
+
+	if got, err := rpc.Call[string](ctx, py, "greet", rpc.Args("ann")); err != nil || got != "hello, ann" {
+		t.Errorf("greet(ann) = %q, %v; want \"hello, ann\"", got, err)
+	}
+
+	_, err = rpc.Call[any](ctx, py, "fail", rpc.Args("bad"))
+	var re *rpc.RemoteError
+	if !errors.As(err, &re) {
+		t.Errorf("fail(bad): %v (%T), want *rpc.RemoteError", err, err)
+	} else {
+		want := &rpc.RemoteError{ExcType: "ValueError", ExcPath: "builtins.ValueError", ExcArgs: []any{"bad"}, Value: "bad"}
+		if !reflect.DeepEqual(re, want) {
+			t.Errorf("fail(bad) error = %#v, want %#v", re, want)
+		}
+	}
+
+	if _, err := rpc.Call[any](ctx, py, "no_such_method", nil); !errors.Is(err, rpc.ErrMethodNotFound) {
+		t.Errorf("no_such_method: %v, want rpc.ErrMethodNotFound", err)
+	}
+
+	hctx := contextdata.WithUserID(ctx, "u-7")
+	hctx = contextdata.With(hctx, "tenant", "acme")
+	headers, err := rpc.Call[map[string]any](hctx, py, "headers", nil)
+	if err != nil {
+		t.Fatalf("headers(): %v", err)
+	}
+	if headers["user_id"] != "u-7" || headers["tenant"] != "acme" {
+		t.Errorf("headers() = %v; want user_id u-7 and tenant acme", headers)
+	}
+	stack, ok := headers["call_id_stack"].([]any)
+	if !ok || len(stack) == 0 {
+		t.Errorf("headers() call_id_stack = %#v; want a non-empty list", headers["call_id_stack"])
+	} else if s, _ := stack[0].(string); !strings.HasPrefix(s, rpc.StandaloneOwner+".") {
+		t.Errorf("headers() call_id_stack = %v; want it to start with a %s.<uuid>.<uuid> id", stack, rpc.StandaloneOwner)
+	}
+}

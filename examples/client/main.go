@@ -1,0 +1,203 @@
+// Command client calls the example services "calculator" and "user_service"
+// as a standalone program (nameko's ClusterRpcClient) and prints one line per
+// call. It reads ./config.yaml (AMQP_URI in the environment overrides the
+// broker), waits up to 30 s for both services to answer, then makes its calls;
+// it exits non-zero, saying why, when anything fails.
+//
+// Start the services first, then, from the project root:
+//
+//	go run ./examples/calculator &
+//	go run ./examples/users &
+//	go run ./examples/client
+//
+// scripts/run-examples.sh (make run) does all of it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/rpc"
+)
+
+// Wait bounds for the services to come up.
+const (
+	readyTimeout = 30 * time.Second
+	retryEvery   = 200 * time.Millisecond
+)
+
+// operands are the calculator's keyword arguments.
+type operands struct {
+	A float64 `json:"a"`
+	B float64 `json:"b"`
+}
+
+// scoreIn are calculate_user_score's keyword arguments.
+type scoreIn struct {
+	UserID     any     `json:"user_id"`
+	BaseScore  float64 `json:"base_score"`
+	Multiplier float64 `json:"multiplier"`
+}
+
+// score is calculate_user_score's result.
+type score struct {
+	UserID any     `json:"user_id"`
+	Score  float64 `json:"score"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	interrupted := ctx.Err() != nil
+	stop()
+	if interrupted {
+		fmt.Fprintln(os.Stderr, "client: interrupted")
+		os.Exit(130)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "client: error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := framework.LoadConfig("", nil)
+	if err != nil {
+		return fmt.Errorf("loading config: %w", err)
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, readyTimeout)
+	c, err := rpc.Dial(dialCtx, rpc.Config{
+		URI:       cfg.AMQPURI,
+		Heartbeat: cfg.Heartbeat,
+		Exchange:  cfg.RPCExchange,
+		Timeout:   cfg.RPCTimeout,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connecting to the broker: %w", err)
+	}
+	defer c.Close()
+
+	calc := c.Proxy("calculator")
+	users := c.Proxy("user_service")
+
+	if err := waitReady(ctx, calc, users); err != nil {
+		return err
+	}
+
+	// Keyword arguments from a map.
+	sum, err := rpc.Call[float64](ctx, calc, "add", map[string]any{"a": 2, "b": 3})
+	if err != nil {
+		return fmt.Errorf("calculator.add: %w", err)
+	}
+	fmt.Printf("calculator.add(a=2, b=3) = %v\n", sum)
+
+	// Keyword arguments from a struct.
+	diff, err := rpc.Call[float64](ctx, calc, "subtract", operands{A: 10, B: 4})
+	if err != nil {
+		return fmt.Errorf("calculator.subtract: %w", err)
+	}
+	fmt.Printf("calculator.subtract(a=10, b=4) = %v\n", diff)
+
+	// Positional arguments.
+	prod, err := rpc.Call[float64](ctx, calc, "multiply", rpc.Args(6, 7))
+	if err != nil {
+		return fmt.Errorf("calculator.multiply: %w", err)
+	}
+	fmt.Printf("calculator.multiply(6, 7) = %v\n", prod)
+
+	// An error the service sends: a *rpc.RemoteError.
+	quot, err := rpc.Call[float64](ctx, calc, "divide", operands{A: 1, B: 0})
+	var re *rpc.RemoteError
+	switch {
+	case err == nil:
+		return fmt.Errorf("calculator.divide(a=1, b=0) = %v: want a ZeroDivisionError", quot)
+	case !errors.As(err, &re) || re.ExcType != "ZeroDivisionError":
+		return fmt.Errorf("calculator.divide(a=1, b=0): want a ZeroDivisionError, got: %w", err)
+	}
+	fmt.Printf("calculator.divide(a=1, b=0) → %s: %s\n", re.ExcType, re.Value)
+
+	// A service that calls another: user_service → calculator.
+	s, err := rpc.Call[score](ctx, users, "calculate_user_score", scoreIn{UserID: 7, BaseScore: 10, Multiplier: 3})
+	if err != nil {
+		return fmt.Errorf("user_service.calculate_user_score: %w", err)
+	}
+	fmt.Printf("user_service.calculate_user_score(user_id=7, base_score=10, multiplier=3) = %s\n", asJSON(s))
+
+	// Parallel calls inside the service.
+	bases := []float64{1, 2, 3, 4}
+	batch, err := rpc.Call[[]float64](ctx, users, "batch_scores", map[string]any{"base_scores": bases, "multiplier": 2.5})
+	if err != nil {
+		return fmt.Errorf("user_service.batch_scores: %w", err)
+	}
+	fmt.Printf("user_service.batch_scores(%v, multiplier=2.5) = %v\n", bases, batch)
+
+	// Context data: the user id travels as the AMQP header nameko.user_id, and
+	// on to the calls user_service makes to calculator.
+	userCtx := contextdata.WithUserID(ctx, "u-42")
+	s, err = rpc.Call[score](userCtx, users, "calculate_user_score", scoreIn{UserID: "u-42", BaseScore: 4, Multiplier: 5})
+	if err != nil {
+		return fmt.Errorf("user_service.calculate_user_score with context user_id: %w", err)
+	}
+	fmt.Printf("user_service.calculate_user_score(user_id=\"u-42\", base_score=4, multiplier=5) [context user_id=%s] = %s\n",
+		contextdata.UserID(userCtx), asJSON(s))
+	return nil
+}
+
+// waitReady calls each service until it answers, retrying while its queue
+// does not exist yet, for at most readyTimeout.
+func waitReady(ctx context.Context, calc, users *rpc.Proxy) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	probes := []struct {
+		proxy  *rpc.Proxy
+		method string
+		in     any
+		cmd    string // how to start the service
+	}{
+		{calc, "add", operands{A: 0, B: 0}, "./examples/calculator"},
+		// calculate_user_score calls calculator too, so this waits for the whole chain.
+		{users, "calculate_user_score", scoreIn{UserID: 0, BaseScore: 0, Multiplier: 0}, "./examples/users"},
+	}
+	start := time.Now()
+	for _, p := range probes {
+		for {
+			err := p.proxy.Call(ctx, p.method, p.in, nil)
+			if err == nil {
+				break
+			}
+			notYet := errors.Is(err, rpc.ErrServiceNotFound)
+			if !notYet && !errors.Is(err, rpc.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("waiting for %s: %w", p.proxy.Service(), err)
+			}
+			if notYet {
+				select {
+				case <-ctx.Done():
+				case <-time.After(retryEvery):
+					continue
+				}
+			}
+			return fmt.Errorf("%s did not answer in %s; is it running? (go run %s): %w",
+				p.proxy.Service(), time.Since(start).Round(time.Millisecond), p.cmd, err)
+		}
+	}
+	fmt.Printf("calculator and user_service answer (waited %s)\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// asJSON renders v as compact JSON for printing.
+func asJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return string(b)
+}
