@@ -46,6 +46,9 @@ const (
 	plainExcType             = "Error"
 )
 
+// errPanic matches the error a recovered panic becomes.
+var errPanic = &RemoteError{ExcType: panicExcType, ExcPath: "runtime.Panic"}
+
 func frameworkError(name string) *RemoteError {
 	return &RemoteError{ExcType: name, ExcPath: "nameko.exceptions." + name}
 }

@@ -37,7 +37,14 @@ func (p *Proxy) CallAsync(ctx context.Context, method string, in any) *Reply {
 		r.finish(nil, fmt.Errorf("calling %s.%s: %w", p.service, method, err))
 		return r
 	}
-	go func() { r.finish(p.client.call(ctx, p.service, method, body)) }()
+	go func() {
+		defer func() {
+			if v := recover(); v != nil { // a panicking client interceptor
+				r.finish(nil, fmt.Errorf("calling %s.%s: panic: %v", p.service, method, v))
+			}
+		}()
+		r.finish(p.client.call(ctx, p.service, method, body))
+	}()
 	return r
 }
 

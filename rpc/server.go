@@ -123,10 +123,13 @@ func (s *Server) serve(d transport.Delivery) {
 		body, _ = encodeReply(nil, unserializable(result, encErr))
 	}
 	if d.ReplyTo != "" {
-		if err := s.reply(d, body); err != nil {
-			s.log.Error("hypha: reply not sent; the call goes back to the queue", "method", method, "error", err)
-			_ = d.Nack(true)
-			return
+		if err := s.reply(d, body, deadline); errors.Is(err, context.DeadlineExceeded) {
+			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", method)
+		} else if err != nil {
+			// Requeueing would run the call again only to fail the same
+			// way; a reply lost with the connection is redelivered anyway,
+			// since the ack below cannot reach the broker either.
+			s.log.Error("hypha: reply not sent", "method", method, "reply_to", d.ReplyTo, "error", err)
 		}
 	}
 	if err := d.Ack(); err != nil {
@@ -154,27 +157,37 @@ func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
 	}
 	ctx, cancel := s.workerContext(d, call)
 	defer cancel()
-	panicked := false
-	run := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (res any, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				panicked = true
-				s.log.Error("hypha: handler panicked", "method", call.Method, "panic", p, "stack", string(debug.Stack()))
-				res, err = nil, &RemoteError{ExcType: panicExcType, ExcPath: "runtime.Panic",
-					ExcArgs: []any{fmt.Sprint(p)}, Value: fmt.Sprint(p)}
-			}
-		}()
-		return m.call(ctx, in)
+	res, err := s.run(ctx, call, func(ctx context.Context) (res any, err error) {
+		return s.recovered(call, func() (any, error) { return m.call(ctx, in) })
 	})
-	res, err := run(ctx)
 	switch {
-	case err == nil || panicked:
+	case err == nil || errors.Is(err, errPanic):
 	case m.IsExpected(err):
 		s.log.Info("hypha: call ended with an expected error", "method", call.Method, "error", err)
 	default:
 		s.log.Error("hypha: call failed", "method", call.Method, "error", err)
 	}
 	return res, err
+}
+
+// run calls the handler through the interceptors; a panic anywhere in the
+// chain becomes a Panic error for the caller, and the service goes on.
+func (s *Server) run(ctx context.Context, call *CallInfo, handler ServerHandler) (any, error) {
+	return s.recovered(call, func() (any, error) { return chainServer(s.cfg.Interceptors, call, handler)(ctx) })
+}
+
+// recovered runs fn, turning a panic into a Panic error; the handler recovers
+// its own panics so that interceptors see them as errors, and run recovers
+// the interceptors'.
+func (s *Server) recovered(call *CallInfo, fn func() (any, error)) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("hypha: handler panicked", "method", call.Method, "panic", p, "stack", string(debug.Stack()))
+			res, err = nil, &RemoteError{ExcType: panicExcType, ExcPath: errPanic.ExcPath,
+				ExcArgs: []any{fmt.Sprint(p)}, Value: fmt.Sprint(p)}
+		}
+	}()
+	return fn()
 }
 
 // workerContext is the handler's context: the caller's deadline, its context
@@ -189,22 +202,23 @@ func (s *Server) workerContext(d transport.Delivery, call *CallInfo) (context.Co
 	return context.WithCancel(ctx)
 }
 
-func (s *Server) reply(d transport.Delivery, body []byte) error {
+// reply publishes the reply, waiting out a reconnect until the caller's
+// deadline (or replyTimeout when the caller sent none).
+func (s *Server) reply(d transport.Delivery, body []byte, deadline time.Time) error {
 	exchange := s.cfg.Exchange
 	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
 		exchange = "" // RabbitMQ's direct reply-to answers through the default exchange
 	}
-	contentType := d.ContentType
-	if contentType == "" {
-		contentType = contentTypeJSON
+	if deadline.IsZero() {
+		deadline = time.Now().Add(replyTimeout)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	return s.broker.Publish(ctx, transport.Publishing{
 		Exchange:   exchange,
 		RoutingKey: d.ReplyTo,
 		Message: transport.Message{
-			Body: body, ContentType: contentType, ContentEncoding: encodingUTF8,
+			Body: body, ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
 			CorrelationID: d.CorrelationID, Persistent: true,
 		},
 	})

@@ -24,6 +24,7 @@ const (
 	directReplyTo    = "amq.rabbitmq.reply-to"
 	replyQueueExpiry = 300000 // ms: a reply queue outlives its connection for 5 minutes
 	replyPrefetch    = 256
+	replyTimeout     = 30 * time.Second // for replies to callers that sent no deadline
 )
 
 // requestBody is what a request carries: {"args": [...], "kwargs": {...}}.
