@@ -25,9 +25,6 @@ import (
 	"github.com/hypha-go/hypha/transport/amqp"
 )
 
-// startTimeout bounds connecting and declaring everything at start.
-const startTimeout = 30 * time.Second
-
 // stopMargin is the time Stop allows beyond GRACE_PERIOD to close connections.
 const stopMargin = 5 * time.Second
 
@@ -121,7 +118,6 @@ func New(opts ...Option) (*App, error) {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.StartTimeout(startTimeout),
 		fx.StopTimeout(cfg.GracePeriod + stopMargin),
 		fx.Provide(func(lc fx.Lifecycle) *connection { return newConnection(lc, cfg, log) }),
 	}
@@ -144,7 +140,8 @@ func New(opts ...Option) (*App, error) {
 	return &App{fx: app, config: cfg, log: log}, nil
 }
 
-// Start connects to the broker and starts every service's consumers.
+// Start connects to the broker and starts every service's consumers. While
+// the broker cannot be reached it keeps trying per RECONNECT, until ctx ends.
 func (a *App) Start(ctx context.Context) error { return a.fx.Start(ctx) }
 
 // Stop stops every service gracefully: stop consuming, let running workers
@@ -169,17 +166,15 @@ func Run(opts ...Option) {
 	if err != nil {
 		fail(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	err = app.Start(ctx)
-	cancel()
-	if err != nil {
+	// Starting waits for the broker (per RECONNECT) until a signal says stop.
+	sigs, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	if err := app.Start(sigs); err != nil {
 		fail(err)
 	}
-	sigs, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	<-sigs.Done()
 	stopSignals()
 	app.log.Info("hypha: stopping", "grace_period", app.config.GracePeriod)
-	ctx, cancel = context.WithTimeout(context.Background(), app.config.GracePeriod+stopMargin)
+	ctx, cancel := context.WithTimeout(context.Background(), app.config.GracePeriod+stopMargin)
 	defer cancel()
 	if err := app.Stop(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "hypha: stopped with errors:", err)
@@ -197,7 +192,11 @@ func fail(err error) {
 type connection struct{ broker *amqp.Broker }
 
 func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger) *connection {
-	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{Heartbeat: heartbeat(cfg.Heartbeat), Name: "hypha", Logger: log})}
+	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{
+		Heartbeat: heartbeat(cfg.Heartbeat), Name: "hypha", Logger: log,
+		Reconnect: amqp.ReconnectPolicy(cfg.Reconnect),
+		Retry:     amqp.RetryPolicy(cfg.RPCRetryPolicy),
+	})}
 	lc.Append(fx.Hook{
 		OnStart: c.broker.Connect,
 		OnStop:  func(context.Context) error { return c.broker.Close() },

@@ -320,7 +320,8 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 
 func TestRunExitsNonZeroWhenItCannotStart(t *testing.T) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"=1", "HYPHA_AMQP_URI=amqp://guest:guest@127.0.0.1:1/", "HYPHA_CONFIG=")
+	cmd.Env = append(os.Environ(), childEnv+"=1", "HYPHA_AMQP_URI=amqp://guest:guest@127.0.0.1:1/", "HYPHA_CONFIG=",
+		"HYPHA_RECONNECT__MAX_ELAPSED=0.5")
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError

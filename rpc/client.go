@@ -216,7 +216,7 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		delete(c.pending, call.CorrelationID)
 		c.mu.Unlock()
 	}()
-	err := c.broker.Publish(ctx, transport.Publishing{
+	publishing := transport.Publishing{
 		Exchange:   c.cfg.Exchange,
 		RoutingKey: call.Service + "." + call.Method,
 		Mandatory:  true,
@@ -225,14 +225,25 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 			CorrelationID: call.CorrelationID, ReplyTo: c.replyKey, Persistent: true,
 			Expiration: time.Until(call.Deadline), Headers: call.Headers,
 		},
-	})
-	switch {
-	case errors.Is(err, transport.ErrUnroutable):
-		return nil, serviceNotFoundError{service: call.Service}
-	case err != nil && ctx.Err() != nil:
-		return nil, c.ended(ctx, call)
-	case err != nil:
-		return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, err)
+	}
+	for {
+		err := c.broker.Publish(ctx, publishing)
+		if errors.Is(err, transport.ErrUncertain) && isIdempotent(ctx) && ctx.Err() == nil {
+			publishing.Expiration = time.Until(call.Deadline)
+			continue // the caller said running it twice is safe; a second reply is dropped
+		}
+		switch {
+		case errors.Is(err, transport.ErrUncertain):
+			// It may have arrived: its reply can still come to the reply
+			// queue, which outlives the connection.
+		case errors.Is(err, transport.ErrUnroutable):
+			return nil, serviceNotFoundError{service: call.Service}
+		case err != nil && ctx.Err() != nil:
+			return nil, c.ended(ctx, call)
+		case err != nil:
+			return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, err)
+		}
+		break
 	}
 	select {
 	case body := <-replies:
@@ -265,6 +276,20 @@ func decodeReply(body []byte) (json.RawMessage, error) {
 }
 
 type bodyKey struct{}
+
+type idempotentKey struct{}
+
+// WithIdempotent marks the calls made with ctx as safe to run twice: a request
+// whose fate a lost connection left unknown is sent again rather than waited
+// on. Only the caller can know this; the callee may be a Python service.
+func WithIdempotent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, idempotentKey{}, true)
+}
+
+func isIdempotent(ctx context.Context) bool {
+	v, _ := ctx.Value(idempotentKey{}).(bool)
+	return v
+}
 
 // withBody passes the encoded arguments down the interceptor chain without
 // putting them in CallInfo, where interceptors could grow to depend on them.

@@ -11,8 +11,17 @@ import (
 // (declared as `name:"<service>"` fields of its fx.In struct); other programs
 // take them from a Client. It is safe for concurrent use.
 type Proxy struct {
-	client  *Client
-	service string
+	client     *Client
+	service    string
+	idempotent bool
+}
+
+// Idempotent returns a copy of p whose calls are all safe to run twice (see
+// WithIdempotent).
+func (p *Proxy) Idempotent() *Proxy {
+	q := *p
+	q.idempotent = true
+	return &q
 }
 
 // Service is the name of the service the proxy calls.
@@ -36,6 +45,9 @@ func (p *Proxy) CallAsync(ctx context.Context, method string, in any) *Reply {
 	if err != nil {
 		r.finish(nil, fmt.Errorf("calling %s.%s: %w", p.service, method, err))
 		return r
+	}
+	if p.idempotent {
+		ctx = WithIdempotent(ctx)
 	}
 	go func() {
 		defer func() {

@@ -16,6 +16,11 @@ import (
 // ErrUnroutable is returned by Publish when a mandatory message reached no queue.
 var ErrUnroutable = errors.New("hypha: message unroutable")
 
+// ErrUncertain is returned by Publish when the connection was lost after the
+// message was sent but before the broker confirmed it: it may or may not have
+// arrived. Sending it again is safe only when handling it twice is.
+var ErrUncertain = errors.New("hypha: message fate unknown: the connection was lost before the broker confirmed it")
+
 // ErrClosed is returned by a broker connection used after Close.
 var ErrClosed = errors.New("hypha: transport closed")
 

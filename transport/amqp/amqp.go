@@ -1,10 +1,13 @@
 // Package amqp implements transport.Broker over RabbitMQ with amqp091-go.
 //
-// One Broker is one AMQP connection. Publishing goes through a channel in
-// confirm mode, so Publish returns only once RabbitMQ has taken the message;
-// mandatory messages that no queue takes come back as transport.ErrUnroutable.
-// Each consumer has a channel of its own with its own prefetch, so one slow
-// consumer never holds back another's deliveries.
+// One Broker is one AMQP connection that heals itself: when the connection
+// drops (a broker restart, a network blip, a missed heartbeat) it reconnects
+// with a jittered exponential backoff, declares again every exchange and queue
+// it declared before, resumes every consumer on the same queues, and lets
+// publishing go on. Publishing goes through a channel in confirm mode, so
+// Publish returns only once RabbitMQ has taken the message; mandatory messages
+// that no queue takes come back as transport.ErrUnroutable. Each consumer has
+// a channel of its own with its own prefetch.
 package amqp
 
 import (
@@ -20,8 +23,12 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// DefaultHeartbeat is the AMQP heartbeat interval used when Options leave it zero.
-const DefaultHeartbeat = 60 * time.Second
+// Defaults for Options left zero.
+const (
+	DefaultHeartbeat              = 60 * time.Second
+	DefaultReconnectIntervalStart = 100 * time.Millisecond
+	DefaultReconnectIntervalMax   = 5 * time.Second
+)
 
 // Options tune a connection.
 type Options struct {
@@ -32,25 +39,57 @@ type Options struct {
 	Name string
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
+	// Reconnect paces reconnection after the connection is lost, and the
+	// first connection when the broker is not up yet.
+	Reconnect ReconnectPolicy
+	// Retry says how often a publish the broker refused is tried again.
+	Retry RetryPolicy
 }
 
-// Broker is a transport.Broker on one RabbitMQ connection.
+// ReconnectPolicy is an exponential, jittered, capped backoff.
+type ReconnectPolicy struct {
+	IntervalStart time.Duration // first wait; DefaultReconnectIntervalStart when zero
+	IntervalMax   time.Duration // longest wait; DefaultReconnectIntervalMax when zero
+	MaxElapsed    time.Duration // give up after this long; zero retries forever
+}
+
+// RetryPolicy is nameko's (kombu's) linear publish retry policy: wait
+// IntervalStart, then IntervalStep longer each time, at most IntervalMax,
+// for at most MaxRetries retries.
+type RetryPolicy struct {
+	MaxRetries    int
+	IntervalStart time.Duration
+	IntervalStep  time.Duration
+	IntervalMax   time.Duration
+}
+
+// Broker is a transport.Broker on one self-healing RabbitMQ connection.
 type Broker struct {
 	uri  string
 	opts Options
 	log  *slog.Logger
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
 
 	mu        sync.Mutex
-	conn      *amqp091.Connection
-	pub       *publisher
-	consumers map[*consumer]struct{}
+	sess      *session      // nil while disconnected
+	ready     chan struct{} // closed while sess is up
+	unblocked chan struct{} // closed unless the broker blocked publishing
+	failed    error         // set when reconnecting gave up
 	closed    bool
+	exchanges map[string]transport.Exchange
+	queues    map[string]transport.Queue
+	order     []string // queue names in declaration order
+	consumers map[*consumer]struct{}
+}
+
+// session is one live connection and its publisher.
+type session struct {
+	conn *amqp091.Connection
+	pub  *publisher
 }
 
 var _ transport.Broker = (*Broker)(nil)
-
-// errNotConnected is returned by a Broker used before Connect.
-var errNotConnected = errors.New("hypha: broker not connected yet: call Connect first")
 
 // New returns a Broker for uri ("amqp://user:pass@host:port/vhost") that
 // connects when Connect is called.
@@ -61,105 +100,333 @@ func New(uri string, opts Options) *Broker {
 	case opts.Heartbeat < 0:
 		opts.Heartbeat = 0
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
+	if opts.Reconnect.IntervalStart <= 0 {
+		opts.Reconnect.IntervalStart = DefaultReconnectIntervalStart
 	}
-	return &Broker{uri: uri, opts: opts, log: log, consumers: map[*consumer]struct{}{}}
+	if opts.Reconnect.IntervalMax <= 0 {
+		opts.Reconnect.IntervalMax = DefaultReconnectIntervalMax
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	unblocked := make(chan struct{})
+	close(unblocked)
+	return &Broker{
+		uri: uri, opts: opts, log: opts.Logger, done: make(chan struct{}),
+		ready: make(chan struct{}), unblocked: unblocked,
+		exchanges: map[string]transport.Exchange{}, queues: map[string]transport.Queue{},
+		consumers: map[*consumer]struct{}{},
+	}
 }
 
 // Dial returns a Broker connected to uri.
 func Dial(ctx context.Context, uri string, opts Options) (*Broker, error) {
 	b := New(uri, opts)
 	if err := b.Connect(ctx); err != nil {
+		b.Close()
 		return nil, err
 	}
 	return b, nil
 }
 
-// Connect opens the connection; ctx bounds the TCP connect and the handshake.
+// Connect opens the connection, retrying per Options.Reconnect while the
+// broker cannot be reached, until ctx ends. A refusal that retrying cannot
+// mend (bad credentials, no such vhost, a malformed URI) fails at once.
+// Once connected, the Broker keeps itself connected until Close.
 func (b *Broker) Connect(ctx context.Context) error {
+	if _, err := amqp091.ParseURI(b.uri); err != nil {
+		return fmt.Errorf("%w %s: %v", errBadURI, redact(b.uri), err)
+	}
+	bo := newBackoff(b.opts.Reconnect)
+	for attempt := 0; ; attempt++ {
+		sess, err := b.establish(ctx)
+		if err == nil {
+			b.wg.Add(1)
+			go b.supervise(sess)
+			return nil
+		}
+		if permanent(err) {
+			return err
+		}
+		wait := bo.NextBackOff()
+		if wait < 0 {
+			return fmt.Errorf("%w (gave up after RECONNECT.MAX_ELAPSED %s)", err, b.opts.Reconnect.MaxElapsed)
+		}
+		if attempt == 0 {
+			b.log.Warn("hypha: broker not reachable yet; retrying", "broker", redact(b.uri), "error", err)
+		}
+		if serr := sleep(ctx, b.done, wait); serr != nil {
+			return fmt.Errorf("%w (stopped waiting: %v)", err, serr)
+		}
+	}
+}
+
+// establish dials, declares the recorded topology, resumes the consumers and
+// makes the session current.
+func (b *Broker) establish(ctx context.Context) (*session, error) {
 	props := amqp091.NewConnectionProperties()
 	if b.opts.Name != "" {
 		props.SetClientConnectionName(b.opts.Name)
 	}
-	cfg := amqp091.Config{Heartbeat: b.opts.Heartbeat, Properties: props, Locale: "en_US"}
-	if deadline, ok := ctx.Deadline(); ok {
-		cfg.Dial = amqp091.DefaultDial(time.Until(deadline))
-	}
+	cfg := amqp091.Config{Heartbeat: b.opts.Heartbeat, Properties: props, Locale: "en_US",
+		Dial: amqp091.DefaultDial(dialTimeout(ctx))}
 	conn, err := amqp091.DialConfig(b.uri, cfg)
 	if err != nil {
-		return fmt.Errorf("hypha: connecting to %s: %w", redact(b.uri), err)
+		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact(b.uri), err)
 	}
+	sess := &session{conn: conn, pub: newPublisher(conn)}
+	b.watchBlocked(conn)
+	if err := b.redeclare(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		conn.Close()
+		return nil, transport.ErrClosed
+	}
+	b.sess = sess
+	close(b.ready)
+	consumers := b.consumerList()
+	b.mu.Unlock()
+	for _, c := range consumers {
+		if err := c.resume(conn); err != nil {
+			b.log.Error("hypha: resuming consumer failed; retrying with the next reconnect", "queue", c.opts.Queue, "error", err)
+			conn.Close()
+			break
+		}
+	}
+	return sess, nil
+}
+
+// supervise waits for the session to end and reconnects, until Close.
+func (b *Broker) supervise(sess *session) {
+	defer b.wg.Done()
+	for {
+		closed := sess.conn.NotifyClose(make(chan *amqp091.Error, 1))
+		var reason *amqp091.Error
+		select {
+		case reason = <-closed:
+		case <-b.done:
+			return
+		}
+		if b.lose(sess) {
+			return
+		}
+		lostAt := time.Now()
+		b.log.Warn("hypha: broker connection lost; reconnecting", "reason", describe(reason))
+		sess = b.reconnect()
+		if sess == nil {
+			return
+		}
+		b.log.Info("hypha: broker connection restored", "after", time.Since(lostAt).Round(time.Millisecond))
+	}
+}
+
+// lose marks the broker disconnected; it reports true when Close did it.
+func (b *Broker) lose(sess *session) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		conn.Close()
-		return transport.ErrClosed
+		return true
 	}
-	b.conn = conn
-	b.pub = &publisher{conn: conn}
-	go b.watch(conn.NotifyClose(make(chan *amqp091.Error, 1)))
+	if b.sess == sess {
+		b.sess = nil
+		b.ready = make(chan struct{})
+	}
+	return false
+}
+
+// reconnect retries until connected (the new session), or until Close or
+// RECONNECT.MAX_ELAPSED (nil).
+func (b *Broker) reconnect() *session {
+	bo := newBackoff(b.opts.Reconnect)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-b.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		wait := bo.NextBackOff()
+		if wait < 0 {
+			err := fmt.Errorf("hypha: broker unreachable for RECONNECT.MAX_ELAPSED %s; giving up", b.opts.Reconnect.MaxElapsed)
+			b.log.Error(err.Error())
+			b.mu.Lock()
+			b.failed = err
+			b.mu.Unlock()
+			return nil
+		}
+		if sleep(ctx, b.done, wait) != nil {
+			return nil
+		}
+		sess, err := b.establish(ctx)
+		if err == nil {
+			return sess
+		}
+		b.log.Debug("hypha: reconnect attempt failed", "error", err)
+	}
+}
+
+// current waits until a session is up and publishing is not blocked,
+// bounded by ctx.
+func (b *Broker) current(ctx context.Context) (*session, error) {
+	for {
+		b.mu.Lock()
+		sess, ready, unblocked, failed, closed := b.sess, b.ready, b.unblocked, b.failed, b.closed
+		b.mu.Unlock()
+		switch {
+		case closed:
+			return nil, transport.ErrClosed
+		case failed != nil:
+			return nil, failed
+		case sess == nil:
+			select {
+			case <-ready:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("broker unavailable: %w", ctx.Err())
+			case <-b.done:
+				return nil, transport.ErrClosed
+			}
+		}
+		select {
+		case <-unblocked:
+			return sess, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("broker blocked publishing: %w", ctx.Err())
+		case <-b.done:
+			return nil, transport.ErrClosed
+		}
+	}
+}
+
+// watchBlocked logs once when the broker blocks the connection (a resource
+// alarm) and once when it lets it go, and holds publishers meanwhile.
+func (b *Broker) watchBlocked(conn *amqp091.Connection) {
+	blocked := conn.NotifyBlocked(make(chan amqp091.Blocking, 4))
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for bl := range blocked {
+			b.mu.Lock()
+			if bl.Active {
+				b.unblocked = make(chan struct{})
+			} else {
+				close(b.unblocked)
+			}
+			b.mu.Unlock()
+			if bl.Active {
+				b.log.Warn("hypha: broker blocked publishing; publishes wait until it lifts or their deadline passes", "reason", bl.Reason)
+			} else {
+				b.log.Info("hypha: broker unblocked publishing")
+			}
+		}
+		b.mu.Lock()
+		select {
+		case <-b.unblocked:
+		default:
+			close(b.unblocked)
+		}
+		b.mu.Unlock()
+	}()
+}
+
+// DeclareExchange declares ex and records it to declare again after a reconnect.
+func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
+	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareExchange(ch, ex) })
+	if err == nil {
+		b.mu.Lock()
+		b.exchanges[ex.Name] = ex
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// DeclareQueue declares q and its bindings, and records them to declare again
+// after a reconnect.
+func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
+	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareQueue(ch, q) })
+	if err == nil {
+		b.mu.Lock()
+		if _, ok := b.queues[q.Name]; !ok {
+			b.order = append(b.order, q.Name)
+		}
+		b.queues[q.Name] = q
+		b.mu.Unlock()
+	}
+	return err
+}
+
+func declareExchange(ch *amqp091.Channel, ex transport.Exchange) error {
+	if err := ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, ex.AutoDelete, false, false, nil); err != nil {
+		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
+	}
 	return nil
 }
 
-// connection returns the open connection, or why there is none.
-func (b *Broker) connection() (*amqp091.Connection, error) {
+func declareQueue(ch *amqp091.Channel, q transport.Queue) error {
+	args, err := table(q.Args)
+	if err != nil {
+		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
+	}
+	if _, err := ch.QueueDeclare(q.Name, q.Durable, q.AutoDelete, q.Exclusive, false, args); err != nil {
+		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+	}
+	for _, bind := range q.Bindings {
+		if err := ch.QueueBind(q.Name, bind.RoutingKey, bind.Exchange, false, nil); err != nil {
+			return fmt.Errorf("hypha: binding queue %q to exchange %q with key %q: %w",
+				q.Name, bind.Exchange, bind.RoutingKey, err)
+		}
+	}
+	return nil
+}
+
+// redeclare declares every recorded exchange and queue on a new connection.
+func (b *Broker) redeclare(conn *amqp091.Connection) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case b.closed:
-		return nil, transport.ErrClosed
-	case b.conn == nil:
-		return nil, errNotConnected
+	exchanges := make([]transport.Exchange, 0, len(b.exchanges))
+	for _, ex := range b.exchanges {
+		exchanges = append(exchanges, ex)
 	}
-	return b.conn, nil
-}
-
-// watch logs an unexpected loss of the connection once.
-func (b *Broker) watch(closed <-chan *amqp091.Error) {
-	if err, ok := <-closed; ok && err != nil {
-		b.log.Error("hypha: broker connection lost", "reason", err.Reason, "code", err.Code)
+	queues := make([]transport.Queue, 0, len(b.order))
+	for _, name := range b.order {
+		queues = append(queues, b.queues[name])
 	}
-}
-
-// DeclareExchange declares ex on a short-lived channel.
-func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
-	return b.withChannel(func(ch *amqp091.Channel) error {
-		err := ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, ex.AutoDelete, false, false, nil)
-		if err != nil {
-			return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
-		}
+	b.mu.Unlock()
+	if len(exchanges) == 0 && len(queues) == 0 {
 		return nil
-	})
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("hypha: opening channel: %w", err)
+	}
+	defer ch.Close()
+	for _, ex := range exchanges {
+		if err := declareExchange(ch, ex); err != nil {
+			return err
+		}
+	}
+	for _, q := range queues {
+		if err := declareQueue(ch, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// DeclareQueue declares q and its bindings on a short-lived channel.
-func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
-	return b.withChannel(func(ch *amqp091.Channel) error {
-		args, err := table(q.Args)
-		if err != nil {
-			return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
-		}
-		if _, err := ch.QueueDeclare(q.Name, q.Durable, q.AutoDelete, q.Exclusive, false, args); err != nil {
-			return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
-		}
-		for _, bind := range q.Bindings {
-			if err := ch.QueueBind(q.Name, bind.RoutingKey, bind.Exchange, false, nil); err != nil {
-				return fmt.Errorf("hypha: binding queue %q to exchange %q with key %q: %w",
-					q.Name, bind.Exchange, bind.RoutingKey, err)
-			}
-		}
-		return nil
-	})
-}
-
-func (b *Broker) withChannel(fn func(*amqp091.Channel) error) error {
-	conn, err := b.connection()
+// withChannel runs fn on a short-lived channel, waiting for a connection
+// bounded by ctx.
+func (b *Broker) withChannel(ctx context.Context, fn func(*amqp091.Channel) error) error {
+	sess, err := b.current(ctx)
 	if err != nil {
 		return err
 	}
-	ch, err := conn.Channel()
+	ch, err := sess.conn.Channel()
 	if err != nil {
 		return fmt.Errorf("hypha: opening channel: %w", err)
 	}
@@ -167,30 +434,33 @@ func (b *Broker) withChannel(fn func(*amqp091.Channel) error) error {
 	return fn(ch)
 }
 
-// Publish sends p on the confirm channel and waits for the broker's confirm.
-func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
-	if _, err := b.connection(); err != nil {
-		return err
-	}
-	return b.pub.publish(ctx, p)
-}
-
-// Consume opens a channel with the given prefetch and delivers from opts.Queue to h.
+// Consume starts a consumer on opts.Queue; it resumes by itself after every
+// reconnect. While disconnected it starts with the next connection.
 func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+	c := newConsumer(b, opts, h)
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case b.closed:
+	if b.closed {
+		b.mu.Unlock()
 		return nil, transport.ErrClosed
-	case b.conn == nil:
-		return nil, errNotConnected
-	}
-	c, err := startConsumer(b, opts, h)
-	if err != nil {
-		return nil, err
 	}
 	b.consumers[c] = struct{}{}
+	sess := b.sess
+	b.mu.Unlock()
+	if sess != nil {
+		if err := c.resume(sess.conn); err != nil {
+			b.forget(c)
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+func (b *Broker) consumerList() []*consumer {
+	out := make([]*consumer, 0, len(b.consumers))
+	for c := range b.consumers {
+		out = append(out, c)
+	}
+	return out
 }
 
 func (b *Broker) forget(c *consumer) {
@@ -199,7 +469,18 @@ func (b *Broker) forget(c *consumer) {
 	b.mu.Unlock()
 }
 
-// Close closes every consumer, the publishing channel and the connection.
+// live returns the current connection, or nil while disconnected.
+func (b *Broker) live() *amqp091.Connection {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sess == nil {
+		return nil
+	}
+	return b.sess.conn
+}
+
+// Close stops reconnecting, closes every consumer, the publishing channel and
+// the connection. It does not wait for the broker when it is unreachable.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -207,22 +488,20 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	consumers := make([]*consumer, 0, len(b.consumers))
-	for c := range b.consumers {
-		consumers = append(consumers, c)
-	}
-	conn, pub := b.conn, b.pub
+	close(b.done)
+	consumers := b.consumerList()
+	sess := b.sess
 	b.mu.Unlock()
 	var errs []error
 	for _, c := range consumers {
 		errs = append(errs, c.Close())
 	}
-	if conn == nil {
-		return errors.Join(errs...)
+	if sess != nil {
+		sess.pub.close()
+		if err := sess.conn.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			errs = append(errs, err)
+		}
 	}
-	pub.close()
-	if err := conn.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
-		errs = append(errs, err)
-	}
+	b.wg.Wait()
 	return errors.Join(errs...)
 }

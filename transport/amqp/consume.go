@@ -12,40 +12,58 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// consumer is one queue consumed on a channel of its own.
+// consumer is one queue consumed on a channel of its own, resumed on a new
+// channel after its channel or connection is lost.
 type consumer struct {
 	b    *Broker
-	ch   *amqp091.Channel
+	opts transport.ConsumeOptions
+	h    transport.Handler
 	tag  string
-	done chan struct{} // closed when the delivery loop has returned
 
 	mu        sync.Mutex
+	ch        *amqp091.Channel // nil while disconnected
 	cancelled bool
+	loops     sync.WaitGroup // running delivery loops
 }
 
-func startConsumer(b *Broker, opts transport.ConsumeOptions, h transport.Handler) (*consumer, error) {
-	ch, err := b.conn.Channel() // b.mu is held
-	if err != nil {
-		return nil, fmt.Errorf("hypha: opening channel for queue %q: %w", opts.Queue, err)
+func newConsumer(b *Broker, opts transport.ConsumeOptions, h transport.Handler) *consumer {
+	return &consumer{b: b, opts: opts, h: h, tag: "hypha-" + uuid.NewString()}
+}
+
+// resume starts consuming on conn unless the consumer already runs there or
+// was cancelled.
+func (c *consumer) resume(conn *amqp091.Connection) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancelled || (c.ch != nil && !c.ch.IsClosed()) {
+		return nil
 	}
-	if opts.Prefetch > 0 {
-		if err := ch.Qos(opts.Prefetch, 0, false); err != nil {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("hypha: opening channel for queue %q: %w", c.opts.Queue, err)
+	}
+	if c.opts.Prefetch > 0 {
+		if err := ch.Qos(c.opts.Prefetch, 0, false); err != nil {
 			ch.Close()
-			return nil, fmt.Errorf("hypha: prefetch %d for queue %q: %w", opts.Prefetch, opts.Queue, err)
+			return fmt.Errorf("hypha: prefetch %d for queue %q: %w", c.opts.Prefetch, c.opts.Queue, err)
 		}
 	}
-	c := &consumer{b: b, ch: ch, tag: "hypha-" + uuid.NewString(), done: make(chan struct{})}
-	deliveries, err := ch.Consume(opts.Queue, c.tag, false, false, false, false, nil)
+	deliveries, err := ch.Consume(c.opts.Queue, c.tag, false, false, false, false, nil)
 	if err != nil {
 		ch.Close()
-		return nil, fmt.Errorf("hypha: consuming queue %q: %w", opts.Queue, err)
+		return fmt.Errorf("hypha: consuming queue %q: %w", c.opts.Queue, err)
 	}
-	go c.loop(deliveries, h)
-	return c, nil
+	c.ch = ch
+	c.loops.Add(1)
+	go c.loop(ch, deliveries)
+	return nil
 }
 
-func (c *consumer) loop(deliveries <-chan amqp091.Delivery, h transport.Handler) {
-	defer close(c.done)
+// loop hands deliveries to the handler until the channel ends. A channel
+// closed alone (a channel-level error) is reopened here; one closed with its
+// connection is resumed by the reconnect.
+func (c *consumer) loop(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery) {
+	defer c.loops.Done()
 	for d := range deliveries {
 		if c.isCancelled() {
 			// Received before the cancel took effect: give it back so
@@ -53,7 +71,20 @@ func (c *consumer) loop(deliveries <-chan amqp091.Delivery, h transport.Handler)
 			_ = d.Nack(false, true)
 			continue
 		}
-		h(delivery(d))
+		c.h(delivery(d))
+	}
+	if c.isCancelled() {
+		return
+	}
+	select {
+	case <-c.b.done:
+		return
+	case <-time.After(50 * time.Millisecond): // no hot loop on a queue that keeps failing
+	}
+	if conn := c.b.live(); conn != nil && !conn.IsClosed() {
+		if err := c.resume(conn); err != nil {
+			c.b.log.Error("hypha: consumer channel lost; resuming with the next reconnect", "queue", c.opts.Queue, "error", err)
+		}
 	}
 }
 
@@ -63,20 +94,26 @@ func (c *consumer) isCancelled() bool {
 	return c.cancelled
 }
 
-// Cancel stops the broker sending more and waits for the delivery loop to end.
+// Cancel stops the broker sending more and waits for the delivery loops to end.
 func (c *consumer) Cancel(ctx context.Context) error {
 	c.mu.Lock()
 	first := !c.cancelled
 	c.cancelled = true
+	ch := c.ch
 	c.mu.Unlock()
-	if first && !c.ch.IsClosed() {
-		if err := c.ch.Cancel(c.tag, false); err != nil {
+	if first && ch != nil && !ch.IsClosed() {
+		if err := ch.Cancel(c.tag, false); err != nil {
 			// The channel is gone; its deliveries went back to the queue.
-			c.ch.Close()
+			ch.Close()
 		}
 	}
+	done := make(chan struct{})
+	go func() {
+		c.loops.Wait()
+		close(done)
+	}()
 	select {
-	case <-c.done:
+	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -89,15 +126,19 @@ func (c *consumer) Close() error {
 	defer cancel()
 	_ = c.Cancel(ctx)
 	c.b.forget(c)
-	err := c.ch.Close()
-	if err != nil && err != amqp091.ErrClosed {
-		return err
+	c.mu.Lock()
+	ch := c.ch
+	c.mu.Unlock()
+	if ch != nil {
+		ch.Close()
 	}
-	<-c.done
+	c.loops.Wait()
 	return nil
 }
 
-// ack settles one delivery.
+// ack settles one delivery on the channel it came from: after a reconnect it
+// fails rather than ack on the new channel, which RabbitMQ would refuse with
+// 406 and close; the broker redelivers the message instead.
 type ack struct{ d amqp091.Delivery }
 
 func (a ack) Ack() error              { return a.d.Ack(false) }

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,7 +17,68 @@ import (
 // the confirm that follows it.
 const returnsBuffer = 256
 
-// publisher owns the confirm-mode channel that every publish goes through.
+// errNotSent: the channel or connection was gone before the message was
+// written, so sending it again cannot duplicate it.
+var errNotSent = errors.New("hypha: message not sent")
+
+// errNacked: the broker refused the message (basic.nack).
+var errNacked = errors.New("hypha: broker refused the message")
+
+// Publish sends p and waits for the broker's confirm. While the connection is
+// down it waits for the reconnect, and a message the broker refused is sent
+// again per Options.Retry, both bounded by ctx. A message whose confirm was
+// lost with the connection fails with transport.ErrUncertain: it may or may
+// not have arrived, and only the caller knows whether sending it twice is safe.
+func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
+	if p.Mandatory && p.MessageID == "" {
+		p.MessageID = uuid.NewString()
+	}
+	msg, err := publishing(p.Message)
+	if err != nil {
+		return b.publishError(p, err)
+	}
+	for retries := 0; ; {
+		sess, err := b.current(ctx)
+		if err != nil {
+			return b.publishError(p, err)
+		}
+		err = sess.pub.publish(ctx, p, msg)
+		switch {
+		case errors.Is(err, errNotSent):
+			if ctx.Err() != nil {
+				return b.publishError(p, ctx.Err())
+			}
+			// The connection is going; current waits for the next one.
+			if err := sleep(ctx, b.done, 10*time.Millisecond); err != nil {
+				return b.publishError(p, err)
+			}
+		case errors.Is(err, errNacked) && retries < b.opts.Retry.MaxRetries:
+			if err := sleep(ctx, b.done, b.opts.Retry.interval(retries)); err != nil {
+				return b.publishError(p, err)
+			}
+			retries++
+		case err != nil && !errors.Is(err, transport.ErrUnroutable):
+			return b.publishError(p, err)
+		default:
+			return err
+		}
+	}
+}
+
+func (b *Broker) publishError(p transport.Publishing, err error) error {
+	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey, err)
+}
+
+// interval is the wait before retry number n (from 0).
+func (r RetryPolicy) interval(n int) time.Duration {
+	d := r.IntervalStart + time.Duration(n)*r.IntervalStep
+	if r.IntervalMax > 0 && d > r.IntervalMax {
+		d = r.IntervalMax
+	}
+	return d
+}
+
+// publisher owns one connection's confirm-mode channel for publishing.
 //
 // RabbitMQ sends basic.return for an unroutable mandatory message before the
 // basic.ack that confirms it, and amqp091-go hands the two to different Go
@@ -29,20 +91,19 @@ type publisher struct {
 
 	mu       sync.Mutex
 	ch       *amqp091.Channel
+	closeErr chan *amqp091.Error // the channel's close reason
 	returns  chan amqp091.Return
 	returned map[string]time.Time
+	reasons  map[chan *amqp091.Error]error
 }
 
-func (p *publisher) publish(ctx context.Context, msg transport.Publishing) error {
-	if msg.Mandatory && msg.MessageID == "" {
-		msg.MessageID = uuid.NewString()
-	}
-	pub, err := publishing(msg.Message)
-	if err != nil {
-		return fmt.Errorf("hypha: message to exchange %q routing key %q: %w", msg.Exchange, msg.RoutingKey, err)
-	}
+func newPublisher(conn *amqp091.Connection) *publisher {
+	return &publisher{conn: conn, returned: map[string]time.Time{}}
+}
+
+func (p *publisher) publish(ctx context.Context, msg transport.Publishing, pub amqp091.Publishing) error {
 	p.mu.Lock()
-	ch, err := p.channel()
+	ch, closeErr, err := p.channel()
 	if err != nil {
 		p.mu.Unlock()
 		return err
@@ -50,42 +111,73 @@ func (p *publisher) publish(ctx context.Context, msg transport.Publishing) error
 	confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, msg.Exchange, msg.RoutingKey, msg.Mandatory, false, pub)
 	p.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", msg.Exchange, msg.RoutingKey, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %v", errNotSent, err)
 	}
-	acked, err := confirm.WaitContext(ctx)
 	if msg.Mandatory {
 		defer p.forget(msg.MessageID)
 	}
-	if err != nil {
+	acked, err := confirm.WaitContext(ctx)
+	switch {
+	case err != nil:
 		return err
-	}
-	if !acked {
-		return fmt.Errorf("hypha: broker refused message to exchange %q routing key %q", msg.Exchange, msg.RoutingKey)
-	}
-	if msg.Mandatory && p.wasReturned(msg.MessageID) {
-		return fmt.Errorf("exchange %q routing key %q: %w", msg.Exchange, msg.RoutingKey, transport.ErrUnroutable)
+	case !acked && ch.IsClosed():
+		// amqp091-go nacks pending confirms when the channel closes: with
+		// the connection, the message's fate is unknown; alone, the broker
+		// closed it for an error that retrying would repeat (404: no such
+		// exchange), and other publishes go on on a new channel.
+		if p.conn.IsClosed() {
+			return transport.ErrUncertain
+		}
+		return p.channelError(closeErr)
+	case !acked:
+		return errNacked
+	case msg.Mandatory && p.wasReturned(msg.MessageID):
+		return transport.ErrUnroutable
 	}
 	return nil
 }
 
+// channelError is the reason the broker gave for closing a channel: read
+// once from closeErr, kept for the other publishes that were on the channel.
+func (p *publisher) channelError(closeErr chan *amqp091.Error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err, ok := p.reasons[closeErr]; ok {
+		return err
+	}
+	var err error = errors.New("hypha: publish channel closed")
+	select {
+	case e, ok := <-closeErr:
+		if ok && e != nil {
+			err = e
+		}
+	case <-time.After(time.Second):
+	}
+	p.reasons = map[chan *amqp091.Error]error{closeErr: err} // only the latest channel matters
+	return err
+}
+
 // channel returns the open confirm channel, opening a new one after a
 // channel-level error closed the last. p.mu is held.
-func (p *publisher) channel() (*amqp091.Channel, error) {
+func (p *publisher) channel() (*amqp091.Channel, chan *amqp091.Error, error) {
 	if p.ch != nil && !p.ch.IsClosed() {
-		return p.ch, nil
+		return p.ch, p.closeErr, nil
 	}
 	ch, err := p.conn.Channel()
 	if err != nil {
-		return nil, fmt.Errorf("hypha: opening publish channel: %w", err)
+		return nil, nil, fmt.Errorf("%w: opening publish channel: %v", errNotSent, err)
 	}
 	if err := ch.Confirm(false); err != nil {
 		ch.Close()
-		return nil, fmt.Errorf("hypha: confirm mode: %w", err)
+		return nil, nil, fmt.Errorf("%w: confirm mode: %v", errNotSent, err)
 	}
 	p.ch = ch
+	p.closeErr = ch.NotifyClose(make(chan *amqp091.Error, 1))
 	p.returns = ch.NotifyReturn(make(chan amqp091.Return, returnsBuffer))
-	p.returned = map[string]time.Time{}
-	return ch, nil
+	return ch, p.closeErr, nil
 }
 
 // wasReturned drains the returns seen so far and reports whether id was among them.

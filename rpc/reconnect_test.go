@@ -1,0 +1,198 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp"
+)
+
+// waitAnswer calls add until it answers, for at most d.
+func waitAnswer(t *testing.T, p *rpc.Proxy, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		got, err := rpc.Call[float64](ctx, p, "add", rpc.Args(2, 2))
+		cancel()
+		if err == nil && got == 4 {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no answer within %v", d)
+	return 0
+}
+
+func TestCallsSurviveConnectionLoss(t *testing.T) {
+	var runs atomic.Int64
+	serve(t, "math_reconnect", 4, func(r *entrypoint.Registry) {
+		mathService(nil)(r)
+		rpc.Handle(r, "slow_double", func(_ context.Context, in struct {
+			X int `json:"x"`
+		}) (int, error) {
+			runs.Add(1)
+			time.Sleep(600 * time.Millisecond)
+			return 2 * in.X, nil
+		})
+	})
+	c := dial(t, 10*time.Second)
+	p := c.Proxy("math_reconnect")
+	waitAnswer(t, p, 5*time.Second)
+
+	// A call in flight when every connection drops: its worker finishes,
+	// and either that reply or the redelivered call's reaches the caller,
+	// exactly once.
+	inflight := p.CallAsync(context.Background(), "slow_double", map[string]any{"x": 21})
+	time.Sleep(200 * time.Millisecond)
+	testbroker.CloseConnections(t)
+	// A call made during the outage waits for the reconnect.
+	during := p.CallAsync(context.Background(), "add", rpc.Args(40, 2))
+
+	var got int
+	if err := inflight.Result(&got); err != nil || got != 42 {
+		t.Fatalf("in-flight call: %v, %v", got, err)
+	}
+	var sum float64
+	if err := during.Result(&sum); err != nil || sum != 42 {
+		t.Fatalf("call during the outage: %v, %v", sum, err)
+	}
+	t.Logf("slow_double ran %d time(s) (at-least-once execution)", runs.Load())
+	if took := waitAnswer(t, p, 5*time.Second); took > time.Second {
+		t.Errorf("answering again took %v", took)
+	}
+
+	// Twice more, with calls running all along: every call gets its own
+	// right answer, none fails. add is safe to run twice, so a request whose
+	// confirm a drop swallowed is sent again rather than waited on.
+	idem := p.Idempotent()
+	var wg sync.WaitGroup
+	var wrong atomic.Int64
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+				got, err := rpc.Call[float64](ctx, idem, "add", rpc.Args(w*1000, i))
+				cancel()
+				if err != nil || got != float64(w*1000+i) {
+					t.Logf("worker %d call %d: %v, %v", w, i, got, err)
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	for range 2 {
+		time.Sleep(500 * time.Millisecond)
+		testbroker.CloseConnections(t)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	if n := wrong.Load(); n != 0 {
+		t.Fatalf("%d calls failed or got a wrong answer across the drops", n)
+	}
+}
+
+func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
+	serve(t, "math_outage", 2, func(r *entrypoint.Registry) {
+		rpc.Handle(r, "sleep", func(_ context.Context, in struct {
+			MS int `json:"ms"`
+		}) (string, error) {
+			time.Sleep(time.Duration(in.MS) * time.Millisecond)
+			return "slept", nil
+		})
+	})
+	p := dial(t, 10*time.Second).Proxy("math_outage")
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	reply := p.CallAsync(ctx, "sleep", map[string]any{"ms": 2000})
+	time.Sleep(100 * time.Millisecond)
+	testbroker.CloseConnections(t)
+	err := reply.Result(nil)
+	took := time.Since(start)
+	if !errors.Is(err, rpc.ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+	if took > 1500*time.Millisecond {
+		t.Fatalf("failed after %v, want at its 700ms deadline", took)
+	}
+}
+
+func TestChannelErrorClosesOnlyThatChannel(t *testing.T) {
+	serve(t, "math_chanerr", 2, mathService(nil))
+	broker, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	client := rpc.NewClient(broker, rpc.Config{Timeout: 5 * time.Second})
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = broker.Publish(ctx, transport.Publishing{Exchange: "no-such-exchange", RoutingKey: "x", Message: transport.Message{Body: []byte("{}")}})
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("publish to a missing exchange: err = %v after %v, want a prompt channel error", err, time.Since(start))
+	}
+	// The same connection goes on: its reply consumer and a new publish channel work.
+	for i := range 3 {
+		got, err := rpc.Call[float64](context.Background(), client.Proxy("math_chanerr"), "add", rpc.Args(i, 1))
+		if err != nil || got != float64(i+1) {
+			t.Fatalf("call after the channel error: %v, %v", got, err)
+		}
+	}
+}
+
+func TestCloseWhileBrokerUnreachable(t *testing.T) {
+	b := amqp.New("amqp://guest:guest@127.0.0.1:1/", amqp.Options{})
+	connected := make(chan error, 1)
+	go func() { connected <- b.Connect(context.Background()) }()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-connected:
+		if err == nil {
+			t.Fatal("Connect succeeded against a closed port")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Connect still waiting 2s after Close")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Close took %v while the broker was unreachable", took)
+	}
+	err := b.Publish(context.Background(), transport.Publishing{Exchange: "x"})
+	if !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("publish after Close: %v", err)
+	}
+}
+
+func TestConnectFailsAtOnceOnBadCredentials(t *testing.T) {
+	testbroker.URI(t)
+	start := time.Now()
+	_, err := amqp.Dial(context.Background(), "amqp://guest:wrong@127.0.0.1:5672/", amqp.Options{})
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("err = %v after %v, want a prompt refusal", err, time.Since(start))
+	}
+}

@@ -1,0 +1,70 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// defaultDialTimeout bounds one connection attempt when ctx has no deadline.
+const defaultDialTimeout = 10 * time.Second
+
+func newBackoff(p ReconnectPolicy) *backoff.ExponentialBackOff {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = p.IntervalStart
+	bo.MaxInterval = p.IntervalMax
+	bo.MaxElapsedTime = p.MaxElapsed
+	bo.Reset()
+	return bo
+}
+
+// sleep waits d, or returns early with an error when ctx ends or done closes.
+func sleep(ctx context.Context, done <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-done:
+		return errClosing
+	}
+}
+
+var (
+	errClosing = errors.New("hypha: broker connection closing")
+	errBadURI  = errors.New("hypha: malformed broker URI")
+)
+
+// dialTimeout is how long one connection attempt may take.
+func dialTimeout(ctx context.Context) time.Duration {
+	if deadline, ok := ctx.Deadline(); ok {
+		return min(time.Until(deadline), defaultDialTimeout)
+	}
+	return defaultDialTimeout
+}
+
+// permanent reports whether a connection error would recur on every retry:
+// refused credentials, a vhost the user may not use, a malformed URI.
+func permanent(err error) bool {
+	var amqpErr *amqp091.Error
+	if errors.As(err, &amqpErr) {
+		switch amqpErr.Code {
+		case amqp091.AccessRefused, amqp091.NotAllowed:
+			return true
+		}
+	}
+	return errors.Is(err, errBadURI)
+}
+
+// describe is a connection's close reason for the log.
+func describe(e *amqp091.Error) string {
+	if e == nil {
+		return "closed"
+	}
+	return e.Error()
+}
