@@ -25,6 +25,10 @@ type Config struct {
 	URI string
 	// Heartbeat is the AMQP heartbeat interval; used by Dial only.
 	Heartbeat time.Duration
+	// Reconnect and Retry pace reconnection and publish retries; used by
+	// Dial only (the zero values are amqp's defaults and no retries).
+	Reconnect amqp.ReconnectPolicy
+	Retry     amqp.RetryPolicy
 	// Owner names the client's reply queue ("rpc.reply-<Owner>-<uuid>") and,
 	// outside a worker, its call ids: a service's name, or StandaloneOwner.
 	Owner string
@@ -60,7 +64,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = StandaloneOwner
 	}
-	broker, err := amqp.Dial(ctx, cfg.URI, amqp.Options{Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger})
+	broker, err := amqp.Dial(ctx, cfg.URI, amqp.Options{
+		Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger, Reconnect: cfg.Reconnect, Retry: cfg.Retry,
+	})
 	if err != nil {
 		return nil, err
 	}
