@@ -1,28 +1,36 @@
 # Hypha build and test entry points. `make test` is the one test command
 # (CI runs it through .ci/run).
 
-.PHONY: broker vet staticcheck fmt-check test run
+.PHONY: broker vet staticcheck fmt-check test test-faults run
 
 # broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
 broker:
 	bash scripts/broker.sh
 
-# vet runs go vet on every package.
+# vet runs go vet on every package, the fault tests (build tag faults) included.
 vet:
-	go vet ./...
+	go vet -tags faults ./...
 
-# staticcheck runs the staticcheck tool pinned in go.mod.
+# staticcheck runs the staticcheck tool pinned in go.mod, on the fault tests too.
 staticcheck:
-	go tool staticcheck ./...
+	go tool staticcheck -tags faults ./...
 
 # fmt-check fails, listing the files, when any Go file is not gofmt-clean.
 fmt-check:
 	@out=$$(find . -name '*.go' -not -path './.*' -not -path '*/testdata/*' -exec gofmt -l {} +) || exit 1; \
 	if [ -n "$$out" ]; then echo "gofmt -w needed on:"; echo "$$out"; exit 1; fi
 
-# test runs all checks, then every test with the race detector.
+# test runs all checks, then every test with the race detector, then, alone,
+# the fault tests.
 test: broker fmt-check vet staticcheck
 	go test -race -count=1 -timeout 8m ./...
+	$(MAKE) test-faults
+
+# test-faults runs the fault soak tests (build tag faults) serially: they stop
+# and restart the local RabbitMQ app (rabbitmqctl stop_app / start_app), which
+# disturbs every other user of the broker, so nothing else may run meanwhile.
+test-faults: broker
+	go test -race -count=1 -tags faults -p 1 -timeout 5m -v -run . ./faults/
 
 # run runs the examples against the local broker.
 run: broker

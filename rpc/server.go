@@ -125,6 +125,8 @@ func (s *Server) serve(d transport.Delivery) {
 	if d.ReplyTo != "" {
 		if err := s.reply(d, body, deadline); errors.Is(err, context.DeadlineExceeded) {
 			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", method)
+		} else if errors.Is(err, transport.ErrUncertain) {
+			s.log.Warn("hypha: reply may be lost with the connection; the unacked call will be redelivered", "method", method)
 		} else if err != nil {
 			// Requeueing would run the call again only to fail the same
 			// way; a reply lost with the connection is redelivered anyway,
