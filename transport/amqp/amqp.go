@@ -134,6 +134,12 @@ func Dial(ctx context.Context, uri string, opts Options) (*Broker, error) {
 // mend (bad credentials, no such vhost, a malformed URI) fails at once.
 // Once connected, the Broker keeps itself connected until Close.
 func (b *Broker) Connect(ctx context.Context) error {
+	b.mu.Lock()
+	connected := b.sess != nil
+	b.mu.Unlock()
+	if connected {
+		return nil
+	}
 	if _, err := amqp091.ParseURI(b.uri); err != nil {
 		return fmt.Errorf("%w %s: %v", errBadURI, redact(b.uri), err)
 	}
@@ -169,7 +175,7 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 		props.SetClientConnectionName(b.opts.Name)
 	}
 	cfg := amqp091.Config{Heartbeat: b.opts.Heartbeat, Properties: props, Locale: "en_US",
-		Dial: amqp091.DefaultDial(dialTimeout(ctx))}
+		Dial: b.dialer(ctx)}
 	conn, err := amqp091.DialConfig(b.uri, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact(b.uri), err)

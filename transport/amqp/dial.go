@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -40,12 +41,34 @@ var (
 	errBadURI  = errors.New("hypha: malformed broker URI")
 )
 
-// dialTimeout is how long one connection attempt may take.
-func dialTimeout(ctx context.Context) time.Duration {
-	if deadline, ok := ctx.Deadline(); ok {
-		return min(time.Until(deadline), defaultDialTimeout)
+// dialer connects for one attempt: the TCP connect ends with ctx or Close,
+// and a deadline bounds the AMQP handshake (amqp091-go clears it once the
+// connection is open, and heartbeats take over).
+func (b *Broker) dialer(ctx context.Context) func(network, addr string) (net.Conn, error) {
+	return func(network, addr string) (net.Conn, error) {
+		timeout := defaultDialTimeout
+		if deadline, ok := ctx.Deadline(); ok {
+			timeout = min(time.Until(deadline), timeout)
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-b.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return conn, nil
 	}
-	return defaultDialTimeout
 }
 
 // permanent reports whether a connection error would recur on every retry:
