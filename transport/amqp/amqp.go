@@ -30,6 +30,10 @@ const (
 	DefaultReconnectIntervalMax   = 5 * time.Second
 )
 
+// closeTimeout bounds how long Close waits for the broker to acknowledge
+// closing channels and the connection.
+const closeTimeout = 2 * time.Second
+
 // Options tune a connection.
 type Options struct {
 	// Heartbeat is the interval at which a dead peer is noticed; zero means
@@ -44,6 +48,9 @@ type Options struct {
 	Reconnect ReconnectPolicy
 	// Retry says how often a publish the broker refused is tried again.
 	Retry RetryPolicy
+	// OnRestore, when set, is called after each reconnect has restored the
+	// connection, its topology and its consumers (for metrics).
+	OnRestore func()
 }
 
 // ReconnectPolicy is an exponential, jittered, capped backoff.
@@ -227,6 +234,9 @@ func (b *Broker) supervise(sess *session) {
 			return
 		}
 		b.log.Info("hypha: broker connection restored", "after", time.Since(lostAt).Round(time.Millisecond))
+		if b.opts.OnRestore != nil {
+			b.opts.OnRestore()
+		}
 	}
 }
 
@@ -275,6 +285,18 @@ func (b *Broker) reconnect() *session {
 			return sess
 		}
 		b.log.Debug("hypha: reconnect attempt failed", "error", err)
+	}
+}
+
+// blocked reports whether the broker has blocked the connection (a resource alarm).
+func (b *Broker) blocked() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.unblocked:
+		return false
+	default:
+		return true
 	}
 }
 
@@ -498,16 +520,31 @@ func (b *Broker) Close() error {
 	consumers := b.consumerList()
 	sess := b.sess
 	b.mu.Unlock()
-	var errs []error
 	for _, c := range consumers {
-		errs = append(errs, c.Close())
+		c.abandon()
 	}
 	if sess != nil {
-		sess.pub.close()
-		if err := sess.conn.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
-			errs = append(errs, err)
+		// A blocked broker reads nothing, so it would never answer the
+		// close: drop the connection at once. Otherwise close politely,
+		// within closeTimeout. Either way the broker requeues what was
+		// not acked, so a failed close loses nothing and is not reported.
+		deadline := time.Now().Add(closeTimeout)
+		if b.blocked() {
+			deadline = time.Now()
+		} else {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			closeWithin(ctx, sess.pub.close)
+			cancel()
+		}
+		if err := sess.conn.CloseDeadline(deadline); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			b.log.Debug("hypha: closing the broker connection", "error", err)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	for _, c := range consumers {
+		_ = waitWithin(ctx, &c.loops) // their channels closed with the connection
+	}
 	b.wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }

@@ -94,22 +94,68 @@ func (c *consumer) isCancelled() bool {
 	return c.cancelled
 }
 
-// Cancel stops the broker sending more and waits for the delivery loops to end.
+// Cancel stops the broker sending more and waits, bounded by ctx, for the
+// delivery loops to end. On a connection the broker has blocked (a resource
+// alarm) it does not wait: the broker reads nothing there, so no cancel-ok
+// would come; deliveries still arriving go back to the queue, and closing the
+// connection ends the loops.
 func (c *consumer) Cancel(ctx context.Context) error {
 	c.mu.Lock()
 	first := !c.cancelled
 	c.cancelled = true
 	ch := c.ch
 	c.mu.Unlock()
-	if first && ch != nil && !ch.IsClosed() {
-		if err := ch.Cancel(c.tag, false); err != nil {
-			// The channel is gone; its deliveries went back to the queue.
-			ch.Close()
+	if ch == nil || ch.IsClosed() || c.b.blocked() {
+		return nil
+	}
+	if first {
+		cancelled := make(chan struct{})
+		go func() {
+			defer close(cancelled)
+			if err := ch.Cancel(c.tag, false); err != nil {
+				ch.Close() // the channel is gone; its deliveries went back to the queue
+			}
+		}()
+		select {
+		case <-cancelled:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
+	return waitWithin(ctx, &c.loops)
+}
+
+// Close cancels and closes the channel; unsettled deliveries return to the
+// queue. It waits for the broker at most closeTimeout.
+func (c *consumer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = c.Cancel(ctx)
+	c.b.forget(c)
+	c.mu.Lock()
+	ch := c.ch
+	c.mu.Unlock()
+	if ch == nil || c.b.blocked() {
+		return nil
+	}
+	closeWithin(ctx, func() { ch.Close() })
+	_ = waitWithin(ctx, &c.loops)
+	return nil
+}
+
+// abandon stops handing deliveries to the handler without a word to the
+// broker: the connection is about to close, which settles everything.
+func (c *consumer) abandon() {
+	c.mu.Lock()
+	c.cancelled = true
+	c.mu.Unlock()
+}
+
+// waitWithin waits for wg, or for ctx to end.
+func waitWithin(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
 	go func() {
-		c.loops.Wait()
+		wg.Wait()
 		close(done)
 	}()
 	select {
@@ -120,20 +166,20 @@ func (c *consumer) Cancel(ctx context.Context) error {
 	}
 }
 
-// Close cancels and closes the channel; unsettled deliveries return to the queue.
-func (c *consumer) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = c.Cancel(ctx)
-	c.b.forget(c)
-	c.mu.Lock()
-	ch := c.ch
-	c.mu.Unlock()
-	if ch != nil {
-		ch.Close()
+// closeWithin runs closeFn, which waits for the broker's close-ok, and
+// returns when it does or when ctx ends: a blocked or unreachable broker never
+// holds up a stop. The connection's close, bounded by its own deadline, ends
+// whatever is left.
+func closeWithin(ctx context.Context, closeFn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		closeFn()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
-	c.loops.Wait()
-	return nil
 }
 
 // ack settles one delivery on the channel it came from: after a reconnect it
