@@ -1,7 +1,7 @@
 # Hypha build and test entry points. `make test` is the one test command
 # (CI runs it through .ci/run).
 
-.PHONY: broker vet staticcheck fmt-check test test-faults run
+.PHONY: broker vet staticcheck fmt-check test test-faults run jaeger jaeger-start jaeger-stop
 
 # broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
 broker:
@@ -35,3 +35,18 @@ test-faults: broker
 # run runs the examples against the local broker.
 run: broker
 	bash scripts/run-examples.sh
+
+# jaeger builds bin/jaeger (Jaeger v2 from source, version pinned in
+# tools/jaeger/go.mod); a no-op while bin/jaeger is newer than go.mod/go.sum.
+# internal/jaegertest uses that binary.
+jaeger:
+	bash scripts/jaeger.sh build
+
+# jaeger-start runs Jaeger in the background on 127.0.0.1 (OTLP 4317/4318,
+# query API http://127.0.0.1:16686); jaeger-stop stops it. Stop it before
+# tests that use internal/jaegertest: they need the same ports.
+jaeger-start:
+	bash scripts/jaeger.sh start
+
+jaeger-stop:
+	bash scripts/jaeger.sh stop

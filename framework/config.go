@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +39,11 @@ const (
 	DefaultParentCallsTracked     = 10                                   // PARENT_CALLS_TRACKED
 	DefaultSerializer             = "json"                               // SERIALIZER, the only one supported
 	DefaultLogLevel               = slog.LevelInfo                       // LOG_LEVEL
+	DefaultTracingExporter        = "none"                               // TRACING.EXPORTER: traces off
+	DefaultTracingEndpoint        = "http://localhost:4318"              // TRACING.ENDPOINT: a local collector, OTLP/HTTP
+	DefaultTracingProtocol        = "http/protobuf"                      // TRACING.PROTOCOL
+	DefaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
+	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
 )
 
 // maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
@@ -63,6 +70,13 @@ const (
 	keyIntervalStep       = "INTERVAL_STEP"
 	keyIntervalMax        = "INTERVAL_MAX"
 	keyMaxElapsed         = "MAX_ELAPSED"
+	keyTracing            = "TRACING"
+	keyExporter           = "EXPORTER"
+	keyEndpoint           = "ENDPOINT"
+	keyProtocol           = "PROTOCOL"
+	keySamplerRatio       = "SAMPLER_RATIO"
+	keyMetrics            = "METRICS"
+	keyAddress            = "ADDRESS"
 )
 
 // The expected form of each kind of value, shared by the type checks at load and by Validate.
@@ -75,6 +89,11 @@ const (
 	wantWorkers      = "a whole number >= 1"
 	wantSerializer   = `"json"`
 	wantLogLevel     = "debug, info, warn or error"
+	wantExporter     = "otlp, console or none"
+	wantEndpoint     = "an http:// or https:// URL"
+	wantProtocol     = "http/protobuf or grpc"
+	wantRatio        = "a number from 0 to 1"
+	wantHostPort     = "host:port"
 )
 
 // Settings are the standard keys of config.yaml, typed and validated. Durations are written in
@@ -91,6 +110,22 @@ type Settings struct {
 	ParentCallsTracked int             // PARENT_CALLS_TRACKED (parent_calls_tracked): call_id_stack keeps this many parents
 	Serializer         string          // SERIALIZER (serializer): only "json"
 	LogLevel           slog.Level      // LOG_LEVEL: debug, info, warn or error
+	Tracing            TracingSettings // TRACING: OpenTelemetry traces
+	Metrics            MetricsSettings // METRICS: the Prometheus /metrics endpoint
+}
+
+// TracingSettings choose where OpenTelemetry traces go. config.yaml takes their defaults from the
+// standard OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_PROTOCOL.
+type TracingSettings struct {
+	Exporter     string  // EXPORTER: "otlp", "console" or "none" (read case-insensitively, kept lower-case)
+	Endpoint     string  // ENDPOINT: the collector, an http:// or https:// URL; checked only for otlp
+	Protocol     string  // PROTOCOL: "http/protobuf" or "grpc"
+	SamplerRatio float64 // SAMPLER_RATIO: the share of traces kept, 0 to 1
+}
+
+// MetricsSettings place the Prometheus /metrics endpoint.
+type MetricsSettings struct {
+	Address string // ADDRESS: host:port to listen on, numeric port; "" (or null) = no endpoint
 }
 
 // RetryPolicy is kombu's linear retry policy for publishing: after the n-th failure wait
@@ -133,6 +168,13 @@ func DefaultSettings() Settings {
 		ParentCallsTracked: DefaultParentCallsTracked,
 		Serializer:         DefaultSerializer,
 		LogLevel:           DefaultLogLevel,
+		Tracing: TracingSettings{
+			Exporter:     DefaultTracingExporter,
+			Endpoint:     DefaultTracingEndpoint,
+			Protocol:     DefaultTracingProtocol,
+			SamplerRatio: DefaultTracingSamplerRatio,
+		},
+		Metrics: MetricsSettings{Address: DefaultMetricsAddress},
 	}
 }
 
@@ -159,6 +201,13 @@ func settingsMap(s Settings) map[string]any {
 		keyParentCallsTracked: s.ParentCallsTracked,
 		keySerializer:         s.Serializer,
 		keyLogLevel:           strings.ToLower(s.LogLevel.String()),
+		keyTracing: map[string]any{
+			keyExporter:     s.Tracing.Exporter,
+			keyEndpoint:     s.Tracing.Endpoint,
+			keyProtocol:     s.Tracing.Protocol,
+			keySamplerRatio: s.Tracing.SamplerRatio,
+		},
+		keyMetrics: map[string]any{keyAddress: s.Metrics.Address},
 	}
 }
 
@@ -171,6 +220,12 @@ func (s Settings) Validate() error {
 		return err
 	}
 	if err := s.Reconnect.Validate(); err != nil {
+		return err
+	}
+	if err := s.Tracing.Validate(); err != nil {
+		return err
+	}
+	if err := s.Metrics.Validate(); err != nil {
 		return err
 	}
 	if s.Serializer != DefaultSerializer {
@@ -207,6 +262,47 @@ func (p ReconnectPolicy) Validate() error {
 			"seconds >= INTERVAL_START (" + secondsText(p.IntervalStart) + ")", secondsText(p.IntervalMax)},
 		{p.MaxElapsed < 0, keyReconnect + "." + keyMaxElapsed, wantSeconds + " (0 = forever)", secondsText(p.MaxElapsed)},
 	})
+}
+
+// Validate reports the first field of TRACING out of range, or nil. The endpoint matters only to otlp.
+func (t TracingSettings) Validate() error {
+	if err := firstInvalid([]check{
+		{!slices.Contains([]string{"otlp", "console", "none"}, t.Exporter), keyTracing + "." + keyExporter, wantExporter,
+			strconv.Quote(t.Exporter)},
+		{t.Protocol != "http/protobuf" && t.Protocol != "grpc", keyTracing + "." + keyProtocol, wantProtocol,
+			strconv.Quote(t.Protocol)},
+		{!(t.SamplerRatio >= 0 && t.SamplerRatio <= 1), keyTracing + "." + keySamplerRatio, wantRatio,
+			strconv.FormatFloat(t.SamplerRatio, 'f', -1, 64)},
+	}); err != nil || t.Exporter != "otlp" {
+		return err
+	}
+	u, err := url.Parse(t.Endpoint)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err // the wrapper repeats the URL, any password included
+		}
+		return fmt.Errorf("config %s.%s: want %s: %v", keyTracing, keyEndpoint, wantEndpoint, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("config %s.%s: want %s, got %q", keyTracing, keyEndpoint, wantEndpoint, u.Redacted())
+	}
+	return nil
+}
+
+// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
+func (m MetricsSettings) Validate() error {
+	if m.Address == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(m.Address)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("config %s.%s: want %s, got %q", keyMetrics, keyAddress, wantHostPort, m.Address)
+	}
+	return nil
 }
 
 // check is one range rule of Validate: when bad, key wants want but holds got.

@@ -1,8 +1,8 @@
 package framework
 
 import (
+	"errors"
 	"log/slog"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,15 +11,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
 )
 
-// isolateConfig runs the test in an empty directory with no HYPHA_* variables and no AMQP_URI, so the
-// developer's environment cannot leak into the result.
+// isolateConfig runs the test in an empty directory with none of the variables config.yaml reads
+// (HYPHA_*, AMQP_URI, OTEL_*, METRICS_ADDRESS), so the developer's environment cannot leak into the result.
 func isolateConfig(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix) || name == "AMQP_URI" {
+		if strings.HasPrefix(name, envPrefix) || strings.HasPrefix(name, "OTEL_") || name == "AMQP_URI" || name == "METRICS_ADDRESS" {
 			t.Setenv(name, "") // restores the variable after the test
 			os.Unsetenv(name)
 		}
@@ -283,6 +286,25 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"GRACE_PERIOD", -1, "config GRACE_PERIOD: want seconds >= 0, got -1"},
 		{"HEARTBEAT", true, "config HEARTBEAT: want seconds >= 0, got true"},
 		{"PARENT_CALLS_TRACKED", -1, "config PARENT_CALLS_TRACKED: want a whole number >= 0, got -1"},
+		{"TRACING", 5, "config TRACING: want a mapping of EXPORTER, ENDPOINT, PROTOCOL, SAMPLER_RATIO, got 5"},
+		{"tracing.sampler", 0.5, "config TRACING.SAMPLER: unknown key; TRACING holds only EXPORTER, ENDPOINT, PROTOCOL, SAMPLER_RATIO"},
+		{"TRACING.EXPORTER", "jaeger", `config TRACING.EXPORTER: want otlp, console or none, got "jaeger"`},
+		{"TRACING.EXPORTER", "", `config TRACING.EXPORTER: want otlp, console or none, got ""`},
+		{"TRACING.EXPORTER", nil, "config TRACING.EXPORTER: want otlp, console or none, got null"},
+		{"TRACING.PROTOCOL", "http/json", `config TRACING.PROTOCOL: want http/protobuf or grpc, got "http/json"`},
+		{"TRACING.SAMPLER_RATIO", 2, "config TRACING.SAMPLER_RATIO: want a number from 0 to 1, got 2"},
+		{"TRACING.SAMPLER_RATIO", -0.1, "config TRACING.SAMPLER_RATIO: want a number from 0 to 1, got -0.1"},
+		{"TRACING.SAMPLER_RATIO", math.NaN(), "config TRACING.SAMPLER_RATIO: want a number from 0 to 1, got NaN"},
+		{"TRACING.SAMPLER_RATIO", "half", `config TRACING.SAMPLER_RATIO: want a number from 0 to 1, got "half"`},
+		{"TRACING.SAMPLER_RATIO", true, "config TRACING.SAMPLER_RATIO: want a number from 0 to 1, got true"},
+		{"TRACING.ENDPOINT", 4318, "config TRACING.ENDPOINT: want an http:// or https:// URL, got 4318"},
+		{"METRICS", "on", `config METRICS: want a mapping of ADDRESS, got "on"`},
+		{"metrics.port", 9464, "config METRICS.PORT: unknown key; METRICS holds only ADDRESS"},
+		{"METRICS.ADDRESS", "nope", `config METRICS.ADDRESS: want host:port, got "nope"`},
+		{"METRICS.ADDRESS", "127.0.0.1:http", `config METRICS.ADDRESS: want host:port, got "127.0.0.1:http"`},
+		{"METRICS.ADDRESS", "127.0.0.1:70000", `config METRICS.ADDRESS: want host:port, got "127.0.0.1:70000"`},
+		{"METRICS.ADDRESS", "::1:9464", `config METRICS.ADDRESS: want host:port, got "::1:9464"`},
+		{"METRICS.ADDRESS", 9464, "config METRICS.ADDRESS: want host:port, got 9464"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
@@ -325,6 +347,14 @@ func TestConfigSettingsValidate(t *testing.T) {
 		{"reconnect", func(s *Settings) { s.Reconnect.IntervalStart = 0 }, "config RECONNECT.INTERVAL_START"},
 		{"workers", func(s *Settings) { s.MaxWorkers = 0 }, "config MAX_WORKERS: want a whole number >= 1, got 0"},
 		{"serializer", func(s *Settings) { s.Serializer = "" }, `config SERIALIZER: only "json" is supported, got ""`},
+		{"exporter", func(s *Settings) { s.Tracing.Exporter = "OTLP" }, `config TRACING.EXPORTER: want otlp, console or none, got "OTLP"`},
+		{"protocol", func(s *Settings) { s.Tracing.Protocol = "" }, `config TRACING.PROTOCOL: want http/protobuf or grpc, got ""`},
+		{"ratio", func(s *Settings) { s.Tracing.SamplerRatio = 1.5 }, "config TRACING.SAMPLER_RATIO: want a number from 0 to 1, got 1.5"},
+		{"endpoint unused", func(s *Settings) { s.Tracing.Endpoint = "" }, ""},
+		{"endpoint for otlp", func(s *Settings) { s.Tracing.Exporter, s.Tracing.Endpoint = "otlp", "" },
+			`config TRACING.ENDPOINT: want an http:// or https:// URL, got ""`},
+		{"metrics on", func(s *Settings) { s.Metrics.Address = "[::1]:9464" }, ""},
+		{"metrics address", func(s *Settings) { s.Metrics.Address = "9464" }, `config METRICS.ADDRESS: want host:port, got "9464"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,9 +427,99 @@ func TestRepoConfigYAMLIsTheDefaults(t *testing.T) {
 	if c.Settings != DefaultSettings() {
 		t.Fatalf("config.yaml gives\n%+v\nthe defaults are\n%+v", c.Settings, DefaultSettings())
 	}
-	all, _ := c.Get("").(map[string]any)
-	got, want := slices.Sorted(maps.Keys(all)), slices.Sorted(maps.Keys(settingsMap(DefaultSettings())))
-	if !slices.Equal(got, want) {
-		t.Fatalf("config.yaml has keys %v, want exactly %v", got, want)
+	file, err := fileLayer(path) // on its own: the merged keys would always include the defaults
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := koanf.New("."), koanf.New(".")
+	if err := errors.Join(got.Load(confmap.Provider(file, ""), nil),
+		want.Load(confmap.Provider(settingsMap(DefaultSettings()), ""), nil)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Keys(), want.Keys()) {
+		t.Fatalf("config.yaml has keys %v, want exactly %v", got.Keys(), want.Keys())
+	}
+}
+
+// TestLoadConfigTracingAndMetrics reads TRACING and METRICS through the repo's config.yaml (its OTEL_*
+// and METRICS_ADDRESS substitutions), the HYPHA_* variables and other files.
+func TestLoadConfigTracingAndMetrics(t *testing.T) {
+	repo, err := filepath.Abs(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := DefaultSettings()
+	tests := []struct {
+		name    string
+		file    string // YAML text; "" for the repo's config.yaml
+		env     map[string]string
+		tracing TracingSettings
+		metrics MetricsSettings
+		err     string
+	}{
+		{name: "defaults", tracing: defaults.Tracing},
+		{name: "defaults without config.yaml", file: "# nothing\n", tracing: defaults.Tracing},
+		{name: "OTEL_* variables", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+			tracing: TracingSettings{Exporter: "otlp", Endpoint: DefaultTracingEndpoint, Protocol: "grpc", SamplerRatio: 1}},
+		{name: "OTEL endpoint", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example:4318"},
+			tracing: TracingSettings{Exporter: "otlp", Endpoint: "https://otel.example:4318", Protocol: DefaultTracingProtocol, SamplerRatio: 1}},
+		{name: "exporter case", env: map[string]string{"OTEL_TRACES_EXPORTER": "Console"},
+			tracing: TracingSettings{Exporter: "console", Endpoint: DefaultTracingEndpoint, Protocol: DefaultTracingProtocol, SamplerRatio: 1}},
+		{name: "HYPHA_ sampler ratio", env: map[string]string{"HYPHA_TRACING__SAMPLER_RATIO": "0.5"},
+			tracing: TracingSettings{Exporter: "none", Endpoint: DefaultTracingEndpoint, Protocol: DefaultTracingProtocol, SamplerRatio: 0.5}},
+		{name: "HYPHA_ beats OTEL_", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "HYPHA_TRACING__EXPORTER": "none"},
+			tracing: defaults.Tracing},
+		{name: "endpoint unchecked when not otlp", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+			tracing: TracingSettings{Exporter: "none", Protocol: DefaultTracingProtocol, SamplerRatio: 1}},
+		{name: "METRICS_ADDRESS", env: map[string]string{"METRICS_ADDRESS": "127.0.0.1:9464"},
+			tracing: defaults.Tracing, metrics: MetricsSettings{Address: "127.0.0.1:9464"}},
+		{name: "METRICS_ADDRESS empty", env: map[string]string{"METRICS_ADDRESS": ""}, tracing: defaults.Tracing},
+		{name: "HYPHA_METRICS__ADDRESS", env: map[string]string{"HYPHA_METRICS__ADDRESS": ":9464"},
+			tracing: defaults.Tracing, metrics: MetricsSettings{Address: ":9464"}},
+		{name: "lower-case spellings", file: "tracing:\n  exporter: OTLP\n  endpoint: http://collector:4318/\n  protocol: GRPC\n" +
+			"  sampler_ratio: \"0.25\"\nmetrics: {address: '[::1]:9464'}\n",
+			tracing: TracingSettings{Exporter: "otlp", Endpoint: "http://collector:4318/", Protocol: "grpc", SamplerRatio: 0.25},
+			metrics: MetricsSettings{Address: "[::1]:9464"}},
+		{name: "null address is off", file: "METRICS:\n  ADDRESS:\n", tracing: defaults.Tracing},
+		{name: "bad OTEL exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"},
+			err: `config TRACING.EXPORTER: want otlp, console or none, got "jaeger"`},
+		{name: "bad OTEL protocol", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+			err: `config TRACING.PROTOCOL: want http/protobuf or grpc, got "http/json"`},
+		{name: "bad HYPHA_ ratio", env: map[string]string{"HYPHA_TRACING__SAMPLER_RATIO": "2"},
+			err: "config TRACING.SAMPLER_RATIO: want a number from 0 to 1, got 2"},
+		{name: "otlp without endpoint", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+			err: `config TRACING.ENDPOINT: want an http:// or https:// URL, got ""`},
+		{name: "otlp endpoint without scheme", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"},
+			err: `config TRACING.ENDPOINT: want an http:// or https:// URL, got "localhost:4318"`},
+		{name: "otlp endpoint without host", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http:///v1"},
+			err: `config TRACING.ENDPOINT: want an http:// or https:// URL, got "http:///v1"`},
+		{name: "otlp endpoint of another scheme", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://u:secret@h/"},
+			err: `config TRACING.ENDPOINT: want an http:// or https:// URL, got "ftp://u:xxxxx@h/"`},
+		{name: "otlp endpoint unparsable", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://u:secret@h:port/"},
+			err: `config TRACING.ENDPOINT: want an http:// or https:// URL: invalid port`},
+		{name: "bad METRICS_ADDRESS", env: map[string]string{"METRICS_ADDRESS": "nope"},
+			err: `config METRICS.ADDRESS: want host:port, got "nope"`},
+		{name: "unknown sub-key", file: "tracing:\n  ratio: 0.5\n",
+			err: "config TRACING.RATIO: unknown key; TRACING holds only EXPORTER, ENDPOINT, PROTOCOL, SAMPLER_RATIO"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateConfig(t)
+			setEnv(t, tt.env)
+			path := repo
+			if tt.file != "" {
+				path = writeConfig(t, "c.yaml", tt.file)
+			}
+			c, err := LoadConfig(path, nil)
+			wantErr(t, err, tt.err)
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error leaks the password: %v", err)
+			}
+			if err == nil && (c.Tracing != tt.tracing || c.Metrics != tt.metrics) {
+				t.Fatalf("got %+v %+v, want %+v %+v", c.Tracing, c.Metrics, tt.tracing, tt.metrics)
+			}
+		})
 	}
 }

@@ -227,7 +227,9 @@ func readSettings(k *koanf.Koanf) (Settings, error) {
 	r := settingsReader{k: k}
 	r.section(keyRetryPolicy, keyMaxRetries, keyIntervalStart, keyIntervalStep, keyIntervalMax)
 	r.section(keyReconnect, keyIntervalStart, keyIntervalMax, keyMaxElapsed)
-	retry, reconnect := keyRetryPolicy+".", keyReconnect+"."
+	r.section(keyTracing, keyExporter, keyEndpoint, keyProtocol, keySamplerRatio)
+	r.section(keyMetrics, keyAddress)
+	retry, reconnect, tracing := keyRetryPolicy+".", keyReconnect+".", keyTracing+"."
 	s := Settings{
 		AMQPURI:     r.text(keyAMQPURI, wantAMQPURI),
 		RPCExchange: r.text(keyRPCExchange, wantExchange),
@@ -249,6 +251,13 @@ func readSettings(k *koanf.Koanf) (Settings, error) {
 		ParentCallsTracked: r.whole(keyParentCallsTracked, wantCount),
 		Serializer:         strings.ToLower(r.text(keySerializer, wantSerializer)),
 		LogLevel:           r.logLevel(keyLogLevel),
+		Tracing: TracingSettings{
+			Exporter:     strings.ToLower(strings.TrimSpace(r.text(tracing+keyExporter, wantExporter))),
+			Endpoint:     strings.TrimSpace(r.optionalText(tracing+keyEndpoint, wantEndpoint)),
+			Protocol:     strings.ToLower(strings.TrimSpace(r.text(tracing+keyProtocol, wantProtocol))),
+			SamplerRatio: r.number(tracing+keySamplerRatio, wantRatio),
+		},
+		Metrics: MetricsSettings{Address: strings.TrimSpace(r.optionalText(keyMetrics+"."+keyAddress, wantHostPort))},
 	}
 	if r.err != nil {
 		return Settings{}, r.err
@@ -288,6 +297,22 @@ func (r *settingsReader) text(key, want string) string {
 		r.fail(key, want, r.k.Get(key))
 	}
 	return s
+}
+
+// optionalText reads text where null, as `${VAR:}` or a bare `KEY:` gives, means "".
+func (r *settingsReader) optionalText(key, want string) string {
+	if r.k.Get(key) == nil {
+		return ""
+	}
+	return r.text(key, want)
+}
+
+func (r *settingsReader) number(key, want string) float64 {
+	f, ok := toFloat(r.k.Get(key))
+	if !ok {
+		r.fail(key, want, r.k.Get(key))
+	}
+	return f
 }
 
 func (r *settingsReader) whole(key, want string) int {

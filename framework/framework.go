@@ -88,9 +88,10 @@ func ClientInterceptors(ics ...rpc.ClientInterceptor) Option {
 
 // App is a set of services that starts and stops together.
 type App struct {
-	fx     *fx.App
-	config Config
-	log    *slog.Logger
+	fx        *fx.App
+	config    Config
+	log       *slog.Logger
+	telemetry *telemetry
 }
 
 // New builds the app: it loads config, checks every service's constructor and
@@ -111,6 +112,7 @@ func New(opts ...Option) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	}
+	log = slog.New(contextHandler{log.Handler()})
 	seen := map[string]bool{}
 	fxOpts := []fx.Option{
 		fx.WithLogger(func() fxevent.Logger {
@@ -119,7 +121,8 @@ func New(opts ...Option) (*App, error) {
 			return l
 		}),
 		fx.StopTimeout(cfg.GracePeriod + stopMargin),
-		fx.Provide(func(lc fx.Lifecycle) *connection { return newConnection(lc, cfg, log) }),
+		fx.Provide(func(lc fx.Lifecycle) (*telemetry, error) { return newTelemetry(lc, cfg, log) }),
+		fx.Provide(func(lc fx.Lifecycle, t *telemetry) *connection { return newConnection(lc, cfg, log, t) }),
 	}
 	for _, s := range ac.services {
 		if seen[s.name] {
@@ -132,12 +135,14 @@ func New(opts ...Option) (*App, error) {
 		}
 		fxOpts = append(fxOpts, mod)
 	}
+	a := &App{config: cfg, log: log}
 	fxOpts = append(fxOpts, ac.fxOptions...)
-	app := fx.New(fxOpts...)
-	if err := app.Err(); err != nil {
+	fxOpts = append(fxOpts, fx.Populate(&a.telemetry))
+	a.fx = fx.New(fxOpts...)
+	if err := a.fx.Err(); err != nil {
 		return nil, fmt.Errorf("hypha: %w", err)
 	}
-	return &App{fx: app, config: cfg, log: log}, nil
+	return a, nil
 }
 
 // Start connects to the broker and starts every service's consumers. While
@@ -147,6 +152,10 @@ func (a *App) Start(ctx context.Context) error { return a.fx.Start(ctx) }
 // Stop stops every service gracefully: stop consuming, let running workers
 // finish within GRACE_PERIOD and reply, then close the connection.
 func (a *App) Stop(ctx context.Context) error { return a.fx.Stop(ctx) }
+
+// MetricsAddress is the host:port where the started app serves Prometheus
+// /metrics, or "" when METRICS.ADDRESS is not set (a port 0 in it is resolved).
+func (a *App) MetricsAddress() string { return a.telemetry.metricsAddress() }
 
 // Config is the configuration the app was built with.
 func (a *App) Config() Config { return a.config }
@@ -191,9 +200,9 @@ func fail(err error) {
 // after every service has stopped.
 type connection struct{ broker *amqp.Broker }
 
-func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger) *connection {
+func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry) *connection {
 	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{
-		Heartbeat: heartbeat(cfg.Heartbeat), Name: "hypha", Logger: log,
+		Heartbeat: heartbeat(cfg.Heartbeat), Name: "hypha", Logger: log, OnRestore: t.restored,
 		Reconnect: amqp.ReconnectPolicy(cfg.Reconnect),
 		Retry:     amqp.RetryPolicy(cfg.RPCRetryPolicy),
 	})}

@@ -71,8 +71,8 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 	opts := []fx.Option{
 		fx.Supply(fx.Private, cfg),
 		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
-		fx.Provide(fx.Private, func(conn *connection) *serviceRuntime {
-			return newServiceRuntime(s.name, cfg, svcLog, conn, ac, len(proxies) > 0)
+		fx.Provide(fx.Private, func(conn *connection, t *telemetry) (*serviceRuntime, error) {
+			return newServiceRuntime(s.name, cfg, svcLog, conn, t, ac, len(proxies) > 0)
 		}),
 		fx.Provide(fx.Private, s.constructor),
 	}
@@ -157,14 +157,25 @@ type serviceRuntime struct {
 	ics    []rpc.ServerInterceptor
 }
 
-func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, ac *appConfig, calls bool) *serviceRuntime {
-	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers), ics: ac.serverICs}
+// newServiceRuntime builds a service's runtime; telemetry's interceptors
+// wrap the app's, so that those run inside the call's span.
+func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, ac *appConfig, calls bool) (*serviceRuntime, error) {
+	serverICs, clientICs, err := t.interceptors(name)
+	if err != nil {
+		return nil, err
+	}
+	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
+		ics: append(serverICs, ac.serverICs...)}
+	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
+		return nil, err
+	}
 	if calls {
 		rt.client = rpc.NewClient(conn.broker, rpc.Config{
-			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, Logger: log, Interceptors: ac.clientICs,
+			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, Logger: log,
+			Interceptors: append(clientICs, ac.clientICs...),
 		})
 	}
-	return rt
+	return rt, nil
 }
 
 // register collects the service's entrypoints and builds what serves them.

@@ -54,7 +54,7 @@ type Client struct {
 	consumer transport.Consumer
 
 	mu      sync.Mutex
-	pending map[string]chan []byte
+	pending map[string]chan transport.Delivery
 	closed  chan struct{}
 }
 
@@ -100,7 +100,7 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 		cfg:      cfg,
 		id:       uuid.NewString(),
 		replyKey: uuid.NewString(),
-		pending:  map[string]chan []byte{},
+		pending:  map[string]chan transport.Delivery{},
 		closed:   make(chan struct{}),
 	}
 	c.queue = fmt.Sprintf("rpc.reply-%s-%s", cfg.Owner, uuid.NewString())
@@ -149,14 +149,13 @@ func (c *Client) Close() error {
 	}
 	consumer := c.consumer
 	c.mu.Unlock()
-	var err error
-	if consumer != nil {
-		err = consumer.Close()
-	}
 	if c.owns {
-		err = errors.Join(err, c.broker.Close())
+		return c.broker.Close() // closes the consumer with the connection
 	}
-	return err
+	if consumer != nil {
+		return consumer.Close()
+	}
+	return nil
 }
 
 // onReply matches a reply to its waiting call by correlation id; a reply
@@ -171,7 +170,7 @@ func (c *Client) onReply(d transport.Delivery) {
 		c.cfg.Logger.Debug("hypha: dropping reply nobody waits for", "correlation_id", d.CorrelationID)
 		return
 	}
-	ch <- d.Body
+	ch <- d
 }
 
 // call runs one intercepted call with its deadline: the sooner of ctx's and
@@ -191,6 +190,8 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte) 
 	call := &CallInfo{
 		Service: service, Method: method, CorrelationID: uuid.NewString(),
 		Headers: c.headers(ctx, deadline), Deadline: deadline,
+		Exchange: c.cfg.Exchange, RoutingKey: service + "." + method, BodySize: len(body),
+		started: time.Now(),
 	}
 	return c.invoke(withBody(ctx, body), call)
 }
@@ -213,7 +214,7 @@ func (c *Client) headers(ctx context.Context, deadline time.Time) map[string]any
 // roundTrip publishes the request and waits for its reply: the innermost
 // ClientInvoker, under the interceptors.
 func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage, error) {
-	replies := make(chan []byte, 1)
+	replies := make(chan transport.Delivery, 1)
 	c.mu.Lock()
 	c.pending[call.CorrelationID] = replies
 	c.mu.Unlock()
@@ -223,8 +224,8 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		c.mu.Unlock()
 	}()
 	publishing := transport.Publishing{
-		Exchange:   c.cfg.Exchange,
-		RoutingKey: call.Service + "." + call.Method,
+		Exchange:   call.Exchange,
+		RoutingKey: call.RoutingKey,
 		Mandatory:  true,
 		Message: transport.Message{
 			Body: bodyOf(ctx), ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
@@ -252,8 +253,9 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		break
 	}
 	select {
-	case body := <-replies:
-		return decodeReply(body)
+	case reply := <-replies:
+		call.ReplyHeaders = reply.Headers
+		return decodeReply(reply.Body)
 	case <-ctx.Done():
 		return nil, c.ended(ctx, call)
 	case <-c.closed:
@@ -264,8 +266,8 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 // ended is the error of a call whose context ended before its reply came.
 func (c *Client) ended(ctx context.Context, call *CallInfo) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("calling %s.%s: no reply by the deadline (%s after the call): %w",
-			call.Service, call.Method, c.cfg.Timeout, ErrTimeout)
+		return fmt.Errorf("calling %s.%s: no reply within %s: %w",
+			call.Service, call.Method, call.Deadline.Sub(call.started).Round(time.Millisecond), ErrTimeout)
 	}
 	return fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ctx.Err())
 }

@@ -17,8 +17,30 @@ type CallInfo struct {
 	Headers map[string]any
 	// Deadline is when the caller stops waiting; zero when it sent none.
 	Deadline time.Time
+	// Exchange and RoutingKey are where the request is published.
+	Exchange   string
+	RoutingKey string
+	// BodySize is the request body's size in bytes.
+	BodySize int
+	// ReplyHeaders are the reply's AMQP headers. A server interceptor may add
+	// to them (trace context); on the client they are as received, once the
+	// reply has come.
+	ReplyHeaders map[string]any
 
-	method *Method // server side only
+	method  *Method   // server side only
+	started time.Time // client side only
+}
+
+// expectedErrorHeader marks a reply whose error the method declared with
+// Expected, so that the caller's telemetry can tell it from a failure.
+const expectedErrorHeader = "x-hypha-expected-error"
+
+// ReplyIsExpectedError reports whether the reply to a call carried an error
+// that the called Hypha method declared with Expected. It is false for
+// successes, unexpected errors and replies from services that do not say.
+func (c *CallInfo) ReplyIsExpectedError() bool {
+	v, _ := c.ReplyHeaders[expectedErrorHeader].(bool)
+	return v
 }
 
 // IsExpected reports whether err is one the called method declared with

@@ -107,7 +107,10 @@ func (s *Server) dispatch(d transport.Delivery) {
 // serve runs one call and settles its delivery: reply first, then ack.
 func (s *Server) serve(d transport.Delivery) {
 	method := strings.TrimPrefix(d.RoutingKey, s.cfg.Service+".")
-	call := &CallInfo{Service: s.cfg.Service, Method: method, CorrelationID: d.CorrelationID, Headers: d.Headers}
+	call := &CallInfo{
+		Service: s.cfg.Service, Method: method, CorrelationID: d.CorrelationID, Headers: d.Headers,
+		Exchange: d.Exchange, RoutingKey: d.RoutingKey, BodySize: len(d.Body), ReplyHeaders: map[string]any{},
+	}
 	deadline, hasDeadline := deadlineOf(d.Headers)
 	if hasDeadline && time.Now().After(deadline) {
 		s.log.Debug("hypha: dropping call whose caller gave up", "method", method, "correlation_id", d.CorrelationID)
@@ -123,7 +126,7 @@ func (s *Server) serve(d transport.Delivery) {
 		body, _ = encodeReply(nil, unserializable(result, encErr))
 	}
 	if d.ReplyTo != "" {
-		if err := s.reply(d, body, deadline); errors.Is(err, context.DeadlineExceeded) {
+		if err := s.reply(d, body, call.ReplyHeaders, deadline); errors.Is(err, context.DeadlineExceeded) {
 			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", method)
 		} else if errors.Is(err, transport.ErrUncertain) {
 			s.log.Warn("hypha: reply may be lost with the connection; the unacked call will be redelivered", "method", method)
@@ -165,9 +168,10 @@ func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
 	switch {
 	case err == nil || errors.Is(err, errPanic):
 	case m.IsExpected(err):
-		s.log.Info("hypha: call ended with an expected error", "method", call.Method, "error", err)
+		call.ReplyHeaders[expectedErrorHeader] = true
+		s.log.InfoContext(ctx, "hypha: call ended with an expected error", "method", call.Method, "error", err)
 	default:
-		s.log.Error("hypha: call failed", "method", call.Method, "error", err)
+		s.log.ErrorContext(ctx, "hypha: call failed", "method", call.Method, "error", err)
 	}
 	return res, err
 }
@@ -206,7 +210,7 @@ func (s *Server) workerContext(d transport.Delivery, call *CallInfo) (context.Co
 
 // reply publishes the reply, waiting out a reconnect until the caller's
 // deadline (or replyTimeout when the caller sent none).
-func (s *Server) reply(d transport.Delivery, body []byte, deadline time.Time) error {
+func (s *Server) reply(d transport.Delivery, body []byte, headers map[string]any, deadline time.Time) error {
 	exchange := s.cfg.Exchange
 	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
 		exchange = "" // RabbitMQ's direct reply-to answers through the default exchange
@@ -221,7 +225,7 @@ func (s *Server) reply(d transport.Delivery, body []byte, deadline time.Time) er
 		RoutingKey: d.ReplyTo,
 		Message: transport.Message{
 			Body: body, ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
-			CorrelationID: d.CorrelationID, Persistent: true,
+			CorrelationID: d.CorrelationID, Persistent: true, Headers: headers,
 		},
 	})
 }

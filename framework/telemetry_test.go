@@ -1,0 +1,148 @@
+package framework_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/examples/calculator/calculator"
+	"github.com/hypha-go/hypha/examples/users/users"
+	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/rpc"
+)
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+// metricLine finds the sample of name whose labels include every one given.
+func metricLine(metrics, name string, labels ...string) string {
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if ok {
+			return line
+		}
+	}
+	return ""
+}
+
+func TestMetricsMove(t *testing.T) {
+	app := start(t,
+		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service(users.Name, users.New),
+	)
+	addr := app.MetricsAddress()
+	if addr == "" {
+		t.Fatal("no metrics address")
+	}
+	before := scrape(t, addr)
+	c := dial(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := rpc.Call[users.Score](ctx, c.Proxy(users.Name), "calculate_user_score",
+			map[string]any{"user_id": 1, "base_score": 2, "multiplier": 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _ = rpc.Call[float64](ctx, c.Proxy(calculator.Name), "divide", rpc.Args(1, 0))
+	after := scrape(t, addr)
+
+	checks := []struct{ name, want string }{
+		{"hypha_rpc_server_calls_total", metricLine(after, "hypha_rpc_server_calls_total", `service="calculator"`, `method="multiply"`, `outcome="ok"`)},
+		{"server expected error", metricLine(after, "hypha_rpc_server_calls_total", `method="divide"`, `outcome="expected_error"`)},
+		{"client calls", metricLine(after, "hypha_rpc_client_calls_total", `service="user_service"`, `target_service="calculator"`, `outcome="ok"`)},
+		{"server duration", metricLine(after, "hypha_rpc_server_duration_seconds_count", `service="user_service"`)},
+		{"client duration", metricLine(after, "hypha_rpc_client_duration_seconds_count", `service="user_service"`)},
+		{"workers", metricLine(after, "hypha_workers_busy", `service="calculator"`)},
+	}
+	for _, c := range checks {
+		if c.want == "" {
+			t.Errorf("%s: no sample in\n%s", c.name, after)
+		}
+	}
+	if got := metricLine(after, "hypha_rpc_server_calls_total", `service="calculator"`, `method="multiply"`, `outcome="ok"`); !strings.HasSuffix(got, " 3") {
+		t.Errorf("multiply calls: %q, want 3", got)
+	}
+	if metricLine(before, "hypha_rpc_server_calls_total", `method="multiply"`) != "" {
+		t.Errorf("calls counted before any call")
+	}
+}
+
+// logger logs with the handler's context.
+type logger struct{ log *slog.Logger }
+
+func (l *logger) Register(r *entrypoint.Registry) {
+	rpc.Handle(r, "hello", func(ctx context.Context, _ struct{}) (string, error) {
+		l.log.InfoContext(ctx, "saying hello")
+		return "hello", nil
+	})
+}
+
+func TestWorkerLogsCarryTraceAndCallIDs(t *testing.T) {
+	var buf syncBuffer
+	app, err := framework.New(
+		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t),
+			"TRACING": map[string]any{"EXPORTER": "console"}}),
+		framework.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))),
+		framework.Service("logger", func(l *slog.Logger) *logger { return &logger{log: l} }),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Stop(context.Background())
+	if err := dial(t).Proxy("logger").Call(context.Background(), "hello", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "saying hello") {
+			line = l
+		}
+	}
+	for _, want := range []string{"service=logger", "trace_id=", "span_id=", "call_id_stack=", "logger.hello."} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line %q lacks %q", line, want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}

@@ -1,0 +1,145 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// instrumentation names the tracer and meter of this package.
+const instrumentation = "github.com/hypha-go/hypha/rpc"
+
+// Attribute keys, as OpenTelemetry's semantic conventions for RPC and
+// messaging spell them.
+const (
+	attrRPCSystem      = attribute.Key("rpc.system")
+	attrRPCService     = attribute.Key("rpc.service")
+	attrRPCMethod      = attribute.Key("rpc.method")
+	attrMsgSystem      = attribute.Key("messaging.system")
+	attrMsgDestination = attribute.Key("messaging.destination.name")
+	attrMsgRoutingKey  = attribute.Key("messaging.rabbitmq.destination.routing_key")
+	attrMsgConvID      = attribute.Key("messaging.message.conversation_id")
+	attrMsgBodySize    = attribute.Key("messaging.message.body.size")
+	attrExcType        = attribute.Key("exception.type")
+	attrExcMessage     = attribute.Key("exception.message")
+)
+
+// ServerTracing returns a server interceptor that continues the caller's trace
+// (W3C trace context in the request headers, read by prop) with a server span
+// per handled call, and sends the span's context back in the reply headers.
+// Expected errors are span events carrying the exc_type; other errors set the
+// span's status to Error.
+func ServerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) ServerInterceptor {
+	tracer := tp.Tracer(instrumentation)
+	return func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error) {
+		ctx = prop.Extract(ctx, headerCarrier(call.Headers))
+		ctx, span := tracer.Start(ctx, spanName(call), trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(callAttributes(call)...))
+		defer span.End()
+		res, err := next(ctx)
+		if err != nil {
+			recordError(span, err, call.IsExpected(err))
+		}
+		if call.ReplyHeaders != nil {
+			prop.Inject(ctx, headerCarrier(call.ReplyHeaders))
+		}
+		return res, err
+	}
+}
+
+// ClientTracing returns a client interceptor that starts a client span per
+// call and sends its context in the request headers (written by prop).
+// Failures the caller sees (ServiceNotFound, timeouts, remote errors other
+// than a Hypha method's expected ones) set the span's status to Error.
+func ClientTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) ClientInterceptor {
+	tracer := tp.Tracer(instrumentation)
+	return func(ctx context.Context, call *CallInfo, next ClientInvoker) (json.RawMessage, error) {
+		ctx, span := tracer.Start(ctx, spanName(call), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(callAttributes(call)...))
+		defer span.End()
+		prop.Inject(ctx, headerCarrier(call.Headers))
+		res, err := next(ctx, call)
+		if err != nil {
+			recordError(span, err, call.ReplyIsExpectedError())
+		}
+		return res, err
+	}
+}
+
+// spanName is "<service>/<method>", as the RPC conventions name spans.
+func spanName(call *CallInfo) string { return call.Service + "/" + call.Method }
+
+func callAttributes(call *CallInfo) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attrRPCSystem.String("nameko"),
+		attrRPCService.String(call.Service),
+		attrRPCMethod.String(call.Method),
+		attrMsgSystem.String("rabbitmq"),
+		attrMsgDestination.String(call.Exchange),
+		attrMsgRoutingKey.String(call.RoutingKey),
+		attrMsgConvID.String(call.CorrelationID),
+		attrMsgBodySize.Int(call.BodySize),
+	}
+}
+
+// recordError puts err on span: an event for an expected error, the error and
+// status Error otherwise.
+func recordError(span trace.Span, err error, expected bool) {
+	excType := excTypeOf(err)
+	if expected {
+		span.AddEvent("expected error", trace.WithAttributes(attrExcType.String(excType), attrExcMessage.String(err.Error())))
+		return
+	}
+	span.RecordError(err, trace.WithAttributes(attrExcType.String(excType)))
+	span.SetStatus(codes.Error, err.Error())
+}
+
+// excTypeOf names an error as the wire would, or as the caller sees a local failure.
+func excTypeOf(err error) string {
+	switch {
+	case errors.Is(err, ErrServiceNotFound):
+		return errUnknownServiceExcType
+	case errors.Is(err, ErrTimeout):
+		return "Timeout"
+	case errors.Is(err, ErrClosed):
+		return "Closed"
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return re.ExcType
+	}
+	return toRemote(err).ExcType
+}
+
+// headerCarrier lets a propagator read and write AMQP headers; only string
+// values are trace context.
+type headerCarrier map[string]any
+
+func (h headerCarrier) Get(key string) string {
+	switch v := h[key].(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+func (h headerCarrier) Set(key, value string) { h[key] = value }
+
+func (h headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
