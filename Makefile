@@ -20,9 +20,10 @@ fmt-check:
 	@out=$$(find . -name '*.go' -not -path './.*' -not -path '*/testdata/*' -exec gofmt -l {} +) || exit 1; \
 	if [ -n "$$out" ]; then echo "gofmt -w needed on:"; echo "$$out"; exit 1; fi
 
-# test runs all checks, then every test with the race detector, then, alone,
-# the fault tests.
-test: broker fmt-check vet staticcheck
+# test runs all checks, builds Jaeger for the end-to-end tracing test (about
+# 10 minutes the first time, cached after), then every test with the race
+# detector, then, alone, the fault tests.
+test: broker jaeger fmt-check vet staticcheck
 	go test -race -count=1 -timeout 8m ./...
 	$(MAKE) test-faults
 
