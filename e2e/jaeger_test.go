@@ -56,6 +56,7 @@ func runApp(t *testing.T, tracing map[string]any, services ...framework.Option) 
 func TestTracesInJaeger(t *testing.T) {
 	j := jaegertest.Start(t)
 	ctx := context.Background()
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=e2e,service.name=not-this")
 	app := runApp(t, map[string]any{"EXPORTER": "otlp", "ENDPOINT": j.OTLPHTTPEndpoint(), "PROTOCOL": "http/protobuf"},
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
@@ -119,6 +120,12 @@ func TestTracesInJaeger(t *testing.T) {
 		parent = s
 	}
 
+	// OTEL_RESOURCE_ATTRIBUTES adds to the resource; service.name stays the service's.
+	calcSpan, _ := spanOf(tr, calculator.Name, "calculator/multiply", "server")
+	if !hasTag(tr.Processes[calcSpan.ProcessID].Tags, "deployment.environment", "e2e") {
+		t.Errorf("calculator's resource lacks OTEL_RESOURCE_ATTRIBUTES: %v", tr.Processes[calcSpan.ProcessID])
+	}
+
 	flakyTraces, err := j.WaitFor(wait, "flaky", func(trs []jaegertest.Trace) bool { return len(trs) > 0 && len(trs[0].Spans) >= 2 })
 	if err != nil {
 		t.Fatalf("flaky's trace never reached Jaeger: %v", err)
@@ -160,6 +167,15 @@ func TestTracesOverGRPC(t *testing.T) {
 	if _, ok := spanOf(traces[0], "grpc_calculator", "grpc_calculator/add", "server"); !ok {
 		t.Fatalf("trace lacks the server span: %s", traces[0])
 	}
+}
+
+func hasTag(tags []jaegertest.KeyValue, key string, value any) bool {
+	for _, kv := range tags {
+		if kv.Key == key && kv.Value == value {
+			return true
+		}
+	}
+	return false
 }
 
 // spanOf finds the span of service named op whose kind is kind.

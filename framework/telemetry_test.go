@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
@@ -87,6 +89,28 @@ func TestMetricsMove(t *testing.T) {
 	if metricLine(before, "hypha_rpc_server_calls_total", `method="multiply"`) != "" {
 		t.Errorf("calls counted before any call")
 	}
+
+	// A dropped connection is counted once it is restored.
+	testbroker.CloseConnections(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(scrape(t, addr), "hypha_broker_reconnects_total") || metricValue(scrape(t, addr), "hypha_broker_reconnects_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reconnect counted:\n%s", scrape(t, addr))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metricValue is the value of the first sample of an unlabelled-or-labelled metric.
+func metricValue(metrics, name string) float64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			return v
+		}
+	}
+	return 0
 }
 
 // logger logs with the handler's context.
