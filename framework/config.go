@@ -44,6 +44,8 @@ const (
 	DefaultTracingProtocol        = "http/protobuf"                      // TRACING.PROTOCOL
 	DefaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
 	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
+	DefaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
+	DefaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
 )
 
 // maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
@@ -77,6 +79,8 @@ const (
 	keySamplerRatio       = "SAMPLER_RATIO"
 	keyMetrics            = "METRICS"
 	keyAddress            = "ADDRESS"
+	keyEvents             = "EVENTS"
+	keyPublishTimeout     = "PUBLISH_TIMEOUT"
 )
 
 // The expected form of each kind of value, shared by the type checks at load and by Validate.
@@ -112,6 +116,7 @@ type Settings struct {
 	LogLevel           slog.Level      // LOG_LEVEL: debug, info, warn or error
 	Tracing            TracingSettings // TRACING: OpenTelemetry traces
 	Metrics            MetricsSettings // METRICS: the Prometheus /metrics endpoint
+	Events             EventsSettings  // EVENTS: event dispatch and handling
 }
 
 // TracingSettings choose where OpenTelemetry traces go. config.yaml takes their defaults from the
@@ -126,6 +131,12 @@ type TracingSettings struct {
 // MetricsSettings place the Prometheus /metrics endpoint.
 type MetricsSettings struct {
 	Address string // ADDRESS: host:port to listen on, numeric port; "" (or null) = no endpoint
+}
+
+// EventsSettings tune event dispatch and handling.
+type EventsSettings struct {
+	MaxRetries     int           // MAX_RETRIES (max_retries): how many times a failing event handler's event is retried (when the handler asks for requeue on error) before it is dead-lettered; default 3; >= 0
+	PublishTimeout time.Duration // PUBLISH_TIMEOUT: seconds a Dispatch may wait for the broker (reconnects, confirms) before failing; default 30; > 0
 }
 
 // RetryPolicy is kombu's linear retry policy for publishing: after the n-th failure wait
@@ -175,6 +186,10 @@ func DefaultSettings() Settings {
 			SamplerRatio: DefaultTracingSamplerRatio,
 		},
 		Metrics: MetricsSettings{Address: DefaultMetricsAddress},
+		Events: EventsSettings{
+			MaxRetries:     DefaultEventMaxRetries,
+			PublishTimeout: DefaultEventPublishTimeout,
+		},
 	}
 }
 
@@ -208,6 +223,10 @@ func settingsMap(s Settings) map[string]any {
 			keySamplerRatio: s.Tracing.SamplerRatio,
 		},
 		keyMetrics: map[string]any{keyAddress: s.Metrics.Address},
+		keyEvents: map[string]any{
+			keyMaxRetries:     s.Events.MaxRetries,
+			keyPublishTimeout: seconds(s.Events.PublishTimeout),
+		},
 	}
 }
 
@@ -226,6 +245,9 @@ func (s Settings) Validate() error {
 		return err
 	}
 	if err := s.Metrics.Validate(); err != nil {
+		return err
+	}
+	if err := s.Events.Validate(); err != nil {
 		return err
 	}
 	if s.Serializer != DefaultSerializer {
@@ -303,6 +325,14 @@ func (m MetricsSettings) Validate() error {
 		return fmt.Errorf("config %s.%s: want %s, got %q", keyMetrics, keyAddress, wantHostPort, m.Address)
 	}
 	return nil
+}
+
+// Validate reports the first field of EVENTS out of range, or nil.
+func (e EventsSettings) Validate() error {
+	return firstInvalid([]check{
+		{e.MaxRetries < 0, keyEvents + "." + keyMaxRetries, wantCount, strconv.Itoa(e.MaxRetries)},
+		{e.PublishTimeout <= 0, keyEvents + "." + keyPublishTimeout, wantSecondsAbove, secondsText(e.PublishTimeout)},
+	})
 }
 
 // check is one range rule of Validate: when bad, key wants want but holds got.

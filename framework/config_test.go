@@ -305,6 +305,16 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"METRICS.ADDRESS", "127.0.0.1:70000", `config METRICS.ADDRESS: want host:port, got "127.0.0.1:70000"`},
 		{"METRICS.ADDRESS", "::1:9464", `config METRICS.ADDRESS: want host:port, got "::1:9464"`},
 		{"METRICS.ADDRESS", 9464, "config METRICS.ADDRESS: want host:port, got 9464"},
+		{"EVENTS", 3, "config EVENTS: want a mapping of MAX_RETRIES, PUBLISH_TIMEOUT, got 3"},
+		{"events.retries", 3, "config EVENTS.RETRIES: unknown key; EVENTS holds only MAX_RETRIES, PUBLISH_TIMEOUT"},
+		{"EVENTS.MAX_RETRIES", -1, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got -1"},
+		{"EVENTS.MAX_RETRIES", 1.5, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got 1.5"},
+		{"EVENTS.MAX_RETRIES", "many", `config EVENTS.MAX_RETRIES: want a whole number >= 0, got "many"`},
+		{"EVENTS.MAX_RETRIES", nil, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got null"},
+		{"EVENTS.PUBLISH_TIMEOUT", 0, "config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got 0"},
+		{"EVENTS.PUBLISH_TIMEOUT", -2.5, "config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got -2.5"},
+		{"EVENTS.PUBLISH_TIMEOUT", "soon", `config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got "soon"`},
+		{"EVENTS.PUBLISH_TIMEOUT", false, "config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
@@ -355,6 +365,9 @@ func TestConfigSettingsValidate(t *testing.T) {
 			`config TRACING.ENDPOINT: want an http:// or https:// URL, got ""`},
 		{"metrics on", func(s *Settings) { s.Metrics.Address = "[::1]:9464" }, ""},
 		{"metrics address", func(s *Settings) { s.Metrics.Address = "9464" }, `config METRICS.ADDRESS: want host:port, got "9464"`},
+		{"no event retries", func(s *Settings) { s.Events.MaxRetries = 0 }, ""},
+		{"event retries", func(s *Settings) { s.Events.MaxRetries = -1 }, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got -1"},
+		{"publish timeout", func(s *Settings) { s.Events.PublishTimeout = 0 }, "config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -413,7 +426,8 @@ func TestConfigReadsServiceKeys(t *testing.T) {
 	}
 }
 
-// TestRepoConfigYAMLIsTheDefaults keeps the shipped config.yaml and the Default constants in step.
+// TestRepoConfigYAMLIsTheDefaults keeps the shipped config.yaml and the Default constants in step, every
+// section (TRACING, METRICS, EVENTS, ...) included.
 func TestRepoConfigYAMLIsTheDefaults(t *testing.T) {
 	path, err := filepath.Abs(filepath.Join("..", "config.yaml"))
 	if err != nil {
@@ -426,6 +440,9 @@ func TestRepoConfigYAMLIsTheDefaults(t *testing.T) {
 	}
 	if c.Settings != DefaultSettings() {
 		t.Fatalf("config.yaml gives\n%+v\nthe defaults are\n%+v", c.Settings, DefaultSettings())
+	}
+	if want := (EventsSettings{MaxRetries: DefaultEventMaxRetries, PublishTimeout: DefaultEventPublishTimeout}); c.Events != want {
+		t.Fatalf("config.yaml gives EVENTS %+v, the defaults are %+v", c.Events, want)
 	}
 	file, err := fileLayer(path) // on its own: the merged keys would always include the defaults
 	if err != nil {
@@ -519,6 +536,70 @@ func TestLoadConfigTracingAndMetrics(t *testing.T) {
 			}
 			if err == nil && (c.Tracing != tt.tracing || c.Metrics != tt.metrics) {
 				t.Fatalf("got %+v %+v, want %+v %+v", c.Tracing, c.Metrics, tt.tracing, tt.metrics)
+			}
+		})
+	}
+}
+
+// TestLoadConfigEvents reads EVENTS through the repo's config.yaml, the HYPHA_* variables and other files.
+func TestLoadConfigEvents(t *testing.T) {
+	repo, err := filepath.Abs(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := EventsSettings{MaxRetries: DefaultEventMaxRetries, PublishTimeout: DefaultEventPublishTimeout}
+	tests := []struct {
+		name string
+		file string // YAML text; "" for the repo's config.yaml
+		env  map[string]string
+		want EventsSettings
+		err  string
+	}{
+		{name: "defaults", want: defaults},
+		{name: "defaults without config.yaml", file: "# nothing\n", want: defaults},
+		{name: "HYPHA_EVENTS__MAX_RETRIES", env: map[string]string{"HYPHA_EVENTS__MAX_RETRIES": "5"},
+			want: EventsSettings{MaxRetries: 5, PublishTimeout: DefaultEventPublishTimeout}},
+		{name: "HYPHA_EVENTS__PUBLISH_TIMEOUT", env: map[string]string{"HYPHA_EVENTS__PUBLISH_TIMEOUT": "2.5"},
+			want: EventsSettings{MaxRetries: DefaultEventMaxRetries, PublishTimeout: 2500 * time.Millisecond}},
+		{name: "lower-case env", env: map[string]string{"HYPHA_events__max_retries": "0"},
+			want: EventsSettings{MaxRetries: 0, PublishTimeout: DefaultEventPublishTimeout}},
+		{name: "lower-case spellings", file: "events:\n  max_retries: 7\n  publish_timeout: \"0.5\"\n",
+			want: EventsSettings{MaxRetries: 7, PublishTimeout: 500 * time.Millisecond}},
+		{name: "mixed case, one key", file: "Events: {Max_Retries: \"1\"}\n",
+			want: EventsSettings{MaxRetries: 1, PublishTimeout: DefaultEventPublishTimeout}},
+		{name: "HYPHA_ beats the file", file: "EVENTS:\n  MAX_RETRIES: 7\n", env: map[string]string{"HYPHA_EVENTS__MAX_RETRIES": "2"},
+			want: EventsSettings{MaxRetries: 2, PublishTimeout: DefaultEventPublishTimeout}},
+		{name: "bad HYPHA_ retries", env: map[string]string{"HYPHA_EVENTS__MAX_RETRIES": "-1"},
+			err: "config EVENTS.MAX_RETRIES: want a whole number >= 0, got -1"},
+		{name: "fractional retries", file: "EVENTS:\n  MAX_RETRIES: 2.5\n",
+			err: "config EVENTS.MAX_RETRIES: want a whole number >= 0, got 2.5"},
+		{name: "text retries", env: map[string]string{"HYPHA_EVENTS__MAX_RETRIES": "lots"},
+			err: `config EVENTS.MAX_RETRIES: want a whole number >= 0, got "lots"`},
+		{name: "null retries", file: "EVENTS:\n  MAX_RETRIES:\n",
+			err: "config EVENTS.MAX_RETRIES: want a whole number >= 0, got null"},
+		{name: "zero timeout", env: map[string]string{"HYPHA_EVENTS__PUBLISH_TIMEOUT": "0"},
+			err: "config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got 0"},
+		{name: "negative timeout", file: "events:\n  publish_timeout: -1\n",
+			err: "config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got -1"},
+		{name: "text timeout", file: "EVENTS:\n  PUBLISH_TIMEOUT: 30s\n",
+			err: `config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got "30s"`},
+		{name: "not a mapping", file: "EVENTS: on\n",
+			err: `config EVENTS: want a mapping of MAX_RETRIES, PUBLISH_TIMEOUT, got "on"`},
+		{name: "unknown sub-key", file: "events:\n  dead_letter: true\n",
+			err: "config EVENTS.DEAD_LETTER: unknown key; EVENTS holds only MAX_RETRIES, PUBLISH_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateConfig(t)
+			setEnv(t, tt.env)
+			path := repo
+			if tt.file != "" {
+				path = writeConfig(t, "c.yaml", tt.file)
+			}
+			c, err := LoadConfig(path, nil)
+			wantErr(t, err, tt.err)
+			if err == nil && c.Events != tt.want {
+				t.Fatalf("Events = %+v, want %+v", c.Events, tt.want)
 			}
 		})
 	}

@@ -229,7 +229,8 @@ func readSettings(k *koanf.Koanf) (Settings, error) {
 	r.section(keyReconnect, keyIntervalStart, keyIntervalMax, keyMaxElapsed)
 	r.section(keyTracing, keyExporter, keyEndpoint, keyProtocol, keySamplerRatio)
 	r.section(keyMetrics, keyAddress)
-	retry, reconnect, tracing := keyRetryPolicy+".", keyReconnect+".", keyTracing+"."
+	r.section(keyEvents, keyMaxRetries, keyPublishTimeout)
+	retry, reconnect, tracing, events := keyRetryPolicy+".", keyReconnect+".", keyTracing+".", keyEvents+"."
 	s := Settings{
 		AMQPURI:     r.text(keyAMQPURI, wantAMQPURI),
 		RPCExchange: r.text(keyRPCExchange, wantExchange),
@@ -258,6 +259,10 @@ func readSettings(k *koanf.Koanf) (Settings, error) {
 			SamplerRatio: r.number(tracing+keySamplerRatio, wantRatio),
 		},
 		Metrics: MetricsSettings{Address: strings.TrimSpace(r.optionalText(keyMetrics+"."+keyAddress, wantHostPort))},
+		Events: EventsSettings{
+			MaxRetries:     r.whole(events+keyMaxRetries, wantCount),
+			PublishTimeout: r.seconds(events+keyPublishTimeout, wantSecondsAbove),
+		},
 	}
 	if r.err != nil {
 		return Settings{}, r.err

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -76,6 +77,7 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 		}),
 		fx.Provide(fx.Private, s.constructor),
 	}
+	opts = append(opts, fx.Provide(fx.Private, func(rt *serviceRuntime) *events.Dispatcher { return rt.dispatcher }))
 	for _, target := range proxies {
 		opts = append(opts, fx.Provide(fx.Private, fx.Annotate(
 			func(rt *serviceRuntime) *rpc.Proxy { return rt.client.Proxy(target) },
@@ -144,17 +146,19 @@ func embedsFxIn(t reflect.Type) bool {
 	return false
 }
 
-// serviceRuntime is what the container runs for one service: its RPC server
-// and, when it calls other services, its RPC client.
+// serviceRuntime is what the container runs for one service: its RPC server,
+// its event handlers, and, when it calls other services, its RPC client.
 type serviceRuntime struct {
-	name   string
-	cfg    Config
-	log    *slog.Logger
-	pool   *entrypoint.Pool
-	client *rpc.Client // nil when the service calls nobody
-	server *rpc.Server // nil when the service has no RPC methods
-	conn   *connection
-	ics    []rpc.ServerInterceptor
+	name       string
+	cfg        Config
+	log        *slog.Logger
+	pool       *entrypoint.Pool
+	client     *rpc.Client    // nil when the service calls nobody
+	server     *rpc.Server    // nil when the service has no RPC methods
+	handlers   *events.Server // nil when the service handles no events
+	dispatcher *events.Dispatcher
+	conn       *connection
+	ics        []rpc.ServerInterceptor
 }
 
 // newServiceRuntime builds a service's runtime; telemetry's interceptors
@@ -165,7 +169,11 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		return nil, err
 	}
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
-		ics: append(serverICs, ac.serverICs...)}
+		ics: append(serverICs, ac.serverICs...),
+		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
+			Source: name, PublishTimeout: cfg.Events.PublishTimeout,
+		}),
+	}
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -184,6 +192,12 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	svc.Register(reg)
 	if err := reg.Err(); err != nil {
 		return err
+	}
+	if len(entrypoint.Of[*events.Handler](reg)) > 0 {
+		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
+			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries,
+			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
+		})
 	}
 	if len(entrypoint.Of[*rpc.Method](reg)) > 0 {
 		rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
@@ -205,18 +219,37 @@ func (rt *serviceRuntime) start(ctx context.Context) error {
 			return fmt.Errorf("service %q: %w", rt.name, err)
 		}
 	}
+	if rt.handlers != nil {
+		if err := rt.handlers.Start(ctx); err != nil {
+			return fmt.Errorf("service %q: %w", rt.name, err)
+		}
+	}
 	rt.log.Info("hypha: service started", "max_workers", rt.pool.Size())
 	return nil
 }
 
-// stop stops consuming, waits for workers within GRACE_PERIOD, then closes
-// the client, which workers may have been using until then.
+// stop stops consuming (RPC and events alike), waits for workers within
+// GRACE_PERIOD, then closes the consumers and the client, which workers may
+// have been using until then.
 func (rt *serviceRuntime) stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, rt.cfg.GracePeriod)
 	defer cancel()
 	var errs []error
 	if rt.server != nil {
-		errs = append(errs, rt.server.Stop(ctx))
+		errs = append(errs, rt.server.Drain(ctx))
+	}
+	if rt.handlers != nil {
+		errs = append(errs, rt.handlers.Drain(ctx))
+	}
+	if err := rt.pool.Wait(ctx); err != nil {
+		rt.log.Warn("hypha: stopped before every worker finished; unfinished work goes back to its queue", "busy", rt.pool.Busy())
+		errs = append(errs, err)
+	}
+	if rt.server != nil {
+		errs = append(errs, rt.server.Close())
+	}
+	if rt.handlers != nil {
+		errs = append(errs, rt.handlers.Close())
 	}
 	if rt.client != nil {
 		errs = append(errs, rt.client.Close())

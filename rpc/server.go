@@ -80,20 +80,33 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops taking calls, waits for running workers to reply (bounded by
-// ctx), then closes the consumer; calls not finished by then go back to the
-// queue for another instance.
+// Stop stops taking calls (Drain), waits for running workers to reply
+// (bounded by ctx), then closes the consumer (Close); calls not finished by
+// then go back to the queue for another instance.
 func (s *Server) Stop(ctx context.Context) error {
-	if s.consumer == nil {
-		return nil
-	}
-	cancelErr := s.consumer.Cancel(ctx)
+	drainErr := s.Drain(ctx)
 	waitErr := s.cfg.Pool.Wait(ctx)
 	if waitErr != nil {
 		s.log.Warn("hypha: stopped before every call finished; unfinished calls go back to the queue",
 			"service", s.cfg.Service, "busy", s.cfg.Pool.Busy())
 	}
-	return errors.Join(cancelErr, waitErr, s.consumer.Close())
+	return errors.Join(drainErr, waitErr, s.Close())
+}
+
+// Drain stops taking new calls; calls already running go on.
+func (s *Server) Drain(ctx context.Context) error {
+	if s.consumer == nil {
+		return nil
+	}
+	return s.consumer.Cancel(ctx)
+}
+
+// Close closes the consumer; unacked calls go back to the queue.
+func (s *Server) Close() error {
+	if s.consumer == nil {
+		return nil
+	}
+	return s.consumer.Close()
 }
 
 // dispatch hands a delivery to a worker; it blocks while every worker is busy.

@@ -1,0 +1,154 @@
+// Package events lets services dispatch events and handle the events of
+// others, as nameko's events do and on the same wire: a service dispatches to
+// its exchange "<service>.events" with the event type as routing key, and
+// each handler consumes a queue bound to it.
+//
+//	// dispatching, in a service that was given a *events.Dispatcher:
+//	err := s.events.Dispatch(ctx, "order_created", order)
+//
+//	// handling, in another service's Register:
+//	events.Handle(r, "send_confirmation", "orders", "order_created", m.SendConfirmation)
+//
+// Delivery is at least once: messages are persistent and confirmed, and a
+// handler's event is acked only after it returns nil. A handler may therefore
+// see an event twice; every event carries a unique message_id to drop
+// duplicates by.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp"
+)
+
+// Defaults for the zero values of DispatcherConfig.
+const (
+	DefaultPublishTimeout = 30 * time.Second
+	contentTypeJSON       = "application/json"
+)
+
+// ExchangeName is the exchange a service's events go to: "<service>.events".
+func ExchangeName(source string) string { return source + ".events" }
+
+// DispatcherConfig says how a Dispatcher publishes.
+type DispatcherConfig struct {
+	// Source is the dispatching service's name: its events go to
+	// "<Source>.events".
+	Source string
+	// PublishTimeout bounds a Dispatch whose context has no sooner deadline:
+	// waiting for a reconnect, retries and the confirm. DefaultPublishTimeout
+	// when zero.
+	PublishTimeout time.Duration
+}
+
+// Dispatcher publishes the events of one source service. It is safe for
+// concurrent use.
+type Dispatcher struct {
+	broker transport.Broker
+	cfg    DispatcherConfig
+	owns   bool // Dial made the connection, so Close closes it
+
+	mu       sync.Mutex
+	declared bool // the exchange is declared (and redeclared on reconnect by the broker)
+}
+
+// NewDispatcher returns a dispatcher publishing over broker.
+func NewDispatcher(broker transport.Broker, cfg DispatcherConfig) *Dispatcher {
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	return &Dispatcher{broker: broker, cfg: cfg}
+}
+
+// Dial connects to the broker at uri and returns a dispatcher that owns the
+// connection, for programs that are not services (nameko's event_dispatcher).
+func Dial(ctx context.Context, uri string, cfg DispatcherConfig) (*Dispatcher, error) {
+	broker, err := amqp.Dial(ctx, uri, amqp.Options{Name: cfg.Source + "-dispatcher"})
+	if err != nil {
+		return nil, err
+	}
+	d := NewDispatcher(broker, cfg)
+	d.owns = true
+	return d, nil
+}
+
+// Close closes the connection of a dispatcher made by Dial; for others it does nothing.
+func (d *Dispatcher) Close() error {
+	if d.owns {
+		return d.broker.Close()
+	}
+	return nil
+}
+
+// Source is the service whose events d dispatches.
+func (d *Dispatcher) Source() string { return d.cfg.Source }
+
+// declare makes sure the source's exchange exists, once.
+func (d *Dispatcher) declare(ctx context.Context, exchange string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.declared {
+		return nil
+	}
+	if err := d.broker.DeclareExchange(ctx, transport.Exchange{Name: exchange, Kind: transport.Topic, Durable: true}); err != nil {
+		return err
+	}
+	d.declared = true
+	return nil
+}
+
+// Dispatch publishes payload, encoded as JSON, as an event of type eventType.
+// It returns once the broker has confirmed the event (persistent, on a
+// durable exchange), waiting out a lost connection until ctx's deadline or
+// the publish timeout, whichever is sooner. The event carries ctx's context
+// data and a unique message_id. An event whose confirm was lost with the
+// connection is sent again: at least once.
+func (d *Dispatcher) Dispatch(ctx context.Context, eventType string, payload any) error {
+	if eventType == "" {
+		return errors.New("hypha: event type is empty: name the event, e.g. \"order_created\"")
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("hypha: event %s.%s: encoding payload: %w", d.cfg.Source, eventType, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
+	defer cancel()
+	exchange := ExchangeName(d.cfg.Source)
+	if err := d.declare(ctx, exchange); err != nil {
+		return fmt.Errorf("hypha: event %s.%s: %w", d.cfg.Source, eventType, err)
+	}
+	data := contextdata.From(ctx)
+	if len(contextdata.CallIDStack(ctx)) == 0 {
+		if data == nil {
+			data = contextdata.Data{}
+		}
+		data[contextdata.KeyCallIDStack] = []string{fmt.Sprintf("%s.dispatch.%s", d.cfg.Source, uuid.NewString())}
+	}
+	p := transport.Publishing{
+		Exchange:   exchange,
+		RoutingKey: eventType,
+		Message: transport.Message{
+			Body: body, ContentType: contentTypeJSON, ContentEncoding: "utf-8",
+			MessageID: uuid.NewString(), Persistent: true, Headers: contextdata.Headers(data),
+		},
+	}
+	for {
+		err := d.broker.Publish(ctx, p)
+		if errors.Is(err, transport.ErrUncertain) && ctx.Err() == nil {
+			continue // at least once: a duplicate is allowed, a loss is not
+		}
+		if err != nil {
+			return fmt.Errorf("hypha: event %s.%s: %w", d.cfg.Source, eventType, err)
+		}
+		return nil
+	}
+}

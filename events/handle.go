@@ -1,0 +1,165 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/transport"
+)
+
+// HandlerType says which instances of which services receive an event.
+type HandlerType int
+
+// Handler types, as nameko's.
+const (
+	// ServicePool: each handling service (and handler) gets each event once,
+	// shared among its instances. The default.
+	ServicePool HandlerType = iota
+	// Singleton: one handler in the whole cluster gets each event.
+	Singleton
+	// Broadcast: every instance of the handling service gets each event.
+	Broadcast
+)
+
+func (t HandlerType) String() string {
+	switch t {
+	case ServicePool:
+		return "service pool"
+	case Singleton:
+		return "singleton"
+	case Broadcast:
+		return "broadcast"
+	}
+	return fmt.Sprintf("HandlerType(%d)", int(t))
+}
+
+// Handler is a registered event handler: the entrypoint Handle adds to a
+// service's registry.
+type Handler struct {
+	name        string
+	source      string
+	eventType   string
+	handlerType HandlerType
+	identifier  string // broadcast identifier
+	stableID    bool   // identifier given by BroadcastIdentifier
+	reliable    bool
+	requeue     bool
+	decode      func(body []byte) (any, error)
+	call        func(ctx context.Context, payload any) error
+}
+
+// EntrypointName is the handler's name, which nameko puts in queue names.
+func (h *Handler) EntrypointName() string { return h.name }
+
+// Source is the service whose events the handler takes.
+func (h *Handler) Source() string { return h.source }
+
+// EventType is the type of event the handler takes.
+func (h *Handler) EventType() string { return h.eventType }
+
+// HandlerOption configures a handler registered with Handle.
+type HandlerOption interface{ applyHandler(*Handler) }
+
+type handlerOptionFunc func(*Handler)
+
+func (f handlerOptionFunc) applyHandler(h *Handler) { f(h) }
+
+// Type sets the handler type: ServicePool (the default), Singleton or Broadcast.
+func Type(t HandlerType) HandlerOption {
+	return handlerOptionFunc(func(h *Handler) { h.handlerType = t })
+}
+
+// BroadcastIdentifier names this instance's queue of a Broadcast handler. With
+// reliable delivery it must be stable across restarts (a host name, a pod
+// name), or events sent while the instance was down are lost with its old queue.
+func BroadcastIdentifier(id string) HandlerOption {
+	return handlerOptionFunc(func(h *Handler) { h.identifier, h.stableID = id, true })
+}
+
+// ReliableDelivery (default true) keeps the handler's queue when no handler
+// runs, so events sent meanwhile wait for it; false deletes the queue when
+// its last consumer leaves.
+func ReliableDelivery(on bool) HandlerOption {
+	return handlerOptionFunc(func(h *Handler) { h.reliable = on })
+}
+
+// RequeueOnError (default false) retries an event whose handler failed, up to
+// EVENTS.MAX_RETRIES times, before dead-lettering it. Without it a failed
+// event goes to the dead-letter queue at once.
+func RequeueOnError(on bool) HandlerOption {
+	return handlerOptionFunc(func(h *Handler) { h.requeue = on })
+}
+
+// Handle registers fn as the handler name of the service that owns r, for
+// events of type eventType dispatched by sourceService. The event's JSON
+// payload is decoded into T; one that does not decode goes straight to the
+// dead-letter queue. fn returning nil acks the event; an error (or a panic)
+// retries or dead-letters it, per RequeueOnError.
+func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string, fn func(context.Context, T) error, opts ...HandlerOption) {
+	h := &Handler{
+		name: name, source: sourceService, eventType: eventType, reliable: true,
+		identifier: strings.ReplaceAll(uuid.NewString(), "-", ""), // nameko: uuid4().hex
+		decode: func(body []byte) (any, error) {
+			var v T
+			if err := json.Unmarshal(body, &v); err != nil {
+				return nil, fmt.Errorf("payload does not decode into %s: %w", reflect.TypeFor[T](), err)
+			}
+			return v, nil
+		},
+		call: func(ctx context.Context, payload any) error { return fn(ctx, payload.(T)) },
+	}
+	for _, o := range opts {
+		o.applyHandler(h)
+	}
+	if err := h.validate(r.Service()); err != nil {
+		r.Fail(err)
+		return
+	}
+	r.Add(h)
+}
+
+func (h *Handler) validate(service string) error {
+	where := fmt.Sprintf("service %q: events.Handle(%q)", service, h.name)
+	switch {
+	case h.name == "" || h.source == "" || h.eventType == "":
+		return fmt.Errorf("%s: the handler name, source service and event type must all be given", where)
+	case h.handlerType < ServicePool || h.handlerType > Broadcast:
+		return fmt.Errorf("%s: unknown handler type %v", where, h.handlerType)
+	case h.handlerType == Broadcast && h.reliable && !h.stableID:
+		return fmt.Errorf("%s: a broadcast handler with reliable delivery needs a stable events.BroadcastIdentifier "+
+			"(a random one would strand its queue at every restart), or events.ReliableDelivery(false)", where)
+	case strings.ContainsAny(h.eventType, "*#"):
+		return fmt.Errorf("%s: event type %q has a wildcard; handle one event type per handler", where, h.eventType)
+	}
+	return nil
+}
+
+// Queue is the queue the handler of service consumes, named and declared as
+// nameko declares it (any other arguments would make RabbitMQ refuse one of
+// the two declarations).
+func (h *Handler) Queue(service string) transport.Queue {
+	base := fmt.Sprintf("evt-%s-%s", h.source, h.eventType)
+	q := transport.Queue{
+		Durable:    true,
+		AutoDelete: !h.reliable,
+		Bindings:   []transport.Binding{{Exchange: ExchangeName(h.source), RoutingKey: h.eventType}},
+	}
+	switch h.handlerType {
+	case Singleton:
+		q.Name = base
+	case Broadcast:
+		q.Name = fmt.Sprintf("%s--%s.%s-%s", base, service, h.name, h.identifier)
+		if !h.reliable {
+			q.Durable, q.Exclusive = false, true
+		}
+	default:
+		q.Name = fmt.Sprintf("%s--%s.%s", base, service, h.name)
+	}
+	return q
+}

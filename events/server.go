@@ -1,0 +1,220 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/transport"
+)
+
+// Headers Hypha adds to events it retries or dead-letters.
+const (
+	// AttemptHeader counts deliveries of an event to one handler's queue: 1
+	// for the first, 2 for the first retry, and so on.
+	AttemptHeader = "x-hypha-attempt"
+	// ErrorHeader holds why an event was dead-lettered.
+	ErrorHeader = "x-hypha-error"
+	// DefaultMaxRetries is EVENTS.MAX_RETRIES's default.
+	DefaultMaxRetries = 3
+	// settleTimeout bounds republishing an event for a retry or to the
+	// dead-letter queue.
+	settleTimeout = 30 * time.Second
+)
+
+// DeadLetterQueue is where the events a handler's queue gave up on go:
+// "<queue>.dlq", durable.
+func DeadLetterQueue(queue string) string { return queue + ".dlq" }
+
+// ServerConfig says how a service handles its events.
+type ServerConfig struct {
+	Service string
+	// Pool runs the handlers; the service's RPC methods share it.
+	Pool *entrypoint.Pool
+	// MaxRetries bounds retries of a failing event (RequeueOnError); 0
+	// means none: the first failure dead-letters it.
+	MaxRetries         int
+	ParentCallsTracked int
+	Logger             *slog.Logger
+}
+
+// Server consumes the queues of a service's event handlers.
+type Server struct {
+	broker    transport.Broker
+	cfg       ServerConfig
+	handlers  []*Handler
+	log       *slog.Logger
+	consumers []transport.Consumer
+}
+
+// NewServer returns a server for the handlers registered in r.
+func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
+	if cfg.Pool == nil {
+		cfg.Pool = entrypoint.NewPool(10)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger}
+}
+
+// Start declares each handler's exchange, queue and binding, as nameko does,
+// and starts consuming with prefetch = the pool's size.
+func (s *Server) Start(ctx context.Context) error {
+	for _, h := range s.handlers {
+		q := h.Queue(s.cfg.Service)
+		if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
+			return err
+		}
+		if err := s.broker.DeclareQueue(ctx, q); err != nil {
+			return err
+		}
+		c, err := s.broker.Consume(ctx, transport.ConsumeOptions{Queue: q.Name, Prefetch: s.cfg.Pool.Size()},
+			func(d transport.Delivery) { s.dispatch(h, q.Name, d) })
+		if err != nil {
+			return err
+		}
+		s.consumers = append(s.consumers, c)
+	}
+	return nil
+}
+
+// Stop stops taking events (Drain), waits for running handlers (bounded by
+// ctx), then closes the consumers (Close); events not finished go back to
+// their queues.
+func (s *Server) Stop(ctx context.Context) error {
+	return errors.Join(s.Drain(ctx), s.cfg.Pool.Wait(ctx), s.Close())
+}
+
+// Drain stops taking new events; handlers already running go on.
+func (s *Server) Drain(ctx context.Context) error {
+	var errs []error
+	for _, c := range s.consumers {
+		errs = append(errs, c.Cancel(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the consumers; unacked events go back to their queues.
+func (s *Server) Close() error {
+	var errs []error
+	for _, c := range s.consumers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) dispatch(h *Handler, queue string, d transport.Delivery) {
+	if err := s.cfg.Pool.Go(context.Background(), func() { s.serve(h, queue, d) }); err != nil {
+		_ = d.Nack(true)
+	}
+}
+
+// serve runs the handler on one event and settles it: ack on success; on
+// failure a retry or the dead-letter queue, published before the ack.
+func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
+	attempt := attemptOf(d.Headers)
+	payload, err := h.decode(d.Body)
+	if err != nil {
+		s.deadLetter(h, queue, d, attempt, err)
+		return
+	}
+	ctx := contextdata.WithData(context.Background(), contextdata.FromHeaders(d.Headers))
+	ctx = contextdata.PushCallID(ctx, fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString()), s.cfg.ParentCallsTracked+1)
+	if err := s.run(ctx, h, payload); err != nil {
+		s.log.ErrorContext(ctx, "hypha: event handler failed", "handler", h.name, "event", h.eventType,
+			"message_id", d.MessageID, "attempt", attempt, "error", err)
+		if h.requeue && attempt <= s.cfg.MaxRetries {
+			s.retry(h, queue, d, attempt)
+			return
+		}
+		s.deadLetter(h, queue, d, attempt, err)
+		return
+	}
+	if err := d.Ack(); err != nil {
+		s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
+	}
+}
+
+func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "hypha: event handler panicked", "handler", h.name, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return h.call(ctx, payload)
+}
+
+// retry sends the event to the back of its queue with the attempt counted,
+// then acks this delivery.
+func (s *Server) retry(h *Handler, queue string, d transport.Delivery, attempt int) {
+	headers := copyHeaders(d.Headers)
+	headers[AttemptHeader] = int64(attempt + 1)
+	s.republish(h, d, queue, headers)
+}
+
+// deadLetter sends the event to "<queue>.dlq" with why and how often it
+// failed, then acks this delivery, so the queue keeps flowing.
+func (s *Server) deadLetter(h *Handler, queue string, d transport.Delivery, attempt int, cause error) {
+	dlq := DeadLetterQueue(queue)
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: dlq, Durable: true}); err != nil {
+		s.log.Error("hypha: dead-letter queue unavailable; the event goes back to its queue", "queue", dlq, "error", err)
+		_ = d.Nack(true)
+		return
+	}
+	headers := copyHeaders(d.Headers)
+	headers[AttemptHeader] = int64(attempt)
+	headers[ErrorHeader] = cause.Error()
+	s.log.Warn("hypha: event dead-lettered", "handler", h.name, "event", h.eventType, "message_id", d.MessageID,
+		"attempts", attempt, "queue", dlq, "error", cause)
+	s.republish(h, d, dlq, headers)
+}
+
+// republish publishes a copy of d to queue through the default exchange, then
+// acks d; when the copy cannot be published, d goes back to its queue.
+func (s *Server) republish(h *Handler, d transport.Delivery, queue string, headers map[string]any) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	msg := d.Message
+	msg.Headers = headers
+	msg.Persistent = true
+	if err := s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Message: msg}); err != nil {
+		s.log.Error("hypha: could not republish the event; it goes back to its queue", "handler", h.name, "queue", queue, "error", err)
+		_ = d.Nack(true)
+		return
+	}
+	if err := d.Ack(); err != nil {
+		s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
+	}
+}
+
+// attemptOf reads the attempt count of a delivery: 1 when it has none.
+func attemptOf(headers map[string]any) int {
+	switch v := headers[AttemptHeader].(type) {
+	case int64:
+		return max(int(v), 1)
+	case int32:
+		return max(int(v), 1)
+	case int:
+		return max(v, 1)
+	}
+	return 1
+}
+
+func copyHeaders(h map[string]any) map[string]any {
+	out := make(map[string]any, len(h)+2)
+	for k, v := range h {
+		out[k] = v
+	}
+	return out
+}
