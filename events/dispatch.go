@@ -48,6 +48,8 @@ type DispatcherConfig struct {
 	// waiting for a reconnect, retries and the confirm. DefaultPublishTimeout
 	// when zero.
 	PublishTimeout time.Duration
+	// Interceptors wrap every Dispatch, the first outermost.
+	Interceptors []DispatchInterceptor
 }
 
 // Dispatcher publishes the events of one source service. It is safe for
@@ -141,6 +143,16 @@ func (d *Dispatcher) Dispatch(ctx context.Context, eventType string, payload any
 			MessageID: uuid.NewString(), Persistent: true, Headers: contextdata.Headers(data),
 		},
 	}
+	ev := &EventInfo{
+		Source: d.cfg.Source, EventType: eventType, MessageID: p.MessageID,
+		Exchange: exchange, RoutingKey: eventType, BodySize: len(body), Headers: p.Headers,
+	}
+	return chain(d.cfg.Interceptors, ev, func(ctx context.Context) error { return d.publish(ctx, p) })(ctx)
+}
+
+// publish sends p until the broker confirms it or ctx ends.
+func (d *Dispatcher) publish(ctx context.Context, p transport.Publishing) error {
+	eventType := p.RoutingKey
 	for {
 		err := d.broker.Publish(ctx, p)
 		if errors.Is(err, transport.ErrUncertain) && ctx.Err() == nil {

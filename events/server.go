@@ -43,6 +43,8 @@ type ServerConfig struct {
 	MaxRetries         int
 	ParentCallsTracked int
 	Logger             *slog.Logger
+	// Interceptors wrap every handler run, the first outermost.
+	Interceptors []HandlerInterceptor
 }
 
 // Server consumes the queues of a service's event handlers.
@@ -128,7 +130,13 @@ func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 	}
 	ctx := contextdata.WithData(context.Background(), contextdata.FromHeaders(d.Headers))
 	ctx = contextdata.PushCallID(ctx, fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString()), s.cfg.ParentCallsTracked+1)
-	if err := s.run(ctx, h, payload); err != nil {
+	ev := &EventInfo{
+		Source: h.source, EventType: h.eventType, MessageID: d.MessageID, Exchange: d.Exchange,
+		RoutingKey: d.RoutingKey, BodySize: len(d.Body), Headers: d.Headers,
+		Service: s.cfg.Service, Handler: h.name, Queue: queue, Attempt: attempt,
+	}
+	err = chain(s.cfg.Interceptors, ev, func(ctx context.Context) error { return s.run(ctx, h, payload) })(ctx)
+	if err != nil {
 		s.log.ErrorContext(ctx, "hypha: event handler failed", "handler", h.name, "event", h.eventType,
 			"message_id", d.MessageID, "attempt", attempt, "error", err)
 		if h.requeue && attempt <= s.cfg.MaxRetries {

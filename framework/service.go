@@ -159,19 +159,20 @@ type serviceRuntime struct {
 	dispatcher *events.Dispatcher
 	conn       *connection
 	ics        []rpc.ServerInterceptor
+	handlerICs []events.HandlerInterceptor
 }
 
 // newServiceRuntime builds a service's runtime; telemetry's interceptors
 // wrap the app's, so that those run inside the call's span.
 func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, ac *appConfig, calls bool) (*serviceRuntime, error) {
-	serverICs, clientICs, err := t.interceptors(name)
+	ics, err := t.interceptors(name)
 	if err != nil {
 		return nil, err
 	}
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
-		ics: append(serverICs, ac.serverICs...),
+		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: ics.handlers,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
-			Source: name, PublishTimeout: cfg.Events.PublishTimeout,
+			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
 	}
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
@@ -180,7 +181,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	if calls {
 		rt.client = rpc.NewClient(conn.broker, rpc.Config{
 			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, Logger: log,
-			Interceptors: append(clientICs, ac.clientICs...),
+			Interceptors: append(ics.rpcClient, ac.clientICs...),
 		})
 	}
 	return rt, nil
@@ -196,7 +197,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	if len(entrypoint.Of[*events.Handler](reg)) > 0 {
 		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
 			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries,
-			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
+			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
 		})
 	}
 	if len(entrypoint.Of[*rpc.Method](reg)) > 0 {

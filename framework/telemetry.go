@@ -25,6 +25,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/fx"
 
+	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -123,31 +124,45 @@ func (t *telemetry) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// interceptors are the tracing and metrics interceptors of one service.
-func (t *telemetry) interceptors(service string) ([]rpc.ServerInterceptor, []rpc.ClientInterceptor, error) {
-	var server []rpc.ServerInterceptor
-	var client []rpc.ClientInterceptor
+// serviceInterceptors are the tracing and metrics interceptors of one service.
+type serviceInterceptors struct {
+	rpcServer []rpc.ServerInterceptor
+	rpcClient []rpc.ClientInterceptor
+	handlers  []events.HandlerInterceptor
+	dispatch  []events.DispatchInterceptor
+}
+
+// interceptors builds a service's interceptors; none when telemetry is off.
+func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
+	var ics serviceInterceptors
 	if t.tracing.Exporter != "none" {
 		tp, err := t.tracerProvider(service)
 		if err != nil {
-			return nil, nil, err
+			return ics, err
 		}
-		server = append(server, rpc.ServerTracing(tp, t.prop))
-		client = append(client, rpc.ClientTracing(tp, t.prop))
+		ics.rpcServer = append(ics.rpcServer, rpc.ServerTracing(tp, t.prop))
+		ics.rpcClient = append(ics.rpcClient, rpc.ClientTracing(tp, t.prop))
+		ics.handlers = append(ics.handlers, events.HandlerTracing(tp, t.prop))
+		ics.dispatch = append(ics.dispatch, events.DispatchTracing(tp, t.prop))
 	}
 	if t.meters != nil {
 		sm, err := rpc.ServerMetrics(t.meters)
 		if err != nil {
-			return nil, nil, err
+			return ics, err
 		}
 		cm, err := rpc.ClientMetrics(t.meters, service)
 		if err != nil {
-			return nil, nil, err
+			return ics, err
 		}
-		server = append(server, sm)
-		client = append(client, cm)
+		hm, err := events.HandlerMetrics(t.meters)
+		if err != nil {
+			return ics, err
+		}
+		ics.rpcServer = append(ics.rpcServer, sm)
+		ics.rpcClient = append(ics.rpcClient, cm)
+		ics.handlers = append(ics.handlers, hm)
 	}
-	return server, client, nil
+	return ics, nil
 }
 
 // tracerProvider builds a service's tracer provider: its own resource

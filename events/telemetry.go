@@ -1,0 +1,114 @@
+package events
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const instrumentation = "github.com/hypha-go/hypha/events"
+
+// DispatchTracing returns a dispatch interceptor that records a producer span
+// per event and sends its context in the event's headers (written by prop),
+// so that the handlers' spans join the dispatcher's trace.
+func DispatchTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) DispatchInterceptor {
+	tracer := tp.Tracer(instrumentation)
+	return func(ctx context.Context, ev *EventInfo, next Next) error {
+		ctx, span := tracer.Start(ctx, "publish "+ev.Source+"."+ev.EventType, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(append(eventAttributes(ev), attribute.String("messaging.operation.type", "publish"))...))
+		defer span.End()
+		prop.Inject(ctx, headerCarrier(ev.Headers))
+		err := next(ctx)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		return err
+	}
+}
+
+// HandlerTracing returns a handler interceptor that continues the
+// dispatcher's trace (read from the headers by prop) with a consumer span per
+// handler run; a failed run sets the span's status to Error.
+func HandlerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) HandlerInterceptor {
+	tracer := tp.Tracer(instrumentation)
+	return func(ctx context.Context, ev *EventInfo, next Next) error {
+		ctx = prop.Extract(ctx, headerCarrier(ev.Headers))
+		attrs := append(eventAttributes(ev),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.consumer.group.name", ev.Queue),
+			attribute.Int("hypha.event.attempt", ev.Attempt))
+		ctx, span := tracer.Start(ctx, "process "+ev.Source+"."+ev.EventType, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attrs...))
+		defer span.End()
+		err := next(ctx)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		return err
+	}
+}
+
+// HandlerMetrics returns a handler interceptor that counts handler runs
+// (hypha.events.handled) by service, handler, event and outcome ("ok" or
+// "error"), and records how long they took (hypha.events.duration, seconds).
+func HandlerMetrics(mp metric.MeterProvider) (HandlerInterceptor, error) {
+	meter := mp.Meter(instrumentation)
+	handled, err := meter.Int64Counter("hypha.events.handled",
+		metric.WithDescription("Event handler runs, by outcome."), metric.WithUnit("{event}"))
+	if err != nil {
+		return nil, err
+	}
+	duration, err := meter.Float64Histogram("hypha.events.duration",
+		metric.WithDescription("How long event handler runs took."), metric.WithUnit("s"))
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, ev *EventInfo, next Next) error {
+		start := time.Now()
+		err := next(ctx)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		attrs := metric.WithAttributes(attribute.String("service", ev.Service), attribute.String("handler", ev.Handler),
+			attribute.String("event", ev.Source+"."+ev.EventType), attribute.String("outcome", outcome))
+		handled.Add(ctx, 1, attrs)
+		duration.Record(ctx, time.Since(start).Seconds(), attrs)
+		return err
+	}, nil
+}
+
+func eventAttributes(ev *EventInfo) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("messaging.system", "rabbitmq"),
+		attribute.String("messaging.destination.name", ev.Exchange),
+		attribute.String("messaging.rabbitmq.destination.routing_key", ev.RoutingKey),
+		attribute.String("messaging.message.id", ev.MessageID),
+		attribute.Int("messaging.message.body.size", ev.BodySize),
+	}
+}
+
+// headerCarrier lets a propagator read and write AMQP headers.
+type headerCarrier map[string]any
+
+func (h headerCarrier) Get(key string) string {
+	s, _ := h[key].(string)
+	return s
+}
+
+func (h headerCarrier) Set(key, value string) { h[key] = value }
+
+func (h headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
