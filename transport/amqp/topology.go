@@ -1,0 +1,108 @@
+package amqp
+
+import (
+	"context"
+	"fmt"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/hypha-go/hypha/transport"
+)
+
+// DeclareExchange declares ex and records it to declare again after a reconnect.
+func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
+	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareExchange(ch, ex) })
+	if err == nil {
+		b.mu.Lock()
+		b.exchanges[ex.Name] = ex
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// DeclareQueue declares q and its bindings, and records them to declare again
+// after a reconnect.
+func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
+	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareQueue(ch, q) })
+	if err == nil {
+		b.mu.Lock()
+		if _, ok := b.queues[q.Name]; !ok {
+			b.order = append(b.order, q.Name)
+		}
+		b.queues[q.Name] = q
+		b.mu.Unlock()
+	}
+	return err
+}
+
+func declareExchange(ch *amqp091.Channel, ex transport.Exchange) error {
+	if err := ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, ex.AutoDelete, false, false, nil); err != nil {
+		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
+	}
+	return nil
+}
+
+func declareQueue(ch *amqp091.Channel, q transport.Queue) error {
+	args, err := table(q.Args)
+	if err != nil {
+		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
+	}
+	if _, err := ch.QueueDeclare(q.Name, q.Durable, q.AutoDelete, q.Exclusive, false, args); err != nil {
+		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+	}
+	for _, bind := range q.Bindings {
+		if err := ch.QueueBind(q.Name, bind.RoutingKey, bind.Exchange, false, nil); err != nil {
+			return fmt.Errorf("hypha: binding queue %q to exchange %q with key %q: %w",
+				q.Name, bind.Exchange, bind.RoutingKey, err)
+		}
+	}
+	return nil
+}
+
+// redeclare declares every recorded exchange and queue on a new connection.
+func (b *Broker) redeclare(conn *amqp091.Connection) error {
+	b.mu.Lock()
+	exchanges := make([]transport.Exchange, 0, len(b.exchanges))
+	for _, ex := range b.exchanges {
+		exchanges = append(exchanges, ex)
+	}
+	queues := make([]transport.Queue, 0, len(b.order))
+	for _, name := range b.order {
+		queues = append(queues, b.queues[name])
+	}
+	b.mu.Unlock()
+	if len(exchanges) == 0 && len(queues) == 0 {
+		return nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("hypha: opening channel: %w", err)
+	}
+	defer ch.Close()
+	for _, ex := range exchanges {
+		if err := declareExchange(ch, ex); err != nil {
+			return err
+		}
+	}
+	for _, q := range queues {
+		if err := declareQueue(ch, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withChannel runs fn on a short-lived channel, waiting for a connection
+// bounded by ctx.
+func (b *Broker) withChannel(ctx context.Context, fn func(*amqp091.Channel) error) error {
+	sess, err := b.current(ctx)
+	if err != nil {
+		return err
+	}
+	ch, err := sess.conn.Channel()
+	if err != nil {
+		return fmt.Errorf("hypha: opening channel: %w", err)
+	}
+	defer ch.Close()
+	return fn(ch)
+}
