@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hypha-go/hypha/transport"
 )
 
 const instrumentation = "github.com/hypha-go/hypha/events"
@@ -22,7 +24,7 @@ func DispatchTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator
 		ctx, span := tracer.Start(ctx, "publish "+ev.Source+"."+ev.EventType, trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(append(eventAttributes(ev), attribute.String("messaging.operation.type", "publish"))...))
 		defer span.End()
-		prop.Inject(ctx, headerCarrier(ev.Headers))
+		prop.Inject(ctx, transport.HeaderCarrier(ev.Headers))
 		err := next(ctx)
 		if err != nil {
 			span.RecordError(err)
@@ -38,7 +40,7 @@ func DispatchTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator
 func HandlerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) HandlerInterceptor {
 	tracer := tp.Tracer(instrumentation)
 	return func(ctx context.Context, ev *EventInfo, next Next) error {
-		ctx = prop.Extract(ctx, headerCarrier(ev.Headers))
+		ctx = prop.Extract(ctx, transport.HeaderCarrier(ev.Headers))
 		attrs := append(eventAttributes(ev),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.consumer.group.name", ev.Queue),
@@ -93,22 +95,4 @@ func eventAttributes(ev *EventInfo) []attribute.KeyValue {
 		attribute.String("messaging.message.id", ev.MessageID),
 		attribute.Int("messaging.message.body.size", ev.BodySize),
 	}
-}
-
-// headerCarrier lets a propagator read and write AMQP headers.
-type headerCarrier map[string]any
-
-func (h headerCarrier) Get(key string) string {
-	s, _ := h[key].(string)
-	return s
-}
-
-func (h headerCarrier) Set(key, value string) { h[key] = value }
-
-func (h headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	return keys
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hypha-go/hypha/transport"
 )
 
 // instrumentation names the tracer and meter of this package.
@@ -38,7 +39,7 @@ const (
 func ServerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) ServerInterceptor {
 	tracer := tp.Tracer(instrumentation)
 	return func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error) {
-		ctx = prop.Extract(ctx, headerCarrier(call.Headers))
+		ctx = prop.Extract(ctx, transport.HeaderCarrier(call.Headers))
 		ctx, span := tracer.Start(ctx, spanName(call), trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(callAttributes(call)...))
 		defer span.End()
@@ -47,7 +48,7 @@ func ServerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) 
 			recordError(span, err, call.IsExpected(err))
 		}
 		if call.ReplyHeaders != nil {
-			prop.Inject(ctx, headerCarrier(call.ReplyHeaders))
+			prop.Inject(ctx, transport.HeaderCarrier(call.ReplyHeaders))
 		}
 		return res, err
 	}
@@ -63,7 +64,7 @@ func ClientTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) 
 		ctx, span := tracer.Start(ctx, spanName(call), trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(callAttributes(call)...))
 		defer span.End()
-		prop.Inject(ctx, headerCarrier(call.Headers))
+		prop.Inject(ctx, transport.HeaderCarrier(call.Headers))
 		res, err := next(ctx, call)
 		if err != nil {
 			recordError(span, err, call.ReplyIsExpectedError())
@@ -115,31 +116,4 @@ func excTypeOf(err error) string {
 		return re.ExcType
 	}
 	return toRemote(err).ExcType
-}
-
-// headerCarrier lets a propagator read and write AMQP headers; only string
-// values are trace context.
-type headerCarrier map[string]any
-
-func (h headerCarrier) Get(key string) string {
-	switch v := h[key].(type) {
-	case string:
-		return v
-	case []byte:
-		return string(v)
-	case nil:
-		return ""
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-func (h headerCarrier) Set(key, value string) { h[key] = value }
-
-func (h headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	return keys
 }

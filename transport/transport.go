@@ -141,3 +141,31 @@ type Broker interface {
 	// Close closes the connection and every consumer on it.
 	Close() error
 }
+
+// HeaderCarrier reads and writes string values in message headers, as
+// OpenTelemetry's propagators (TextMapCarrier) expect: trace context travels
+// as plain headers.
+type HeaderCarrier map[string]any
+
+// Get returns the header's value when it is a string (or bytes), else "".
+func (h HeaderCarrier) Get(key string) string {
+	switch v := h[key].(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
+
+// Set sets the header to value.
+func (h HeaderCarrier) Set(key, value string) { h[key] = value }
+
+// Keys lists the header names.
+func (h HeaderCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
