@@ -61,9 +61,11 @@ func dispatcher(t *testing.T, source string) *events.Dispatcher {
 func TestDispatchReachesHandlerWithContext(t *testing.T) {
 	got := make(chan contextdata.Data, 1)
 	orders := make(chan order, 1)
+	ids := make(chan string, 1)
 	handle(t, "mailer_basic", 3, func(r *entrypoint.Registry) {
 		events.Handle(r, "on_created", "orders_basic", "order_created", func(ctx context.Context, o order) error {
 			got <- contextdata.From(ctx)
+			ids <- events.MessageID(ctx)
 			orders <- o
 			return nil
 		})
@@ -80,6 +82,9 @@ func TestDispatchReachesHandlerWithContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the event never arrived")
+	}
+	if id := <-ids; len(id) != 36 {
+		t.Errorf("the handler's message id = %q, want a uuid", id)
 	}
 	data := <-got
 	stack := contextdata.CallIDStack(contextdata.WithData(context.Background(), data))

@@ -129,6 +129,7 @@ func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 		return
 	}
 	ctx := contextdata.WithData(context.Background(), contextdata.FromHeaders(d.Headers))
+	ctx = context.WithValue(ctx, deliveryKey{}, delivery{messageID: d.MessageID, attempt: attempt})
 	ctx = contextdata.PushCallID(ctx, fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString()), s.cfg.ParentCallsTracked+1)
 	ev := &EventInfo{
 		Source: h.source, EventType: h.eventType, MessageID: d.MessageID, Exchange: d.Exchange,
@@ -204,6 +205,29 @@ func (s *Server) republish(h *Handler, d transport.Delivery, queue string, heade
 	if err := d.Ack(); err != nil {
 		s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
 	}
+}
+
+type deliveryKey struct{}
+
+// delivery is what a handler's context knows of the event it handles.
+type delivery struct {
+	messageID string
+	attempt   int
+}
+
+// MessageID is the message_id of the event a handler's ctx is handling ("" when
+// the dispatcher sent none, as nameko's does not): the same for every delivery
+// of one dispatch, so handlers can drop duplicates by it.
+func MessageID(ctx context.Context) string {
+	d, _ := ctx.Value(deliveryKey{}).(delivery)
+	return d.messageID
+}
+
+// Attempt is how often the event a handler's ctx is handling has been
+// delivered to this handler: 1 the first time, 2 on the first retry, ...
+func Attempt(ctx context.Context) int {
+	d, _ := ctx.Value(deliveryKey{}).(delivery)
+	return d.attempt
 }
 
 // attemptOf reads the attempt count of a delivery: 1 when it has none.

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # run-examples.sh runs the examples against the broker of config.yaml (AMQP_URI
 # overrides it; default amqp://guest:guest@localhost:5672/): it builds
-# examples/calculator, examples/users and examples/client into a temporary
-# directory, starts the two services in the background with their output
-# prefixed "[calculator] " and "[users] ", runs the client, then stops both
-# services with SIGTERM and waits for them, whatever happened (also on error
-# or Ctrl-C). It exits with the client's status. `make run` calls it after
-# scripts/broker.sh.
+# examples/calculator, examples/users, examples/orders, examples/mailer and
+# examples/client into a temporary directory, starts the four services in the
+# background with their output prefixed "[calculator] ", "[users] ",
+# "[orders] " and "[mailer] ", runs the client, then stops every service with
+# SIGTERM and waits for it, whatever happened (also on error or Ctrl-C). It
+# exits with the client's status. `make run` calls it after scripts/broker.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -77,7 +77,7 @@ cleanup() {
 	local rc=$? i
 	set +e
 	trap '' INT TERM
-	# Stop in reverse order: users calls calculator.
+	# Stop in reverse order: mailer handles orders' events, users calls calculator.
 	for ((i = ${#svc_pids[@]} - 1; i >= 0; i--)); do
 		stop "$i"
 	done
@@ -92,10 +92,12 @@ trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
 
 log "building examples into $tmp"
-go build -o "$tmp/" ./examples/calculator ./examples/users ./examples/client
+go build -o "$tmp/" ./examples/calculator ./examples/users ./examples/orders ./examples/mailer ./examples/client
 
 start calculator
 start users
+start orders
+start mailer
 
 log "running the client"
 status=0

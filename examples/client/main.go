@@ -1,13 +1,17 @@
-// Command client calls the example services "calculator" and "user_service"
-// as a standalone program (nameko's ClusterRpcClient) and prints one line per
-// call. It reads ./config.yaml (AMQP_URI in the environment overrides the
-// broker), waits up to 30 s for both services to answer, then makes its calls;
-// it exits non-zero, saying why, when anything fails.
+// Command client calls the example services "calculator", "user_service",
+// "orders" and "mailer" as a standalone program (nameko's ClusterRpcClient)
+// and prints one line per call. It reads ./config.yaml (AMQP_URI in the
+// environment overrides the broker), waits up to 30 s for the services to
+// answer, then makes its calls; it exits non-zero, saying why, when anything
+// fails. The last call creates an order, whose order_created event the mailer
+// handles: the client polls mailer.sent() until the confirmation shows up.
 //
 // Start the services first, then, from the project root:
 //
 //	go run ./examples/calculator &
 //	go run ./examples/users &
+//	go run ./examples/orders &
+//	go run ./examples/mailer &
 //	go run ./examples/client
 //
 // scripts/run-examples.sh (make run) does all of it.
@@ -34,6 +38,12 @@ const (
 	retryEvery   = 200 * time.Millisecond
 )
 
+// How long the client waits for the mailer to confirm an order, polling sent().
+const (
+	confirmTimeout = 5 * time.Second
+	pollEvery      = 100 * time.Millisecond
+)
+
 // operands are the calculator's keyword arguments.
 type operands struct {
 	A float64 `json:"a"`
@@ -51,6 +61,27 @@ type scoreIn struct {
 type score struct {
 	UserID any     `json:"user_id"`
 	Score  float64 `json:"score"`
+}
+
+// orderIn are create_order's keyword arguments.
+type orderIn struct {
+	Item     string `json:"item"`
+	Quantity int    `json:"quantity"`
+}
+
+// order is create_order's result, and the order_created event's payload.
+type order struct {
+	ID       string `json:"id"`
+	Item     string `json:"item"`
+	Quantity int    `json:"quantity"`
+}
+
+// confirmation is one of mailer.sent()'s results.
+type confirmation struct {
+	OrderID  string `json:"order_id"`
+	Item     string `json:"item"`
+	Quantity int    `json:"quantity"`
+	Text     string `json:"text"`
 }
 
 func main() {
@@ -88,8 +119,10 @@ func run(ctx context.Context) error {
 
 	calc := c.Proxy("calculator")
 	users := c.Proxy("user_service")
+	orders := c.Proxy("orders")
+	mailer := c.Proxy("mailer")
 
-	if err := waitReady(ctx, calc, users); err != nil {
+	if err := waitReady(ctx, calc, users, orders, mailer); err != nil {
 		return err
 	}
 
@@ -149,12 +182,50 @@ func run(ctx context.Context) error {
 	}
 	fmt.Printf("user_service.calculate_user_score(user_id=\"u-42\", base_score=4, multiplier=5) [context user_id=%s] = %s\n",
 		contextdata.UserID(userCtx), asJSON(s))
+
+	// Events: orders dispatches order_created, which mailer handles.
+	o, err := rpc.Call[order](ctx, orders, "create_order", orderIn{Item: "socks", Quantity: 2})
+	if err != nil {
+		return fmt.Errorf("orders.create_order: %w", err)
+	}
+	fmt.Printf("orders.create_order(item=\"socks\", quantity=2) = %s\n", asJSON(o))
+	conf, waited, err := waitConfirmation(ctx, mailer, o.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("mailer.sent() holds the confirmation of order %s (after %s): %s\n",
+		o.ID, waited.Round(time.Millisecond), asJSON(conf))
 	return nil
+}
+
+// waitConfirmation polls mailer.sent() until it holds the confirmation of
+// order id, for at most confirmTimeout.
+func waitConfirmation(ctx context.Context, mailer *rpc.Proxy, id string) (confirmation, time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, confirmTimeout)
+	defer cancel()
+	for {
+		sent, err := rpc.Call[[]confirmation](ctx, mailer, "sent", struct{}{})
+		if err == nil {
+			for _, c := range sent {
+				if c.OrderID == id {
+					return c, time.Since(start), nil
+				}
+			}
+		} else if ctx.Err() == nil {
+			return confirmation{}, 0, fmt.Errorf("mailer.sent: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return confirmation{}, 0, fmt.Errorf("mailer.sent() did not confirm order %s within %s", id, confirmTimeout)
+		case <-time.After(pollEvery):
+		}
+	}
 }
 
 // waitReady calls each service until it answers, retrying while its queue
 // does not exist yet, for at most readyTimeout.
-func waitReady(ctx context.Context, calc, users *rpc.Proxy) error {
+func waitReady(ctx context.Context, calc, users, orders, mailer *rpc.Proxy) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	probes := []struct {
@@ -162,16 +233,22 @@ func waitReady(ctx context.Context, calc, users *rpc.Proxy) error {
 		method string
 		in     any
 		cmd    string // how to start the service
+		answer string // an exc_type that counts as an answer too
 	}{
-		{calc, "add", operands{A: 0, B: 0}, "./examples/calculator"},
+		{calc, "add", operands{A: 0, B: 0}, "./examples/calculator", ""},
 		// calculate_user_score calls calculator too, so this waits for the whole chain.
-		{users, "calculate_user_score", scoreIn{UserID: 0, BaseScore: 0, Multiplier: 0}, "./examples/users"},
+		{users, "calculate_user_score", scoreIn{UserID: 0, BaseScore: 0, Multiplier: 0}, "./examples/users", ""},
+		// mailer first: its event queues must exist before an order is dispatched.
+		{mailer, "sent", struct{}{}, "./examples/mailer", ""},
+		// An empty order is refused with a ValueError and dispatches nothing.
+		{orders, "create_order", orderIn{}, "./examples/orders", "ValueError"},
 	}
 	start := time.Now()
 	for _, p := range probes {
 		for {
 			err := p.proxy.Call(ctx, p.method, p.in, nil)
-			if err == nil {
+			var re *rpc.RemoteError
+			if err == nil || (p.answer != "" && errors.As(err, &re) && re.ExcType == p.answer) {
 				break
 			}
 			notYet := errors.Is(err, rpc.ErrServiceNotFound)
@@ -189,7 +266,7 @@ func waitReady(ctx context.Context, calc, users *rpc.Proxy) error {
 				p.proxy.Service(), time.Since(start).Round(time.Millisecond), p.cmd, err)
 		}
 	}
-	fmt.Printf("calculator and user_service answer (waited %s)\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("calculator, user_service, mailer and orders answer (waited %s)\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
