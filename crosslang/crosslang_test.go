@@ -29,6 +29,7 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -58,29 +59,10 @@ func needKombu(t *testing.T) {
 	t.Skip(msg)
 }
 
-// startApp builds and starts an app on the test vhost, stopped when the test ends.
+// startApp starts an app on the test vhost (uri is that vhost's) until the test ends.
 func startApp(t *testing.T, uri string, opts ...framework.Option) {
 	t.Helper()
-	opts = append([]framework.Option{
-		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
-	}, opts...)
-	app, err := framework.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stop:", err)
-		}
-	})
+	apptest.Start(t, append([]framework.Option{framework.ConfigValues(map[string]any{"AMQP_URI": uri})}, opts...)...)
 }
 
 const uuidRE = `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`

@@ -17,6 +17,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -107,7 +108,7 @@ func TestBlockedConnection(t *testing.T) {
 
 	// Heartbeats of 2 s: a blocked connection must not be taken for a
 	// dead one while the alarm lasts (about 10 s, several heartbeat timeouts).
-	app, err := framework.New(
+	apptest.Start(t,
 		framework.ConfigValues(map[string]any{
 			"AMQP_URI":     uri,
 			"HEARTBEAT":    2,
@@ -117,21 +118,7 @@ func TestBlockedConnection(t *testing.T) {
 		framework.WithLogger(log.With("side", "app")),
 		framework.Service(calculator.Name, calculator.New),
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := app.Start(startCtx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stopping the app:", err)
-		}
-	})
+	startCtx := context.Background()
 	client, err := rpc.Dial(startCtx, rpc.Config{URI: uri, Heartbeat: 2 * time.Second, Logger: log.With("side", "client")})
 	if err != nil {
 		t.Fatal(err)

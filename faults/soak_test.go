@@ -28,6 +28,7 @@ import (
 
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -221,7 +222,7 @@ func TestSoak(t *testing.T) {
 		}
 	})
 
-	app, err := framework.New(
+	apptest.Start(t,
 		framework.ConfigValues(map[string]any{
 			"AMQP_URI":     uri,
 			"RECONNECT":    map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 1},
@@ -232,21 +233,7 @@ func TestSoak(t *testing.T) {
 		framework.Service(calculator.Name, calculator.New),
 		framework.ServerInterceptors(res.serve),
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := app.Start(startCtx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stopping the app:", err)
-		}
-	})
+	startCtx := context.Background()
 
 	proxies := make([]*rpc.Proxy, clients)
 	for i := range proxies {

@@ -3,8 +3,6 @@ package framework_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -32,43 +31,11 @@ func TestMain(m *testing.M) {
 	testbroker.Main(m)
 }
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// start builds and starts an app on the test vhost, stopped when the test ends.
-func start(t *testing.T, opts ...framework.Option) *framework.App {
-	t.Helper()
-	opts = append([]framework.Option{
-		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
-	}, opts...)
-	app, err := framework.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stop:", err)
-		}
-	})
-	return app
-}
-
-func dial(t *testing.T) *rpc.Client {
-	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+var (
+	start = apptest.Start
+	dial  = apptest.Dial
+	quiet = apptest.Quiet
+)
 
 // reporter is a second service that proxies calculator, beside user_service.
 type reporter struct{ calc *rpc.Proxy }

@@ -13,6 +13,7 @@ import (
 	"github.com/hypha-go/hypha/examples/mailer/mailer"
 	"github.com/hypha-go/hypha/examples/orders/orders"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -57,27 +58,12 @@ func (r *records) count(handler, orderID string) (int, []string) {
 // send_confirmation (and visible through mailer.sent()) and audited once.
 func TestOrderCreatedReachesMailer(t *testing.T) {
 	logs := &records{}
-	app, err := framework.New(
-		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
+	apptest.Start(t,
 		framework.WithLogger(slog.New(logs)),
 		framework.Service(orders.Name, orders.New),
 		framework.Service(mailer.Name, mailer.New),
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stop:", err)
-		}
-	})
+	ctx := context.Background()
 	c, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URI(t), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
