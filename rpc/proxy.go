@@ -34,30 +34,49 @@ func (p *Proxy) Service() string { return p.service }
 // error the service sent, ErrServiceNotFound when no instance has a queue,
 // ErrTimeout when the deadline passes first, and ErrClosed after Close.
 func (p *Proxy) Call(ctx context.Context, method string, in, out any) error {
-	return p.CallAsync(ctx, method, in).Result(out)
+	r := &Reply{done: make(chan struct{})}
+	body, err := p.encode(method, in)
+	if err != nil {
+		r.finish(nil, err)
+	} else {
+		r.finish(p.invoke(ctx, method, body)) // in this goroutine: no other is needed to wait
+	}
+	return r.Result(out)
 }
 
 // CallAsync sends the call and returns at once; the Reply's Result waits for
-// the outcome. Start several to call in parallel.
+// the outcome. Start several to call in parallel. in is encoded before
+// CallAsync returns, so the caller may change it afterwards.
 func (p *Proxy) CallAsync(ctx context.Context, method string, in any) *Reply {
 	r := &Reply{done: make(chan struct{})}
-	body, err := encodeArgs(in)
+	body, err := p.encode(method, in)
 	if err != nil {
-		r.finish(nil, fmt.Errorf("calling %s.%s: %w", p.service, method, err))
+		r.finish(nil, err)
 		return r
 	}
+	go func() { r.finish(p.invoke(ctx, method, body)) }()
+	return r
+}
+
+func (p *Proxy) encode(method string, in any) ([]byte, error) {
+	body, err := encodeArgs(in)
+	if err != nil {
+		return nil, fmt.Errorf("calling %s.%s: %w", p.service, method, err)
+	}
+	return body, nil
+}
+
+// invoke makes the call; a panicking client interceptor becomes its error.
+func (p *Proxy) invoke(ctx context.Context, method string, body []byte) (res json.RawMessage, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			res, err = nil, fmt.Errorf("calling %s.%s: panic: %v", p.service, method, v)
+		}
+	}()
 	if p.idempotent {
 		ctx = WithIdempotent(ctx)
 	}
-	go func() {
-		defer func() {
-			if v := recover(); v != nil { // a panicking client interceptor
-				r.finish(nil, fmt.Errorf("calling %s.%s: panic: %v", p.service, method, v))
-			}
-		}()
-		r.finish(p.client.call(ctx, p.service, method, body))
-	}()
-	return r
+	return p.client.call(ctx, p.service, method, body)
 }
 
 // Call calls method on p and returns its result as an Out.
