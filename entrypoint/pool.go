@@ -10,7 +10,10 @@ import (
 // so a worker waiting on a nested call cannot starve its own reply.
 type Pool struct {
 	slots chan struct{}
-	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	running int
+	idle    chan struct{} // closed when running drops to zero
 }
 
 // NewPool returns a pool of size workers; size below 1 is taken as 1.
@@ -25,36 +28,51 @@ func (p *Pool) Size() int { return cap(p.slots) }
 func (p *Pool) Busy() int { return len(p.slots) }
 
 // Go waits for a free slot, then runs fn in a new goroutine. It returns
-// ctx.Err() without running fn when ctx ends first.
+// ctx.Err() without running fn when ctx ends first, or has already ended.
 func (p *Pool) Go(ctx context.Context, fn func()) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	p.wg.Add(1)
+	p.mu.Lock()
+	if p.running == 0 {
+		p.idle = make(chan struct{})
+	}
+	p.running++
+	p.mu.Unlock()
 	go func() {
 		defer func() {
+			p.mu.Lock()
+			if p.running--; p.running == 0 {
+				close(p.idle)
+			}
+			p.mu.Unlock()
 			<-p.slots
-			p.wg.Done()
 		}()
 		fn()
 	}()
 	return nil
 }
 
-// Wait blocks until every running worker has returned, or ctx ends; it returns
-// ctx.Err() in the second case.
+// Wait blocks until no worker is running, or ctx ends; it returns ctx.Err()
+// in the second case. Workers started meanwhile are waited for too.
 func (p *Pool) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		p.mu.Lock()
+		if p.running == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		idle := p.idle
+		p.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }

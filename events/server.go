@@ -54,6 +54,9 @@ type Server struct {
 	handlers  []*Handler
 	log       *slog.Logger
 	consumers []transport.Consumer
+	// draining ends with Drain: no handler starts after it.
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // NewServer returns a server for the handlers registered in r.
@@ -64,7 +67,9 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger}
+	s := &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger}
+	s.draining, s.drain = context.WithCancel(context.Background())
+	return s
 }
 
 // Start declares each handler's exchange, queue and binding, as nameko does,
@@ -95,8 +100,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	return errors.Join(s.Drain(ctx), s.cfg.Pool.Wait(ctx), s.Close())
 }
 
-// Drain stops taking new events; handlers already running go on.
+// Drain stops taking new events; handlers already running go on, and events
+// received but not started go back to their queues.
 func (s *Server) Drain(ctx context.Context) error {
+	s.drain()
 	var errs []error
 	for _, c := range s.consumers {
 		errs = append(errs, c.Cancel(ctx))
@@ -114,7 +121,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) dispatch(h *Handler, queue string, d transport.Delivery) {
-	if err := s.cfg.Pool.Go(context.Background(), func() { s.serve(h, queue, d) }); err != nil {
+	if err := s.cfg.Pool.Go(s.draining, func() { s.serve(h, queue, d) }); err != nil {
 		_ = d.Nack(true)
 	}
 }

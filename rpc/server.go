@@ -36,6 +36,9 @@ type Server struct {
 	methods  map[string]*Method
 	log      *slog.Logger
 	consumer transport.Consumer
+	// draining ends with Drain: no worker starts after it.
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // QueueName is the request queue of a service: "rpc-<service>".
@@ -53,6 +56,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, log: cfg.Logger}
+	s.draining, s.drain = context.WithCancel(context.Background())
 	for _, m := range entrypoint.Of[*Method](r) {
 		s.methods[m.name] = m
 	}
@@ -93,8 +97,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	return errors.Join(drainErr, waitErr, s.Close())
 }
 
-// Drain stops taking new calls; calls already running go on.
+// Drain stops taking new calls; calls already running go on, and calls
+// received but not started go back to the queue.
 func (s *Server) Drain(ctx context.Context) error {
+	s.drain()
 	if s.consumer == nil {
 		return nil
 	}
@@ -111,7 +117,7 @@ func (s *Server) Close() error {
 
 // dispatch hands a delivery to a worker; it blocks while every worker is busy.
 func (s *Server) dispatch(d transport.Delivery) {
-	err := s.cfg.Pool.Go(context.Background(), func() { s.serve(d) })
+	err := s.cfg.Pool.Go(s.draining, func() { s.serve(d) })
 	if err != nil {
 		_ = d.Nack(true)
 	}

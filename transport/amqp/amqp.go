@@ -78,6 +78,9 @@ type Broker struct {
 	done chan struct{} // closed by Close
 	wg   sync.WaitGroup
 
+	connectMu  sync.Mutex // serialises Connect
+	supervised bool       // a supervisor keeps the connection; guarded by connectMu
+
 	mu        sync.Mutex
 	sess      *session      // nil while disconnected
 	ready     chan struct{} // closed while sess is up
@@ -141,11 +144,10 @@ func Dial(ctx context.Context, uri string, opts Options) (*Broker, error) {
 // mend (bad credentials, no such vhost, a malformed URI) fails at once.
 // Once connected, the Broker keeps itself connected until Close.
 func (b *Broker) Connect(ctx context.Context) error {
-	b.mu.Lock()
-	connected := b.sess != nil
-	b.mu.Unlock()
-	if connected {
-		return nil
+	b.connectMu.Lock()
+	defer b.connectMu.Unlock()
+	if b.supervised {
+		return nil // connected, or reconnecting by itself
 	}
 	if _, err := amqp091.ParseURI(b.uri); err != nil {
 		return fmt.Errorf("%w %s: %v", errBadURI, redact(b.uri), err)
@@ -154,6 +156,7 @@ func (b *Broker) Connect(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		sess, err := b.establish(ctx)
 		if err == nil {
+			b.supervised = true
 			b.wg.Add(1)
 			go b.supervise(sess)
 			return nil
@@ -193,6 +196,13 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 		conn.Close()
 		return nil, err
 	}
+	// Consumers resume before the session is published, so a failure is a
+	// failed attempt, not a restore; once it is published, consumers added
+	// meanwhile are resumed too (resume skips those already running).
+	if err := b.resumeAll(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -200,17 +210,26 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 		return nil, transport.ErrClosed
 	}
 	b.sess = sess
+	b.failed = nil
 	close(b.ready)
+	b.mu.Unlock()
+	if err := b.resumeAll(conn); err != nil {
+		conn.Close() // the supervisor reconnects
+	}
+	return sess, nil
+}
+
+// resumeAll resumes every consumer on conn.
+func (b *Broker) resumeAll(conn *amqp091.Connection) error {
+	b.mu.Lock()
 	consumers := b.consumerList()
 	b.mu.Unlock()
 	for _, c := range consumers {
 		if err := c.resume(conn); err != nil {
-			b.log.Error("hypha: resuming consumer failed; retrying with the next reconnect", "queue", c.opts.Queue, "error", err)
-			conn.Close()
-			break
+			return fmt.Errorf("hypha: resuming the consumer of queue %q: %w", c.opts.Queue, err)
 		}
 	}
-	return sess, nil
+	return nil
 }
 
 // Consume starts a consumer on opts.Queue; it resumes by itself after every

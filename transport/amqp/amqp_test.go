@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/amqp"
@@ -193,5 +195,62 @@ func TestUnroutableAndConfirmed(t *testing.T) {
 	}
 	if err := b.Publish(ctx, transport.Publishing{RoutingKey: "nobody-here", Message: transport.Message{Body: []byte("x")}}); err != nil {
 		t.Fatalf("non-mandatory to nowhere: %v", err)
+	}
+}
+
+func TestConsumerSurvivesQueueDeletion(t *testing.T) {
+	b, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	q := transport.Queue{Name: "deleted-under-us", Durable: true}
+	if err := b.DeclareQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	c, err := b.Consume(ctx, transport.ConsumeOptions{Queue: q.Name, Prefetch: 1}, func(d transport.Delivery) {
+		d.Ack()
+		got <- string(d.Body)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// An operator deletes the queue: RabbitMQ cancels the consumer.
+	other, err := amqp091.Dial(testbroker.URI(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ch, err := other.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete(q.Name, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer declares its queue again and goes on.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := b.Publish(ctx, transport.Publishing{RoutingKey: q.Name, Mandatory: true, Message: transport.Message{Body: []byte("again")}}); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the queue was never declared again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case body := <-got:
+		if body != "again" {
+			t.Fatalf("got %q", body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the consumer did not resume after its queue was deleted")
+	}
+	if err := ch.Close(); err != nil {
+		t.Log(err)
 	}
 }

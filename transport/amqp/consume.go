@@ -13,7 +13,9 @@ import (
 )
 
 // consumer is one queue consumed on a channel of its own, resumed on a new
-// channel after its channel or connection is lost.
+// channel after its channel or connection is lost, or after the broker
+// cancelled it. Its handler is never run by two loops at once: a new loop
+// starts delivering only once the previous one has returned.
 type consumer struct {
 	b    *Broker
 	opts transport.ConsumeOptions
@@ -23,47 +25,79 @@ type consumer struct {
 	mu        sync.Mutex
 	ch        *amqp091.Channel // nil while disconnected
 	cancelled bool
-	loops     sync.WaitGroup // running delivery loops
+	resuming  bool
+	last      chan struct{}  // closed when the latest delivery loop has returned
+	loops     sync.WaitGroup // running delivery loops; added to only while not cancelled
 }
 
 func newConsumer(b *Broker, opts transport.ConsumeOptions, h transport.Handler) *consumer {
 	return &consumer{b: b, opts: opts, h: h, tag: "hypha-" + uuid.NewString()}
 }
 
-// resume starts consuming on conn unless the consumer already runs there or
-// was cancelled.
+// resume starts consuming on conn unless the consumer already runs or was
+// cancelled. The broker calls are made without holding c.mu, so a broker
+// that does not answer never holds up Cancel or Close.
 func (c *consumer) resume(conn *amqp091.Connection) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cancelled || (c.ch != nil && !c.ch.IsClosed()) {
+	if c.cancelled || c.resuming || (c.ch != nil && !c.ch.IsClosed()) {
+		c.mu.Unlock()
 		return nil
 	}
+	c.resuming = true
+	c.mu.Unlock()
+	ch, deliveries, err := c.open(conn)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resuming = false
+	switch {
+	case err != nil:
+		return err
+	case c.cancelled:
+		go ch.Close()
+		return nil
+	}
+	prev, done := c.last, make(chan struct{})
+	c.ch, c.last = ch, done
+	c.loops.Add(1)
+	go c.loop(ch, deliveries, prev, done)
+	return nil
+}
+
+// open opens a channel with the prefetch and starts consuming on it.
+func (c *consumer) open(conn *amqp091.Connection) (*amqp091.Channel, <-chan amqp091.Delivery, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return fmt.Errorf("hypha: opening channel for queue %q: %w", c.opts.Queue, err)
+		return nil, nil, fmt.Errorf("hypha: opening channel for queue %q: %w", c.opts.Queue, err)
 	}
 	if c.opts.Prefetch > 0 {
 		if err := ch.Qos(c.opts.Prefetch, 0, false); err != nil {
 			ch.Close()
-			return fmt.Errorf("hypha: prefetch %d for queue %q: %w", c.opts.Prefetch, c.opts.Queue, err)
+			return nil, nil, fmt.Errorf("hypha: prefetch %d for queue %q: %w", c.opts.Prefetch, c.opts.Queue, err)
 		}
 	}
 	deliveries, err := ch.Consume(c.opts.Queue, c.tag, false, false, false, false, nil)
 	if err != nil {
 		ch.Close()
-		return fmt.Errorf("hypha: consuming queue %q: %w", c.opts.Queue, err)
+		return nil, nil, fmt.Errorf("hypha: consuming queue %q: %w", c.opts.Queue, err)
 	}
-	c.ch = ch
-	c.loops.Add(1)
-	go c.loop(ch, deliveries)
-	return nil
+	return ch, deliveries, nil
 }
 
-// loop hands deliveries to the handler until the channel ends. A channel
-// closed alone (a channel-level error) is reopened here; one closed with its
-// connection is resumed by the reconnect.
-func (c *consumer) loop(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery) {
+// loop hands deliveries to the handler until the channel ends, once the
+// previous loop has returned. A loop that ends without Cancel (the channel
+// closed alone, or the broker cancelled the consumer) starts consuming again
+// on the same connection; a loop that ends with the connection leaves that to
+// the reconnect.
+func (c *consumer) loop(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery, prev, done chan struct{}) {
 	defer c.loops.Done()
+	defer close(done)
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-c.b.done:
+			return
+		}
+	}
 	for d := range deliveries {
 		if c.isCancelled() {
 			// Received before the cancel took effect: give it back so
@@ -76,15 +110,44 @@ func (c *consumer) loop(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery)
 	if c.isCancelled() {
 		return
 	}
-	select {
-	case <-c.b.done:
-		return
-	case <-time.After(50 * time.Millisecond): // no hot loop on a queue that keeps failing
+	if !ch.IsClosed() {
+		go ch.Close() // the broker cancelled the consumer but left the channel open
 	}
-	if conn := c.b.live(); conn != nil && !conn.IsClosed() {
-		if err := c.resume(conn); err != nil {
-			c.b.log.Error("hypha: consumer channel lost; resuming with the next reconnect", "queue", c.opts.Queue, "error", err)
+	c.mu.Lock()
+	if c.ch == ch {
+		c.ch = nil
+	}
+	c.mu.Unlock()
+	c.restart()
+}
+
+// restart consumes again on the live connection, declaring the queue again
+// first (the broker cancels consumers of a deleted queue), with a growing
+// pause between tries; it stops when the consumer is cancelled, the broker
+// closes, or the connection goes (the reconnect takes over).
+func (c *consumer) restart() {
+	wait := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		select {
+		case <-c.b.done:
+			return
+		case <-time.After(wait):
 		}
+		conn := c.b.live()
+		if c.isCancelled() || conn == nil || conn.IsClosed() {
+			return
+		}
+		err := c.b.redeclareQueue(conn, c.opts.Queue)
+		if err == nil {
+			err = c.resume(conn)
+		}
+		if err == nil {
+			return
+		}
+		if attempt == 0 {
+			c.b.log.Error("hypha: consumer stopped; trying to consume again", "queue", c.opts.Queue, "error", err)
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
 }
 
@@ -105,10 +168,10 @@ func (c *consumer) Cancel(ctx context.Context) error {
 	c.cancelled = true
 	ch := c.ch
 	c.mu.Unlock()
-	if ch == nil || ch.IsClosed() || c.b.blocked() {
+	if c.b.blocked() {
 		return nil
 	}
-	if first {
+	if first && ch != nil && !ch.IsClosed() {
 		cancelled := make(chan struct{})
 		go func() {
 			defer close(cancelled)
@@ -135,11 +198,14 @@ func (c *consumer) Close() error {
 	c.mu.Lock()
 	ch := c.ch
 	c.mu.Unlock()
-	if ch == nil || c.b.blocked() {
-		return nil
+	switch {
+	case ch == nil:
+	case c.b.blocked():
+		go ch.Close() // done once the broker reads again, or with the connection
+	default:
+		closeWithin(ctx, func() { ch.Close() })
+		_ = waitWithin(ctx, &c.loops)
 	}
-	closeWithin(ctx, func() { ch.Close() })
-	_ = waitWithin(ctx, &c.loops)
 	return nil
 }
 
@@ -162,7 +228,12 @@ func waitWithin(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case <-done: // finished as ctx ended: not a timeout
+			return nil
+		default:
+			return ctx.Err()
+		}
 	}
 }
 

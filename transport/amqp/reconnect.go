@@ -64,14 +64,12 @@ func (b *Broker) reconnect() *session {
 		case <-ctx.Done():
 		}
 	}()
-	for {
+	var lastErr error
+	for attempt := 0; ; attempt++ {
 		wait := bo.NextBackOff()
-		if wait < 0 {
-			err := fmt.Errorf("hypha: broker unreachable for RECONNECT.MAX_ELAPSED %s; giving up", b.opts.Reconnect.MaxElapsed)
-			b.log.Error(err.Error())
-			b.mu.Lock()
-			b.failed = err
-			b.mu.Unlock()
+		if wait < 0 || permanent(lastErr) {
+			b.giveUp(fmt.Errorf("hypha: reconnecting to %s failed for RECONNECT.MAX_ELAPSED %s or for good; giving up: %w",
+				redact(b.uri), b.opts.Reconnect.MaxElapsed, lastErr))
 			return nil
 		}
 		if sleep(ctx, b.done, wait) != nil {
@@ -81,8 +79,27 @@ func (b *Broker) reconnect() *session {
 		if err == nil {
 			return sess
 		}
-		b.log.Debug("hypha: reconnect attempt failed", "error", err)
+		if attempt == 0 {
+			b.log.Warn("hypha: reconnect attempt failed; retrying", "error", err)
+		} else {
+			b.log.Debug("hypha: reconnect attempt failed", "error", err)
+		}
+		lastErr = err
 	}
+}
+
+// giveUp makes every waiting and later publish or declare fail with err, and
+// lets Connect be called again.
+func (b *Broker) giveUp(err error) {
+	b.log.Error(err.Error())
+	b.mu.Lock()
+	b.failed = err
+	close(b.ready) // wake the waiters: they find b.failed
+	b.ready = make(chan struct{})
+	b.mu.Unlock()
+	b.connectMu.Lock()
+	b.supervised = false
+	b.connectMu.Unlock()
 }
 
 // blocked reports whether the broker has blocked the connection (a resource alarm).

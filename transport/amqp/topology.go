@@ -106,3 +106,20 @@ func (b *Broker) withChannel(ctx context.Context, fn func(*amqp091.Channel) erro
 	defer ch.Close()
 	return fn(ch)
 }
+
+// redeclareQueue declares the queue named name again, with its bindings, when
+// it was declared through this broker; others are left alone.
+func (b *Broker) redeclareQueue(conn *amqp091.Connection, name string) error {
+	b.mu.Lock()
+	q, ok := b.queues[name]
+	b.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("hypha: opening channel: %w", err)
+	}
+	defer ch.Close()
+	return declareQueue(ch, q)
+}
