@@ -120,9 +120,9 @@ func New(opts ...Option) (*App, error) {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.StopTimeout(cfg.GracePeriod + stopMargin),
 		fx.Provide(func(lc fx.Lifecycle) (*telemetry, error) { return newTelemetry(lc, cfg, log) }),
 		fx.Provide(func(lc fx.Lifecycle, t *telemetry) *connection { return newConnection(lc, cfg, log, t) }),
+		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
 	}
 	for _, s := range ac.services {
 		if seen[s.name] {
@@ -150,8 +150,13 @@ func New(opts ...Option) (*App, error) {
 func (a *App) Start(ctx context.Context) error { return a.fx.Start(ctx) }
 
 // Stop stops every service gracefully: stop consuming, let running workers
-// finish within GRACE_PERIOD and reply, then close the connection.
-func (a *App) Stop(ctx context.Context) error { return a.fx.Stop(ctx) }
+// finish within GRACE_PERIOD and reply, then close the connection. It returns
+// within GRACE_PERIOD plus a few seconds, or sooner if ctx ends.
+func (a *App) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.config.GracePeriod+stopMargin)
+	defer cancel()
+	return a.fx.Stop(ctx)
+}
 
 // MetricsAddress is the host:port where the started app serves Prometheus
 // /metrics, or "" when METRICS.ADDRESS is not set (a port 0 in it is resolved).

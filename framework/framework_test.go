@@ -299,3 +299,43 @@ func TestRunExitsNonZeroWhenItCannotStart(t *testing.T) {
 		t.Fatalf("output does not say why:\n%s", out)
 	}
 }
+
+// front calls back after a pause: when the app stops during that pause, back
+// must still answer, because front has not finished.
+type front struct{ back *rpc.Proxy }
+
+type frontDeps struct {
+	fx.In
+	Back *rpc.Proxy `name:"back"`
+}
+
+func (f *front) Register(r *entrypoint.Registry) {
+	rpc.Handle(r, "relay", func(ctx context.Context, _ struct{}) (float64, error) {
+		time.Sleep(400 * time.Millisecond)
+		return rpc.Call[float64](ctx, f.back, "add", rpc.Args(20, 22))
+	})
+}
+
+func TestStopLetsCallersFinishFirst(t *testing.T) {
+	app, err := framework.New(
+		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
+		framework.WithLogger(quiet),
+		framework.Service("front", func(d frontDeps) *front { return &front{back: d.Back} }),
+		framework.Service("back", calculator.New),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reply := dial(t).Proxy("front").CallAsync(context.Background(), "relay", nil)
+	time.Sleep(150 * time.Millisecond) // front's worker is pausing now
+	if err := app.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got float64
+	if err := reply.Result(&got); err != nil || got != 42 {
+		t.Fatalf("front's reply = %v, %v; back stopped before front finished", got, err)
+	}
+}

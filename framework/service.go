@@ -72,8 +72,8 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 	opts := []fx.Option{
 		fx.Supply(fx.Private, cfg),
 		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
-		fx.Provide(fx.Private, func(conn *connection, t *telemetry) (*serviceRuntime, error) {
-			return newServiceRuntime(s.name, cfg, svcLog, conn, t, ac, len(proxies) > 0)
+		fx.Provide(fx.Private, func(conn *connection, t *telemetry, all *runtimes) (*serviceRuntime, error) {
+			return newServiceRuntime(s.name, cfg, svcLog, conn, t, all, ac, proxies)
 		}),
 		fx.Provide(fx.Private, s.constructor),
 	}
@@ -99,7 +99,7 @@ func (s *serviceDef) invoker(svcType reflect.Type) any {
 		lc := args[2].Interface().(fx.Lifecycle)
 		err := rt.register(svc)
 		if err == nil {
-			lc.Append(fx.Hook{OnStart: rt.start, OnStop: rt.stop})
+			lc.Append(fx.Hook{OnStart: rt.start}) // the app's runtimes stop them all together
 		}
 		errV := reflect.New(reflect.TypeFor[error]()).Elem()
 		if err != nil {
@@ -160,17 +160,19 @@ type serviceRuntime struct {
 	conn       *connection
 	ics        []rpc.ServerInterceptor
 	handlerICs []events.HandlerInterceptor
+	calls      []string  // the services this one has proxies to
+	all        *runtimes // the app's running services, stopped together
 }
 
 // newServiceRuntime builds a service's runtime; telemetry's interceptors
 // wrap the app's, so that those run inside the call's span.
-func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, ac *appConfig, calls bool) (*serviceRuntime, error) {
+func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes, ac *appConfig, calls []string) (*serviceRuntime, error) {
 	ics, err := t.interceptors(name)
 	if err != nil {
 		return nil, err
 	}
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
-		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: ics.handlers,
+		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: ics.handlers, calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
@@ -178,7 +180,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
-	if calls {
+	if len(calls) > 0 {
 		rt.client = rpc.NewClient(conn.broker, rpc.Config{
 			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, Logger: log,
 			Interceptors: append(ics.rpcClient, ac.clientICs...),
@@ -209,31 +211,39 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	return nil
 }
 
+// start starts the client, then the event handlers, then the RPC server (so
+// that a service answering calls also has its event queues bound). When a
+// part fails, the parts already started are closed again.
 func (rt *serviceRuntime) start(ctx context.Context) error {
-	if rt.client != nil {
-		if err := rt.client.Start(ctx); err != nil {
-			return fmt.Errorf("service %q: %w", rt.name, err)
+	err := func() error {
+		if rt.client != nil {
+			if err := rt.client.Start(ctx); err != nil {
+				return err
+			}
 		}
-	}
-	if rt.server != nil {
-		if err := rt.server.Start(ctx); err != nil {
-			return fmt.Errorf("service %q: %w", rt.name, err)
+		if rt.handlers != nil {
+			if err := rt.handlers.Start(ctx); err != nil {
+				return err
+			}
 		}
-	}
-	if rt.handlers != nil {
-		if err := rt.handlers.Start(ctx); err != nil {
-			return fmt.Errorf("service %q: %w", rt.name, err)
+		if rt.server != nil {
+			return rt.server.Start(ctx)
 		}
+		return nil
+	}()
+	if err != nil {
+		_ = rt.close()
+		return fmt.Errorf("service %q: %w", rt.name, err)
 	}
+	rt.all.add(rt)
 	rt.log.Info("hypha: service started", "max_workers", rt.pool.Size())
 	return nil
 }
 
-// stop stops consuming (RPC and events alike), waits for workers within
-// GRACE_PERIOD, then closes the consumers and the client, which workers may
-// have been using until then.
-func (rt *serviceRuntime) stop(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, rt.cfg.GracePeriod)
+// drain stops the service taking calls and events; running ones go on. The
+// broker's cancel-ok is waited for briefly, apart from the grace period.
+func (rt *serviceRuntime) drain(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 	defer cancel()
 	var errs []error
 	if rt.server != nil {
@@ -242,10 +252,13 @@ func (rt *serviceRuntime) stop(ctx context.Context) error {
 	if rt.handlers != nil {
 		errs = append(errs, rt.handlers.Drain(ctx))
 	}
-	if err := rt.pool.Wait(ctx); err != nil {
-		rt.log.Warn("hypha: stopped before every worker finished; unfinished work goes back to its queue", "busy", rt.pool.Busy())
-		errs = append(errs, err)
-	}
+	return errors.Join(errs...)
+}
+
+// close closes the consumers and the client, which workers may have been
+// using until now; unfinished work goes back to its queue.
+func (rt *serviceRuntime) close() error {
+	var errs []error
 	if rt.server != nil {
 		errs = append(errs, rt.server.Close())
 	}
@@ -255,6 +268,5 @@ func (rt *serviceRuntime) stop(ctx context.Context) error {
 	if rt.client != nil {
 		errs = append(errs, rt.client.Close())
 	}
-	rt.log.Info("hypha: service stopped")
 	return errors.Join(errs...)
 }
