@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,4 +158,36 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	if err != nil || !ok || msg.Headers[events.ErrorHeader] == nil || msg.Headers[events.AttemptHeader] == nil {
 		t.Fatalf("dead letter: %v %v %+v", ok, err, msg.Headers)
 	}
+}
+
+func TestRefusedDeadLetterQueueStopsTheStart(t *testing.T) {
+	conn, err := amqp091.Dial(testbroker.URI(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq := events.DeadLetterQueue("evt-orders_dlq-order_created--mailer_dlq.on_created")
+	if _, err := ch.QueueDeclare(dlq, true, false, false, false, amqp091.Table{"x-max-length": int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	defer ch.QueueDelete(dlq, false, false, false)
+
+	ctx := context.Background()
+	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r := entrypoint.NewRegistry("mailer_dlq")
+	events.Handle(r, "on_created", "orders_dlq", "order_created", func(context.Context, order) error { return nil })
+	srv := events.NewServer(b, r, events.ServerConfig{Service: "mailer_dlq"})
+	err = srv.Start(ctx)
+	if err == nil || !strings.Contains(err.Error(), dlq) {
+		t.Fatalf("start with a refused dead-letter queue: %v", err)
+	}
+	srv.Stop(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime/debug"
 	"time"
 
@@ -27,6 +28,9 @@ const (
 	// settleTimeout bounds republishing an event for a retry or to the
 	// dead-letter queue.
 	settleTimeout = 30 * time.Second
+	// requeuePause is how long an event whose retry or dead-letter copy could
+	// not be published waits before going back to its queue.
+	requeuePause = 5 * time.Second
 )
 
 // DeadLetterQueue is where the events a handler's queue gave up on go:
@@ -81,6 +85,11 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		if err := s.broker.DeclareQueue(ctx, q); err != nil {
+			return err
+		}
+		// Declared now, so that a queue of that name the broker refuses
+		// stops the start instead of bouncing failed events.
+		if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: deadLetterQueue(h, s.cfg.Service), Durable: true}); err != nil {
 			return err
 		}
 		c, err := s.broker.Consume(ctx, transport.ConsumeOptions{Queue: q.Name, Prefetch: s.cfg.Pool.Size()},
@@ -139,8 +148,8 @@ func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 	ctx = context.WithValue(ctx, deliveryKey{}, delivery{messageID: d.MessageID, attempt: attempt})
 	ctx = contextdata.PushCallID(ctx, fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString()), s.cfg.ParentCallsTracked+1)
 	ev := &EventInfo{
-		Source: h.source, EventType: h.eventType, MessageID: d.MessageID, Exchange: d.Exchange,
-		RoutingKey: d.RoutingKey, BodySize: len(d.Body), Headers: d.Headers,
+		Source: h.source, EventType: h.eventType, MessageID: d.MessageID, Exchange: ExchangeName(h.source),
+		RoutingKey: h.eventType, BodySize: len(d.Body), Headers: d.Headers,
 		Service: s.cfg.Service, Handler: h.name, Queue: queue, Attempt: attempt,
 	}
 	err = chain(s.cfg.Interceptors, ev, func(ctx context.Context) error { return s.run(ctx, h, payload) })(ctx)
@@ -180,20 +189,24 @@ func (s *Server) retry(h *Handler, queue string, d transport.Delivery, attempt i
 // deadLetter sends the event to "<queue>.dlq" with why and how often it
 // failed, then acks this delivery, so the queue keeps flowing.
 func (s *Server) deadLetter(h *Handler, queue string, d transport.Delivery, attempt int, cause error) {
-	dlq := DeadLetterQueue(queue)
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: dlq, Durable: true}); err != nil {
-		s.log.Error("hypha: dead-letter queue unavailable; the event goes back to its queue", "queue", dlq, "error", err)
-		_ = d.Nack(true)
-		return
-	}
+	dlq := deadLetterQueue(h, s.cfg.Service)
 	headers := copyHeaders(d.Headers)
 	headers[AttemptHeader] = int64(attempt)
 	headers[ErrorHeader] = cause.Error()
 	s.log.Warn("hypha: event dead-lettered", "handler", h.name, "event", h.eventType, "message_id", d.MessageID,
 		"attempts", attempt, "queue", dlq, "error", cause)
 	s.republish(h, d, dlq, headers)
+}
+
+// deadLetterQueue is the dead-letter queue of a handler: "<queue>.dlq", but
+// for a broadcast handler without reliable delivery, whose queue name changes
+// with every instance, one shared name without the identifier, so restarts
+// do not leave a durable queue behind each.
+func deadLetterQueue(h *Handler, service string) string {
+	if h.handlerType == Broadcast && !h.reliable {
+		return DeadLetterQueue(fmt.Sprintf("evt-%s-%s--%s.%s", h.source, h.eventType, service, h.name))
+	}
+	return DeadLetterQueue(h.Queue(service).Name)
 }
 
 // republish publishes a copy of d to queue through the default exchange, then
@@ -204,8 +217,14 @@ func (s *Server) republish(h *Handler, d transport.Delivery, queue string, heade
 	msg := d.Message
 	msg.Headers = headers
 	msg.Persistent = true
-	if err := s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Message: msg}); err != nil {
+	if err := s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg}); err != nil {
 		s.log.Error("hypha: could not republish the event; it goes back to its queue", "handler", h.name, "queue", queue, "error", err)
+		// A pause before the requeue, so that a broker refusing the copy
+		// cannot make the event loop hot; Drain cuts it short.
+		select {
+		case <-time.After(requeuePause):
+		case <-s.draining.Done():
+		}
 		_ = d.Nack(true)
 		return
 	}
@@ -237,17 +256,20 @@ func Attempt(ctx context.Context) int {
 	return d.attempt
 }
 
-// attemptOf reads the attempt count of a delivery: 1 when it has none.
+// attemptOf reads the attempt count of a delivery, whatever integer type the
+// header arrived as: 1 when it has none.
 func attemptOf(headers map[string]any) int {
-	switch v := headers[AttemptHeader].(type) {
-	case int64:
-		return max(int(v), 1)
-	case int32:
-		return max(int(v), 1)
-	case int:
-		return max(v, 1)
+	v := reflect.ValueOf(headers[AttemptHeader])
+	n := 1
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n = int(v.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n = int(min(v.Uint(), 1<<31))
+	case reflect.Float32, reflect.Float64:
+		n = int(v.Float())
 	}
-	return 1
+	return max(n, 1)
 }
 
 func copyHeaders(h map[string]any) map[string]any {

@@ -38,10 +38,16 @@ ensure_rabbitmq() {
 			die "RabbitMQ is not running and not installed; install it (Debian/Ubuntu: sudo apt-get install -y rabbitmq-server) and start it (sudo rabbitmq-server -detached)"
 		fi
 	fi
-	# The Debian package may have started the service on install.
+	# The Debian package may have started the service on install; a node left
+	# running with its app stopped (an interrupted fault test) needs start_app.
 	if ! answers; then
-		log "starting rabbitmq-server"
-		rabbitmq-server -detached || true
+		if timeout 20 rabbitmqctl -q ping >/dev/null 2>&1; then
+			log "RabbitMQ node is up but its app is stopped: rabbitmqctl start_app"
+			timeout 60 rabbitmqctl -q start_app || true
+		else
+			log "starting rabbitmq-server"
+			rabbitmq-server -detached || true
+		fi
 	fi
 	log "waiting for RabbitMQ to start"
 	timeout 120 rabbitmqctl -q await_startup ||
@@ -74,5 +80,16 @@ ensure_kombu() {
 	log "warning: $msg"
 }
 
+# restore_watermark puts back a memory watermark that an interrupted fault
+# test lowered (it saves the original in this file before lowering it).
+restore_watermark() {
+	local saved=/tmp/hypha-faults-watermark
+	[ -s "$saved" ] || return 0
+	log "restoring the memory watermark an interrupted fault test lowered"
+	timeout 30 rabbitmqctl -q eval "vm_memory_monitor:set_vm_memory_high_watermark($(cat "$saved"))." >/dev/null &&
+		rm -f "$saved"
+}
+
 ensure_rabbitmq
+restore_watermark
 ensure_kombu
