@@ -16,6 +16,10 @@ import (
 	"github.com/hypha-go/hypha/transport/amqp"
 )
 
+// errNotStarted is returned by calls through a client whose Start has not
+// succeeded: without its reply queue, no reply could reach it.
+var errNotStarted = errors.New("hypha: rpc client not started: call Start first, or use Dial")
+
 // StandaloneOwner names the reply queue and call ids of a client that is not a service.
 const StandaloneOwner = "standalone_rpc_client"
 
@@ -181,6 +185,12 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte) 
 		return nil, fmt.Errorf("calling %s.%s: %w", service, method, ErrClosed)
 	default:
 	}
+	c.mu.Lock()
+	started := c.consumer != nil
+	c.mu.Unlock()
+	if !started {
+		return nil, fmt.Errorf("calling %s.%s: %w", service, method, errNotStarted)
+	}
 	deadline := time.Now().Add(c.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -245,6 +255,8 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 			// queue, which outlives the connection.
 		case errors.Is(err, transport.ErrUnroutable):
 			return nil, serviceNotFoundError{service: call.Service}
+		case errors.Is(err, transport.ErrClosed):
+			return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ErrClosed)
 		case err != nil && ctx.Err() != nil:
 			return nil, c.ended(ctx, call)
 		case err != nil:

@@ -113,7 +113,8 @@ func toRemote(err error) *RemoteError {
 	if errors.As(err, &re) {
 		out := &RemoteError{ExcType: re.ExcType, ExcPath: re.ExcPath, ExcArgs: re.ExcArgs, Value: re.Value}
 		if err != error(re) { // wrapped: the message says more than the definition
-			out.Value = err.Error()
+			// str(exc) in Python has no type name: drop the one re.Error() adds.
+			out.Value = strings.Replace(err.Error(), re.Error(), re.Value, 1)
 			out.ExcArgs = []any{out.Value}
 		}
 		if out.ExcArgs == nil {

@@ -3,13 +3,16 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/amqp"
 )
 
 func TestCallArguments(t *testing.T) {
@@ -280,5 +283,36 @@ func TestClosedClient(t *testing.T) {
 	c.Close()
 	if err := c.Proxy("x").Call(context.Background(), "y", nil, nil); !errors.Is(err, rpc.ErrClosed) {
 		t.Fatalf("err = %v, want ErrClosed", err)
+	}
+}
+
+func TestWrappedRemoteErrorKeepsPythonsValue(t *testing.T) {
+	serve(t, "math_wrapped", 1, func(r *entrypoint.Registry) {
+		rpc.Handle(r, "root", func(_ context.Context, in struct {
+			X int `json:"x"`
+		}) (int, error) {
+			return 0, fmt.Errorf("root of %d: %w", in.X, errNegative)
+		}, rpc.Expected(errNegative))
+	})
+	err := dial(t, 5*time.Second).Proxy("math_wrapped").Call(context.Background(), "root", rpc.Args(-4), nil)
+	var re *rpc.RemoteError
+	if !errors.As(err, &re) || !errors.Is(err, errNegative) {
+		t.Fatalf("err = %v", err)
+	}
+	if re.ExcType != "NegativeError" || re.Value != "root of -4: negative input" {
+		t.Fatalf("got %s / %q, want the message without the type name, as Python's str(exc)", re.ExcType, re.Value)
+	}
+}
+
+func TestCallBeforeStartFailsAtOnce(t *testing.T) {
+	b, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := rpc.NewClient(b, rpc.Config{Timeout: 30 * time.Second})
+	start := time.Now()
+	if err := c.Proxy("anyone").Call(context.Background(), "x", nil, nil); err == nil || time.Since(start) > time.Second {
+		t.Fatalf("err = %v after %v, want a prompt error", err, time.Since(start))
 	}
 }

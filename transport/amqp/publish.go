@@ -104,12 +104,13 @@ func newPublisher(conn *amqp091.Connection) *publisher {
 func (p *publisher) publish(ctx context.Context, msg transport.Publishing, pub amqp091.Publishing) error {
 	p.mu.Lock()
 	ch, closeErr, err := p.channel()
+	p.mu.Unlock()
 	if err != nil {
-		p.mu.Unlock()
 		return err
 	}
+	// Not under p.mu: a write held up by the broker must not hold up
+	// every other publisher (amqp091-go's Channel is safe for this).
 	confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, msg.Exchange, msg.RoutingKey, msg.Mandatory, false, pub)
-	p.mu.Unlock()
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -177,7 +178,26 @@ func (p *publisher) channel() (*amqp091.Channel, chan *amqp091.Error, error) {
 	p.ch = ch
 	p.closeErr = ch.NotifyClose(make(chan *amqp091.Error, 1))
 	p.returns = ch.NotifyReturn(make(chan amqp091.Return, returnsBuffer))
+	go p.sweep(ch.NotifyClose(make(chan *amqp091.Error, 1)))
 	return ch, p.closeErr, nil
+}
+
+// sweep drains returns every second until the channel closes, so that
+// returns nobody claims (their publisher gave up before the confirm) never
+// fill the buffer and stall the connection's reader.
+func (p *publisher) sweep(closed <-chan *amqp091.Error) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			p.mu.Lock()
+			p.drain()
+			p.mu.Unlock()
+		case <-closed:
+			return
+		}
+	}
 }
 
 // wasReturned drains the returns seen so far and reports whether id was among them.
