@@ -139,11 +139,6 @@ func (s *Server) dispatch(h *Handler, queue string, d transport.Delivery) {
 // failure a retry or the dead-letter queue, published before the ack.
 func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 	attempt := attemptOf(d.Headers)
-	payload, err := h.decode(d.Body)
-	if err != nil {
-		s.deadLetter(h, queue, d, attempt, err)
-		return
-	}
 	ctx := contextdata.WithData(context.Background(), contextdata.FromHeaders(d.Headers))
 	ctx = context.WithValue(ctx, deliveryKey{}, delivery{messageID: d.MessageID, attempt: attempt})
 	ctx = contextdata.PushCallID(ctx, fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString()), s.cfg.ParentCallsTracked+1)
@@ -152,19 +147,32 @@ func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 		RoutingKey: h.eventType, BodySize: len(d.Body), Headers: d.Headers,
 		Service: s.cfg.Service, Handler: h.name, Queue: queue, Attempt: attempt,
 	}
-	err = chain(s.cfg.Interceptors, ev, func(ctx context.Context) error { return s.run(ctx, h, payload) })(ctx)
-	if err != nil {
+	// Decoding runs inside the interceptors, so a payload that does not
+	// decode is traced and counted like any failed run.
+	var undecodable error
+	err := chain(s.cfg.Interceptors, ev, func(ctx context.Context) error {
+		payload, err := h.decode(d.Body)
+		if err != nil {
+			undecodable = err
+			return err
+		}
+		return s.run(ctx, h, payload)
+	})(ctx)
+	switch {
+	case err == nil:
+		if err := d.Ack(); err != nil {
+			s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
+		}
+	case undecodable != nil:
+		s.deadLetter(h, d, attempt, undecodable) // retrying cannot help
+	default:
 		s.log.ErrorContext(ctx, "hypha: event handler failed", "handler", h.name, "event", h.eventType,
 			"message_id", d.MessageID, "attempt", attempt, "error", err)
 		if h.requeue && attempt <= s.cfg.MaxRetries {
 			s.retry(h, queue, d, attempt)
 			return
 		}
-		s.deadLetter(h, queue, d, attempt, err)
-		return
-	}
-	if err := d.Ack(); err != nil {
-		s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
+		s.deadLetter(h, d, attempt, err)
 	}
 }
 
@@ -188,7 +196,7 @@ func (s *Server) retry(h *Handler, queue string, d transport.Delivery, attempt i
 
 // deadLetter sends the event to "<queue>.dlq" with why and how often it
 // failed, then acks this delivery, so the queue keeps flowing.
-func (s *Server) deadLetter(h *Handler, queue string, d transport.Delivery, attempt int, cause error) {
+func (s *Server) deadLetter(h *Handler, d transport.Delivery, attempt int, cause error) {
 	dlq := deadLetterQueue(h, s.cfg.Service)
 	headers := copyHeaders(d.Headers)
 	headers[AttemptHeader] = int64(attempt)

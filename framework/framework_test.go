@@ -339,3 +339,39 @@ func TestStopLetsCallersFinishFirst(t *testing.T) {
 		t.Fatalf("front's reply = %v, %v; back stopped before front finished", got, err)
 	}
 }
+
+// nestedDeps declares its proxy in an embedded fx.In struct (InnerDeps), and twice.
+// InnerDeps is an fx.In struct embedded in another.
+type InnerDeps struct {
+	fx.In
+	Calc *rpc.Proxy `name:"calculator"`
+}
+
+type nestedDeps struct {
+	fx.In
+	InnerDeps
+	Again *rpc.Proxy `name:"calculator"`
+}
+
+type nested struct{ a, b *rpc.Proxy }
+
+func (n *nested) Register(r *entrypoint.Registry) {
+	rpc.Handle(r, "sum", func(ctx context.Context, _ struct{}) (float64, error) {
+		x, err := rpc.Call[float64](ctx, n.a, "add", rpc.Args(1, 2))
+		if err != nil {
+			return 0, err
+		}
+		return rpc.Call[float64](ctx, n.b, "add", rpc.Args(x, 3))
+	})
+}
+
+func TestProxiesInEmbeddedAndRepeatedFields(t *testing.T) {
+	start(t,
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service("nested", func(d nestedDeps) *nested { return &nested{a: d.Calc, b: d.Again} }),
+	)
+	got, err := rpc.Call[float64](context.Background(), dial(t).Proxy("nested"), "sum", nil)
+	if err != nil || got != 6 {
+		t.Fatalf("sum = %v, %v", got, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 
 	"go.uber.org/fx"
 
@@ -110,7 +111,8 @@ func (s *serviceDef) invoker(svcType reflect.Type) any {
 }
 
 // proxiesOf finds the services a constructor calls: the `name` tags of the
-// *rpc.Proxy fields of its fx.In parameter structs.
+// *rpc.Proxy fields of its fx.In parameter structs (embedded ones included),
+// each name once.
 func proxiesOf(service string, ctor reflect.Type) ([]string, error) {
 	var names []string
 	for i := range ctor.NumIn() {
@@ -119,19 +121,40 @@ func proxiesOf(service string, ctor reflect.Type) ([]string, error) {
 			return nil, fmt.Errorf("hypha: service %q: a *rpc.Proxy parameter does not say which service it calls: "+
 				"declare it as a field of an fx.In struct tagged `name:\"<service>\"`", service)
 		}
-		if p.Kind() != reflect.Struct || !embedsFxIn(p) {
-			continue
-		}
-		for j := range p.NumField() {
-			f := p.Field(j)
-			if f.Type != proxyType {
-				continue
+		if p.Kind() == reflect.Struct && embedsFxIn(p) {
+			found, err := proxyFields(service, p)
+			if err != nil {
+				return nil, err
 			}
+			for _, name := range found {
+				if !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
+		}
+	}
+	return names, nil
+}
+
+// proxyFields lists the proxy names of an fx.In struct and of the fx.In
+// structs embedded in it.
+func proxyFields(service string, t reflect.Type) ([]string, error) {
+	var names []string
+	for j := range t.NumField() {
+		f := t.Field(j)
+		switch {
+		case f.Type == proxyType:
 			name := f.Tag.Get("name")
 			if name == "" {
 				return nil, fmt.Errorf("hypha: service %q: proxy field %s needs the service it calls: tag it `name:\"<service>\"`", service, f.Name)
 			}
 			names = append(names, name)
+		case f.Anonymous && f.Type.Kind() == reflect.Struct && f.Type != fxInType && embedsFxIn(f.Type):
+			nested, err := proxyFields(service, f.Type)
+			if err != nil {
+				return nil, err
+			}
+			names = append(names, nested...)
 		}
 	}
 	return names, nil

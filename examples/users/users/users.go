@@ -4,6 +4,7 @@ package users
 
 import (
 	"context"
+	"fmt"
 
 	"go.uber.org/fx"
 
@@ -30,7 +31,7 @@ func New(d Deps) *Service { return &Service{calc: d.Calc} }
 func (s *Service) Register(r *entrypoint.Registry) {
 	rpc.Handle(r, "calculate_user_score", s.CalculateUserScore,
 		rpc.Doc("Returns the user's score: base_score × multiplier, computed by calculator."))
-	rpc.Handle(r, "batch_scores", s.BatchScores,
+	rpc.Handle(r, "batch_scores", s.BatchScores, rpc.Expected(ErrBatchTooLarge),
 		rpc.Doc("Returns base_score × multiplier for each base score, computed in parallel."))
 }
 
@@ -68,9 +69,18 @@ type BatchIn struct {
 	Multiplier float64   `json:"multiplier"`
 }
 
+// MaxBatch bounds batch_scores: one call fans out to at most this many.
+const MaxBatch = 1000
+
+// ErrBatchTooLarge is batch_scores' answer to more than MaxBatch base scores.
+var ErrBatchTooLarge = rpc.NewError("ValueError", fmt.Sprintf("at most %d base scores at once", MaxBatch))
+
 // BatchScores multiplies every base score in parallel: one CallAsync each,
 // then the results in order.
 func (s *Service) BatchScores(ctx context.Context, in BatchIn) ([]float64, error) {
+	if len(in.BaseScores) > MaxBatch {
+		return nil, ErrBatchTooLarge
+	}
 	replies := make([]*rpc.Reply, len(in.BaseScores))
 	for i, b := range in.BaseScores {
 		replies[i] = s.calc.CallAsync(ctx, "multiply", operands{b, in.Multiplier})
