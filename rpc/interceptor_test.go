@@ -14,52 +14,19 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
-	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
 )
 
 // serveIntercepted is serve with server interceptors.
 func serveIntercepted(t *testing.T, service string, register func(r *entrypoint.Registry), interceptors ...rpc.ServerInterceptor) {
 	t.Helper()
-	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: service})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := entrypoint.NewRegistry(service)
-	register(reg)
-	if err := reg.Err(); err != nil {
-		t.Fatal(err)
-	}
-	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{
-		Service: service, Pool: entrypoint.NewPool(4), Interceptors: interceptors,
-	})
-	if err := srv.Start(ctx); err != nil {
-		broker.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Stop(ctx); err != nil {
-			t.Error("stop:", err)
-		}
-		broker.Close()
-	})
+	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(4), Interceptors: interceptors}, register)
 }
 
 // dialIntercepted is dial with client interceptors.
 func dialIntercepted(t *testing.T, interceptors ...rpc.ClientInterceptor) *rpc.Client {
 	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{
-		URI: testbroker.URI(t), Timeout: 5 * time.Second, Interceptors: interceptors,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return dial(t, 5*time.Second, interceptors...)
 }
 
 // eventLog records what interceptors and handlers see, from any goroutine.

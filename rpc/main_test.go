@@ -19,18 +19,26 @@ func TestMain(m *testing.M) { testbroker.Main(m) }
 // own, until the test ends.
 func serve(t *testing.T, service string, workers int, register func(r *entrypoint.Registry)) *rpc.Server {
 	t.Helper()
+	return serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(workers)}, register)
+}
+
+// serveWith is serve with a whole server config.
+func serveWith(t *testing.T, cfg rpc.ServerConfig, register func(r *entrypoint.Registry)) *rpc.Server {
+	t.Helper()
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: service})
+	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: cfg.Service})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := entrypoint.NewRegistry(service)
+	reg := entrypoint.NewRegistry(cfg.Service)
 	register(reg)
 	if err := reg.Err(); err != nil {
+		broker.Close()
 		t.Fatal(err)
 	}
-	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(workers)})
+	srv := rpc.NewServer(broker, reg, cfg)
 	if err := srv.Start(ctx); err != nil {
+		broker.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -45,9 +53,9 @@ func serve(t *testing.T, service string, workers int, register func(r *entrypoin
 }
 
 // dial returns a standalone client closed when the test ends.
-func dial(t *testing.T, timeout time.Duration) *rpc.Client {
+func dial(t *testing.T, timeout time.Duration, interceptors ...rpc.ClientInterceptor) *rpc.Client {
 	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout})
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout, Interceptors: interceptors})
 	if err != nil {
 		t.Fatal(err)
 	}
