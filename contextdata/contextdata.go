@@ -161,3 +161,24 @@ func stringList(v any) []string {
 	}
 	return nil
 }
+
+// Outgoing returns the headers a message sent from ctx carries: its context
+// data, with a call-id stack started with rootID when ctx has none (a caller
+// outside any worker).
+func Outgoing(ctx context.Context, rootID string) map[string]any {
+	d := From(ctx)
+	if len(CallIDStack(ctx)) == 0 {
+		if d == nil {
+			d = Data{}
+		}
+		d[KeyCallIDStack] = []string{rootID}
+	}
+	return Headers(d)
+}
+
+// Incoming returns ctx carrying the context data of received headers, with
+// the receiving worker's callID pushed on the call-id stack, which keeps at
+// most limit entries (see PushCallID).
+func Incoming(ctx context.Context, headers map[string]any, callID string, limit int) context.Context {
+	return PushCallID(WithData(ctx, FromHeaders(headers)), callID, limit)
+}

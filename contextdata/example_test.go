@@ -31,3 +31,12 @@ func ExamplePushCallID() {
 	fmt.Println(contextdata.CallIDStack(ctx))
 	// Output: [b.y.2 c.z.3]
 }
+
+func ExampleIncoming() {
+	// A caller outside any worker starts the call-id stack with its own id...
+	h := contextdata.Outgoing(contextdata.WithUserID(context.Background(), "u-7"), "standalone.1")
+	// ...and the worker that receives the message pushes its own.
+	ctx := contextdata.Incoming(context.Background(), h, "calculator.add.2", 11)
+	fmt.Println(contextdata.UserID(ctx), contextdata.CallIDStack(ctx))
+	// Output: u-7 [standalone.1 calculator.add.2]
+}

@@ -128,19 +128,12 @@ func (d *Dispatcher) Dispatch(ctx context.Context, eventType string, payload any
 	if err := d.declare(ctx, exchange); err != nil {
 		return fmt.Errorf("hypha: event %s.%s: %w", d.cfg.Source, eventType, err)
 	}
-	data := contextdata.From(ctx)
-	if len(contextdata.CallIDStack(ctx)) == 0 {
-		if data == nil {
-			data = contextdata.Data{}
-		}
-		data[contextdata.KeyCallIDStack] = []string{fmt.Sprintf("%s.dispatch.%s", d.cfg.Source, uuid.NewString())}
-	}
 	p := transport.Publishing{
 		Exchange:   exchange,
 		RoutingKey: eventType,
 		Message: transport.Message{
 			Body: body, ContentType: contentTypeJSON, ContentEncoding: "utf-8",
-			MessageID: uuid.NewString(), Persistent: true, Headers: contextdata.Headers(data),
+			MessageID: uuid.NewString(), Persistent: true, Headers: contextdata.Outgoing(ctx, fmt.Sprintf("%s.dispatch.%s", d.cfg.Source, uuid.NewString())),
 		},
 	}
 	ev := &EventInfo{

@@ -139,9 +139,9 @@ func (s *Server) dispatch(h *Handler, queue string, d transport.Delivery) {
 // failure a retry or the dead-letter queue, published before the ack.
 func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 	attempt := attemptOf(d.Headers)
-	ctx := contextdata.WithData(context.Background(), contextdata.FromHeaders(d.Headers))
+	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString())
+	ctx := contextdata.Incoming(context.Background(), d.Headers, id, s.cfg.ParentCallsTracked+1)
 	ctx = context.WithValue(ctx, deliveryKey{}, delivery{messageID: d.MessageID, attempt: attempt})
-	ctx = contextdata.PushCallID(ctx, fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString()), s.cfg.ParentCallsTracked+1)
 	ev := &EventInfo{
 		Source: h.source, EventType: h.eventType, MessageID: d.MessageID, Exchange: ExchangeName(h.source),
 		RoutingKey: h.eventType, BodySize: len(d.Body), Headers: d.Headers,

@@ -209,14 +209,7 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte) 
 // headers are the request's context data plus its deadline. Outside a worker
 // the call-id stack starts with this client's own id.
 func (c *Client) headers(ctx context.Context, deadline time.Time) map[string]any {
-	data := contextdata.From(ctx)
-	if len(contextdata.CallIDStack(ctx)) == 0 {
-		if data == nil {
-			data = contextdata.Data{}
-		}
-		data[contextdata.KeyCallIDStack] = []string{fmt.Sprintf("%s.%s.%s", c.cfg.Owner, c.id, uuid.NewString())}
-	}
-	h := contextdata.Headers(data)
+	h := contextdata.Outgoing(ctx, fmt.Sprintf("%s.%s.%s", c.cfg.Owner, c.id, uuid.NewString()))
 	h[deadlineHeader] = deadline.UnixMilli()
 	return h
 }

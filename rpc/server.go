@@ -218,9 +218,8 @@ func (s *Server) recovered(call *CallInfo, fn func() (any, error)) (res any, err
 // workerContext is the handler's context: the caller's deadline, its context
 // data, and this call's id pushed on the call-id stack.
 func (s *Server) workerContext(d transport.Delivery, call *CallInfo) (context.Context, context.CancelFunc) {
-	ctx := contextdata.WithData(context.Background(), contextdata.FromHeaders(d.Headers))
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, call.Method, uuid.NewString())
-	ctx = contextdata.PushCallID(ctx, id, s.cfg.ParentCallsTracked+1)
+	ctx := contextdata.Incoming(context.Background(), d.Headers, id, s.cfg.ParentCallsTracked+1)
 	if !call.Deadline.IsZero() {
 		return context.WithDeadline(ctx, call.Deadline)
 	}
