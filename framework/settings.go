@@ -10,25 +10,29 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/amqp"
 )
 
 // Defaults of the standard keys: what a service gets for a key that config.yaml, the environment and the
 // overrides all leave out.
 const (
 	DefaultAMQPURI                = "amqp://guest:guest@localhost:5672/" // AMQP_URI
-	DefaultRPCExchange            = "nameko-rpc"                         // RPC_EXCHANGE, shared with nameko
-	DefaultRPCTimeout             = 30 * time.Second                     // RPC_TIMEOUT
+	DefaultRPCExchange            = rpc.DefaultExchange                  // RPC_EXCHANGE, shared with nameko
+	DefaultRPCTimeout             = rpc.DefaultTimeout                   // RPC_TIMEOUT
 	DefaultRPCMaxRetries          = 3                                    // RPC_RETRY_POLICY.MAX_RETRIES
 	DefaultRPCRetryIntervalStart  = 100 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_START
 	DefaultRPCRetryIntervalStep   = 200 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_STEP
 	DefaultRPCRetryIntervalMax    = time.Second                          // RPC_RETRY_POLICY.INTERVAL_MAX
-	DefaultReconnectIntervalStart = 100 * time.Millisecond               // RECONNECT.INTERVAL_START
-	DefaultReconnectIntervalMax   = 5 * time.Second                      // RECONNECT.INTERVAL_MAX
+	DefaultReconnectIntervalStart = amqp.DefaultReconnectIntervalStart   // RECONNECT.INTERVAL_START
+	DefaultReconnectIntervalMax   = amqp.DefaultReconnectIntervalMax     // RECONNECT.INTERVAL_MAX
 	DefaultReconnectMaxElapsed    = time.Duration(0)                     // RECONNECT.MAX_ELAPSED: retry forever
 	DefaultMaxWorkers             = 10                                   // MAX_WORKERS, also the prefetch count
 	DefaultGracePeriod            = 10 * time.Second                     // GRACE_PERIOD
-	DefaultHeartbeat              = 60 * time.Second                     // HEARTBEAT
-	DefaultParentCallsTracked     = 10                                   // PARENT_CALLS_TRACKED
+	DefaultHeartbeat              = amqp.DefaultHeartbeat                // HEARTBEAT
+	DefaultParentCallsTracked     = rpc.DefaultParentCallsTracked        // PARENT_CALLS_TRACKED
 	DefaultSerializer             = "json"                               // SERIALIZER, the only one supported
 	DefaultLogLevel               = slog.LevelInfo                       // LOG_LEVEL
 	DefaultTracingExporter        = "none"                               // TRACING.EXPORTER: traces off
@@ -36,8 +40,8 @@ const (
 	DefaultTracingProtocol        = "http/protobuf"                      // TRACING.PROTOCOL
 	DefaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
 	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
-	DefaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
-	DefaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
+	DefaultEventMaxRetries        = events.DefaultMaxRetries             // EVENTS.MAX_RETRIES
+	DefaultEventPublishTimeout    = events.DefaultPublishTimeout         // EVENTS.PUBLISH_TIMEOUT
 )
 
 // maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
