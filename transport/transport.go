@@ -24,6 +24,15 @@ var ErrUncertain = errors.New("hypha: message fate unknown: the connection was l
 // ErrClosed is returned by a broker connection used after Close.
 var ErrClosed = errors.New("hypha: transport closed")
 
+// ErrMalformed is wrapped by Delivery.Malformed: the message arrived, but not
+// in a form that can be handed over as it was sent.
+var ErrMalformed = errors.New("hypha: malformed message")
+
+// ErrTooLarge is returned by Publish for a message over the size limit (the
+// broker connection's frame size for its headers, the configured maximum
+// message size for its body); nothing was sent.
+var ErrTooLarge = errors.New("hypha: message too large")
+
 // Exchange types.
 const (
 	Topic  = "topic"
@@ -92,6 +101,12 @@ type Delivery struct {
 	Exchange    string
 	RoutingKey  string
 	Redelivered bool
+	// Malformed, when not nil, wraps ErrMalformed and says why the message
+	// could not be handed over as it was sent: headers the client library
+	// cannot read (then Headers is empty), or a body over the size limit
+	// (then Body is empty). Such a delivery is settled as malformed, with an
+	// error reply or a dead letter, and never requeued: it would fail again.
+	Malformed error
 	Acknowledger
 }
 
