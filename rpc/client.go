@@ -162,6 +162,13 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// InFlight is the number of calls waiting for their reply now.
+func (c *Client) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
 // onReply matches a reply to its waiting call by correlation id; a reply
 // nobody waits for (late, duplicate, unknown) is dropped.
 func (c *Client) onReply(d transport.Delivery) {

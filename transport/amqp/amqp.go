@@ -28,6 +28,8 @@ const (
 	DefaultHeartbeat              = 60 * time.Second
 	DefaultReconnectIntervalStart = 100 * time.Millisecond
 	DefaultReconnectIntervalMax   = 5 * time.Second
+	// DefaultMaxMessageSize bounds a message's body: 8 MiB.
+	DefaultMaxMessageSize = 8 << 20
 )
 
 // closeTimeout bounds how long Close waits for the broker to acknowledge
@@ -41,6 +43,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// Name is shown for the connection in RabbitMQ's management tools.
 	Name string
+	// MaxMessageSize bounds the body of every message sent or received, in
+	// bytes; zero means DefaultMaxMessageSize.
+	MaxMessageSize int64
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 	// Reconnect paces reconnection after the connection is lost, and the
@@ -115,6 +120,9 @@ func New(uri string, opts Options) *Broker {
 	}
 	if opts.Reconnect.IntervalMax <= 0 {
 		opts.Reconnect.IntervalMax = DefaultReconnectIntervalMax
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
