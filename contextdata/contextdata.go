@@ -13,6 +13,7 @@ package contextdata
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strings"
 )
@@ -181,4 +182,74 @@ func Outgoing(ctx context.Context, rootID string) map[string]any {
 // most limit entries (see PushCallID).
 func Incoming(ctx context.Context, headers map[string]any, callID string, limit int) context.Context {
 	return PushCallID(WithData(ctx, FromHeaders(headers)), callID, limit)
+}
+
+// Bounds on the context data one message may carry. A message over them is
+// refused on arrival (an error reply, or the dead-letter queue for an event)
+// and a call that would send more fails before it is sent, so that context
+// data, forwarded from call to call, can never grow past what the broker and
+// the next service accept.
+const (
+	// MaxItems is the most context items a message may carry.
+	MaxItems = 64
+	// MaxSize is the most bytes of context data (keys and values, as their
+	// text and numbers take on the wire, roughly) a message may carry.
+	MaxSize = 32 << 10
+)
+
+// Check reports an error when the context data in headers is over MaxItems
+// or MaxSize.
+func Check(headers map[string]any) error {
+	items, size := 0, 0
+	for k, v := range headers {
+		if !strings.HasPrefix(k, HeaderPrefix) {
+			continue
+		}
+		items++
+		size += len(k) + valueSize(v, 0)
+	}
+	switch {
+	case items > MaxItems:
+		return fmt.Errorf("context data has %d items, over the limit of %d", items, MaxItems)
+	case size > MaxSize:
+		return fmt.Errorf("context data takes %d bytes, over the limit of %d", size, MaxSize)
+	}
+	return nil
+}
+
+// valueSize is about what v takes in an AMQP table; it stops counting once
+// past MaxSize, and past a depth no header should reach.
+func valueSize(v any, depth int) int {
+	if depth > 32 {
+		return MaxSize + 1
+	}
+	switch x := v.(type) {
+	case string:
+		return len(x) + 5
+	case []byte:
+		return len(x) + 5
+	case []string:
+		n := 5
+		for _, s := range x {
+			n += len(s) + 6
+		}
+		return n
+	case []any:
+		n := 5
+		for _, e := range x {
+			if n += valueSize(e, depth+1); n > MaxSize {
+				break
+			}
+		}
+		return n
+	case map[string]any:
+		n := 5
+		for k, e := range x {
+			if n += len(k) + 1 + valueSize(e, depth+1); n > MaxSize {
+				break
+			}
+		}
+		return n
+	}
+	return 9
 }

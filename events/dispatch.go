@@ -128,12 +128,16 @@ func (d *Dispatcher) Dispatch(ctx context.Context, eventType string, payload any
 	if err := d.declare(ctx, exchange); err != nil {
 		return fmt.Errorf("hypha: event %s.%s: %w", d.cfg.Source, eventType, err)
 	}
+	headers := contextdata.Outgoing(ctx, fmt.Sprintf("%s.dispatch.%s", d.cfg.Source, uuid.NewString()))
+	if err := contextdata.Check(headers); err != nil {
+		return fmt.Errorf("hypha: event %s.%s: %v: carry less context data", d.cfg.Source, eventType, err)
+	}
 	p := transport.Publishing{
 		Exchange:   exchange,
 		RoutingKey: eventType,
 		Message: transport.Message{
 			Body: body, ContentType: contentTypeJSON, ContentEncoding: "utf-8",
-			MessageID: uuid.NewString(), Persistent: true, Headers: contextdata.Outgoing(ctx, fmt.Sprintf("%s.dispatch.%s", d.cfg.Source, uuid.NewString())),
+			MessageID: uuid.NewString(), Persistent: true, Headers: headers,
 		},
 	}
 	ev := &EventInfo{

@@ -1,6 +1,10 @@
 package events
 
-import "context"
+import (
+	"context"
+
+	"github.com/hypha-go/hypha/entrypoint"
+)
 
 // EventInfo describes one event to interceptors on either side.
 type EventInfo struct {
@@ -34,10 +38,7 @@ type HandlerInterceptor func(ctx context.Context, ev *EventInfo, next Next) erro
 
 // chain wraps last in interceptors, the first outermost.
 func chain[I ~func(context.Context, *EventInfo, Next) error](interceptors []I, ev *EventInfo, last Next) Next {
-	h := last
-	for i := len(interceptors) - 1; i >= 0; i-- {
-		ic, next := interceptors[i], h
-		h = func(ctx context.Context) error { return ic(ctx, ev, next) }
-	}
-	return h
+	return entrypoint.Chain(last, interceptors, func(ic I, next Next) Next {
+		return func(ctx context.Context) error { return ic(ctx, ev, next) }
+	})
 }

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -31,6 +33,8 @@ const (
 	// requeuePause is how long an event whose retry or dead-letter copy could
 	// not be published waits before going back to its queue.
 	requeuePause = 5 * time.Second
+	// maxErrorHeader bounds the error text a dead letter carries.
+	maxErrorHeader = 1024
 )
 
 // DeadLetterQueue is where the events a handler's queue gave up on go:
@@ -57,8 +61,8 @@ type Server struct {
 	cfg       ServerConfig
 	handlers  []*Handler
 	log       *slog.Logger
-	consumers []transport.Consumer
-	// draining ends with Drain: no handler starts after it.
+	consumers []*entrypoint.Consumer
+	// draining ends with Drain: it cuts short the pause before a requeue.
 	draining context.Context
 	drain    context.CancelFunc
 }
@@ -92,9 +96,12 @@ func (s *Server) Start(ctx context.Context) error {
 		if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: deadLetterQueue(h, s.cfg.Service), Durable: true}); err != nil {
 			return err
 		}
-		c, err := s.broker.Consume(ctx, transport.ConsumeOptions{Queue: q.Name, Prefetch: s.cfg.Pool.Size()},
-			func(d transport.Delivery) { s.dispatch(h, q.Name, d) })
-		if err != nil {
+		c := entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
+			Queue: q.Name, Pool: s.cfg.Pool, Logger: s.log,
+			Serve:  func(d transport.Delivery) { s.serve(h, q.Name, d) },
+			Refuse: func(d transport.Delivery, err error) { s.refuse(h, d, err) },
+		})
+		if err := c.Start(ctx); err != nil {
 			return err
 		}
 		s.consumers = append(s.consumers, c)
@@ -115,7 +122,7 @@ func (s *Server) Drain(ctx context.Context) error {
 	s.drain()
 	var errs []error
 	for _, c := range s.consumers {
-		errs = append(errs, c.Cancel(ctx))
+		errs = append(errs, c.Drain(ctx))
 	}
 	return errors.Join(errs...)
 }
@@ -129,14 +136,10 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-func (s *Server) dispatch(h *Handler, queue string, d transport.Delivery) {
-	if err := s.cfg.Pool.Go(s.draining, func() { s.serve(h, queue, d) }); err != nil {
-		_ = d.Nack(true)
-	}
-}
-
 // serve runs the handler on one event and settles it: ack on success; on
-// failure a retry or the dead-letter queue, published before the ack.
+// failure a retry or the dead-letter queue, published before the ack. A
+// panic outside the handler (decoding the payload, say) reaches the worker,
+// which refuses the event.
 func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 	attempt := attemptOf(d.Headers)
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString())
@@ -164,7 +167,7 @@ func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 			s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
 		}
 	case undecodable != nil:
-		s.deadLetter(h, d, attempt, undecodable) // retrying cannot help
+		s.deadLetter(h, d, attempt, undecodable, forwarded(d.Headers)) // retrying cannot help
 	default:
 		s.log.ErrorContext(ctx, "hypha: event handler failed", "handler", h.name, "event", h.eventType,
 			"message_id", d.MessageID, "attempt", attempt, "error", err)
@@ -172,8 +175,19 @@ func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 			s.retry(h, queue, d, attempt)
 			return
 		}
-		s.deadLetter(h, d, attempt, err)
+		s.deadLetter(h, d, attempt, err, forwarded(d.Headers))
 	}
+}
+
+// refuse dead-letters an event that cannot be served (see
+// entrypoint.ConsumerConfig). Its headers go with it only when they were
+// not the problem.
+func (s *Server) refuse(h *Handler, d transport.Delivery, cause error) {
+	var headers map[string]any
+	if _, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
+		headers = forwarded(d.Headers)
+	}
+	s.deadLetter(h, d, attemptOf(d.Headers), cause, headers)
 }
 
 func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
@@ -189,20 +203,23 @@ func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
 // retry sends the event to the back of its queue with the attempt counted,
 // then acks this delivery.
 func (s *Server) retry(h *Handler, queue string, d transport.Delivery, attempt int) {
-	headers := copyHeaders(d.Headers)
+	headers := forwarded(d.Headers)
 	headers[AttemptHeader] = int64(attempt + 1)
 	s.republish(h, d, queue, headers)
 }
 
-// deadLetter sends the event to "<queue>.dlq" with why and how often it
-// failed, then acks this delivery, so the queue keeps flowing.
-func (s *Server) deadLetter(h *Handler, d transport.Delivery, attempt int, cause error) {
+// deadLetter sends the event to "<queue>.dlq" with headers, plus why (cut
+// to maxErrorHeader bytes) and how often it failed, then acks this
+// delivery, so the queue keeps flowing.
+func (s *Server) deadLetter(h *Handler, d transport.Delivery, attempt int, cause error, headers map[string]any) {
 	dlq := deadLetterQueue(h, s.cfg.Service)
-	headers := copyHeaders(d.Headers)
+	if headers == nil {
+		headers = map[string]any{}
+	}
 	headers[AttemptHeader] = int64(attempt)
-	headers[ErrorHeader] = cause.Error()
+	headers[ErrorHeader] = truncate(cause.Error(), maxErrorHeader)
 	s.log.Warn("hypha: event dead-lettered", "handler", h.name, "event", h.eventType, "message_id", d.MessageID,
-		"attempts", attempt, "queue", dlq, "error", cause)
+		"attempts", attempt, "queue", dlq, "error", headers[ErrorHeader])
 	s.republish(h, d, dlq, headers)
 }
 
@@ -218,14 +235,27 @@ func deadLetterQueue(h *Handler, service string) string {
 }
 
 // republish publishes a copy of d to queue through the default exchange, then
-// acks d; when the copy cannot be published, d goes back to its queue.
+// acks d. When the copy cannot be published, d goes back to its queue after
+// a pause; when it never could be (too large for the broker), it is dropped,
+// since requeueing it would only loop.
 func (s *Server) republish(h *Handler, d transport.Delivery, queue string, headers map[string]any) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	msg := d.Message
 	msg.Headers = headers
 	msg.Persistent = true
-	if err := s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg}); err != nil {
+	err := s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg})
+	if errors.Is(err, transport.ErrTooLarge) {
+		msg.Headers = ownHeaders(headers) // what did not fit was the event's own
+		err = s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg})
+	}
+	switch {
+	case errors.Is(err, transport.ErrTooLarge):
+		s.log.Error("hypha: event too large to republish; dropping it", "handler", h.name, "queue", queue,
+			"message_id", d.MessageID, "error", err)
+		_ = d.Nack(false)
+		return
+	case err != nil:
 		s.log.Error("hypha: could not republish the event; it goes back to its queue", "handler", h.name, "queue", queue, "error", err)
 		// A pause before the requeue, so that a broker refusing the copy
 		// cannot make the event loop hot; Drain cuts it short.
@@ -280,10 +310,39 @@ func attemptOf(headers map[string]any) int {
 	return max(n, 1)
 }
 
-func copyHeaders(h map[string]any) map[string]any {
+// forwarded are the headers a retry or dead-letter copy keeps of the
+// event's: its context data, its trace context and Hypha's own, never the
+// rest, so that copies cannot grow past what a handler accepts.
+func forwarded(h map[string]any) map[string]any {
 	out := make(map[string]any, len(h)+2)
 	for k, v := range h {
-		out[k] = v
+		if strings.HasPrefix(k, contextdata.HeaderPrefix) || strings.HasPrefix(k, "x-hypha-") || transport.IsTraceHeader(k) {
+			out[k] = v
+		}
 	}
 	return out
+}
+
+// ownHeaders are Hypha's own headers of h: the attempt and the error.
+func ownHeaders(h map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{AttemptHeader, ErrorHeader} {
+		if v, ok := h[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "… (truncated)"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }

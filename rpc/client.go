@@ -40,7 +40,10 @@ type Config struct {
 	Exchange string
 	// Timeout bounds every call whose context has no sooner deadline;
 	// DefaultTimeout when zero.
-	Timeout      time.Duration
+	Timeout time.Duration
+	// MaxInFlight bounds the calls waiting for their reply at once; a call
+	// over it fails at once with ErrTooManyCalls. DefaultMaxInFlight when zero.
+	MaxInFlight  int
 	Interceptors []ClientInterceptor
 	Logger       *slog.Logger
 }
@@ -95,6 +98,9 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -204,9 +210,13 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte) 
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	headers := c.headers(ctx, deadline)
+	if err := contextdata.Check(headers); err != nil {
+		return nil, fmt.Errorf("calling %s.%s: %v: carry less context data", service, method, err)
+	}
 	call := &CallInfo{
 		Service: service, Method: method, CorrelationID: uuid.NewString(),
-		Headers: c.headers(ctx, deadline), Deadline: deadline,
+		Headers: headers, Deadline: deadline,
 		Exchange: c.cfg.Exchange, RoutingKey: service + "." + method, BodySize: len(body),
 		started: time.Now(),
 	}
@@ -226,6 +236,11 @@ func (c *Client) headers(ctx context.Context, deadline time.Time) map[string]any
 func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage, error) {
 	replies := make(chan transport.Delivery, 1)
 	c.mu.Lock()
+	if len(c.pending) >= c.cfg.MaxInFlight {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("calling %s.%s: %d calls already wait for their reply: %w",
+			call.Service, call.Method, c.cfg.MaxInFlight, ErrTooManyCalls)
+	}
 	c.pending[call.CorrelationID] = replies
 	c.mu.Unlock()
 	defer func() {
@@ -267,6 +282,9 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 	select {
 	case reply := <-replies:
 		call.ReplyHeaders = reply.Headers
+		if reply.Malformed != nil {
+			return nil, fmt.Errorf("calling %s.%s: the reply could not be read: %w", call.Service, call.Method, reply.Malformed)
+		}
 		return decodeReply(reply.Body)
 	case <-ctx.Done():
 		return nil, c.ended(ctx, call)

@@ -20,6 +20,10 @@ var (
 	ErrTimeout error = timeoutError{}
 	// ErrClosed: the client was used after Close.
 	ErrClosed = errors.New("hypha: rpc client closed")
+	// ErrTooManyCalls: the client already has Config.MaxInFlight calls
+	// waiting for their reply (RPC_MAX_IN_FLIGHT in a service); wait for
+	// some to end, or raise the bound.
+	ErrTooManyCalls = errors.New("hypha: too many calls in flight")
 )
 
 type timeoutError struct{}

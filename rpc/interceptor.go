@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/hypha-go/hypha/entrypoint"
 )
 
 // CallInfo describes one call to the interceptors on either side.
@@ -68,19 +70,13 @@ type ClientInvoker func(ctx context.Context, call *CallInfo) (json.RawMessage, e
 type ClientInterceptor func(ctx context.Context, call *CallInfo, next ClientInvoker) (json.RawMessage, error)
 
 func chainServer(interceptors []ServerInterceptor, call *CallInfo, last ServerHandler) ServerHandler {
-	h := last
-	for i := len(interceptors) - 1; i >= 0; i-- {
-		ic, next := interceptors[i], h
-		h = func(ctx context.Context) (any, error) { return ic(ctx, call, next) }
-	}
-	return h
+	return entrypoint.Chain(last, interceptors, func(ic ServerInterceptor, next ServerHandler) ServerHandler {
+		return func(ctx context.Context) (any, error) { return ic(ctx, call, next) }
+	})
 }
 
 func chainClient(interceptors []ClientInterceptor, last ClientInvoker) ClientInvoker {
-	h := last
-	for i := len(interceptors) - 1; i >= 0; i-- {
-		ic, next := interceptors[i], h
-		h = func(ctx context.Context, call *CallInfo) (json.RawMessage, error) { return ic(ctx, call, next) }
-	}
-	return h
+	return entrypoint.Chain(last, interceptors, func(ic ClientInterceptor, next ClientInvoker) ClientInvoker {
+		return func(ctx context.Context, call *CallInfo) (json.RawMessage, error) { return ic(ctx, call, next) }
+	})
 }

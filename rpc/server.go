@@ -35,10 +35,7 @@ type Server struct {
 	cfg      ServerConfig
 	methods  map[string]*Method
 	log      *slog.Logger
-	consumer transport.Consumer
-	// draining ends with Drain: no worker starts after it.
-	draining context.Context
-	drain    context.CancelFunc
+	consumer *entrypoint.Consumer
 }
 
 // QueueName is the request queue of a service: "rpc-<service>".
@@ -56,10 +53,12 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, log: cfg.Logger}
-	s.draining, s.drain = context.WithCancel(context.Background())
 	for _, m := range entrypoint.Of[*Method](r) {
 		s.methods[m.name] = m
 	}
+	s.consumer = entrypoint.NewConsumer(broker, entrypoint.ConsumerConfig{
+		Queue: QueueName(cfg.Service), Pool: cfg.Pool, Logger: cfg.Logger, Serve: s.serve, Refuse: s.refuse,
+	})
 	return s
 }
 
@@ -69,19 +68,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: s.cfg.Exchange, Kind: transport.Topic, Durable: true}); err != nil {
 		return err
 	}
-	q := QueueName(s.cfg.Service)
 	if err := s.broker.DeclareQueue(ctx, transport.Queue{
-		Name: q, Durable: true,
+		Name: QueueName(s.cfg.Service), Durable: true,
 		Bindings: []transport.Binding{{Exchange: s.cfg.Exchange, RoutingKey: s.cfg.Service + ".*"}},
 	}); err != nil {
 		return err
 	}
-	c, err := s.broker.Consume(ctx, transport.ConsumeOptions{Queue: q, Prefetch: s.cfg.Pool.Size()}, s.dispatch)
-	if err != nil {
-		return err
-	}
-	s.consumer = c
-	return nil
+	return s.consumer.Start(ctx)
 }
 
 // Stop stops taking calls (Drain), waits for running workers to reply
@@ -99,69 +92,83 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Drain stops taking new calls; calls already running go on, and calls
 // received but not started go back to the queue.
-func (s *Server) Drain(ctx context.Context) error {
-	s.drain()
-	if s.consumer == nil {
-		return nil
-	}
-	return s.consumer.Cancel(ctx)
-}
+func (s *Server) Drain(ctx context.Context) error { return s.consumer.Drain(ctx) }
 
 // Close closes the consumer; unacked calls go back to the queue.
-func (s *Server) Close() error {
-	if s.consumer == nil {
-		return nil
-	}
-	return s.consumer.Close()
-}
-
-// dispatch hands a delivery to a worker; it blocks while every worker is busy.
-func (s *Server) dispatch(d transport.Delivery) {
-	err := s.cfg.Pool.Go(s.draining, func() { s.serve(d) })
-	if err != nil {
-		_ = d.Nack(true)
-	}
-}
+func (s *Server) Close() error { return s.consumer.Close() }
 
 // serve runs one call and settles its delivery: reply first, then ack.
 func (s *Server) serve(d transport.Delivery) {
-	method := strings.TrimPrefix(d.RoutingKey, s.cfg.Service+".")
-	call := &CallInfo{
-		Service: s.cfg.Service, Method: method, CorrelationID: d.CorrelationID, Headers: d.Headers,
-		Exchange: d.Exchange, RoutingKey: d.RoutingKey, BodySize: len(d.Body), ReplyHeaders: map[string]any{},
-	}
-	deadline, hasDeadline := deadlineOf(d.Headers)
-	if hasDeadline && time.Now().After(deadline) {
-		s.log.Debug("hypha: dropping call whose caller gave up", "method", method, "correlation_id", d.CorrelationID)
+	call := s.callInfo(d)
+	if !call.Deadline.IsZero() && time.Now().After(call.Deadline) {
+		s.log.Debug("hypha: dropping call whose caller gave up", "method", call.Method, "correlation_id", d.CorrelationID)
 		_ = d.Ack()
 		return
 	}
-	call.Deadline = deadline
-
 	result, err := s.handle(d, call)
 	body, encErr := encodeReply(result, err)
 	if encErr != nil {
-		s.log.Error("hypha: result cannot be encoded as JSON", "method", method, "error", encErr)
+		s.log.Error("hypha: result cannot be encoded as JSON", "method", call.Method, "error", encErr)
 		body, _ = encodeReply(nil, unserializable(result, encErr))
 	}
-	if d.ReplyTo != "" {
-		if err := s.reply(d, body, call.ReplyHeaders, deadline); errors.Is(err, context.DeadlineExceeded) {
-			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", method)
-		} else if errors.Is(err, transport.ErrUncertain) {
-			s.log.Warn("hypha: reply may be lost with the connection; the unacked call will be redelivered", "method", method)
-		} else if err != nil {
-			// Requeueing would run the call again only to fail the same
-			// way; a reply lost with the connection is redelivered anyway,
-			// since the ack below cannot reach the broker either.
-			s.log.Error("hypha: reply not sent", "method", method, "reply_to", d.ReplyTo, "error", err)
-		}
+	s.answer(d, call, body)
+}
+
+// refuse answers a call that cannot be served (see entrypoint.ConsumerConfig)
+// with MalformedRequest, or Panic when serving it panicked, and acks it.
+func (s *Server) refuse(d transport.Delivery, cause error) {
+	call := s.callInfo(d)
+	var rerr *RemoteError
+	if p, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
+		rerr = panicked(p.Value)
+	} else {
+		s.log.Warn("hypha: malformed request", "method", call.Method, "correlation_id", d.CorrelationID, "error", cause)
+		rerr = malformed(cause)
 	}
-	if err := d.Ack(); err != nil {
-		s.log.Warn("hypha: ack failed", "method", method, "error", err)
+	body, _ := encodeReply(nil, rerr)
+	call.ReplyHeaders = nil
+	s.answer(d, call, body)
+}
+
+// callInfo describes the call a delivery carries.
+func (s *Server) callInfo(d transport.Delivery) *CallInfo {
+	deadline, _ := deadlineOf(d.Headers)
+	return &CallInfo{
+		Service: s.cfg.Service, Method: strings.TrimPrefix(d.RoutingKey, s.cfg.Service+"."),
+		CorrelationID: d.CorrelationID, Headers: d.Headers, Deadline: deadline,
+		Exchange: d.Exchange, RoutingKey: d.RoutingKey, BodySize: len(d.Body), ReplyHeaders: map[string]any{},
 	}
 }
 
-// handle decodes and runs the call; every failure becomes the error to reply with.
+// answer publishes the reply when the caller asked for one, then acks. A
+// reply too large to send is replaced by an error saying so.
+func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) {
+	if d.ReplyTo != "" {
+		err := s.reply(d, body, call.ReplyHeaders, call.Deadline)
+		if errors.Is(err, transport.ErrTooLarge) {
+			s.log.Error("hypha: reply too large to send; the caller gets an error instead", "method", call.Method, "error", err)
+			body, _ = encodeReply(nil, replyTooLarge(err))
+			err = s.reply(d, body, nil, call.Deadline)
+		}
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", call.Method)
+		case errors.Is(err, transport.ErrUncertain):
+			s.log.Warn("hypha: reply may be lost with the connection; the unacked call will be redelivered", "method", call.Method)
+		case err != nil:
+			// Requeueing would run the call again only to fail the same
+			// way; a reply lost with the connection is redelivered anyway,
+			// since the ack below cannot reach the broker either.
+			s.log.Error("hypha: reply not sent", "method", call.Method, "reply_to", d.ReplyTo, "error", err)
+		}
+	}
+	if err := d.Ack(); err != nil {
+		s.log.Warn("hypha: ack failed", "method", call.Method, "error", err)
+	}
+}
+
+// handle decodes and runs the call; every failure becomes the error to reply
+// with. A panic outside the handler reaches the worker, which refuses the call.
 func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
 	req, err := decodeRequest(d.ContentType, d.Body)
 	if err != nil {
@@ -181,9 +188,9 @@ func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
 	}
 	ctx, cancel := s.workerContext(d, call)
 	defer cancel()
-	res, err := s.run(ctx, call, func(ctx context.Context) (res any, err error) {
+	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
 		return s.recovered(call, func() (any, error) { return m.call(ctx, in) })
-	})
+	})(ctx)
 	switch {
 	case err == nil || errors.Is(err, errPanic):
 	case m.IsExpected(err):
@@ -195,21 +202,13 @@ func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
 	return res, err
 }
 
-// run calls the handler through the interceptors; a panic anywhere in the
-// chain becomes a Panic error for the caller, and the service goes on.
-func (s *Server) run(ctx context.Context, call *CallInfo, handler ServerHandler) (any, error) {
-	return s.recovered(call, func() (any, error) { return chainServer(s.cfg.Interceptors, call, handler)(ctx) })
-}
-
-// recovered runs fn, turning a panic into a Panic error; the handler recovers
-// its own panics so that interceptors see them as errors, and run recovers
-// the interceptors'.
+// recovered runs the handler, turning its panic into a Panic error, so that
+// the interceptors see it as the call's error.
 func (s *Server) recovered(call *CallInfo, fn func() (any, error)) (res any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("hypha: handler panicked", "method", call.Method, "panic", p, "stack", string(debug.Stack()))
-			res, err = nil, &RemoteError{ExcType: panicExcType, ExcPath: errPanic.ExcPath,
-				ExcArgs: []any{fmt.Sprint(p)}, Value: fmt.Sprint(p)}
+			s.log.Error("hypha: handler panicked", "method", call.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res, err = nil, panicked(p)
 		}
 	}()
 	return fn()
@@ -257,6 +256,16 @@ func encodeReply(result any, err error) ([]byte, error) {
 		return nil, encErr
 	}
 	return json.Marshal(replyBody{Result: raw})
+}
+
+// panicked is the error a recovered panic becomes on the wire: its value, never its stack.
+func panicked(p any) *RemoteError {
+	return &RemoteError{ExcType: panicExcType, ExcPath: errPanic.ExcPath, ExcArgs: []any{fmt.Sprint(p)}, Value: fmt.Sprint(p)}
+}
+
+func replyTooLarge(err error) *RemoteError {
+	return &RemoteError{ExcType: plainExcType, ExcPath: "github.com/hypha-go/hypha/rpc." + plainExcType,
+		ExcArgs: []any{err.Error()}, Value: err.Error()}
 }
 
 func malformed(err error) *RemoteError {

@@ -15,6 +15,8 @@ const (
 	DefaultExchange = "nameko-rpc"
 	// DefaultTimeout bounds a call whose context has no sooner deadline.
 	DefaultTimeout = 30 * time.Second
+	// DefaultMaxInFlight bounds a client's calls waiting for their reply.
+	DefaultMaxInFlight = 65536
 	// DefaultParentCallsTracked is how many parent call ids the call-id stack keeps.
 	DefaultParentCallsTracked = 10
 

@@ -157,6 +157,12 @@ type Broker interface {
 	Close() error
 }
 
+// IsTraceHeader reports whether a header carries W3C trace context
+// (traceparent, tracestate) or baggage, which travel as plain headers.
+func IsTraceHeader(key string) bool {
+	return key == "traceparent" || key == "tracestate" || key == "baggage"
+}
+
 // HeaderCarrier reads and writes string values in message headers, as
 // OpenTelemetry's propagators (TextMapCarrier) expect: trace context travels
 // as plain headers.

@@ -1,0 +1,205 @@
+package entrypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/transport"
+)
+
+// MaxHeaders bounds how many headers a delivery may carry; one with more is
+// refused before any work starts on it.
+const MaxHeaders = 256
+
+// ErrSettled is returned when a delivery is acked or nacked a second time.
+var ErrSettled = errors.New("hypha: delivery already settled")
+
+// PanicError is a panic recovered in a worker. Its Error is the panic's
+// value; the stack is for the log and never crosses the wire.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+// Error returns "panic: <value>".
+func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
+
+// ConsumerConfig says which queue a Consumer takes deliveries from and how it
+// handles them.
+type ConsumerConfig struct {
+	Queue string
+	// Pool runs the workers; its size is the consumer's prefetch.
+	Pool   *Pool
+	Logger *slog.Logger
+	// Serve handles a delivery and settles it: acks it, or nacks it.
+	Serve func(d transport.Delivery)
+	// Refuse settles a delivery that cannot be served, with an error reply
+	// or a dead letter, and never requeues it: err says why. It is called
+	// for a delivery the transport flagged Malformed, one whose headers or
+	// context data are over their bounds, and one whose Serve panicked
+	// (err is then a *PanicError).
+	Refuse func(d transport.Delivery, err error)
+}
+
+// Consumer is the one path every delivery of a service takes, whatever its
+// entrypoint: it is taken from the queue, run in a worker of the service's
+// pool, and settled. A panic anywhere on that path is recovered there, with
+// its stack logged; the delivery is refused, never requeued, so that one bad
+// message cannot crash-loop every instance of a service.
+type Consumer struct {
+	broker   transport.Broker
+	cfg      ConsumerConfig
+	consumer transport.Consumer
+	// draining ends with Drain: no worker starts after it.
+	draining context.Context
+	drain    context.CancelFunc
+}
+
+// NewConsumer returns a consumer of cfg.Queue on broker; Start starts it.
+func NewConsumer(broker transport.Broker, cfg ConsumerConfig) *Consumer {
+	if cfg.Pool == nil {
+		cfg.Pool = NewPool(1)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Consumer{broker: broker, cfg: cfg}
+	c.draining, c.drain = context.WithCancel(context.Background())
+	return c
+}
+
+// Start starts consuming, with prefetch = the pool's size.
+func (c *Consumer) Start(ctx context.Context) error {
+	tc, err := c.broker.Consume(ctx, transport.ConsumeOptions{Queue: c.cfg.Queue, Prefetch: c.cfg.Pool.Size()}, c.dispatch)
+	if err != nil {
+		return err
+	}
+	c.consumer = tc
+	return nil
+}
+
+// Drain stops taking new deliveries; workers already running go on, and
+// deliveries received but not started go back to the queue.
+func (c *Consumer) Drain(ctx context.Context) error {
+	c.drain()
+	if c.consumer == nil {
+		return nil
+	}
+	return c.consumer.Cancel(ctx)
+}
+
+// Draining is closed once Drain has been called.
+func (c *Consumer) Draining() <-chan struct{} { return c.draining.Done() }
+
+// Close closes the consumer; unsettled deliveries go back to the queue.
+func (c *Consumer) Close() error {
+	if c.consumer == nil {
+		return nil
+	}
+	return c.consumer.Close()
+}
+
+// dispatch hands a delivery to a worker; it blocks while every worker is busy.
+func (c *Consumer) dispatch(d transport.Delivery) {
+	d.Acknowledger = &settleOnce{a: d.Acknowledger}
+	if err := c.cfg.Pool.Go(c.draining, func() { c.work(d) }); err != nil {
+		_ = d.Nack(true)
+	}
+}
+
+// work serves or refuses d and makes sure it ends settled.
+func (c *Consumer) work(d transport.Delivery) {
+	defer c.settleLeftover(d)
+	if err := check(d); err != nil {
+		c.refuse(d, err)
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			pe := &PanicError{Value: p, Stack: debug.Stack()}
+			c.cfg.Logger.Error("hypha: worker panicked", "queue", c.cfg.Queue, "panic", fmt.Sprint(p), "stack", string(pe.Stack))
+			if !settled(d) {
+				c.refuse(d, pe)
+			}
+		}
+	}()
+	c.cfg.Serve(d)
+}
+
+// refuse runs Refuse; should it panic in turn, the delivery is dropped
+// rather than requeued, since it would only come back to do the same.
+func (c *Consumer) refuse(d transport.Delivery, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.cfg.Logger.Error("hypha: refusing a delivery panicked; dropping it", "queue", c.cfg.Queue,
+				"message_id", d.MessageID, "correlation_id", d.CorrelationID, "cause", err, "panic", fmt.Sprint(p),
+				"stack", string(debug.Stack()))
+			_ = d.Nack(false)
+		}
+	}()
+	c.cfg.Refuse(d, err)
+}
+
+// settleLeftover drops a delivery that its handling left unsettled.
+func (c *Consumer) settleLeftover(d transport.Delivery) {
+	if !settled(d) {
+		c.cfg.Logger.Error("hypha: delivery left unsettled; dropping it", "queue", c.cfg.Queue,
+			"message_id", d.MessageID, "correlation_id", d.CorrelationID)
+		_ = d.Nack(false)
+	}
+}
+
+func settled(d transport.Delivery) bool {
+	s, ok := d.Acknowledger.(*settleOnce)
+	return !ok || s.done.Load()
+}
+
+// check refuses what no entrypoint should work on: a message the transport
+// could not hand over whole, too many headers, too much context data.
+func check(d transport.Delivery) error {
+	if d.Malformed != nil {
+		return d.Malformed
+	}
+	if n := len(d.Headers); n > MaxHeaders {
+		return fmt.Errorf("%w: %d headers, over the limit of %d", transport.ErrMalformed, n, MaxHeaders)
+	}
+	if err := contextdata.Check(d.Headers); err != nil {
+		return fmt.Errorf("%w: %v", transport.ErrMalformed, err)
+	}
+	return nil
+}
+
+// settleOnce lets a delivery be settled once; later calls fail with ErrSettled.
+type settleOnce struct {
+	a    transport.Acknowledger
+	done atomic.Bool
+}
+
+func (s *settleOnce) Ack() error {
+	if !s.done.CompareAndSwap(false, true) {
+		return ErrSettled
+	}
+	return s.a.Ack()
+}
+
+func (s *settleOnce) Nack(requeue bool) error {
+	if !s.done.CompareAndSwap(false, true) {
+		return ErrSettled
+	}
+	return s.a.Nack(requeue)
+}
+
+// Chain wraps last in interceptors, the first outermost: wrap(ic, next)
+// returns the handler that runs interceptor ic around next.
+func Chain[H, I any](last H, interceptors []I, wrap func(ic I, next H) H) H {
+	h := last
+	for i := len(interceptors) - 1; i >= 0; i-- {
+		h = wrap(interceptors[i], h)
+	}
+	return h
+}
