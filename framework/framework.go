@@ -208,8 +208,9 @@ type connection struct{ broker *amqp.Broker }
 func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry) *connection {
 	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{
 		Heartbeat: heartbeat(cfg.Heartbeat), Name: "hypha", Logger: log, OnRestore: t.restored,
-		Reconnect: amqp.ReconnectPolicy(cfg.Reconnect),
-		Retry:     amqp.RetryPolicy(cfg.RPCRetryPolicy),
+		MaxMessageSize: cfg.MaxMessageSize,
+		Reconnect:      amqp.ReconnectPolicy(cfg.Reconnect),
+		Retry:          amqp.RetryPolicy(cfg.RPCRetryPolicy),
 	})}
 	lc.Append(fx.Hook{
 		OnStart: c.broker.Connect,
