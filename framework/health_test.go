@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -218,30 +219,35 @@ func TestGivesUpWhenTheLoginIsRefused(t *testing.T) {
 }
 
 func TestRecoversWhenTheLoginIsAllowedAgain(t *testing.T) {
-	user, uri := brokerUser(t)
-	app := start(t,
-		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "HEALTH.ADDRESS": "127.0.0.1:0",
-			"RECONNECT": map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 0.5, "MAX_ELAPSED": 30}}),
-		framework.Service(calculator.Name, calculator.New),
-	)
-	revoke(t, user)
-	eventually(t, 2*time.Second, "/readyz still 200 with the login refused", func() bool {
-		code, _ := get(t, app.HealthAddress(), "/readyz")
-		return code == http.StatusServiceUnavailable
-	})
-	pass := strings.TrimPrefix(strings.Split(strings.Split(uri, "@")[0], "//")[1], user+":")
-	rabbitmqctl(t, "change_password", user, pass)
-	eventually(t, 10*time.Second, "/readyz never 200 again", func() bool {
-		code, _ := get(t, app.HealthAddress(), "/readyz")
-		return code == http.StatusOK
-	})
-	if got, err := rpc.Call[float64](context.Background(), dial(t).Proxy(calculator.Name), "add", rpc.Args(2, 3)); err != nil || got != 5 {
-		t.Fatalf("add after recovering = %v, %v", got, err)
-	}
-	select {
-	case <-app.Done():
-		t.Fatalf("the app stopped: %v", app.Err())
-	default:
+	for _, maxElapsed := range []float64{30, 0} { // 0: forever
+		t.Run(fmt.Sprintf("MAX_ELAPSED %v", maxElapsed), func(t *testing.T) {
+			user, uri := brokerUser(t)
+			app := start(t,
+				framework.ConfigValues(map[string]any{"AMQP_URI": uri, "HEALTH.ADDRESS": "127.0.0.1:0",
+					"RECONNECT": map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 0.5, "MAX_ELAPSED": maxElapsed}}),
+				framework.Service(calculator.Name, calculator.New),
+			)
+			revoke(t, user)
+			eventually(t, 2*time.Second, "/readyz still 200 with the login refused", func() bool {
+				code, _ := get(t, app.HealthAddress(), "/readyz")
+				return code == http.StatusServiceUnavailable
+			})
+			time.Sleep(2 * time.Second) // several refusals, all retried
+			pass := strings.TrimPrefix(strings.Split(strings.Split(uri, "@")[0], "//")[1], user+":")
+			rabbitmqctl(t, "change_password", user, pass)
+			eventually(t, 10*time.Second, "/readyz never 200 again", func() bool {
+				code, _ := get(t, app.HealthAddress(), "/readyz")
+				return code == http.StatusOK
+			})
+			if got, err := rpc.Call[float64](context.Background(), dial(t).Proxy(calculator.Name), "add", rpc.Args(2, 3)); err != nil || got != 5 {
+				t.Fatalf("add after recovering = %v, %v", got, err)
+			}
+			select {
+			case <-app.Done():
+				t.Fatalf("the app stopped: %v", app.Err())
+			default:
+			}
+		})
 	}
 }
 
