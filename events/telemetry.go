@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -59,7 +60,8 @@ func HandlerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator)
 
 // HandlerMetrics returns a handler interceptor that counts handler runs
 // (hypha.events.handled) by service, handler, event and outcome ("ok" or
-// "error"), and records how long they took (hypha.events.duration, seconds).
+// "error"), and records how long they took (hypha.events.duration, seconds,
+// in entrypoint.DurationBuckets).
 func HandlerMetrics(mp metric.MeterProvider) (HandlerInterceptor, error) {
 	meter := mp.Meter(instrumentation)
 	handled, err := meter.Int64Counter("hypha.events.handled",
@@ -68,7 +70,8 @@ func HandlerMetrics(mp metric.MeterProvider) (HandlerInterceptor, error) {
 		return nil, err
 	}
 	duration, err := meter.Float64Histogram("hypha.events.duration",
-		metric.WithDescription("How long event handler runs took."), metric.WithUnit("s"))
+		metric.WithDescription("How long event handler runs took."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(entrypoint.DurationBuckets()...))
 	if err != nil {
 		return nil, err
 	}

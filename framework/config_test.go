@@ -17,12 +17,13 @@ import (
 )
 
 // isolateConfig runs the test in an empty directory with none of the variables config.yaml reads
-// (HYPHA_*, AMQP_URI, OTEL_*, METRICS_ADDRESS), so the developer's environment cannot leak into the result.
+// (HYPHA_*, AMQP_URI, OTEL_*, METRICS_ADDRESS, HEALTH_ADDRESS), so the developer's environment cannot leak into the result.
 func isolateConfig(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix) || strings.HasPrefix(name, "OTEL_") || name == "AMQP_URI" || name == "METRICS_ADDRESS" {
+		if strings.HasPrefix(name, envPrefix) || strings.HasPrefix(name, "OTEL_") || name == "AMQP_URI" || name == "METRICS_ADDRESS" ||
+			name == "HEALTH_ADDRESS" {
 			t.Setenv(name, "") // restores the variable after the test
 			os.Unsetenv(name)
 		}
@@ -305,6 +306,16 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"METRICS.ADDRESS", "127.0.0.1:70000", `config METRICS.ADDRESS: want host:port, got "127.0.0.1:70000"`},
 		{"METRICS.ADDRESS", "::1:9464", `config METRICS.ADDRESS: want host:port, got "::1:9464"`},
 		{"METRICS.ADDRESS", 9464, "config METRICS.ADDRESS: want host:port, got 9464"},
+		{"HEALTH", "on", `config HEALTH: want a mapping of ADDRESS, got "on"`},
+		{"health.port", 8080, "config HEALTH.PORT: unknown key; HEALTH holds only ADDRESS"},
+		{"HEALTH.ADDRESS", "nope", `config HEALTH.ADDRESS: want host:port, got "nope"`},
+		{"HEALTH.ADDRESS", 8080, "config HEALTH.ADDRESS: want host:port, got 8080"},
+		{"MAX_MESSAGE_SIZE", 0, "config MAX_MESSAGE_SIZE: want a whole number of bytes > 0, got 0"},
+		{"MAX_MESSAGE_SIZE", -1, "config MAX_MESSAGE_SIZE: want a whole number of bytes > 0, got -1"},
+		{"MAX_MESSAGE_SIZE", 1.5, "config MAX_MESSAGE_SIZE: want a whole number of bytes > 0, got 1.5"},
+		{"MAX_MESSAGE_SIZE", "8MiB", `config MAX_MESSAGE_SIZE: want a whole number of bytes > 0, got "8MiB"`},
+		{"RPC_MAX_IN_FLIGHT", 0, "config RPC_MAX_IN_FLIGHT: want a whole number >= 1, got 0"},
+		{"rpc_max_in_flight", "many", `config RPC_MAX_IN_FLIGHT: want a whole number >= 1, got "many"`},
 		{"EVENTS", 3, "config EVENTS: want a mapping of MAX_RETRIES, PUBLISH_TIMEOUT, got 3"},
 		{"events.retries", 3, "config EVENTS.RETRIES: unknown key; EVENTS holds only MAX_RETRIES, PUBLISH_TIMEOUT"},
 		{"EVENTS.MAX_RETRIES", -1, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got -1"},
@@ -332,13 +343,15 @@ func TestLoadConfigAcceptsLooseForms(t *testing.T) {
 	isolateConfig(t)
 	t.Setenv("HYPHA_LOG_LEVEL", "WARNING")
 	c, err := LoadConfig("", map[string]any{"max_workers": "5", "RPC_TIMEOUT": "2.5", "serializer": "JSON", "HEARTBEAT": 0,
-		"GRACE_PERIOD": 3 * time.Second, "rpc_retry_policy.interval_max": 2.0})
+		"GRACE_PERIOD": 3 * time.Second, "rpc_retry_policy.interval_max": 2.0, "MAX_MESSAGE_SIZE": "1048576",
+		"rpc_max_in_flight": 100.0, "health.address": " :8080 "})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := c.Settings
 	if s.MaxWorkers != 5 || s.RPCTimeout != 2500*time.Millisecond || s.Serializer != "json" || s.Heartbeat != 0 ||
-		s.LogLevel != slog.LevelWarn || s.GracePeriod != 3*time.Second || s.RPCRetryPolicy.IntervalMax != 2*time.Second {
+		s.LogLevel != slog.LevelWarn || s.GracePeriod != 3*time.Second || s.RPCRetryPolicy.IntervalMax != 2*time.Second ||
+		s.MaxMessageSize != 1<<20 || s.RPCMaxInFlight != 100 || s.Health.Address != ":8080" {
 		t.Fatalf("unexpected settings %+v", s)
 	}
 }
@@ -365,6 +378,10 @@ func TestConfigSettingsValidate(t *testing.T) {
 			`config TRACING.ENDPOINT: want an http:// or https:// URL, got ""`},
 		{"metrics on", func(s *Settings) { s.Metrics.Address = "[::1]:9464" }, ""},
 		{"metrics address", func(s *Settings) { s.Metrics.Address = "9464" }, `config METRICS.ADDRESS: want host:port, got "9464"`},
+		{"health on", func(s *Settings) { s.Health.Address = ":8080" }, ""},
+		{"health address", func(s *Settings) { s.Health.Address = "localhost" }, `config HEALTH.ADDRESS: want host:port, got "localhost"`},
+		{"message size", func(s *Settings) { s.MaxMessageSize = 0 }, "config MAX_MESSAGE_SIZE: want a whole number of bytes > 0, got 0"},
+		{"in flight", func(s *Settings) { s.RPCMaxInFlight = 0 }, "config RPC_MAX_IN_FLIGHT: want a whole number >= 1, got 0"},
 		{"no event retries", func(s *Settings) { s.Events.MaxRetries = 0 }, ""},
 		{"event retries", func(s *Settings) { s.Events.MaxRetries = -1 }, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got -1"},
 		{"publish timeout", func(s *Settings) { s.Events.PublishTimeout = 0 }, "config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got 0"},
@@ -458,8 +475,8 @@ func TestRepoConfigYAMLIsTheDefaults(t *testing.T) {
 	}
 }
 
-// TestLoadConfigTracingAndMetrics reads TRACING and METRICS through the repo's config.yaml (its OTEL_*
-// and METRICS_ADDRESS substitutions), the HYPHA_* variables and other files.
+// TestLoadConfigTracingAndMetrics reads TRACING, METRICS and HEALTH through the repo's config.yaml (its
+// OTEL_*, METRICS_ADDRESS and HEALTH_ADDRESS substitutions), the HYPHA_* variables and other files.
 func TestLoadConfigTracingAndMetrics(t *testing.T) {
 	repo, err := filepath.Abs(filepath.Join("..", "config.yaml"))
 	if err != nil {
@@ -472,6 +489,7 @@ func TestLoadConfigTracingAndMetrics(t *testing.T) {
 		env     map[string]string
 		tracing TracingSettings
 		metrics MetricsSettings
+		health  HealthSettings
 		err     string
 	}{
 		{name: "defaults", tracing: defaults.Tracing},
@@ -498,6 +516,10 @@ func TestLoadConfigTracingAndMetrics(t *testing.T) {
 			tracing: TracingSettings{Exporter: "otlp", Endpoint: "http://collector:4318/", Protocol: "grpc", SamplerRatio: 0.25},
 			metrics: MetricsSettings{Address: "[::1]:9464"}},
 		{name: "null address is off", file: "METRICS:\n  ADDRESS:\n", tracing: defaults.Tracing},
+		{name: "HEALTH_ADDRESS", env: map[string]string{"HEALTH_ADDRESS": "0.0.0.0:8080"},
+			tracing: defaults.Tracing, health: HealthSettings{Address: "0.0.0.0:8080"}},
+		{name: "bad HEALTH_ADDRESS", env: map[string]string{"HEALTH_ADDRESS": "localhost"},
+			err: `config HEALTH.ADDRESS: want host:port, got "localhost"`},
 		{name: "bad OTEL exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"},
 			err: `config TRACING.EXPORTER: want otlp, console or none, got "jaeger"`},
 		{name: "bad OTEL protocol", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
@@ -534,8 +556,8 @@ func TestLoadConfigTracingAndMetrics(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), "secret") {
 				t.Fatalf("error leaks the password: %v", err)
 			}
-			if err == nil && (c.Tracing != tt.tracing || c.Metrics != tt.metrics) {
-				t.Fatalf("got %+v %+v, want %+v %+v", c.Tracing, c.Metrics, tt.tracing, tt.metrics)
+			if err == nil && (c.Tracing != tt.tracing || c.Metrics != tt.metrics || c.Health != tt.health) {
+				t.Fatalf("got %+v %+v %+v, want %+v %+v %+v", c.Tracing, c.Metrics, c.Health, tt.tracing, tt.metrics, tt.health)
 			}
 		})
 	}

@@ -229,6 +229,7 @@ func readSettings(k *koanf.Koanf) (Settings, error) {
 	r.section(keyReconnect, keyIntervalStart, keyIntervalMax, keyMaxElapsed)
 	r.section(keyTracing, keyExporter, keyEndpoint, keyProtocol, keySamplerRatio)
 	r.section(keyMetrics, keyAddress)
+	r.section(keyHealth, keyAddress)
 	r.section(keyEvents, keyMaxRetries, keyPublishTimeout)
 	retry, reconnect, tracing, events := keyRetryPolicy+".", keyReconnect+".", keyTracing+".", keyEvents+"."
 	s := Settings{
@@ -258,7 +259,10 @@ func readSettings(k *koanf.Koanf) (Settings, error) {
 			Protocol:     strings.ToLower(strings.TrimSpace(r.text(tracing+keyProtocol, wantProtocol))),
 			SamplerRatio: r.number(tracing+keySamplerRatio, wantRatio),
 		},
-		Metrics: MetricsSettings{Address: strings.TrimSpace(r.optionalText(keyMetrics+"."+keyAddress, wantHostPort))},
+		Metrics:        MetricsSettings{Address: strings.TrimSpace(r.optionalText(keyMetrics+"."+keyAddress, wantHostPort))},
+		Health:         HealthSettings{Address: strings.TrimSpace(r.optionalText(keyHealth+"."+keyAddress, wantHostPort))},
+		MaxMessageSize: int64(r.whole(keyMaxMessageSize, wantBytes)),
+		RPCMaxInFlight: r.whole(keyRPCMaxInFlight, wantInFlight),
 		Events: EventsSettings{
 			MaxRetries:     r.whole(events+keyMaxRetries, wantCount),
 			PublishTimeout: r.seconds(events+keyPublishTimeout, wantSecondsAbove),

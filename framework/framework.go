@@ -15,6 +15,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -92,6 +95,13 @@ type App struct {
 	config    Config
 	log       *slog.Logger
 	telemetry *telemetry
+	health    *health
+
+	stopOnce sync.Once
+	done     chan struct{} // closed once stopped
+	stopErr  error         // what stopping returned; read after done
+	mu       sync.Mutex
+	err      error // why the app stopped by itself
 }
 
 // New builds the app: it loads config, checks every service's constructor and
@@ -113,6 +123,8 @@ func New(opts ...Option) (*App, error) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	}
 	log = slog.New(contextHandler{log.Handler()})
+	a := &App{config: cfg, log: log, done: make(chan struct{})}
+	name := connectionName(ac.services)
 	seen := map[string]bool{}
 	fxOpts := []fx.Option{
 		fx.WithLogger(func() fxevent.Logger {
@@ -120,9 +132,13 @@ func New(opts ...Option) (*App, error) {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.Provide(func(lc fx.Lifecycle) (*telemetry, error) { return newTelemetry(lc, cfg, log) }),
-		fx.Provide(func(lc fx.Lifecycle, t *telemetry) *connection { return newConnection(lc, cfg, log, t) }),
+		fx.Provide(func(lc fx.Lifecycle) *endpoints { return newEndpoints(lc, log) }),
+		fx.Provide(func(lc fx.Lifecycle, e *endpoints) (*telemetry, error) { return newTelemetry(lc, cfg, e) }),
+		fx.Provide(func(lc fx.Lifecycle, t *telemetry) (*connection, error) {
+			return newConnection(lc, cfg, log, t, name, a.gaveUp)
+		}),
 		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
+		fx.Provide(func(e *endpoints, c *connection) *health { return newHealth(cfg, e, c) }),
 	}
 	for _, s := range ac.services {
 		if seen[s.name] {
@@ -135,9 +151,8 @@ func New(opts ...Option) (*App, error) {
 		}
 		fxOpts = append(fxOpts, mod)
 	}
-	a := &App{config: cfg, log: log}
 	fxOpts = append(fxOpts, ac.fxOptions...)
-	fxOpts = append(fxOpts, fx.Populate(&a.telemetry))
+	fxOpts = append(fxOpts, fx.Populate(&a.telemetry, &a.health))
 	a.fx = fx.New(fxOpts...)
 	if err := a.fx.Err(); err != nil {
 		return nil, fmt.Errorf("hypha: %w", err)
@@ -147,20 +162,81 @@ func New(opts ...Option) (*App, error) {
 
 // Start connects to the broker and starts every service's consumers. While
 // the broker cannot be reached it keeps trying per RECONNECT, until ctx ends.
-func (a *App) Start(ctx context.Context) error { return a.fx.Start(ctx) }
+func (a *App) Start(ctx context.Context) error {
+	if err := a.fx.Start(ctx); err != nil {
+		return err
+	}
+	a.health.started.Store(true)
+	return nil
+}
 
 // Stop stops every service gracefully: stop consuming, let running workers
 // finish within GRACE_PERIOD and reply, then close the connection. It returns
-// within GRACE_PERIOD plus a few seconds, or sooner if ctx ends.
+// within GRACE_PERIOD plus a few seconds, or sooner if ctx ends. The app is
+// not ready (/readyz) from the moment Stop is called. Calls after the first
+// wait for it to finish and return what it returned.
 func (a *App) Stop(ctx context.Context) error {
+	first := false
+	a.stopOnce.Do(func() { first = true })
+	if !first {
+		select {
+		case <-a.done:
+			return a.stopErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	a.health.stopping.Store(true)
 	ctx, cancel := context.WithTimeout(ctx, a.config.GracePeriod+stopMargin)
 	defer cancel()
-	return a.fx.Stop(ctx)
+	a.stopErr = a.fx.Stop(ctx)
+	close(a.done)
+	return a.stopErr
+}
+
+// Done is closed once the app has stopped: by Stop, or by itself because the
+// broker connection was lost for good (see Err).
+func (a *App) Done() <-chan struct{} { return a.done }
+
+// Err says why the app stopped by itself: reconnecting to the broker gave up
+// after RECONNECT.MAX_ELAPSED, for instance because the broker kept refusing
+// the login. It is nil while the app runs and after a Stop from outside.
+func (a *App) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// gaveUp stops the app by itself, once, when the connection cannot be
+// restored: an app that can no longer consume or call must not look alive.
+func (a *App) gaveUp(err error) {
+	a.mu.Lock()
+	first := a.err == nil
+	if first {
+		a.err = err
+	}
+	a.mu.Unlock()
+	if !first {
+		return
+	}
+	a.log.Error("hypha: stopping: the broker connection cannot be restored", "error", err)
+	go func() { _ = a.Stop(context.Background()) }() // not on the broker's goroutine: Stop waits for it
 }
 
 // MetricsAddress is the host:port where the started app serves Prometheus
 // /metrics, or "" when METRICS.ADDRESS is not set (a port 0 in it is resolved).
 func (a *App) MetricsAddress() string { return a.telemetry.metricsAddress() }
+
+// HealthAddress is the host:port where the started app serves /healthz and
+// /readyz (HEALTH.ADDRESS, else METRICS.ADDRESS, a port 0 in it resolved), or
+// "" when neither is set.
+func (a *App) HealthAddress() string {
+	_, address := healthAddress(a.config)
+	if address == "" {
+		return ""
+	}
+	return a.telemetry.endpoints.address(address)
+}
 
 // Config is the configuration the app was built with.
 func (a *App) Config() Config { return a.config }
@@ -168,6 +244,9 @@ func (a *App) Config() Config { return a.config }
 // Run builds the app, starts it, and blocks until SIGINT or SIGTERM, then stops
 // it gracefully. It reads the config file from a --config PATH argument when
 // given. When the app cannot start it prints why and exits with status 1.
+// When the app stops by itself (the broker connection could not be restored
+// within RECONNECT.MAX_ELAPSED) it logs why once and exits with status 1, so
+// that a supervisor restarts it.
 func Run(opts ...Option) {
 	path, err := ConfigPath(os.Args[1:])
 	if err != nil {
@@ -185,12 +264,19 @@ func Run(opts ...Option) {
 	if err := app.Start(sigs); err != nil {
 		fail(err)
 	}
-	<-sigs.Done()
+	select {
+	case <-sigs.Done():
+		app.log.Info("hypha: stopping", "grace_period", app.config.GracePeriod)
+	case <-app.Done():
+	}
 	stopSignals()
-	app.log.Info("hypha: stopping", "grace_period", app.config.GracePeriod)
 	ctx, cancel := context.WithTimeout(context.Background(), app.config.GracePeriod+stopMargin)
 	defer cancel()
-	if err := app.Stop(ctx); err != nil {
+	err = app.Stop(ctx)
+	if app.Err() != nil {
+		os.Exit(1) // gaveUp has logged why
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hypha: stopped with errors:", err)
 		os.Exit(1)
 	}
@@ -205,17 +291,35 @@ func fail(err error) {
 // after every service has stopped.
 type connection struct{ broker *amqp.Broker }
 
-func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry) *connection {
+func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, name string, onGiveUp func(error)) (*connection, error) {
 	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{
-		Heartbeat: heartbeat(cfg.Heartbeat), Name: "hypha", Logger: log, OnRestore: t.restored,
-		Reconnect: amqp.ReconnectPolicy(cfg.Reconnect),
-		Retry:     amqp.RetryPolicy(cfg.RPCRetryPolicy),
+		Heartbeat: heartbeat(cfg.Heartbeat), Name: name, Logger: log, OnRestore: t.restored, OnGiveUp: onGiveUp,
+		MaxMessageSize: cfg.MaxMessageSize,
+		Reconnect:      amqp.ReconnectPolicy(cfg.Reconnect),
+		Retry:          amqp.RetryPolicy(cfg.RPCRetryPolicy),
 	})}
+	if err := t.connectedGauge(c.broker.Connected); err != nil {
+		return nil, err
+	}
 	lc.Append(fx.Hook{
 		OnStart: c.broker.Connect,
 		OnStop:  func(context.Context) error { return c.broker.Close() },
 	})
-	return c
+	return c, nil
+}
+
+// connectionName names the process's connection in RabbitMQ's management
+// tools after its services, host and pid: "calculator,user_service@host:1234".
+func connectionName(services []*serviceDef) string {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.name
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return strings.Join(names, ",") + "@" + host + ":" + strconv.Itoa(os.Getpid())
 }
 
 // heartbeat maps config's 0 (no heartbeat) onto amqp.Options' negative.

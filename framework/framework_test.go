@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -243,11 +244,19 @@ func (dup) Register(r *entrypoint.Registry) {
 	rpc.Handle(r, "same", f)
 }
 
-// childEnv makes the test binary run framework.Run as a service process.
-const childEnv = "HYPHA_TEST_RUN_CHILD"
+// childEnv makes the test binary run framework.Run as a service process;
+// childLogsEnv makes it log errors to stderr.
+const (
+	childEnv     = "HYPHA_TEST_RUN_CHILD"
+	childLogsEnv = "HYPHA_TEST_CHILD_LOGS"
+)
 
 func runChild() {
-	framework.Run(framework.Service(calculator.Name, calculator.New), framework.WithLogger(quiet))
+	log := quiet
+	if os.Getenv(childLogsEnv) != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	}
+	framework.Run(framework.Service(calculator.Name, calculator.New), framework.WithLogger(log))
 	os.Exit(0)
 }
 

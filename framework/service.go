@@ -208,6 +208,9 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, Logger: log,
 			Interceptors: append(ics.rpcClient, ac.clientICs...),
 		})
+		if err := t.inFlightGauge(name, rt.client.InFlight); err != nil {
+			return nil, err
+		}
 	}
 	return rt, nil
 }

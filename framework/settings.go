@@ -40,6 +40,9 @@ const (
 	DefaultTracingProtocol        = "http/protobuf"                      // TRACING.PROTOCOL
 	DefaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
 	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
+	DefaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
+	DefaultMaxMessageSize         = amqp.DefaultMaxMessageSize           // MAX_MESSAGE_SIZE: 8 MiB
+	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
 	DefaultEventMaxRetries        = events.DefaultMaxRetries             // EVENTS.MAX_RETRIES
 	DefaultEventPublishTimeout    = events.DefaultPublishTimeout         // EVENTS.PUBLISH_TIMEOUT
 )
@@ -74,6 +77,9 @@ const (
 	keyProtocol           = "PROTOCOL"
 	keySamplerRatio       = "SAMPLER_RATIO"
 	keyMetrics            = "METRICS"
+	keyHealth             = "HEALTH"
+	keyMaxMessageSize     = "MAX_MESSAGE_SIZE"
+	keyRPCMaxInFlight     = "RPC_MAX_IN_FLIGHT"
 	keyAddress            = "ADDRESS"
 	keyEvents             = "EVENTS"
 	keyPublishTimeout     = "PUBLISH_TIMEOUT"
@@ -94,6 +100,8 @@ const (
 	wantProtocol     = "http/protobuf or grpc"
 	wantRatio        = "a number from 0 to 1"
 	wantHostPort     = "host:port"
+	wantBytes        = "a whole number of bytes > 0"
+	wantInFlight     = "a whole number >= 1"
 )
 
 // Settings are the standard keys of config.yaml, typed and validated. Durations are written in
@@ -112,6 +120,9 @@ type Settings struct {
 	LogLevel           slog.Level      // LOG_LEVEL: debug, info, warn or error
 	Tracing            TracingSettings // TRACING: OpenTelemetry traces
 	Metrics            MetricsSettings // METRICS: the Prometheus /metrics endpoint
+	Health             HealthSettings  // HEALTH: the /healthz and /readyz endpoints
+	MaxMessageSize     int64           // MAX_MESSAGE_SIZE: the largest message body sent or received, in bytes; > 0
+	RPCMaxInFlight     int             // RPC_MAX_IN_FLIGHT: calls one client may wait on at once; >= 1
 	Events             EventsSettings  // EVENTS: event dispatch and handling
 }
 
@@ -127,6 +138,11 @@ type TracingSettings struct {
 // MetricsSettings place the Prometheus /metrics endpoint.
 type MetricsSettings struct {
 	Address string // ADDRESS: host:port to listen on, numeric port; "" (or null) = no endpoint
+}
+
+// HealthSettings place the /healthz (alive) and /readyz (ready for work) endpoints.
+type HealthSettings struct {
+	Address string // ADDRESS: host:port to listen on, numeric port; "" (or null) = METRICS.ADDRESS, both "" = no endpoints
 }
 
 // EventsSettings tune event dispatch and handling.
@@ -181,7 +197,10 @@ func DefaultSettings() Settings {
 			Protocol:     DefaultTracingProtocol,
 			SamplerRatio: DefaultTracingSamplerRatio,
 		},
-		Metrics: MetricsSettings{Address: DefaultMetricsAddress},
+		Metrics:        MetricsSettings{Address: DefaultMetricsAddress},
+		Health:         HealthSettings{Address: DefaultHealthAddress},
+		MaxMessageSize: DefaultMaxMessageSize,
+		RPCMaxInFlight: DefaultRPCMaxInFlight,
 		Events: EventsSettings{
 			MaxRetries:     DefaultEventMaxRetries,
 			PublishTimeout: DefaultEventPublishTimeout,
@@ -218,7 +237,10 @@ func settingsMap(s Settings) map[string]any {
 			keyProtocol:     s.Tracing.Protocol,
 			keySamplerRatio: s.Tracing.SamplerRatio,
 		},
-		keyMetrics: map[string]any{keyAddress: s.Metrics.Address},
+		keyMetrics:        map[string]any{keyAddress: s.Metrics.Address},
+		keyHealth:         map[string]any{keyAddress: s.Health.Address},
+		keyMaxMessageSize: s.MaxMessageSize,
+		keyRPCMaxInFlight: s.RPCMaxInFlight,
 		keyEvents: map[string]any{
 			keyMaxRetries:     s.Events.MaxRetries,
 			keyPublishTimeout: seconds(s.Events.PublishTimeout),
@@ -243,6 +265,9 @@ func (s Settings) Validate() error {
 	if err := s.Metrics.Validate(); err != nil {
 		return err
 	}
+	if err := s.Health.Validate(); err != nil {
+		return err
+	}
 	if err := s.Events.Validate(); err != nil {
 		return err
 	}
@@ -259,6 +284,8 @@ func (s Settings) Validate() error {
 		{s.GracePeriod < 0, keyGracePeriod, wantSeconds, secondsText(s.GracePeriod)},
 		{s.Heartbeat < 0, keyHeartbeat, wantSeconds, secondsText(s.Heartbeat)},
 		{s.ParentCallsTracked < 0, keyParentCallsTracked, wantCount, strconv.Itoa(s.ParentCallsTracked)},
+		{s.MaxMessageSize <= 0, keyMaxMessageSize, wantBytes, strconv.FormatInt(s.MaxMessageSize, 10)},
+		{s.RPCMaxInFlight < 1, keyRPCMaxInFlight, wantInFlight, strconv.Itoa(s.RPCMaxInFlight)},
 	})
 }
 
@@ -310,15 +337,23 @@ func (t TracingSettings) Validate() error {
 
 // Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
 func (m MetricsSettings) Validate() error {
-	if m.Address == "" {
+	return validateAddress(keyMetrics+"."+keyAddress, m.Address)
+}
+
+// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
+func (h HealthSettings) Validate() error { return validateAddress(keyHealth+"."+keyAddress, h.Address) }
+
+// validateAddress checks that address, the value of key, is "" or host:port with a numeric port.
+func validateAddress(key, address string) error {
+	if address == "" {
 		return nil
 	}
-	_, port, err := net.SplitHostPort(m.Address)
+	_, port, err := net.SplitHostPort(address)
 	if err == nil {
 		_, err = strconv.ParseUint(port, 10, 16)
 	}
 	if err != nil {
-		return fmt.Errorf("config %s.%s: want %s, got %q", keyMetrics, keyAddress, wantHostPort, m.Address)
+		return fmt.Errorf("config %s: want %s, got %q", key, wantHostPort, address)
 	}
 	return nil
 }

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -35,88 +32,77 @@ const defaultGRPCEndpoint = "http://localhost:4317"
 
 // telemetry is the app's OpenTelemetry set-up, built from TRACING and
 // METRICS: a tracer provider per service (each with its own service.name) and
-// one meter provider, exported on one Prometheus registry, for the process.
-// With both off it adds nothing to a call.
+// one meter provider, exported on one Prometheus registry (with the Go
+// runtime's and the process's collectors), for the process. With both off it
+// adds nothing to a call.
 type telemetry struct {
 	tracing TracingSettings
 	prop    propagation.TextMapPropagator
 	tracers []*sdktrace.TracerProvider
 
-	meters   *sdkmetric.MeterProvider // nil when METRICS.ADDRESS is empty
-	registry *prometheus.Registry
-	address  string
-	server   *http.Server
-	listener net.Listener
-	restores metric.Int64Counter
+	meters    *sdkmetric.MeterProvider // nil when METRICS.ADDRESS is empty
+	registry  *prometheus.Registry
+	address   string
+	endpoints *endpoints
+	restores  metric.Int64Counter
 }
 
-func newTelemetry(lc fx.Lifecycle, cfg Config, log *slog.Logger) (*telemetry, error) {
+func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
 	t := &telemetry{
-		tracing: cfg.Tracing,
-		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-		address: cfg.Metrics.Address,
+		tracing:   cfg.Tracing,
+		prop:      propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		address:   cfg.Metrics.Address,
+		endpoints: e,
 	}
 	if t.address != "" {
 		if err := t.startMetrics(); err != nil {
 			return nil, err
 		}
+		e.handle(keyMetrics+"."+keyAddress, t.address, "/metrics", promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{}))
 	}
-	lc.Append(fx.Hook{OnStart: t.serve(log), OnStop: t.shutdown})
+	lc.Append(fx.Hook{OnStop: t.shutdown})
 	return t, nil
 }
 
 func (t *telemetry) startMetrics() error {
 	t.registry = prometheus.NewRegistry()
-	exporter, err := otelprom.New(otelprom.WithRegisterer(t.registry))
+	if err := errors.Join(t.registry.Register(collectors.NewGoCollector()),
+		t.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))); err != nil {
+		return fmt.Errorf("hypha: metrics collectors: %w", err)
+	}
+	// Every series would otherwise carry otel_scope_* labels naming the
+	// package that recorded it: noise to Prometheus users.
+	exporter, err := otelprom.New(otelprom.WithRegisterer(t.registry), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return fmt.Errorf("hypha: metrics exporter: %w", err)
 	}
 	t.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
-	t.restores, err = t.meters.Meter("github.com/hypha-go/hypha/framework").Int64Counter("hypha.broker.reconnects",
+	t.restores, err = t.meter().Int64Counter("hypha.broker.reconnects",
 		metric.WithDescription("Broker connections restored after a loss."), metric.WithUnit("{reconnect}"))
-	return err
+	if err != nil {
+		return err
+	}
+	t.restores.Add(context.Background(), 0) // exported from the start, so rate() sees the first one
+	return nil
 }
 
-// serve opens the /metrics endpoint on start, so a taken address stops the start.
-func (t *telemetry) serve(log *slog.Logger) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if t.meters == nil {
-			return nil
-		}
-		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", t.address)
-		if err != nil {
-			return fmt.Errorf("hypha: config METRICS.ADDRESS %s: %w", t.address, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{}))
-		t.listener = ln
-		t.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := t.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("hypha: metrics endpoint stopped", "error", err)
-			}
-		}()
-		log.Info("hypha: metrics at http://" + ln.Addr().String() + "/metrics")
-		return nil
-	}
+func (t *telemetry) meter() metric.Meter {
+	return t.meters.Meter("github.com/hypha-go/hypha/framework")
 }
 
 // metricsAddress is where /metrics is served, once started; "" when off.
 func (t *telemetry) metricsAddress() string {
-	if t.listener == nil {
+	if t.meters == nil {
 		return ""
 	}
-	return t.listener.Addr().String()
+	return t.endpoints.address(t.address)
 }
 
-// shutdown flushes every service's spans and closes the metrics endpoint.
+// shutdown flushes every service's spans and stops the meters.
 func (t *telemetry) shutdown(ctx context.Context) error {
 	var errs []error
 	for _, tp := range t.tracers {
 		errs = append(errs, tp.Shutdown(ctx))
-	}
-	if t.server != nil {
-		errs = append(errs, t.server.Shutdown(ctx))
 	}
 	if t.meters != nil {
 		errs = append(errs, t.meters.Shutdown(ctx))
@@ -218,13 +204,41 @@ func (t *telemetry) exporter(ctx context.Context) (sdktrace.SpanExporter, error)
 
 // workersGauge reports a service's busy workers as hypha.workers.busy.
 func (t *telemetry) workersGauge(service string, busy func() int) error {
+	return t.serviceGauge("hypha.workers.busy", "Workers running a call or event now, per service.", "{worker}", service, busy)
+}
+
+// inFlightGauge reports the calls a service is waiting on as hypha.rpc.client.in_flight.
+func (t *telemetry) inFlightGauge(service string, inFlight func() int) error {
+	return t.serviceGauge("hypha.rpc.client.in_flight", "RPC calls waiting for their reply now, per calling service.",
+		"{call}", service, inFlight)
+}
+
+func (t *telemetry) serviceGauge(name, description, unit, service string, value func() int) error {
 	if t.meters == nil {
 		return nil
 	}
-	_, err := t.meters.Meter("github.com/hypha-go/hypha/framework").Int64ObservableGauge("hypha.workers.busy",
-		metric.WithDescription("Workers running a call or event now, per service."), metric.WithUnit("{worker}"),
+	_, err := t.meter().Int64ObservableGauge(name, metric.WithDescription(description), metric.WithUnit(unit),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(busy()), metric.WithAttributes(attribute.String("service", service)))
+			o.Observe(int64(value()), metric.WithAttributes(attribute.String("service", service)))
+			return nil
+		}))
+	return err
+}
+
+// connectedGauge reports the broker connection as hypha.broker.connected: 1
+// while up, 0 while down.
+func (t *telemetry) connectedGauge(connected func() bool) error {
+	if t.meters == nil {
+		return nil
+	}
+	_, err := t.meter().Int64ObservableGauge("hypha.broker.connected",
+		metric.WithDescription("1 while the broker connection is up, 0 while it is down."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			v := int64(0)
+			if connected() {
+				v = 1
+			}
+			o.Observe(v)
 			return nil
 		}))
 	return err

@@ -3,9 +3,11 @@ package framework_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,4 +171,51 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+func TestMetricsForOperations(t *testing.T) {
+	app := start(t,
+		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service(users.Name, users.New),
+	)
+	addr := app.MetricsAddress()
+	before := scrape(t, addr)
+	if !strings.Contains(before, "\nhypha_broker_reconnects_total 0\n") {
+		t.Errorf("no hypha_broker_reconnects_total 0 at start in\n%s", before)
+	}
+	if !strings.Contains(before, "\nhypha_broker_connected 1\n") {
+		t.Errorf("no hypha_broker_connected 1 in\n%s", before)
+	}
+	if _, err := rpc.Call[users.Score](context.Background(), dial(t).Proxy(users.Name), "calculate_user_score",
+		map[string]any{"user_id": 1, "base_score": 2, "multiplier": 3}); err != nil {
+		t.Fatal(err)
+	}
+	after := scrape(t, addr)
+	for _, want := range []struct{ name, line string }{
+		{"server bucket", metricLine(after, "hypha_rpc_server_duration_seconds_bucket", `le="0.001"`)},
+		{"client bucket", metricLine(after, "hypha_rpc_client_duration_seconds_bucket", `le="30"`)},
+		{"in flight", metricLine(after, "hypha_rpc_client_in_flight", `service="user_service"`)},
+	} {
+		if want.line == "" {
+			t.Errorf("%s: no sample in\n%s", want.name, after)
+		}
+	}
+	for _, want := range []string{"\ngo_goroutines ", "\nprocess_cpu_seconds_total ", "\nprocess_resident_memory_bytes "} {
+		if !strings.Contains(after, want) {
+			t.Errorf("no %q in\n%s", strings.TrimSpace(want), after)
+		}
+	}
+	if strings.Contains(after, "otel_scope_") {
+		t.Errorf("series carry otel_scope_ labels:\n%s", after)
+	}
+
+	out, err := testbroker.Rabbitmqctl("-q", "--no-table-headers", "list_connections", "-p", testbroker.VHost(t), "client_properties")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	host, _ := os.Hostname()
+	if want := fmt.Sprintf("calculator,user_service@%s:%d", host, os.Getpid()); !strings.Contains(out, want) {
+		t.Errorf("no connection named %q in\n%s", want, out)
+	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/hypha-go/hypha/entrypoint"
 )
 
 // Call outcomes, the "outcome" attribute of the call metrics.
@@ -29,7 +31,7 @@ const (
 
 // ServerMetrics returns a server interceptor that counts the calls a service
 // handles (hypha.rpc.server.calls) and records how long each took
-// (hypha.rpc.server.duration, seconds), by service, method and outcome.
+// (hypha.rpc.server.duration, seconds, in entrypoint.DurationBuckets), by service, method and outcome.
 func ServerMetrics(mp metric.MeterProvider) (ServerInterceptor, error) {
 	calls, duration, err := callInstruments(mp, "server", "handled")
 	if err != nil {
@@ -54,7 +56,7 @@ func ServerMetrics(mp metric.MeterProvider) (ServerInterceptor, error) {
 
 // ClientMetrics returns a client interceptor that counts the calls the
 // service named caller makes (hypha.rpc.client.calls) and records how long
-// each took (hypha.rpc.client.duration, seconds), by caller, called service,
+// each took (hypha.rpc.client.duration, seconds, in entrypoint.DurationBuckets), by caller, called service,
 // method and outcome.
 func ClientMetrics(mp metric.MeterProvider, caller string) (ClientInterceptor, error) {
 	calls, duration, err := callInstruments(mp, "client", "made")
@@ -92,6 +94,7 @@ func callInstruments(mp metric.MeterProvider, side, verb string) (metric.Int64Co
 		return nil, nil, err
 	}
 	duration, err := meter.Float64Histogram("hypha.rpc."+side+".duration",
-		metric.WithDescription("How long RPC calls "+verb+" took."), metric.WithUnit("s"))
+		metric.WithDescription("How long RPC calls "+verb+" took."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(entrypoint.DurationBuckets()...))
 	return calls, duration, err
 }

@@ -56,6 +56,12 @@ type Options struct {
 	// OnRestore, when set, is called after each reconnect has restored the
 	// connection, its topology and its consumers (for metrics).
 	OnRestore func()
+	// OnGiveUp, when set, is called once reconnecting has given up (after
+	// Reconnect.MaxElapsed) with the reason, instead of logging it: the owner
+	// of the connection decides what to say and do, typically to stop. It
+	// must not block, and must not call Close before returning: Close waits
+	// for the goroutine that calls it.
+	OnGiveUp func(error)
 }
 
 // ReconnectPolicy is an exponential, jittered, capped backoff.

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,7 +53,8 @@ func (b *Broker) lose(sess *session) bool {
 }
 
 // reconnect retries until connected (the new session), or until Close or
-// RECONNECT.MAX_ELAPSED (nil).
+// RECONNECT.MAX_ELAPSED (nil). A refused login is retried too: credentials
+// get rotated under running services, and the new ones may come in time.
 func (b *Broker) reconnect() *session {
 	bo := newBackoff(b.opts.Reconnect)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -64,11 +66,11 @@ func (b *Broker) reconnect() *session {
 		case <-ctx.Done():
 		}
 	}()
-	var lastErr error
+	lastErr := errors.New("no attempt made")
 	for attempt := 0; ; attempt++ {
 		wait := bo.NextBackOff()
-		if wait < 0 || permanent(lastErr) {
-			b.giveUp(fmt.Errorf("hypha: reconnecting to %s failed for RECONNECT.MAX_ELAPSED %s or for good; giving up: %w",
+		if wait < 0 {
+			b.giveUp(fmt.Errorf("hypha: reconnecting to %s failed for RECONNECT.MAX_ELAPSED %s; giving up: %w",
 				redact(b.uri), b.opts.Reconnect.MaxElapsed, lastErr))
 			return nil
 		}
@@ -79,20 +81,27 @@ func (b *Broker) reconnect() *session {
 		if err == nil {
 			return sess
 		}
-		if attempt == 0 {
+		switch {
+		case permanent(err):
+			b.log.Error("hypha: the broker refused the connection; retrying", "error", err)
+		case attempt == 0:
 			b.log.Warn("hypha: reconnect attempt failed; retrying", "error", err)
-		} else {
+		default:
 			b.log.Debug("hypha: reconnect attempt failed", "error", err)
 		}
 		lastErr = err
 	}
 }
 
-// giveUp makes every waiting and later publish or declare fail with err, and
-// lets Connect be called again.
+// giveUp makes every waiting and later publish or declare fail with err,
+// lets Connect be called again, and reports err to Options.OnGiveUp, or logs
+// it. After Close there is nothing to report.
 func (b *Broker) giveUp(err error) {
-	b.log.Error(err.Error())
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
 	b.failed = err
 	close(b.ready) // wake the waiters: they find b.failed
 	b.ready = make(chan struct{})
@@ -100,6 +109,11 @@ func (b *Broker) giveUp(err error) {
 	b.connectMu.Lock()
 	b.supervised = false
 	b.connectMu.Unlock()
+	if b.opts.OnGiveUp != nil {
+		b.opts.OnGiveUp(err)
+	} else {
+		b.log.Error(err.Error())
+	}
 }
 
 // blocked reports whether the broker has blocked the connection (a resource alarm).
