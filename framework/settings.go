@@ -42,7 +42,7 @@ const (
 	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
 	DefaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
 	DefaultMaxMessageSize         = amqp.DefaultMaxMessageSize           // MAX_MESSAGE_SIZE: 8 MiB
-	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
+	DefaultRPCMaxInFlight         = rpc.DefaultMaxInFlight               // RPC_MAX_IN_FLIGHT
 	DefaultEventMaxRetries        = events.DefaultMaxRetries             // EVENTS.MAX_RETRIES
 	DefaultEventPublishTimeout    = events.DefaultPublishTimeout         // EVENTS.PUBLISH_TIMEOUT
 )
