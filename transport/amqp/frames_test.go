@@ -434,3 +434,39 @@ func FuzzSanitize(f *testing.F) {
 		}
 	})
 }
+
+// loop repeats b forever.
+type loop struct {
+	b   []byte
+	off int
+}
+
+func (l *loop) Read(p []byte) (int, error) {
+	n := copy(p, l.b[l.off:])
+	l.off = (l.off + n) % len(l.b)
+	return n, nil
+}
+
+// BenchmarkFrameReader reads deliveries as RabbitMQ sends them: a
+// basic.deliver, a content header with a few headers, a body.
+func BenchmarkFrameReader(b *testing.B) {
+	deliver := rawFrame(frameMethod, 1, append([]byte{0, 60, 0, 60}, make([]byte, 40)...))
+	headers := tbl("nameko.call_id_stack", fieldA(fieldS("caller.method.1234")), "nameko.user_id", fieldL(3000000000))
+	msg := bytes.Join([][]byte{deliver,
+		rawHeader(1, 256, flagContentType|flagHeaders|flagCorrelationID|flagReplyTo,
+			shortstr("application/json"), headers, shortstr("corr"), shortstr("rpc.reply-1")),
+		rawFrame(frameBody, 1, make([]byte, 256))}, nil)
+	r := newFrameReader(&loop{b: msg}, frameLimits{maxBody: DefaultMaxMessageSize, frameSize: defaultFrameSize})
+	buf := make([]byte, 4096)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for n := 0; n < len(msg); {
+			k, err := r.Read(buf[:min(len(buf), len(msg)-n)])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += k
+		}
+	}
+}
