@@ -12,6 +12,7 @@ package amqp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,8 +40,12 @@ const closeTimeout = 2 * time.Second
 // Options tune a connection.
 type Options struct {
 	// Heartbeat is the interval at which a dead peer is noticed; zero means
-	// DefaultHeartbeat, negative turns heartbeats off.
+	// DefaultHeartbeat, negative turns heartbeats off on both sides.
 	Heartbeat time.Duration
+	// TLS configures amqps:// connections; nil means the system's roots (or
+	// the URI's cacertfile, certfile and keyfile) and the URI's host as the
+	// server name.
+	TLS *tls.Config
 	// Name is shown for the connection in RabbitMQ's management tools.
 	Name string
 	// MaxMessageSize bounds the body of every message sent or received, in
@@ -106,8 +111,9 @@ type Broker struct {
 
 // session is one live connection and its publisher.
 type session struct {
-	conn *amqp091.Connection
-	pub  *publisher
+	conn     *amqp091.Connection
+	pub      *publisher
+	frameMax int // negotiated frame_max
 }
 
 var _ transport.Broker = (*Broker)(nil)
@@ -194,17 +200,11 @@ func (b *Broker) Connect(ctx context.Context) error {
 // establish dials, declares the recorded topology, resumes the consumers and
 // makes the session current.
 func (b *Broker) establish(ctx context.Context) (*session, error) {
-	props := amqp091.NewConnectionProperties()
-	if b.opts.Name != "" {
-		props.SetClientConnectionName(b.opts.Name)
-	}
-	cfg := amqp091.Config{Heartbeat: b.opts.Heartbeat, Properties: props, Locale: "en_US",
-		Dial: b.dialer(ctx)}
-	conn, err := amqp091.DialConfig(b.uri, cfg)
+	conn, fc, err := b.open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact(b.uri), err)
 	}
-	sess := &session{conn: conn, pub: newPublisher(conn)}
+	sess := &session{conn: conn, pub: newPublisher(conn), frameMax: fc.frameMax()}
 	b.watchBlocked(conn)
 	if err := b.redeclare(conn); err != nil {
 		conn.Close()

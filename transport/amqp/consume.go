@@ -269,7 +269,14 @@ func delivery(d amqp091.Delivery) transport.Delivery {
 			exp = time.Duration(ms) * time.Millisecond
 		}
 	}
+	var malformed error
+	if why, ok := d.Headers[malformedHeader]; ok {
+		// Put there by the frame reader: see frames.go.
+		malformed = fmt.Errorf("%w: %v", transport.ErrMalformed, why)
+		delete(d.Headers, malformedHeader)
+	}
 	return transport.Delivery{
+		Malformed: malformed,
 		Message: transport.Message{
 			Body:            d.Body,
 			ContentType:     d.ContentType,

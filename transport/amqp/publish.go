@@ -29,9 +29,16 @@ var errNacked = errors.New("hypha: broker refused the message")
 // again per Options.Retry, both bounded by ctx. A message whose confirm was
 // lost with the connection fails with transport.ErrUncertain: it may or may
 // not have arrived, and only the caller knows whether sending it twice is safe.
+// A message over the limits (its body over Options.MaxMessageSize, its
+// headers over the connection's frame size) fails with transport.ErrTooLarge
+// and is never sent.
 func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 	if p.Mandatory && p.MessageID == "" {
 		p.MessageID = uuid.NewString()
+	}
+	if int64(len(p.Body)) > b.opts.MaxMessageSize {
+		return b.publishError(p, fmt.Errorf("%w: message body of %d bytes is over MAX_MESSAGE_SIZE %d",
+			transport.ErrTooLarge, len(p.Body), b.opts.MaxMessageSize))
 	}
 	msg, err := publishing(p.Message)
 	if err != nil {
@@ -41,6 +48,12 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 		sess, err := b.current(ctx)
 		if err != nil {
 			return b.publishError(p, err)
+		}
+		// The broker closes the whole connection for a frame over its
+		// frame_max: refuse it here, before it is written.
+		if n := contentHeaderSize(msg); n > sess.frameMax-frameOverhead {
+			return b.publishError(p, fmt.Errorf("%w: headers of %d bytes do not fit the broker's frame size %d",
+				transport.ErrTooLarge, n, sess.frameMax))
 		}
 		err = sess.pub.publish(ctx, p, msg)
 		switch {

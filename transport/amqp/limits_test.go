@@ -1,0 +1,166 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/transport"
+)
+
+func TestContentHeaderSizeMatchesTheWire(t *testing.T) {
+	sizes := make(chan int, 8)
+	ch := rawChannel(t, func(p []byte) []byte {
+		sizes <- len(p)
+		return p
+	})
+	pubs := []amqp091.Publishing{
+		{},
+		{ContentType: "application/json", CorrelationId: "c", ReplyTo: "r", MessageId: "m", Expiration: "100",
+			DeliveryMode: 2, Priority: 1, Timestamp: time.Unix(1, 0), Type: "t", UserId: "guest", AppId: "a"},
+		{Headers: amqp091.Table{
+			"s": "x", "b": []byte("yy"), "t": true, "i": 1, "i8": int8(1), "u8": byte(1), "i16": int16(1),
+			"u16": uint16(1), "i32": int32(1), "u32": uint32(1), "i64": int64(1), "f32": float32(1), "f64": 1.0,
+			"ts": time.Unix(1, 0), "dec": amqp091.Decimal{Scale: 1, Value: 1}, "nil": nil,
+			"a": []any{"x", 1, amqp091.Table{"k": "v"}}, "tbl": amqp091.Table{"n": amqp091.Table{"m": []any{}}},
+		}},
+	}
+	for i, pub := range pubs {
+		if err := ch.Publish("", "nowhere", false, false, pub); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := <-sizes, contentHeaderSize(pub); got != want {
+			t.Errorf("publishing %d: %d bytes on the wire, computed %d", i, got, want)
+		}
+	}
+}
+
+func TestPublishOverTheLimitsFailsAndTheConnectionStays(t *testing.T) {
+	w := watch(t, "too-large", Options{MaxMessageSize: 1 << 20})
+	ctx := context.Background()
+	for name, m := range map[string]transport.Message{
+		"headers": {Headers: map[string]any{"pad": strings.Repeat("x", defaultFrameSize)}},
+		"body":    {Body: make([]byte, 1<<20+1)},
+	} {
+		err := w.b.Publish(ctx, transport.Publishing{RoutingKey: w.queue, Message: m})
+		if !errors.Is(err, transport.ErrTooLarge) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	// Just under the frame size goes.
+	pad := defaultFrameSize - frameOverhead - fixedHeader - (4 + 1 + len("pad") + 5)
+	err := w.b.Publish(ctx, transport.Publishing{RoutingKey: w.queue,
+		Message: transport.Message{Headers: map[string]any{"pad": strings.Repeat("x", pad)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := w.next(t); d.Malformed != nil || len(d.Headers["pad"].(string)) != pad {
+		t.Fatalf("largest header: %v", d.Malformed)
+	}
+	w.ordinary(t)
+}
+
+// TestOversizedBodyIsNotHeld publishes bodies four times MAX_MESSAGE_SIZE
+// and checks that they arrive empty and malformed without the consumer's
+// memory growing by their size.
+func TestOversizedBodyIsNotHeld(t *testing.T) {
+	const (
+		limit = 8 << 20
+		size  = 32 << 20
+		count = 3
+	)
+	queue := "oversized"
+	ch := rawChannel(t, nil)
+	if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.QueueDelete(queue, false, false, false) })
+	body := make([]byte, size)
+	for range count {
+		if err := ch.Publish("", queue, false, false, amqp091.Publishing{Body: body, ReplyTo: "r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body = nil
+	before := heap()
+	w := watch(t, queue, Options{MaxMessageSize: limit})
+	var peak uint64
+	for range count {
+		d := w.next(t)
+		if !errors.Is(d.Malformed, transport.ErrMalformed) || len(d.Body) != 0 || d.ReplyTo != "r" {
+			t.Fatalf("Malformed %v, body of %d bytes", d.Malformed, len(d.Body))
+		}
+		want := fmt.Sprintf("message body of %d bytes is over MAX_MESSAGE_SIZE %d", size, limit)
+		if !strings.HasSuffix(d.Malformed.Error(), want) {
+			t.Errorf("Malformed = %v", d.Malformed)
+		}
+		peak = max(peak, heap().HeapAlloc)
+	}
+	after := heap()
+	t.Logf("heap after GC: %.1f MiB before consuming, %.1f MiB at most while consuming %d bodies of %d MiB; %.1f MiB allocated meanwhile",
+		mib(before.HeapAlloc), mib(peak), count, size>>20, mib(after.TotalAlloc-before.TotalAlloc))
+	if peak > before.HeapAlloc+4<<20 {
+		t.Errorf("heap grew from %.1f to %.1f MiB", mib(before.HeapAlloc), mib(peak))
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/2 {
+		t.Errorf("%.1f MiB allocated while consuming", mib(alloc))
+	}
+	w.ordinary(t)
+}
+
+func heap() runtime.MemStats {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m
+}
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+func TestHeartbeatOffOnTheWire(t *testing.T) {
+	for _, tt := range []struct {
+		heartbeat time.Duration
+		want      string
+	}{{-1, "0"}, {7 * time.Second, "7"}} {
+		name := fmt.Sprintf("hypha-heartbeat-test-%d", time.Now().UnixNano())
+		b, err := Dial(context.Background(), testbroker.URI(t), Options{Heartbeat: tt.heartbeat, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := testbroker.Rabbitmqctl("list_connections", "-q", "--no-table-headers", "client_properties", "timeout")
+		b.Close()
+		if err != nil {
+			t.Fatal(err, out)
+		}
+		var timeout string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, name) {
+				fields := strings.Fields(line)
+				timeout = fields[len(fields)-1]
+			}
+		}
+		if timeout != tt.want {
+			t.Errorf("Heartbeat %v: the broker shows timeout %q, want %s\n%s", tt.heartbeat, timeout, tt.want, out)
+		}
+	}
+}
+
+func TestBadCredentialsFailAtOnce(t *testing.T) {
+	uri := strings.Replace(testbroker.URI(t), "guest:guest", "guest:wrong", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := Dial(ctx, uri, Options{})
+	var amqpErr *amqp091.Error
+	if !errors.As(err, &amqpErr) || amqpErr.Code != amqp091.AccessRefused || time.Since(start) > 5*time.Second {
+		t.Fatalf("after %v: %v", time.Since(start), err)
+	}
+}
