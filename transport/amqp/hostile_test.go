@@ -3,93 +3,18 @@ package amqp
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
 )
-
-// rewriter is a connection whose outgoing content header frames pass
-// through edit first: the way to send what amqp091-go will not write.
-type rewriter struct {
-	net.Conn
-	edit    func(payload []byte) []byte
-	mu      sync.Mutex
-	pending []byte
-	started bool
-}
-
-func (w *rewriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.pending = append(w.pending, p...)
-	if !w.started && len(w.pending) >= 8 {
-		// The protocol header comes first, not a frame.
-		if _, err := w.Conn.Write(w.pending[:8]); err != nil {
-			return 0, err
-		}
-		w.pending, w.started = w.pending[8:], true
-	}
-	for w.started && len(w.pending) >= 7 {
-		size := int(binary.BigEndian.Uint32(w.pending[3:7]))
-		if len(w.pending) < 8+size {
-			break
-		}
-		f := w.pending[:8+size]
-		if f[0] == frameHeader {
-			f = rawFrame(frameHeader, binary.BigEndian.Uint16(f[1:3]), w.edit(bytes.Clone(f[7:7+size])))
-		}
-		if _, err := w.Conn.Write(f); err != nil {
-			return 0, err
-		}
-		w.pending = w.pending[8+size:]
-	}
-	return len(p), nil
-}
-
-// rawChannel is a plain amqp091-go channel whose content headers pass
-// through edit (none when nil).
-func rawChannel(t *testing.T, edit func([]byte) []byte) *amqp091.Channel {
-	t.Helper()
-	cfg := amqp091.Config{Dial: func(network, addr string) (net.Conn, error) {
-		c, err := net.DialTimeout(network, addr, 5*time.Second)
-		if err != nil || edit == nil {
-			return c, err
-		}
-		return &rewriter{Conn: c, edit: edit}, nil
-	}}
-	conn, err := amqp091.DialConfig(testbroker.URI(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// flip changes the type octet of every field encoded as pattern.
-func flip(pattern []byte, typ byte) func([]byte) []byte {
-	return func(p []byte) []byte {
-		for i := bytes.Index(p, pattern); i >= 0; i = bytes.Index(p, pattern) {
-			p[i] = typ
-		}
-		return p
-	}
-}
-
-func int64Field(v int64) []byte { return binary.BigEndian.AppendUint64([]byte{'l'}, uint64(v)) }
 
 // watched is a Broker consuming a fresh queue, counting reconnects.
 type watched struct {
@@ -185,9 +110,9 @@ func TestHostileHeadersDoNotStopTheConsumer(t *testing.T) {
 		want     map[string]any // headers to find when not malformed
 	}{
 		{name: "L top level", headers: amqp091.Table{"nameko.user_id": int64(big)},
-			edit: flip(int64Field(big), 'L'), want: map[string]any{"nameko.user_id": int64(big)}},
+			edit: rawamqp.Flip(rawamqp.Int64Field(big), 'L'), want: map[string]any{"nameko.user_id": int64(big)}},
 		{name: "L nested", headers: amqp091.Table{"t": amqp091.Table{"deadline": int64(big)}, "a": []any{int64(big)}},
-			edit: flip(int64Field(big), 'L'),
+			edit: rawamqp.Flip(rawamqp.Int64Field(big), 'L'),
 			want: map[string]any{"t": map[string]any{"deadline": int64(big)}, "a": []any{int64(big)}}},
 		{name: "8193 entries", headers: many, malforms: "over 8192 entries"},
 		{name: "8193-entry array", headers: amqp091.Table{"a": make([]any, 8193)}, malforms: "over 8192 entries"},
@@ -199,7 +124,7 @@ func TestHostileHeadersDoNotStopTheConsumer(t *testing.T) {
 			malforms: "do not fit the frame size 131072"},
 	}
 	w := watch(t, "hostile-headers", Options{})
-	ch := rawChannel(t, func(p []byte) []byte {
+	ch := rawamqp.Channel(t, testbroker.URI(t), func(p []byte) []byte {
 		for _, tt := range tests {
 			if tt.edit != nil && bytes.Contains(p, []byte(tt.name)) {
 				return tt.edit(p)

@@ -11,13 +11,14 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
 )
 
 func TestContentHeaderSizeMatchesTheWire(t *testing.T) {
 	sizes := make(chan int, 8)
-	ch := rawChannel(t, func(p []byte) []byte {
+	ch := rawamqp.Channel(t, testbroker.URI(t), func(p []byte) []byte {
 		sizes <- len(p)
 		return p
 	})
@@ -78,7 +79,7 @@ func TestOversizedBodyIsNotHeld(t *testing.T) {
 		count = 3
 	)
 	queue := "oversized"
-	ch := rawChannel(t, nil)
+	ch := rawamqp.Channel(t, testbroker.URI(t), nil)
 	if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
