@@ -17,6 +17,7 @@ func FuzzCheckDepth(f *testing.F) {
 		`["[", "{", "\"[", "\\", "\u005b"]`,
 		strings.Repeat("[", 200) + strings.Repeat("]", 200),
 		strings.Repeat(`{"a":`, 129) + "1" + strings.Repeat("}", 129),
+		"[" + strings.Repeat("0,", 8192) + "0]",
 		`["\`, "[\"\xff\"]", `]]][[[`,
 	} {
 		f.Add([]byte(s), uint8(3))
