@@ -1,7 +1,7 @@
 # Hypha build and test entry points. `make test` is the one test command
 # (CI runs it through .ci/run).
 
-.PHONY: broker vet staticcheck fmt-check test test-faults run jaeger jaeger-start jaeger-stop
+.PHONY: broker vet staticcheck fmt-check test test-faults fuzz run jaeger jaeger-start jaeger-stop
 
 # broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
 broker:
@@ -22,9 +22,10 @@ fmt-check:
 
 # test runs all checks, builds Jaeger for the end-to-end tracing test (about
 # 10 minutes the first time, cached after), then every test with the race
-# detector, then, alone, the fault tests.
+# detector, then every fuzz target briefly, then, alone, the fault tests.
 test: broker jaeger fmt-check vet staticcheck
 	go test -race -count=1 -timeout 8m ./...
+	$(MAKE) fuzz
 	$(MAKE) test-faults
 
 # test-faults runs the fault soak tests (build tag faults) serially: they stop
@@ -32,6 +33,12 @@ test: broker jaeger fmt-check vet staticcheck
 # disturbs every other user of the broker, so nothing else may run meanwhile.
 test-faults: broker
 	go test -race -count=1 -tags faults -p 1 -timeout 5m -v -run . ./faults/
+
+# fuzz runs every fuzz target (func FuzzXxx in any package) for FUZZTIME
+# each, default 10s, about 2 minutes in all; a failing input is written to
+# the package's testdata/fuzz/. FUZZTIME=5m make fuzz digs deeper.
+fuzz:
+	bash scripts/fuzz.sh
 
 # run runs the examples against the local broker.
 run: broker

@@ -2,9 +2,7 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
 
 	"github.com/google/uuid"
@@ -105,14 +103,8 @@ func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string
 	h := &Handler{
 		name: name, source: sourceService, eventType: eventType, reliable: true,
 		identifier: strings.ReplaceAll(uuid.NewString(), "-", ""), // nameko: uuid4().hex
-		decode: func(body []byte) (any, error) {
-			var v T
-			if err := json.Unmarshal(body, &v); err != nil {
-				return nil, fmt.Errorf("payload does not decode into %s: %w", reflect.TypeFor[T](), err)
-			}
-			return v, nil
-		},
-		call: func(ctx context.Context, payload any) error { return fn(ctx, payload.(T)) },
+		decode:     decodePayload[T],
+		call:       func(ctx context.Context, payload any) error { return fn(ctx, payload.(T)) },
 	}
 	for _, o := range opts {
 		o.applyHandler(h)

@@ -84,7 +84,7 @@ func (b *binder) bind(args []json.RawMessage, kwargs map[string]json.RawMessage)
 			continue
 		}
 		field := in.Elem().Field(p.index)
-		if err := json.Unmarshal(values[i], field.Addr().Interface()); err != nil {
+		if err := unmarshalArg(values[i], field.Addr().Interface()); err != nil {
 			return reflect.Value{}, fmt.Errorf("argument %q: %s", p.name, describeDecodeError(err, field.Type()))
 		}
 	}
@@ -95,6 +95,19 @@ func (b *binder) bind(args []json.RawMessage, kwargs map[string]json.RawMessage)
 		return in, nil
 	}
 	return in.Elem(), nil
+}
+
+// unmarshalArg decodes one argument, turning a panic in a type's
+// UnmarshalJSON into an error: binding runs before the worker that recovers
+// panics, and a request that crashed the service would be redelivered to
+// crash every instance in turn.
+func unmarshalArg(raw json.RawMessage, dst any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoding panicked: %v", p)
+		}
+	}()
+	return json.Unmarshal(raw, dst)
 }
 
 func describeDecodeError(err error, t reflect.Type) string {

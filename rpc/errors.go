@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -79,12 +80,28 @@ func NewError(excType, message string) *RemoteError {
 	}
 }
 
-// Error returns "<exc_type>: <value>".
+// Error returns "<exc_type>: <value>", with "RemoteError" for a missing
+// exc_type, so that even an empty error object from a peer reads as one.
 func (e *RemoteError) Error() string {
-	if e.Value == "" {
-		return e.ExcType
+	name := e.ExcType
+	if name == "" {
+		name = "RemoteError"
 	}
-	return e.ExcType + ": " + e.Value
+	if e.Value == "" {
+		return name
+	}
+	return name + ": " + e.Value
+}
+
+// MarshalJSON encodes the four fields nameko expects, exc_args always as a
+// list: a nameko client calls registered exceptions with *exc_args, which
+// fails on null.
+func (e RemoteError) MarshalJSON() ([]byte, error) {
+	type fields RemoteError // without this method
+	if e.ExcArgs == nil {
+		e.ExcArgs = []any{}
+	}
+	return json.Marshal(fields(e))
 }
 
 // Is matches another RemoteError with the same ExcType, and ErrServiceNotFound

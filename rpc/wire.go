@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hypha-go/hypha/internal/jsonlimit"
 )
 
 // Wire constants, as nameko uses them.
@@ -51,6 +53,9 @@ func decodeRequest(contentType string, body []byte) (requestBody, error) {
 	if ct := strings.TrimSpace(strings.Split(contentType, ";")[0]); ct != "" && ct != contentTypeJSON {
 		return requestBody{}, fmt.Errorf("unsupported content type %q: send %s", contentType, contentTypeJSON)
 	}
+	if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
+		return requestBody{}, err
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return requestBody{}, fmt.Errorf("request body is not a JSON object: %v", err)
@@ -60,14 +65,29 @@ func decodeRequest(contentType string, body []byte) (requestBody, error) {
 	if !hasArgs || !hasKwargs {
 		return requestBody{}, errMissingArgs
 	}
+	// A null decodes without error into a nil slice or map; nameko refuses
+	// it too (IncorrectSignature: argument after * must be an iterable).
 	var req requestBody
 	if err := json.Unmarshal(rawArgs, &req.Args); err != nil {
 		return requestBody{}, fmt.Errorf("`args` must be a list: %v", err)
+	} else if req.Args == nil {
+		return requestBody{}, errors.New("`args` must be a list, not null")
 	}
 	if err := json.Unmarshal(rawKwargs, &req.Kwargs); err != nil {
 		return requestBody{}, fmt.Errorf("`kwargs` must be an object: %v", err)
+	} else if req.Kwargs == nil {
+		return requestBody{}, errors.New("`kwargs` must be an object, not null")
 	}
 	return req, nil
+}
+
+// checkReplyDepth refuses a reply body nested deeper than jsonlimit.MaxDepth,
+// before it is decoded.
+func checkReplyDepth(body []byte) error {
+	if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
+		return fmt.Errorf("hypha: reply refused: %w", err)
+	}
+	return nil
 }
 
 // deadlineOf reads the caller's deadline from the request headers.

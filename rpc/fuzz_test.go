@@ -1,0 +1,274 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hypha-go/hypha/internal/jsonlimit"
+)
+
+// hostileBodies are JSON (and not-quite-JSON) bodies every decoder's fuzz
+// corpus starts from, besides its own well-formed ones.
+func hostileBodies() []string {
+	deep := strings.Repeat("[", 200) + strings.Repeat("]", 200)
+	long := "[" + strings.Repeat("0,", 8192) + "0]" // 8193 elements
+	return []string{
+		``, `null`, `{}`, `[]`, `"args"`, `3000000000`, `{`, `not json`, "\xff\xfe",
+		`{"args": [3000000000, -3000000000, 1e400, 123456789012345678901234567890], "kwargs": {}}`,
+		`{"args": ` + deep + `, "kwargs": {}}`,
+		`{"args": ` + long + `, "kwargs": {"x": ` + long + `}}`,
+		`{"args": null, "kwargs": null}`,
+		`{"args": [], "kwargs": [], "args": {}}`,
+		`{"args": [1], "kwargs": {}, "ARGS": [1, 2]}`,
+		`{"args": ["\u0000\ud800\u005b\"["], "kwargs": {"\u006e": "\\"}}`,
+		"{\"args\": [\"\xff\xc0\"], \"kwargs\": {\"\xfe\": 1}}",
+		`{"args": [1, 2], "kwargs": {}} trailing`,
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, ct := range []string{contentTypeJSON, "", contentTypeJSON + "; charset=utf-8", "application/x-pickle"} {
+		f.Add(ct, []byte(`{"args": [1, 2], "kwargs": {}}`))
+		f.Add(ct, []byte(`{"args": [], "kwargs": {"a": 1, "b": {"c": [true, null]}}}`))
+	}
+	for _, b := range hostileBodies() {
+		f.Add(contentTypeJSON, []byte(b))
+	}
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		req, err := decodeRequest(contentType, body)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("decodeRequest(%q, %q) failed with an empty message", contentType, body)
+			}
+			return
+		}
+		if ct := strings.TrimSpace(strings.Split(contentType, ";")[0]); ct != "" && ct != contentTypeJSON {
+			t.Fatalf("decodeRequest accepted content type %q", contentType)
+		}
+		if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
+			t.Fatalf("decodeRequest accepted %q: %v", body, err)
+		}
+		if req.Args == nil || req.Kwargs == nil {
+			t.Fatalf("decodeRequest(%q) = nil args or kwargs without an error", body)
+		}
+		// An independent decode of the body agrees on what the call carries.
+		var top map[string]any
+		if err := decodeNumbers(body, &top); err != nil {
+			t.Fatalf("decodeRequest accepted %q, which does not decode: %v", body, err)
+		}
+		args, _ := top["args"].([]any)
+		kwargs, _ := top["kwargs"].(map[string]any)
+		if len(args) != len(req.Args) || len(kwargs) != len(req.Kwargs) {
+			t.Fatalf("decodeRequest(%q) = %d args, %d kwargs; the body has %d and %d",
+				body, len(req.Args), len(req.Kwargs), len(args), len(kwargs))
+		}
+		for name, raw := range req.Kwargs {
+			if _, ok := kwargs[name]; !ok || !json.Valid(raw) {
+				t.Fatalf("decodeRequest(%q): kwarg %q = %q, not in the body or not JSON", body, name, raw)
+			}
+		}
+		for i, raw := range req.Args {
+			if !json.Valid(raw) {
+				t.Fatalf("decodeRequest(%q): arg %d = %q is not JSON", body, i, raw)
+			}
+		}
+	})
+}
+
+func FuzzDecodeReply(f *testing.F) {
+	for _, b := range []string{
+		`{"result": 3, "error": null}`,
+		`{"result": null, "error": {"exc_type": "ZeroDivisionError", "exc_path": "builtins.ZeroDivisionError", "exc_args": ["division by zero"], "value": "division by zero"}}`,
+		`{"result": null, "error": {"exc_type": "MethodNotFound", "exc_path": "nameko.exceptions.MethodNotFound", "exc_args": ["nope"], "value": "nope"}}`,
+		`{"result": null, "error": {"exc_type": "X", "exc_path": "x.X", "exc_args": "not a list", "value": "v"}}`,
+		`{"result": null, "error": {"exc_type": "X", "exc_path": "x.X", "exc_args": [{"a": [1]}, 3000000000, null, true], "value": "v"}}`,
+		`{"result": null, "error": {"exc_type": 1, "exc_path": null, "exc_args": null, "value": []}}`,
+		`{"result": null, "error": {}}`,
+		`{"result": [1, {"a": "b"}], "error": false}`,
+		`{"result": {"deep": ` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}, "error": null}`,
+	} {
+		f.Add([]byte(b))
+	}
+	for _, b := range hostileBodies() {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		result, err := decodeReply(body)
+		var remote *RemoteError
+		switch {
+		case err == nil:
+			if result != nil && !json.Valid(result) {
+				t.Fatalf("decodeReply(%q) = result %q, which is not JSON", body, result)
+			}
+		case errors.As(err, &remote):
+			if result != nil {
+				t.Fatalf("decodeReply(%q) = result %q alongside remote error %v", body, result, err)
+			}
+		case result != nil:
+			t.Fatalf("decodeReply(%q) = result %q alongside error %v", body, result, err)
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatalf("decodeReply(%q) failed with an empty message (%#v)", body, err)
+		}
+	})
+}
+
+func FuzzRemoteError(f *testing.F) {
+	for _, b := range []string{
+		`{"exc_type": "ZeroDivisionError", "exc_path": "builtins.ZeroDivisionError", "exc_args": ["division by zero"], "value": "division by zero"}`,
+		`{"exc_type": "IncorrectSignature", "exc_path": "nameko.exceptions.IncorrectSignature", "exc_args": [], "value": ""}`,
+		`{"exc_type": "X", "exc_args": [3000000000, 1e300, -0.0, {"k": [null, true]}, "\u00e9\ud83d\ude00"], "extra": 1}`,
+		`{"exc_args": null}`,
+		`{"exc_type": "\ud800", "value": "\u0000"}`,
+	} {
+		f.Add([]byte(b))
+	}
+	for _, b := range hostileBodies() {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var in RemoteError
+		if json.Unmarshal(body, &in) != nil {
+			return
+		}
+		out, err := json.Marshal(&in)
+		if err != nil {
+			t.Fatalf("%#v decoded from %q does not encode: %v", in, body, err)
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(out, &fields); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"exc_args", "exc_path", "exc_type", "value"}
+		if got := sortedKeys(fields); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q encodes as %s: fields %v, want %v", body, out, got, want)
+		}
+		if !bytes.HasPrefix(fields["exc_args"], []byte("[")) {
+			t.Fatalf("%q encodes as %s: exc_args is not a list", body, out)
+		}
+		var back RemoteError
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%s does not decode: %v", out, err)
+		}
+		if in.ExcArgs == nil {
+			in.ExcArgs = []any{}
+		}
+		if !reflect.DeepEqual(in, back) {
+			t.Fatalf("round trip of %q: %#v became %#v", body, in, back)
+		}
+	})
+}
+
+// fragileArg panics when it decodes the magic input, as a buggy UnmarshalJSON might.
+type fragileArg struct{ S string }
+
+func (a *fragileArg) UnmarshalJSON(b []byte) error {
+	if string(b) == `"boom"` {
+		panic("fragileArg: boom")
+	}
+	a.S = string(b)
+	return nil
+}
+
+type bindInner struct {
+	Street string `json:"street"`
+	Zip    *int   `json:"zip"`
+}
+
+// bindTarget has a field of every kind a method's input commonly has.
+type bindTarget struct {
+	Name    string             `json:"name"`
+	Count   int32              `json:"count"`
+	Ratio   float64            `json:"ratio,omitempty"`
+	Note    *string            `json:"note"`
+	Tags    []string           `json:"tags,omitempty"`
+	Home    bindInner          `json:"home,omitzero"`
+	Work    *bindInner         `json:"work"`
+	Meta    map[string]any     `json:"meta,omitempty"`
+	Raw     json.RawMessage    `json:"raw,omitempty"`
+	Scores  map[string]uint8   `json:"scores,omitempty"`
+	Fragile fragileArg         `json:"fragile,omitempty"`
+	Plain   bool               // named by its Go name
+	Ignored string             `json:"-"`
+	Nested  [][]map[string]int `json:"nested,omitempty"`
+}
+
+func FuzzBind(f *testing.F) {
+	for _, b := range []string{
+		`{"args": ["ann", 3], "kwargs": {"Plain": true}}`,
+		`{"args": [], "kwargs": {"name": "bo", "count": 1, "Plain": false, "note": null, "home": {"street": "x", "zip": 12345}}}`,
+		`{"args": ["ann", 3000000000], "kwargs": {"Plain": true}}`,
+		`{"args": ["ann", 1, 0.5, "n", ["t"], {}, null, {"k": [1]}, {"raw": [1]}, {"a": 255}, "boom", true], "kwargs": {}}`,
+		`{"args": ["a", 1, 1, null, null, null, null, null, null, null, null, true, 1, 2], "kwargs": {}}`,
+		`{"args": ["ann"], "kwargs": {"name": "again", "count": 1, "Plain": true}}`,
+		`{"args": [], "kwargs": {"Ignored": "x", "hidden": 1}}`,
+		`{"args": [], "kwargs": {"name": "x", "count": 1, "Plain": true, "fragile": "boom"}}`,
+		`{"args": [], "kwargs": {"name": "x", "count": 1, "Plain": true, "scores": {"a": 256}, "nested": [[{"a": 1}], null]}}`,
+		`{"args": [null, null], "kwargs": {"Plain": null}}`,
+	} {
+		f.Add([]byte(b))
+	}
+	for _, b := range hostileBodies() {
+		f.Add([]byte(b))
+	}
+	byValue, err := newBinder(reflect.TypeFor[bindTarget]())
+	if err != nil {
+		f.Fatal(err)
+	}
+	byPointer, err := newBinder(reflect.TypeFor[*bindTarget]())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeRequest(contentTypeJSON, body)
+		if err != nil {
+			return
+		}
+		for _, b := range []*binder{byValue, byPointer} {
+			v, err := b.bind(req.Args, req.Kwargs)
+			if err != nil {
+				if v.IsValid() || err.Error() == "" {
+					t.Fatalf("bind(%q) = %v, %q: want no value with a non-empty error", body, v, err)
+				}
+				continue
+			}
+			if !v.IsValid() || v.Type() != b.typ || (v.Kind() == reflect.Pointer && v.IsNil()) {
+				t.Fatalf("bind(%q) = %v without an error, want a %s", body, v, b.typ)
+			}
+			if len(req.Args) > len(b.fields) {
+				t.Fatalf("bind(%q) took %d positional arguments for %d fields", body, len(req.Args), len(b.fields))
+			}
+			for i, p := range b.fields {
+				_, named := req.Kwargs[p.name]
+				if p.required && i >= len(req.Args) && !named {
+					t.Fatalf("bind(%q) succeeded without required argument %q", body, p.name)
+				}
+				if i < len(req.Args) && named {
+					t.Fatalf("bind(%q) succeeded with two values for %q", body, p.name)
+				}
+			}
+		}
+	})
+}
+
+// decodeNumbers decodes data into v keeping numbers as json.Number, so that
+// valid JSON such as 1e400 decodes.
+func decodeNumbers(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,88 @@
+package rpc
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/hypha-go/hypha/internal/jsonlimit"
+)
+
+func TestDecodeRequest(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	tests := []struct {
+		name    string
+		body    string
+		wantErr string // "" for success; else a substring of the error
+		args    int
+		kwargs  int
+	}{
+		{name: "nameko request", body: `{"args": [1, 2], "kwargs": {}}`, args: 2},
+		{name: "kwargs only", body: `{"args": [], "kwargs": {"a": 1, "b": "x"}}`, kwargs: 2},
+		{name: "brackets in strings", body: `{"args": ["` + strings.Repeat("[", 300) + `"], "kwargs": {}}`, args: 1},
+		{name: "nesting at the limit", body: `{"args": ` + deep(jsonlimit.MaxDepth-1) + `, "kwargs": {}}`, args: 1},
+		{name: "nesting over the limit", body: `{"args": ` + deep(jsonlimit.MaxDepth) + `, "kwargs": {}}`,
+			wantErr: "JSON nested deeper than 128 levels"},
+		{name: "deep garbage", body: strings.Repeat("[", 20000), wantErr: "JSON nested deeper than 128 levels"},
+		{name: "null args", body: `{"args": null, "kwargs": {}}`, wantErr: "`args` must be a list, not null"},
+		{name: "null kwargs", body: `{"args": [], "kwargs": null}`, wantErr: "`kwargs` must be an object, not null"},
+		{name: "null body", body: `null`, wantErr: "Message missing `args` or `kwargs`"},
+		{name: "empty body", body: ``, wantErr: "not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := decodeRequest(contentTypeJSON, []byte(tt.body))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(req.Args) != tt.args || len(req.Kwargs) != tt.kwargs {
+				t.Errorf("got %d args and %d kwargs, want %d and %d", len(req.Args), len(req.Kwargs), tt.args, tt.kwargs)
+			}
+		})
+	}
+}
+
+func TestCheckReplyDepth(t *testing.T) {
+	ok := []byte(`{"result": [[1]], "error": null}`)
+	if err := checkReplyDepth(ok); err != nil {
+		t.Errorf("checkReplyDepth(%s) = %v", ok, err)
+	}
+	deep := []byte(`{"result": ` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `, "error": null}`)
+	err := checkReplyDepth(deep)
+	var de *jsonlimit.DepthError
+	if !errors.As(err, &de) || !strings.HasPrefix(err.Error(), "hypha: ") {
+		t.Errorf("checkReplyDepth(200 levels) = %v, want a hypha: error wrapping *jsonlimit.DepthError", err)
+	}
+}
+
+// panicky panics when it decodes the magic input, as a buggy UnmarshalJSON might.
+type panicky struct{ S string }
+
+func (p *panicky) UnmarshalJSON(b []byte) error {
+	if string(b) == `"boom"` {
+		panic("panicky: boom")
+	}
+	p.S = string(b)
+	return nil
+}
+
+func TestBindRecoversUnmarshalPanic(t *testing.T) {
+	b, err := newBinder(reflect.TypeFor[struct {
+		P panicky `json:"p"`
+	}]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.bind(nil, map[string]json.RawMessage{"p": json.RawMessage(`"boom"`)})
+	if err == nil || !strings.Contains(err.Error(), "decoding panicked: panicky: boom") {
+		t.Errorf("bind = %v, want the panic as an error", err)
+	}
+}
