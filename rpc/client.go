@@ -302,17 +302,6 @@ func (c *Client) ended(ctx context.Context, call *CallInfo) error {
 	return fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ctx.Err())
 }
 
-func decodeReply(body []byte) (json.RawMessage, error) {
-	var rep replyBody
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return nil, fmt.Errorf("hypha: reply is not valid JSON: %w", err)
-	}
-	if rep.Error != nil {
-		return nil, rep.Error
-	}
-	return rep.Result, nil
-}
-
 type bodyKey struct{}
 
 type idempotentKey struct{}

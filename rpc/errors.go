@@ -104,6 +104,33 @@ func (e RemoteError) MarshalJSON() ([]byte, error) {
 	return json.Marshal(fields(e))
 }
 
+// UnmarshalJSON decodes nameko's error object; exc_args that is not a list
+// (nameko always sends one) is kept as a list of that one value, so that
+// the error itself is not lost.
+func (e *RemoteError) UnmarshalJSON(b []byte) error {
+	type fields RemoteError // without this method
+	var raw struct {
+		fields
+		ExcArgs json.RawMessage `json:"exc_args"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*e = RemoteError(raw.fields)
+	e.ExcArgs = nil
+	if len(raw.ExcArgs) == 0 || string(raw.ExcArgs) == "null" {
+		return nil
+	}
+	if json.Unmarshal(raw.ExcArgs, &e.ExcArgs) != nil {
+		var v any
+		if err := json.Unmarshal(raw.ExcArgs, &v); err != nil {
+			return err
+		}
+		e.ExcArgs = []any{v}
+	}
+	return nil
+}
+
 // Is matches another RemoteError with the same ExcType, and ErrServiceNotFound
 // for nameko's UnknownService.
 func (e *RemoteError) Is(target error) bool {

@@ -96,7 +96,7 @@ func TestPanicOutsideHandler(t *testing.T) {
 		wantType     string
 		wantValue    string
 	}{
-		{"argument decoding panics", "touchy", nil, `{"args": [], "kwargs": {"v": "boom"}}`, "Panic", "touchy cannot take boom"},
+		{"argument decoding panics", "touchy", nil, `{"args": [], "kwargs": {"v": "boom"}}`, "IncorrectSignature", "touchy cannot take boom"},
 		{"result encoding panics", "explosive", nil, `{"args": [], "kwargs": {}}`, "Panic", "explosive cannot be encoded"},
 		{"typed nil error", "nil_error", nil, `{"args": [], "kwargs": {}}`, "Panic", "nil pointer"},
 		{"too many context items", "add", many, `{"args": [1, 2], "kwargs": {}}`, "MalformedRequest", "limit of 64"},

@@ -81,6 +81,29 @@ func decodeRequest(contentType string, body []byte) (requestBody, error) {
 	return req, nil
 }
 
+// decodeReply parses a reply body as nameko does: the result's JSON, or the
+// *RemoteError under "error" (keys spelled exactly so).
+func decodeReply(body []byte) (json.RawMessage, error) {
+	if err := checkReplyDepth(body); err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, fmt.Errorf("hypha: reply is not a JSON object: %w", err)
+	}
+	if raw := fields["error"]; raw != nil && string(raw) != "null" {
+		var e RemoteError
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, fmt.Errorf("hypha: reply's error is not nameko's error object: %w", err)
+		}
+		return nil, &e
+	}
+	if fields["result"] == nil {
+		return json.RawMessage("null"), nil
+	}
+	return fields["result"], nil
+}
+
 // checkReplyDepth refuses a reply body nested deeper than jsonlimit.MaxDepth,
 // before it is decoded.
 func checkReplyDepth(body []byte) error {

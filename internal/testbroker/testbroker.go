@@ -54,6 +54,12 @@ func Main(m *testing.M, opts ...goleak.Option) {
 
 func run(m *testing.M, opts []goleak.Option) int {
 	mainCalled = true
+	if fuzzWorker() {
+		// go test -fuzz runs targets in worker processes it may interrupt
+		// at any time, which would strand a vhost; fuzz targets need none.
+		unavailable = "a fuzz worker has no broker"
+		return m.Run()
+	}
 	if err := setup(); err != nil {
 		unavailable = err.Error()
 	} else {
@@ -95,6 +101,16 @@ func setup() error {
 	}
 	vhost = name
 	return nil
+}
+
+// fuzzWorker reports whether this process is a worker of go test -fuzz.
+func fuzzWorker() bool {
+	for _, a := range os.Args[1:] {
+		if a == "-test.fuzzworker" || strings.HasPrefix(a, "-test.fuzzworker=") {
+			return true
+		}
+	}
+	return false
 }
 
 // hostPort is the broker address: HYPHA_TEST_AMQP_HOST or 127.0.0.1:5672.
