@@ -25,6 +25,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/amqp"
 )
 
@@ -295,8 +296,8 @@ func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, 
 	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{
 		Heartbeat: heartbeat(cfg.Heartbeat), Name: name, Logger: log, OnRestore: t.restored, OnGiveUp: onGiveUp,
 		MaxMessageSize: cfg.MaxMessageSize,
-		Reconnect:      amqp.ReconnectPolicy(cfg.Reconnect),
-		Retry:          amqp.RetryPolicy(cfg.RPCRetryPolicy),
+		Reconnect:      transport.ReconnectPolicy(cfg.Reconnect),
+		Retry:          transport.RetryPolicy(cfg.RPCRetryPolicy),
 	})}
 	if err := t.connectedGauge(c.broker.Connected); err != nil {
 		return nil, err

@@ -31,8 +31,8 @@ type Config struct {
 	Heartbeat time.Duration
 	// Reconnect and Retry pace reconnection and publish retries; used by
 	// Dial only (the zero values are amqp's defaults and no retries).
-	Reconnect amqp.ReconnectPolicy
-	Retry     amqp.RetryPolicy
+	Reconnect transport.ReconnectPolicy
+	Retry     transport.RetryPolicy
 	// Owner names the client's reply queue ("rpc.reply-<Owner>-<uuid>") and,
 	// outside a worker, its call ids: a service's name, or StandaloneOwner.
 	Owner string

@@ -55,9 +55,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Reconnect paces reconnection after the connection is lost, and the
 	// first connection when the broker is not up yet.
-	Reconnect ReconnectPolicy
+	Reconnect transport.ReconnectPolicy
 	// Retry says how often a publish the broker refused is tried again.
-	Retry RetryPolicy
+	Retry transport.RetryPolicy
 	// OnRestore, when set, is called after each reconnect has restored the
 	// connection, its topology and its consumers (for metrics).
 	OnRestore func()
@@ -67,23 +67,6 @@ type Options struct {
 	// must not block, and must not call Close before returning: Close waits
 	// for the goroutine that calls it.
 	OnGiveUp func(error)
-}
-
-// ReconnectPolicy is an exponential, jittered, capped backoff.
-type ReconnectPolicy struct {
-	IntervalStart time.Duration // first wait; DefaultReconnectIntervalStart when zero
-	IntervalMax   time.Duration // longest wait; DefaultReconnectIntervalMax when zero
-	MaxElapsed    time.Duration // give up after this long; zero retries forever
-}
-
-// RetryPolicy is nameko's (kombu's) linear publish retry policy: wait
-// IntervalStart, then IntervalStep longer each time, at most IntervalMax,
-// for at most MaxRetries retries.
-type RetryPolicy struct {
-	MaxRetries    int
-	IntervalStart time.Duration
-	IntervalStep  time.Duration
-	IntervalMax   time.Duration
 }
 
 // Broker is a transport.Broker on one self-healing RabbitMQ connection.

@@ -8,12 +8,14 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/hypha-go/hypha/transport"
 )
 
 // defaultDialTimeout bounds one connection attempt when ctx has no deadline.
 const defaultDialTimeout = 10 * time.Second
 
-func newBackoff(p ReconnectPolicy) *backoff.ExponentialBackOff {
+func newBackoff(p transport.ReconnectPolicy) *backoff.ExponentialBackOff {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = p.IntervalStart
 	bo.MaxInterval = p.IntervalMax

@@ -38,7 +38,7 @@ func TestReadyFollowsConnectionAndGivingUp(t *testing.T) {
 	gaveUp := make(chan error, 1)
 	b, err := amqp.Dial(context.Background(), u.String(), amqp.Options{
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Reconnect: amqp.ReconnectPolicy{IntervalStart: 50 * time.Millisecond, IntervalMax: 200 * time.Millisecond, MaxElapsed: time.Second},
+		Reconnect: transport.ReconnectPolicy{IntervalStart: 50 * time.Millisecond, IntervalMax: 200 * time.Millisecond, MaxElapsed: time.Second},
 		OnGiveUp:  func(err error) { gaveUp <- err },
 	})
 	if err != nil {

@@ -66,7 +66,7 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 				return b.publishError(p, err)
 			}
 		case errors.Is(err, errNacked) && retries < b.opts.Retry.MaxRetries:
-			if err := sleep(ctx, b.done, b.opts.Retry.interval(retries)); err != nil {
+			if err := sleep(ctx, b.done, b.opts.Retry.Interval(retries)); err != nil {
 				return b.publishError(p, err)
 			}
 			retries++
@@ -80,15 +80,6 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 
 func (b *Broker) publishError(p transport.Publishing, err error) error {
 	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey, err)
-}
-
-// interval is the wait before retry number n (from 0).
-func (r RetryPolicy) interval(n int) time.Duration {
-	d := r.IntervalStart + time.Duration(n)*r.IntervalStep
-	if r.IntervalMax > 0 && d > r.IntervalMax {
-		d = r.IntervalMax
-	}
-	return d
 }
 
 // publisher owns one connection's confirm-mode channel for publishing.
