@@ -2,23 +2,34 @@ package entrypoint
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"time"
 )
 
 // Pool bounds how many workers of one service run at once (MAX_WORKERS). Every
 // entrypoint of a service shares its pool; consuming replies never takes a slot,
 // so a worker waiting on a nested call cannot starve its own reply.
+//
+// Each worker runs with a context of the pool's, which Cancel cancels: that is
+// how a stop whose grace period is over tells the workers still running to give up.
 type Pool struct {
-	slots chan struct{}
+	slots  chan struct{}
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
-	running int
-	idle    chan struct{} // closed when running drops to zero
+	running map[*worker]struct{}
+	idle    chan struct{} // closed when running empties
 }
+
+type worker struct{ label string }
 
 // NewPool returns a pool of size workers; size below 1 is taken as 1.
 func NewPool(size int) *Pool {
-	return &Pool{slots: make(chan struct{}, max(size, 1))}
+	p := &Pool{slots: make(chan struct{}, max(size, 1)), running: map[*worker]struct{}{}}
+	p.ctx, p.cancel = context.WithCancelCause(context.Background())
+	return p
 }
 
 // Size is the most workers the pool runs at once.
@@ -27,9 +38,10 @@ func (p *Pool) Size() int { return cap(p.slots) }
 // Busy is the number of workers running now.
 func (p *Pool) Busy() int { return len(p.slots) }
 
-// Go waits for a free slot, then runs fn in a new goroutine. It returns
-// ctx.Err() without running fn when ctx ends first, or has already ended.
-func (p *Pool) Go(ctx context.Context, fn func()) error {
+// Go waits for a free slot, then runs fn in a new goroutine with the pool's
+// context; label names the work in Running. It returns ctx.Err() without
+// running fn when ctx ends first, or has already ended.
+func (p *Pool) Go(ctx context.Context, label string, fn func(ctx context.Context)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -38,24 +50,60 @@ func (p *Pool) Go(ctx context.Context, fn func()) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	w := &worker{label: label}
 	p.mu.Lock()
-	if p.running == 0 {
+	if len(p.running) == 0 {
 		p.idle = make(chan struct{})
 	}
-	p.running++
+	p.running[w] = struct{}{}
 	p.mu.Unlock()
 	go func() {
 		defer func() {
 			p.mu.Lock()
-			if p.running--; p.running == 0 {
+			delete(p.running, w)
+			if len(p.running) == 0 {
 				close(p.idle)
 			}
 			p.mu.Unlock()
 			<-p.slots
 		}()
-		fn()
+		fn(p.ctx)
 	}()
 	return nil
+}
+
+// Cancel cancels the context of every worker, running or still to start,
+// with ErrStopping as its cause.
+func (p *Pool) Cancel() { p.cancel(ErrStopping) }
+
+// Running lists the labels of the workers running now, sorted.
+func (p *Pool) Running() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	labels := make([]string, 0, len(p.running))
+	for w := range p.running {
+		labels = append(labels, w.label)
+	}
+	slices.Sort(labels)
+	return labels
+}
+
+// Finish waits for the running workers until ctx ends; if some are still
+// running then, it cancels every worker's context (Cancel) and waits for
+// them at most extra longer. It returns the labels of the workers it had to
+// cancel that were still running at the end (nil when all finished in time)
+// and whether it had to cancel at all.
+func (p *Pool) Finish(ctx context.Context, extra time.Duration) (stillRunning []string, cancelled bool) {
+	if p.Wait(ctx) == nil {
+		return nil, false
+	}
+	p.Cancel()
+	wctx, cancel := context.WithTimeout(context.Background(), extra)
+	defer cancel()
+	if p.Wait(wctx) == nil {
+		return nil, true
+	}
+	return p.Running(), true
 }
 
 // Wait blocks until no worker is running, or ctx ends; it returns ctx.Err()
@@ -63,7 +111,7 @@ func (p *Pool) Go(ctx context.Context, fn func()) error {
 func (p *Pool) Wait(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		if p.running == 0 {
+		if len(p.running) == 0 {
 			p.mu.Unlock()
 			return nil
 		}

@@ -16,6 +16,23 @@ import (
 // refused before any work starts on it.
 const MaxHeaders = 256
 
+// Causes of a worker's context ending (context.Cause) other than its deadline.
+var (
+	// ErrStopping: the stop's grace period is over.
+	ErrStopping = errors.New("hypha: stopping: the grace period is over")
+	// ErrLost: the connection that delivered the message is gone, and the
+	// broker will deliver it again.
+	ErrLost = errors.New("hypha: the delivery was lost with its connection")
+)
+
+// Abandoned reports whether a worker's ctx ended because the service is
+// stopping or the delivery was lost: the message goes back to its queue and
+// runs again, so the work must neither answer nor count as a failure.
+func Abandoned(ctx context.Context) bool {
+	cause := context.Cause(ctx)
+	return errors.Is(cause, ErrStopping) || errors.Is(cause, ErrLost)
+}
+
 // ErrSettled is returned when a delivery is acked or nacked a second time.
 var ErrSettled = errors.New("hypha: delivery already settled")
 
@@ -33,11 +50,21 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
 // handles them.
 type ConsumerConfig struct {
 	Queue string
-	// Pool runs the workers; its size is the consumer's prefetch.
-	Pool   *Pool
-	Logger *slog.Logger
-	// Serve handles a delivery and settles it: acks it, or nacks it.
-	Serve func(d transport.Delivery)
+	// Pool runs the workers.
+	Pool *Pool
+	// Prefetch is the most deliveries the broker hands over before they are
+	// settled; the pool's size when zero. The prefetches of one service's
+	// consumers should add up to its pool's size (see SplitPrefetch).
+	Prefetch int
+	Logger   *slog.Logger
+	// Label names the work a delivery is, for the log of a stop that had to
+	// leave workers running; the queue's name when nil.
+	Label func(d transport.Delivery) string
+	// Serve handles a delivery and settles it: acks it, or nacks it. Its ctx
+	// is cancelled when the stop's grace period is over and when the
+	// delivery is lost with its connection (the broker will deliver it
+	// again); it has no deadline of its own.
+	Serve func(ctx context.Context, d transport.Delivery)
 	// Refuse settles a delivery that cannot be served, with an error reply
 	// or a dead letter, and never requeues it: err says why. It is called
 	// for a delivery the transport flagged Malformed, one whose headers or
@@ -68,14 +95,20 @@ func NewConsumer(broker transport.Broker, cfg ConsumerConfig) *Consumer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = cfg.Pool.Size()
+	}
+	if cfg.Label == nil {
+		cfg.Label = func(transport.Delivery) string { return cfg.Queue }
+	}
 	c := &Consumer{broker: broker, cfg: cfg}
 	c.draining, c.drain = context.WithCancel(context.Background())
 	return c
 }
 
-// Start starts consuming, with prefetch = the pool's size.
+// Start starts consuming.
 func (c *Consumer) Start(ctx context.Context) error {
-	tc, err := c.broker.Consume(ctx, transport.ConsumeOptions{Queue: c.cfg.Queue, Prefetch: c.cfg.Pool.Size()}, c.dispatch)
+	tc, err := c.broker.Consume(ctx, transport.ConsumeOptions{Queue: c.cfg.Queue, Prefetch: c.cfg.Prefetch}, c.dispatch)
 	if err != nil {
 		return err
 	}
@@ -107,13 +140,13 @@ func (c *Consumer) Close() error {
 // dispatch hands a delivery to a worker; it blocks while every worker is busy.
 func (c *Consumer) dispatch(d transport.Delivery) {
 	d.Acknowledger = &settleOnce{a: d.Acknowledger}
-	if err := c.cfg.Pool.Go(c.draining, func() { c.work(d) }); err != nil {
+	if err := c.cfg.Pool.Go(c.draining, c.cfg.Label(d), func(ctx context.Context) { c.work(ctx, d) }); err != nil {
 		_ = d.Nack(true)
 	}
 }
 
 // work serves or refuses d and makes sure it ends settled.
-func (c *Consumer) work(d transport.Delivery) {
+func (c *Consumer) work(ctx context.Context, d transport.Delivery) {
 	defer c.settleLeftover(d)
 	if err := check(d); err != nil {
 		c.refuse(d, err)
@@ -128,7 +161,18 @@ func (c *Consumer) work(d transport.Delivery) {
 			}
 		}
 	}()
-	c.cfg.Serve(d)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if d.Lost != nil {
+		go func() {
+			select {
+			case <-d.Lost:
+				cancel(ErrLost)
+			case <-ctx.Done():
+			}
+		}()
+	}
+	c.cfg.Serve(ctx, d)
 }
 
 // refuse runs Refuse; should it panic in turn, the delivery is dropped
@@ -192,6 +236,24 @@ func (s *settleOnce) Nack(requeue bool) error {
 		return ErrSettled
 	}
 	return s.a.Nack(requeue)
+}
+
+// SplitPrefetch shares a pool of size workers among n consumers: prefetches
+// that add up to size, as even as can be, the larger ones first; each is at
+// least 1, so with more consumers than workers they add up to n.
+func SplitPrefetch(size, n int) []int {
+	base, extra := size/n, size%n
+	if base == 0 {
+		base, extra = 1, 0
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = base
+		if i < extra {
+			out[i]++
+		}
+	}
+	return out
 }
 
 // Chain wraps last in interceptors, the first outermost: wrap(ic, next)

@@ -27,6 +27,9 @@ const (
 	ErrorHeader = "x-hypha-error"
 	// DefaultMaxRetries is EVENTS.MAX_RETRIES's default.
 	DefaultMaxRetries = 3
+	// DefaultHandlerTimeout is EVENTS.HANDLER_TIMEOUT's default: a handler
+	// run's deadline.
+	DefaultHandlerTimeout = 60 * time.Second
 	// settleTimeout bounds republishing an event for a retry or to the
 	// dead-letter queue.
 	settleTimeout = 30 * time.Second
@@ -53,6 +56,20 @@ type ServerConfig struct {
 	Logger             *slog.Logger
 	// Interceptors wrap every handler run, the first outermost.
 	Interceptors []HandlerInterceptor
+	// HandlerTimeout is each handler run's deadline; DefaultHandlerTimeout
+	// when zero.
+	HandlerTimeout time.Duration
+	// Prefetches are the prefetches of the handlers' queues, in registration
+	// order; a handler without one gets the pool's size.
+	Prefetches []int
+}
+
+// prefetch is the prefetch of the i-th handler's queue.
+func (s *Server) prefetch(i int) int {
+	if i < len(s.cfg.Prefetches) {
+		return s.cfg.Prefetches[i]
+	}
+	return s.cfg.Pool.Size()
 }
 
 // Server consumes the queues of a service's event handlers.
@@ -75,6 +92,9 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.HandlerTimeout <= 0 {
+		cfg.HandlerTimeout = DefaultHandlerTimeout
+	}
 	s := &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger}
 	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
@@ -83,7 +103,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 // Start declares each handler's exchange, queue and binding, as nameko does,
 // and starts consuming with prefetch = the pool's size.
 func (s *Server) Start(ctx context.Context) error {
-	for _, h := range s.handlers {
+	for i, h := range s.handlers {
 		q := h.Queue(s.cfg.Service)
 		if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
 			return err
@@ -97,8 +117,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		c := entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
-			Queue: q.Name, Pool: s.cfg.Pool, Logger: s.log,
-			Serve:  func(d transport.Delivery) { s.serve(h, q.Name, d) },
+			Queue: q.Name, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
+			Label:  func(transport.Delivery) string { return s.cfg.Service + "." + h.name },
+			Serve:  func(ctx context.Context, d transport.Delivery) { s.serve(ctx, h, q.Name, d) },
 			Refuse: func(d transport.Delivery, err error) { s.refuse(h, d, err) },
 		})
 		if err := c.Start(ctx); err != nil {
@@ -140,10 +161,12 @@ func (s *Server) Close() error {
 // failure a retry or the dead-letter queue, published before the ack. A
 // panic outside the handler (decoding the payload, say) reaches the worker,
 // which refuses the event.
-func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
+func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transport.Delivery) {
 	attempt := attemptOf(d.Headers)
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString())
-	ctx := contextdata.Incoming(context.Background(), d.Headers, id, s.cfg.ParentCallsTracked+1)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.HandlerTimeout)
+	defer cancel()
+	ctx = contextdata.Incoming(ctx, d.Headers, id, s.cfg.ParentCallsTracked+1)
 	ctx = context.WithValue(ctx, deliveryKey{}, delivery{messageID: d.MessageID, attempt: attempt})
 	ev := &EventInfo{
 		Source: h.source, EventType: h.eventType, MessageID: d.MessageID, Exchange: ExchangeName(h.source),
@@ -168,8 +191,17 @@ func (s *Server) serve(h *Handler, queue string, d transport.Delivery) {
 		}
 	case undecodable != nil:
 		s.deadLetter(h, d, attempt, undecodable, forwarded(d.Headers)) // retrying cannot help
+	case entrypoint.Abandoned(ctx):
+		// Stopping or lost: the event runs again, here or elsewhere.
+		s.log.WarnContext(ctx, "hypha: event handler gave up; the event goes back to its queue", "handler", h.name,
+			"message_id", d.MessageID, "cause", context.Cause(ctx), "error", err)
+		_ = d.Nack(true)
 	default:
-		s.log.ErrorContext(ctx, "hypha: event handler failed", "handler", h.name, "event", h.eventType,
+		level := slog.LevelError
+		if ctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+			level = slog.LevelWarn // its deadline, EVENTS.HANDLER_TIMEOUT: a timeout, not a crash
+		}
+		s.log.Log(ctx, level, "hypha: event handler failed", "handler", h.name, "event", h.eventType,
 			"message_id", d.MessageID, "attempt", attempt, "error", err)
 		if h.requeue && attempt <= s.cfg.MaxRetries {
 			s.retry(h, queue, d, attempt)

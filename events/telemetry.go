@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -59,7 +60,7 @@ func HandlerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator)
 }
 
 // HandlerMetrics returns a handler interceptor that counts handler runs
-// (hypha.events.handled) by service, handler, event and outcome ("ok" or
+// (hypha.events.handled) by service, handler, event and outcome ("ok", "timeout" or
 // "error"), and records how long they took (hypha.events.duration, seconds,
 // in entrypoint.DurationBuckets).
 func HandlerMetrics(mp metric.MeterProvider) (HandlerInterceptor, error) {
@@ -79,7 +80,10 @@ func HandlerMetrics(mp metric.MeterProvider) (HandlerInterceptor, error) {
 		start := time.Now()
 		err := next(ctx)
 		outcome := "ok"
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+			outcome = "timeout"
+		case err != nil:
 			outcome = "error"
 		}
 		attrs := metric.WithAttributes(attribute.String("service", ev.Service), attribute.String("handler", ev.Handler),

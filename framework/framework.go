@@ -127,14 +127,22 @@ func New(opts ...Option) (*App, error) {
 	a := &App{config: cfg, log: log, done: make(chan struct{})}
 	name := connectionName(ac.services)
 	seen := map[string]bool{}
+	var built *telemetry // shut down again when New fails
 	fxOpts := []fx.Option{
 		fx.WithLogger(func() fxevent.Logger {
+			// fx's own lines, failures included, are for debugging: a failed
+			// start or stop is reported once, by New, Start, Stop or Run.
 			l := &fxevent.SlogLogger{Logger: log}
 			l.UseLogLevel(slog.LevelDebug)
+			l.UseErrorLevel(slog.LevelDebug)
 			return l
 		}),
 		fx.Provide(func(lc fx.Lifecycle) *endpoints { return newEndpoints(lc, log) }),
-		fx.Provide(func(lc fx.Lifecycle, e *endpoints) (*telemetry, error) { return newTelemetry(lc, cfg, e) }),
+		fx.Provide(func(lc fx.Lifecycle, e *endpoints) (t *telemetry, err error) {
+			t, err = newTelemetry(lc, cfg, e)
+			built = t
+			return t, err
+		}),
 		fx.Provide(func(lc fx.Lifecycle, t *telemetry) (*connection, error) {
 			return newConnection(lc, cfg, log, t, name, a.gaveUp)
 		}),
@@ -156,6 +164,11 @@ func New(opts ...Option) (*App, error) {
 	fxOpts = append(fxOpts, fx.Populate(&a.telemetry, &a.health))
 	a.fx = fx.New(fxOpts...)
 	if err := a.fx.Err(); err != nil {
+		if built != nil { // its tracer providers run exporters of their own
+			ctx, cancel := context.WithTimeout(context.Background(), stopMargin)
+			defer cancel()
+			_ = built.shutdown(ctx)
+		}
 		return nil, fmt.Errorf("hypha: %w", err)
 	}
 	return a, nil

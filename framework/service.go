@@ -183,7 +183,8 @@ type serviceRuntime struct {
 	conn       *connection
 	ics        []rpc.ServerInterceptor
 	handlerICs []events.HandlerInterceptor
-	calls      []string  // the services this one has proxies to
+	calls      []string // the services this one has proxies to
+	onExpired  func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
 
@@ -200,6 +201,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
 	}
+	rt.onExpired = t.expiredCalls(name)
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -222,16 +224,26 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	if err := reg.Err(); err != nil {
 		return err
 	}
-	if len(entrypoint.Of[*events.Handler](reg)) > 0 {
-		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
-			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries,
-			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
-		})
+	// The queues' prefetches share MAX_WORKERS: the RPC queue first, then
+	// each handler's, so that no instance holds more than it can run.
+	methods, handlers := len(entrypoint.Of[*rpc.Method](reg)), len(entrypoint.Of[*events.Handler](reg))
+	queues := handlers
+	if methods > 0 {
+		queues++
 	}
-	if len(entrypoint.Of[*rpc.Method](reg)) > 0 {
+	prefetches := entrypoint.SplitPrefetch(rt.pool.Size(), max(queues, 1))
+	if methods > 0 {
 		rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
-			Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool,
+			Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
 			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
+			OnExpired: rt.onExpired,
+		})
+		prefetches = prefetches[1:]
+	}
+	if handlers > 0 {
+		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
+			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries, Prefetches: prefetches,
+			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
 		})
 	}
 	return nil

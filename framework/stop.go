@@ -2,7 +2,6 @@ package framework
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -14,6 +13,10 @@ import (
 // drainTimeout bounds waiting for the broker to confirm that a consumer was
 // cancelled; it is not part of the grace period.
 const drainTimeout = 2 * time.Second
+
+// cancelWait is how long workers still running when GRACE_PERIOD is over get
+// to return once their contexts are cancelled.
+const cancelWait = time.Second
 
 // runtimes are the app's started services. They stop together, in one
 // GRACE_PERIOD, before the connection closes: a service stops taking work
@@ -42,30 +45,47 @@ func (r *runtimes) add(rt *serviceRuntime) {
 }
 
 // stop drains the services in waves, callers before the services they call,
-// waits for each wave's workers, then closes them all.
+// waits for each wave's workers, then closes them all. Workers still running
+// when GRACE_PERIOD is over have their contexts cancelled and get
+// cancelWait more; a stop that ran over logs one warning naming the work
+// still running, and is not an error: its work goes back to its queue.
+// Nothing here fails the stop: what goes wrong is logged.
 func (r *runtimes) stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.grace)
 	defer cancel()
 	r.mu.Lock()
 	started := slices.Clone(r.started)
 	r.mu.Unlock()
-	var errs []error
+	var (
+		overran      bool
+		stillRunning []string
+	)
 	for remaining := slices.Clone(started); len(remaining) > 0; {
 		wave := callersFirst(remaining)
 		if ctx.Err() != nil {
 			wave = remaining // out of time: stop the rest at once
 		}
 		for _, rt := range wave {
-			errs = append(errs, rt.drain(ctx))
+			if err := rt.drain(ctx); err != nil {
+				rt.log.Warn("hypha: stopping the consumers", "error", err)
+			}
 		}
-		errs = append(errs, waitAll(ctx, wave)...)
+		late, over := finishAll(ctx, wave)
+		overran = overran || over
+		stillRunning = append(stillRunning, late...)
 		remaining = slices.DeleteFunc(remaining, func(rt *serviceRuntime) bool { return slices.Contains(wave, rt) })
 	}
+	if overran {
+		r.log.Warn("hypha: grace period over; running workers were cancelled and their work goes back to its queue",
+			"grace_period", r.grace, "still_running", stillRunning)
+	}
 	for _, rt := range started {
-		errs = append(errs, rt.close())
+		if err := rt.close(); err != nil {
+			rt.log.Warn("hypha: closing the service", "error", err)
+		}
 		rt.log.Info("hypha: service stopped")
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // callersFirst returns the services of remaining that no other service of
@@ -86,20 +106,23 @@ func callersFirst(remaining []*serviceRuntime) []*serviceRuntime {
 	return wave
 }
 
-// waitAll waits, in parallel and bounded by ctx, for the workers of every
-// service in wave, and names those that did not finish.
-func waitAll(ctx context.Context, wave []*serviceRuntime) []error {
-	errs := make([]error, len(wave))
-	var wg sync.WaitGroup
-	for i, rt := range wave {
+// finishAll waits, in parallel and bounded by ctx, for the workers of every
+// service in wave, then cancels those still running (see entrypoint.Pool.Finish).
+// It returns the work still running after that, and whether any had to be cancelled.
+func finishAll(ctx context.Context, wave []*serviceRuntime) (stillRunning []string, overran bool) {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, rt := range wave {
 		wg.Go(func() {
-			if err := rt.pool.Wait(ctx); err != nil {
-				rt.log.Warn("hypha: grace period over before every worker finished; unfinished work goes back to its queue",
-					"busy", rt.pool.Busy())
-				errs[i] = err
-			}
+			late, over := rt.pool.Finish(ctx, cancelWait)
+			mu.Lock()
+			defer mu.Unlock()
+			stillRunning = append(stillRunning, late...)
+			overran = overran || over
 		})
 	}
 	wg.Wait()
-	return errs
+	return stillRunning, overran
 }

@@ -45,6 +45,7 @@ type telemetry struct {
 	address   string
 	endpoints *endpoints
 	restores  metric.Int64Counter
+	expired   metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
@@ -83,7 +84,9 @@ func (t *telemetry) startMetrics() error {
 		return err
 	}
 	t.restores.Add(context.Background(), 0) // exported from the start, so rate() sees the first one
-	return nil
+	t.expired, err = t.meter().Int64Counter("hypha.rpc.server.expired",
+		metric.WithDescription("Calls dropped unstarted because their caller's deadline had passed."), metric.WithUnit("{call}"))
+	return err
 }
 
 func (t *telemetry) meter() metric.Meter {
@@ -242,6 +245,17 @@ func (t *telemetry) connectedGauge(connected func() bool) error {
 			return nil
 		}))
 	return err
+}
+
+// expiredCalls counts the calls a service dropped because their caller had
+// given up (hypha.rpc.server.expired), by service and method.
+func (t *telemetry) expiredCalls(service string) func(method string) {
+	return func(method string) {
+		if t.expired != nil {
+			t.expired.Add(context.Background(), 1,
+				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
+		}
+	}
 }
 
 // restored counts a restored broker connection.

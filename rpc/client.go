@@ -295,9 +295,15 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 
 // ended is the error of a call whose context ended before its reply came.
 func (c *Client) ended(ctx context.Context, call *CallInfo) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && !call.Deadline.After(call.started):
+		return fmt.Errorf("calling %s.%s: its deadline had passed before the call was made: %w",
+			call.Service, call.Method, ErrTimeout)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("calling %s.%s: no reply within %s: %w",
 			call.Service, call.Method, call.Deadline.Sub(call.started).Round(time.Millisecond), ErrTimeout)
+	case context.Cause(ctx) != ctx.Err():
+		return fmt.Errorf("calling %s.%s: %w (%v)", call.Service, call.Method, ctx.Err(), context.Cause(ctx))
 	}
 	return fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ctx.Err())
 }

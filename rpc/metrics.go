@@ -44,6 +44,8 @@ func ServerMetrics(mp metric.MeterProvider) (ServerInterceptor, error) {
 		switch {
 		case err != nil && call.IsExpected(err):
 			outcome = OutcomeExpectedError
+		case err != nil && cancelled(ctx, err):
+			outcome = OutcomeTimeout
 		case err != nil:
 			outcome = OutcomeError
 		}

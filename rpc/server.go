@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +24,11 @@ type ServerConfig struct {
 	Exchange string // DefaultExchange when empty
 	// Pool runs the workers; it bounds concurrent calls and sets the prefetch.
 	Pool *entrypoint.Pool
+	// Prefetch is the request queue's prefetch; the pool's size when zero.
+	Prefetch int
+	// OnExpired, when set, is called for each call dropped because its
+	// caller's deadline passed before it started (for metrics).
+	OnExpired func(method string)
 	// ParentCallsTracked bounds the call-id stack to this many parents.
 	ParentCallsTracked int
 	Interceptors       []ServerInterceptor
@@ -36,6 +42,8 @@ type Server struct {
 	methods  map[string]*Method
 	log      *slog.Logger
 	consumer *entrypoint.Consumer
+	// lastExpiredLog is when a dropped expired call was last logged (Unix ns).
+	lastExpiredLog atomic.Int64
 }
 
 // QueueName is the request queue of a service: "rpc-<service>".
@@ -57,7 +65,9 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 		s.methods[m.name] = m
 	}
 	s.consumer = entrypoint.NewConsumer(broker, entrypoint.ConsumerConfig{
-		Queue: QueueName(cfg.Service), Pool: cfg.Pool, Logger: cfg.Logger, Serve: s.serve, Refuse: s.refuse,
+		Queue: QueueName(cfg.Service), Pool: cfg.Pool, Prefetch: cfg.Prefetch, Logger: cfg.Logger,
+		Label: func(d transport.Delivery) string { return d.RoutingKey },
+		Serve: s.serve, Refuse: s.refuse,
 	})
 	return s
 }
@@ -98,14 +108,20 @@ func (s *Server) Drain(ctx context.Context) error { return s.consumer.Drain(ctx)
 func (s *Server) Close() error { return s.consumer.Close() }
 
 // serve runs one call and settles its delivery: reply first, then ack.
-func (s *Server) serve(d transport.Delivery) {
+func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 	call := s.callInfo(d)
 	if !call.Deadline.IsZero() && time.Now().After(call.Deadline) {
-		s.log.Debug("hypha: dropping call whose caller gave up", "method", call.Method, "correlation_id", d.CorrelationID)
+		s.expired(call)
 		_ = d.Ack()
 		return
 	}
-	result, err := s.handle(d, call)
+	result, err := s.handle(ctx, d, call)
+	if err != nil && entrypoint.Abandoned(ctx) {
+		// Stopping or lost: the request runs again, here or elsewhere,
+		// and that run answers.
+		_ = d.Nack(true)
+		return
+	}
 	body, encErr := encodeReply(result, err)
 	if encErr != nil {
 		s.log.Error("hypha: result cannot be encoded as JSON", "method", call.Method, "error", encErr)
@@ -132,7 +148,7 @@ func (s *Server) refuse(d transport.Delivery, cause error) {
 
 // callInfo describes the call a delivery carries.
 func (s *Server) callInfo(d transport.Delivery) *CallInfo {
-	deadline, _ := deadlineOf(d.Headers)
+	deadline := deadlineOf(d)
 	return &CallInfo{
 		Service: s.cfg.Service, Method: strings.TrimPrefix(d.RoutingKey, s.cfg.Service+"."),
 		CorrelationID: d.CorrelationID, Headers: d.Headers, Deadline: deadline,
@@ -169,7 +185,7 @@ func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) {
 
 // handle decodes and runs the call; every failure becomes the error to reply
 // with. A panic outside the handler reaches the worker, which refuses the call.
-func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
+func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInfo) (any, error) {
 	req, err := decodeRequest(d.ContentType, d.Body)
 	if err != nil {
 		s.log.Warn("hypha: malformed request", "method", call.Method, "error", err)
@@ -186,7 +202,7 @@ func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
 		return nil, &RemoteError{ExcType: ErrIncorrectSignature.ExcType, ExcPath: ErrIncorrectSignature.ExcPath,
 			ExcArgs: []any{err.Error()}, Value: err.Error()}
 	}
-	ctx, cancel := s.workerContext(d, call)
+	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
 	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
 		return s.recovered(call, func() (any, error) { return m.call(ctx, in) })
@@ -196,6 +212,9 @@ func (s *Server) handle(d transport.Delivery, call *CallInfo) (any, error) {
 	case m.IsExpected(err):
 		call.ReplyHeaders[expectedErrorHeader] = true
 		s.log.InfoContext(ctx, "hypha: call ended with an expected error", "method", call.Method, "error", err)
+	case cancelled(ctx, err):
+		s.log.WarnContext(ctx, "hypha: call gave up: its context ended", "method", call.Method,
+			"cause", context.Cause(ctx), "error", err)
 	default:
 		s.log.ErrorContext(ctx, "hypha: call failed", "method", call.Method, "error", err)
 	}
@@ -214,11 +233,32 @@ func (s *Server) recovered(call *CallInfo, fn func() (any, error)) (res any, err
 	return fn()
 }
 
+// expired drops a call whose caller gave up before it started: logged at
+// warn, at most once a second, and counted through OnExpired.
+func (s *Server) expired(call *CallInfo) {
+	if s.cfg.OnExpired != nil {
+		s.cfg.OnExpired(call.Method)
+	}
+	now := time.Now().UnixNano()
+	last := s.lastExpiredLog.Load()
+	if now-last < int64(time.Second) || !s.lastExpiredLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("hypha: dropping a call whose caller gave up before it started (logged at most once a second)",
+		"method", call.Method, "correlation_id", call.CorrelationID, "late_by", time.Since(call.Deadline).Round(time.Millisecond))
+}
+
+// cancelled reports whether a handler's err is its context ending: the
+// caller's deadline, the stop's grace period, or a lost connection.
+func cancelled(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
 // workerContext is the handler's context: the caller's deadline, its context
 // data, and this call's id pushed on the call-id stack.
-func (s *Server) workerContext(d transport.Delivery, call *CallInfo) (context.Context, context.CancelFunc) {
+func (s *Server) workerContext(ctx context.Context, d transport.Delivery, call *CallInfo) (context.Context, context.CancelFunc) {
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, call.Method, uuid.NewString())
-	ctx := contextdata.Incoming(context.Background(), d.Headers, id, s.cfg.ParentCallsTracked+1)
+	ctx = contextdata.Incoming(ctx, d.Headers, id, s.cfg.ParentCallsTracked+1)
 	if !call.Deadline.IsZero() {
 		return context.WithDeadline(ctx, call.Deadline)
 	}

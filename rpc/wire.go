@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/internal/jsonlimit"
+	"github.com/hypha-go/hypha/transport"
 )
 
 // Wire constants, as nameko uses them.
@@ -113,8 +114,24 @@ func checkReplyDepth(body []byte) error {
 	return nil
 }
 
-// deadlineOf reads the caller's deadline from the request headers.
-func deadlineOf(headers map[string]any) (time.Time, bool) {
+// deadlineOf is when the caller of a request gives up: the time the request
+// was received plus its expiration (the caller's budget, which no clock skew
+// can shift), or, from a caller that sent no expiration, the absolute
+// x-hypha-deadline header. Zero when it has neither.
+func deadlineOf(d transport.Delivery) time.Time {
+	if d.Expiration > 0 {
+		received := d.Received
+		if received.IsZero() {
+			received = time.Now()
+		}
+		return received.Add(d.Expiration)
+	}
+	return headerDeadline(d.Headers)
+}
+
+// headerDeadline reads the x-hypha-deadline header (Unix milliseconds),
+// whatever number type it arrived as; zero when absent or unreadable.
+func headerDeadline(headers map[string]any) time.Time {
 	var ms int64
 	switch v := headers[deadlineHeader].(type) {
 	case int64:
@@ -128,11 +145,11 @@ func deadlineOf(headers map[string]any) (time.Time, bool) {
 	case string:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return time.Time{}, false
+			return time.Time{}
 		}
 		ms = n
 	default:
-		return time.Time{}, false
+		return time.Time{}
 	}
-	return time.UnixMilli(ms), true
+	return time.UnixMilli(ms)
 }

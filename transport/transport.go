@@ -107,6 +107,14 @@ type Delivery struct {
 	// (then Body is empty). Such a delivery is settled as malformed, with an
 	// error reply or a dead letter, and never requeued: it would fail again.
 	Malformed error
+	// Received is when the consumer took the message from the broker: with
+	// Expiration, the receiver's own deadline for it, which no clock skew
+	// between sender and receiver can shift.
+	Received time.Time
+	// Lost, when not nil, is closed once the delivery can no longer be
+	// settled because the channel or connection that carried it is gone:
+	// the broker will deliver it again, so work on it should stop.
+	Lost <-chan struct{}
 	Acknowledger
 }
 

@@ -59,8 +59,22 @@ func (c *consumer) resume(conn *amqp091.Connection) error {
 	prev, done := c.last, make(chan struct{})
 	c.ch, c.last = ch, done
 	c.loops.Add(1)
-	go c.loop(ch, deliveries, prev, done)
+	go c.loop(ch, deliveries, lostWith(ch), prev, done)
 	return nil
+}
+
+// lostWith returns a channel closed when ch closes, with its connection or
+// alone: its deliveries can no longer be settled, and the broker will deliver
+// them again.
+func lostWith(ch *amqp091.Channel) <-chan struct{} {
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	lost := make(chan struct{})
+	go func() {
+		for range closed {
+		}
+		close(lost)
+	}()
+	return lost
 }
 
 // open opens a channel with the prefetch and starts consuming on it.
@@ -88,7 +102,7 @@ func (c *consumer) open(conn *amqp091.Connection) (*amqp091.Channel, <-chan amqp
 // closed alone, or the broker cancelled the consumer) starts consuming again
 // on the same connection; a loop that ends with the connection leaves that to
 // the reconnect.
-func (c *consumer) loop(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery, prev, done chan struct{}) {
+func (c *consumer) loop(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery, lost <-chan struct{}, prev, done chan struct{}) {
 	defer c.loops.Done()
 	defer close(done)
 	if prev != nil {
@@ -105,7 +119,7 @@ func (c *consumer) loop(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery,
 			_ = d.Nack(false, true)
 			continue
 		}
-		c.h(delivery(d))
+		c.h(delivery(d, lost))
 	}
 	if c.isCancelled() {
 		return
@@ -261,7 +275,7 @@ type ack struct{ d amqp091.Delivery }
 func (a ack) Ack() error              { return a.d.Ack(false) }
 func (a ack) Nack(requeue bool) error { return a.d.Nack(false, requeue) }
 
-func delivery(d amqp091.Delivery) transport.Delivery {
+func delivery(d amqp091.Delivery, lost <-chan struct{}) transport.Delivery {
 	var exp time.Duration
 	if d.Expiration != "" {
 		var ms int64
@@ -291,6 +305,8 @@ func delivery(d amqp091.Delivery) transport.Delivery {
 		Exchange:     d.Exchange,
 		RoutingKey:   d.RoutingKey,
 		Redelivered:  d.Redelivered,
+		Received:     time.Now(),
+		Lost:         lost,
 		Acknowledger: ack{d},
 	}
 }
