@@ -3,6 +3,11 @@
 // Config, a *slog.Logger, and proxies to the services it calls), wires its
 // entrypoints to RabbitMQ and runs until SIGINT or SIGTERM.
 //
+// Configuration is package config's: New loads it with config.Load, logs its
+// warnings, and injects it as Config, an alias of config.Config. Settings, the
+// Default* constants and the --config flag's parsing (config.Path) live there
+// only, so that a program that only reads config.yaml need not link framework.
+//
 //	func main() {
 //		framework.Run(framework.Service("calculator", NewCalculator))
 //	}
