@@ -3,6 +3,11 @@
 // Config, a *slog.Logger, and proxies to the services it calls), wires its
 // entrypoints to RabbitMQ and runs until SIGINT or SIGTERM.
 //
+// Configuration is package config's: New loads it with config.Load, logs its
+// warnings, and injects it as Config, an alias of config.Config. Settings, the
+// Default* constants and the --config flag's parsing (config.Path) live there
+// only, so that a program that only reads config.yaml need not link framework.
+//
 //	func main() {
 //		framework.Run(framework.Service("calculator", NewCalculator))
 //	}
@@ -24,6 +29,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/amqp"
@@ -67,7 +73,8 @@ func ConfigValues(values map[string]any) Option {
 	})
 }
 
-// WithLogger sends the app's logs to l instead of a text handler on stderr at LOG_LEVEL.
+// WithLogger sends the app's logs to l instead of stderr, in LOG_FORMAT at LOG_LEVEL; l's own handler
+// decides both.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *appConfig) { c.logger = l })
 }
@@ -115,15 +122,18 @@ func New(opts ...Option) (*App, error) {
 	if len(ac.services) == 0 {
 		return nil, errors.New("hypha: no services: pass framework.Service(name, constructor) for each")
 	}
-	cfg, err := LoadConfig(ac.configPath, ac.overrides)
+	cfg, err := config.Load(ac.configPath, ac.overrides)
 	if err != nil {
 		return nil, err
 	}
 	log := ac.logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log = newLogger(os.Stderr, cfg.Settings)
 	}
 	log = slog.New(contextHandler{log.Handler()})
+	for _, w := range cfg.Warnings() {
+		log.Warn("hypha: " + w)
+	}
 	a := &App{config: cfg, log: log, done: make(chan struct{})}
 	name := connectionName(ac.services)
 	seen := map[string]bool{}
@@ -262,7 +272,7 @@ func (a *App) Config() Config { return a.config }
 // within RECONNECT.MAX_ELAPSED) it logs why once and exits with status 1, so
 // that a supervisor restarts it.
 func Run(opts ...Option) {
-	path, err := ConfigPath(os.Args[1:])
+	path, err := config.Path(os.Args[1:])
 	if err != nil {
 		fail(err)
 	}

@@ -39,9 +39,9 @@ func newHealth(cfg Config, e *endpoints, c *connection) *health {
 // healthAddress is where the probes are served and the key that says so.
 func healthAddress(cfg Config) (key, address string) {
 	if cfg.Health.Address != "" {
-		return keyHealth + "." + keyAddress, cfg.Health.Address
+		return "HEALTH.ADDRESS", cfg.Health.Address
 	}
-	return keyMetrics + "." + keyAddress, cfg.Metrics.Address
+	return "METRICS.ADDRESS", cfg.Metrics.Address
 }
 
 // ready is nil when the app can take work, or says why not.

@@ -2,12 +2,23 @@ package framework
 
 import (
 	"context"
+	"io"
 	"log/slog"
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
 )
+
+// newLogger logs to w in LOG_FORMAT (text or json) at LOG_LEVEL.
+func newLogger(w io.Writer, s config.Settings) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: s.LogLevel}
+	if s.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
 
 // contextHandler adds to every record logged with a worker's context the
 // trace and span ids and the call-id stack, so that a log line can be found

@@ -22,6 +22,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/fx"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -36,7 +37,7 @@ const defaultGRPCEndpoint = "http://localhost:4317"
 // runtime's and the process's collectors), for the process. With both off it
 // adds nothing to a call.
 type telemetry struct {
-	tracing TracingSettings
+	tracing config.TracingSettings
 	prop    propagation.TextMapPropagator
 	tracers []*sdktrace.TracerProvider
 
@@ -59,7 +60,7 @@ func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error)
 		if err := t.startMetrics(); err != nil {
 			return nil, err
 		}
-		e.handle(keyMetrics+"."+keyAddress, t.address, "/metrics", promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{}))
+		e.handle("METRICS.ADDRESS", t.address, "/metrics", promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{}))
 	}
 	lc.Append(fx.Hook{OnStop: t.shutdown})
 	return t, nil
@@ -186,7 +187,7 @@ func (t *telemetry) exporter(ctx context.Context) (sdktrace.SpanExporter, error)
 		exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stdout))
 	case t.tracing.Protocol == "grpc":
 		endpoint := t.tracing.Endpoint
-		if endpoint == DefaultTracingEndpoint {
+		if endpoint == config.DefaultTracingEndpoint {
 			endpoint = defaultGRPCEndpoint // OTLP's default port differs by protocol
 		}
 		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))

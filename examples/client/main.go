@@ -1,7 +1,8 @@
 // Command client calls the example services "calculator", "user_service",
 // "orders" and "mailer" as a standalone program (nameko's ClusterRpcClient)
-// and prints one line per call. It reads ./config.yaml (AMQP_URI in the
-// environment overrides the broker), waits up to 30 s for the services to
+// and prints one line per call. It reads ./config.yaml with package config
+// (AMQP_URI in the environment overrides the broker; RPC_TIMEOUT, RECONNECT
+// and RPC_RETRY_POLICY apply to its calls), waits up to 30 s for the services to
 // answer, then makes its calls; it exits non-zero, saying why, when anything
 // fails. The last call creates an order, whose order_created event the mailer
 // handles: the client polls mailer.sent() until the confirmation shows up.
@@ -27,9 +28,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
-	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport"
 )
 
 // Wait bounds for the services to come up.
@@ -100,17 +102,12 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	cfg, err := framework.LoadConfig("", nil)
+	cfg, err := config.Load("", nil)
 	if err != nil {
 		return fmt.Errorf("loading config: %w", err)
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, readyTimeout)
-	c, err := rpc.Dial(dialCtx, rpc.Config{
-		URI:       cfg.AMQPURI,
-		Heartbeat: cfg.Heartbeat,
-		Exchange:  cfg.RPCExchange,
-		Timeout:   cfg.RPCTimeout,
-	})
+	c, err := rpc.Dial(dialCtx, dialConfig(cfg.Settings))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connecting to the broker: %w", err)
@@ -196,6 +193,19 @@ func run(ctx context.Context) error {
 	fmt.Printf("mailer.sent() holds the confirmation of order %s (after %s): %s\n",
 		o.ID, waited.Round(time.Millisecond), asJSON(conf))
 	return nil
+}
+
+// dialConfig is the client's connection as config.yaml sets it: the broker, the exchange, the call
+// timeout, and how to reconnect and retry publishing.
+func dialConfig(s config.Settings) rpc.Config {
+	return rpc.Config{
+		URI:       s.AMQPURI,
+		Heartbeat: s.Heartbeat,
+		Exchange:  s.RPCExchange,
+		Timeout:   s.RPCTimeout,
+		Reconnect: transport.ReconnectPolicy(s.Reconnect),
+		Retry:     transport.RetryPolicy(s.RPCRetryPolicy),
+	}
 }
 
 // waitConfirmation polls mailer.sent() until it holds the confirmation of

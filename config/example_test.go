@@ -1,0 +1,40 @@
+package config_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hypha-go/hypha/config"
+)
+
+func ExampleLoad() {
+	dir, err := os.MkdirTemp("", "config")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "config.yaml")
+	text := "max_workers: 4\nMAX_WORKER: 5\nUSERS:\n  db_dsn: ${EXAMPLE_USERS_DSN:postgres://localhost/users}\n  pool: 8\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		panic(err)
+	}
+
+	cfg, err := config.Load(path, map[string]any{"RPC_TIMEOUT": 2.5})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(cfg.MaxWorkers, cfg.RPCTimeout, cfg.GracePeriod)
+	dsn, err := cfg.String("users.db_dsn")
+	fmt.Println(dsn, err)
+	_, err = cfg.Int("users.db_dsn")
+	fmt.Println(err)
+	fmt.Println(cfg.Source("RPC_TIMEOUT"), cfg.Source("GRACE_PERIOD"), cfg.Source("MAX_WORKERS") == path)
+	fmt.Println(cfg.Warnings())
+	// Output:
+	// 4 2.5s 10s
+	// postgres://localhost/users <nil>
+	// config USERS.db_dsn: want a whole number, got "postgres://localhost/users"
+	// override default true
+	// [config MAX_WORKER is not a Hypha key: did you mean MAX_WORKERS?]
+}

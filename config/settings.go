@@ -1,0 +1,359 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Defaults of Hypha's keys: what a service gets for a key that config.yaml, the environment and the
+// overrides all leave out. The values match the defaults of the rpc, events and transport/amqp
+// packages; they are written out here so that reading config links none of those packages.
+const (
+	DefaultAMQPURI                = "amqp://guest:guest@localhost:5672/" // AMQP_URI
+	DefaultRPCExchange            = "nameko-rpc"                         // RPC_EXCHANGE, shared with nameko
+	DefaultRPCTimeout             = 30 * time.Second                     // RPC_TIMEOUT
+	DefaultRPCMaxRetries          = 3                                    // RPC_RETRY_POLICY.MAX_RETRIES
+	DefaultRPCRetryIntervalStart  = 100 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_START
+	DefaultRPCRetryIntervalStep   = 200 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_STEP
+	DefaultRPCRetryIntervalMax    = time.Second                          // RPC_RETRY_POLICY.INTERVAL_MAX
+	DefaultReconnectIntervalStart = 100 * time.Millisecond               // RECONNECT.INTERVAL_START
+	DefaultReconnectIntervalMax   = 5 * time.Second                      // RECONNECT.INTERVAL_MAX
+	DefaultReconnectMaxElapsed    = time.Duration(0)                     // RECONNECT.MAX_ELAPSED: retry forever
+	DefaultMaxWorkers             = 10                                   // MAX_WORKERS, also the prefetch count
+	DefaultGracePeriod            = 10 * time.Second                     // GRACE_PERIOD
+	DefaultHeartbeat              = 60 * time.Second                     // HEARTBEAT
+	DefaultParentCallsTracked     = 10                                   // PARENT_CALLS_TRACKED
+	DefaultSerializer             = "json"                               // SERIALIZER, the only one supported
+	DefaultLogLevel               = slog.LevelInfo                       // LOG_LEVEL
+	DefaultLogFormat              = "text"                               // LOG_FORMAT: slog's text handler
+	DefaultTracingExporter        = "none"                               // TRACING.EXPORTER: traces off
+	DefaultTracingEndpoint        = "http://localhost:4318"              // TRACING.ENDPOINT: a local collector, OTLP/HTTP
+	DefaultTracingProtocol        = "http/protobuf"                      // TRACING.PROTOCOL
+	DefaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
+	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
+	DefaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
+	DefaultMaxMessageSize         = 8 << 20                              // MAX_MESSAGE_SIZE: 8 MiB
+	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
+	DefaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
+	DefaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
+	DefaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
+	DefaultEventHandlerTimeout    = 60 * time.Second                     // EVENTS.HANDLER_TIMEOUT
+	DefaultEventRetryInitial      = time.Second                          // EVENTS.RETRY_DELAY.INITIAL
+	DefaultEventRetryMultiplier   = 2.0                                  // EVENTS.RETRY_DELAY.MULTIPLIER
+	DefaultEventRetryMax          = 60 * time.Second                     // EVENTS.RETRY_DELAY.MAX
+)
+
+// maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
+const maxPrefetch = 65535
+
+// The expected form of each kind of value, shared by the type checks at load and by Validate.
+const (
+	wantAMQPURI      = "an amqp:// or amqps:// URL"
+	wantExchange     = "a non-empty exchange name"
+	wantSecondsAbove = "seconds > 0"
+	wantSeconds      = "seconds >= 0"
+	wantCount        = "a whole number >= 0"
+	wantWorkers      = "a whole number >= 1"
+	wantSerializer   = `"json"`
+	wantLogLevel     = "debug, info, warn or error"
+	wantLogFormat    = "text or json"
+	wantExporter     = "otlp, console or none"
+	wantEndpoint     = "an http:// or https:// URL"
+	wantProtocol     = "http/protobuf or grpc"
+	wantRatio        = "a number from 0 to 1"
+	wantHostPort     = "host:port"
+	wantBytes        = "a whole number of bytes > 0"
+	wantInFlight     = "a whole number >= 1"
+	wantBool         = "true or false"
+	wantMultiplier   = "a number >= 1"
+)
+
+// Settings are Hypha's own keys of config.yaml, typed and validated. Durations are written in
+// config.yaml as seconds (fractions allowed). The koanf tags name the keys.
+type Settings struct {
+	AMQPURI                string          `koanf:"AMQP_URI"`                 // the broker, an amqp:// or amqps:// URL
+	RPCExchange            string          `koanf:"RPC_EXCHANGE"`             // (nameko: rpc_exchange) the RPC exchange
+	RPCTimeout             time.Duration   `koanf:"RPC_TIMEOUT"`              // a call's deadline when its context has none sooner; > 0
+	RPCRetryPolicy         RetryPolicy     `koanf:"RPC_RETRY_POLICY"`         // retries of a failed publish
+	Reconnect              ReconnectPolicy `koanf:"RECONNECT"`                // backoff after losing the broker
+	MaxWorkers             int             `koanf:"MAX_WORKERS"`              // (max_workers) concurrent workers per service = prefetch
+	GracePeriod            time.Duration   `koanf:"GRACE_PERIOD"`             // time for in-flight work to finish on stop; >= 0
+	Heartbeat              time.Duration   `koanf:"HEARTBEAT"`                // AMQP heartbeat interval; 0 turns heartbeats off
+	ParentCallsTracked     int             `koanf:"PARENT_CALLS_TRACKED"`     // (parent_calls_tracked) call_id_stack keeps this many parents
+	Serializer             string          `koanf:"SERIALIZER"`               // (serializer) only "json"
+	LogLevel               slog.Level      `koanf:"LOG_LEVEL"`                // debug, info, warn (or warning) or error
+	LogFormat              string          `koanf:"LOG_FORMAT"`               // "text" or "json" (read case-insensitively, kept lower-case)
+	Tracing                TracingSettings `koanf:"TRACING"`                  // OpenTelemetry traces
+	Metrics                MetricsSettings `koanf:"METRICS"`                  // the Prometheus /metrics endpoint
+	Health                 HealthSettings  `koanf:"HEALTH"`                   // the /healthz and /readyz endpoints
+	MaxMessageSize         int64           `koanf:"MAX_MESSAGE_SIZE"`         // the largest message body sent or received, in bytes; > 0
+	RPCMaxInFlight         int             `koanf:"RPC_MAX_IN_FLIGHT"`        // calls one client may wait on at once; >= 1
+	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
+	Events                 EventsSettings  `koanf:"EVENTS"`                   // event dispatch and handling
+}
+
+// TracingSettings choose where OpenTelemetry traces go. config.yaml takes their defaults from the
+// standard OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_PROTOCOL.
+type TracingSettings struct {
+	Exporter     string  `koanf:"EXPORTER"`      // "otlp", "console" or "none" (read case-insensitively, kept lower-case)
+	Endpoint     string  `koanf:"ENDPOINT"`      // the collector, an http:// or https:// URL; checked only for otlp
+	Protocol     string  `koanf:"PROTOCOL"`      // "http/protobuf" or "grpc"
+	SamplerRatio float64 `koanf:"SAMPLER_RATIO"` // the share of traces kept, 0 to 1
+}
+
+// MetricsSettings place the Prometheus /metrics endpoint.
+type MetricsSettings struct {
+	Address string `koanf:"ADDRESS"` // host:port to listen on, numeric port; "" (or null) = no endpoint
+}
+
+// HealthSettings place the /healthz (alive) and /readyz (ready for work) endpoints.
+type HealthSettings struct {
+	Address string `koanf:"ADDRESS"` // host:port, numeric port; "" (or null) = METRICS.ADDRESS, both "" = no endpoints
+}
+
+// EventsSettings tune event dispatch and handling.
+type EventsSettings struct {
+	// MAX_RETRIES (max_retries): how many times a failing event handler's event is retried (when the
+	// handler asks for requeue on error) before it is dead-lettered; >= 0.
+	MaxRetries int `koanf:"MAX_RETRIES"`
+	// PUBLISH_TIMEOUT: how long a Dispatch may wait for the broker (reconnects, confirms); > 0.
+	PublishTimeout time.Duration `koanf:"PUBLISH_TIMEOUT"`
+	// HANDLER_TIMEOUT: an event handler's deadline; > 0.
+	HandlerTimeout time.Duration `koanf:"HANDLER_TIMEOUT"`
+	// RETRY_DELAY: the waits between the retries of a handler that asks for requeue on error.
+	RetryDelay RetryDelay `koanf:"RETRY_DELAY"`
+}
+
+// RetryDelay is an exponential delay between retries: Initial before the first, then Multiplier
+// times the previous one, at most Max.
+type RetryDelay struct {
+	Initial    time.Duration `koanf:"INITIAL"`    // > 0
+	Multiplier float64       `koanf:"MULTIPLIER"` // >= 1
+	Max        time.Duration `koanf:"MAX"`        // >= Initial
+}
+
+// RetryPolicy is kombu's linear retry policy for publishing: after the n-th failure wait
+// IntervalStart + (n-1)*IntervalStep, at most IntervalMax, and give up after MaxRetries retries.
+// It converts to transport.RetryPolicy.
+type RetryPolicy struct {
+	MaxRetries    int           `koanf:"MAX_RETRIES"`    // (max_retries); 0 means no retry
+	IntervalStart time.Duration `koanf:"INTERVAL_START"` // (interval_start)
+	IntervalStep  time.Duration `koanf:"INTERVAL_STEP"`  // (interval_step)
+	IntervalMax   time.Duration `koanf:"INTERVAL_MAX"`   // (interval_max)
+}
+
+// ReconnectPolicy is the exponential, jittered backoff used to reach the broker again: waits grow from
+// IntervalStart to IntervalMax, and stop after MaxElapsed in total, or never when MaxElapsed is 0.
+// It converts to transport.ReconnectPolicy.
+type ReconnectPolicy struct {
+	IntervalStart time.Duration `koanf:"INTERVAL_START"` // > 0, or the backoff could never grow
+	IntervalMax   time.Duration `koanf:"INTERVAL_MAX"`   // >= IntervalStart
+	MaxElapsed    time.Duration `koanf:"MAX_ELAPSED"`    // 0 = retry forever
+}
+
+// DefaultSettings returns the settings a service runs with when config.yaml sets nothing.
+func DefaultSettings() Settings {
+	return Settings{
+		AMQPURI:     DefaultAMQPURI,
+		RPCExchange: DefaultRPCExchange,
+		RPCTimeout:  DefaultRPCTimeout,
+		RPCRetryPolicy: RetryPolicy{
+			MaxRetries:    DefaultRPCMaxRetries,
+			IntervalStart: DefaultRPCRetryIntervalStart,
+			IntervalStep:  DefaultRPCRetryIntervalStep,
+			IntervalMax:   DefaultRPCRetryIntervalMax,
+		},
+		Reconnect: ReconnectPolicy{
+			IntervalStart: DefaultReconnectIntervalStart,
+			IntervalMax:   DefaultReconnectIntervalMax,
+			MaxElapsed:    DefaultReconnectMaxElapsed,
+		},
+		MaxWorkers:         DefaultMaxWorkers,
+		GracePeriod:        DefaultGracePeriod,
+		Heartbeat:          DefaultHeartbeat,
+		ParentCallsTracked: DefaultParentCallsTracked,
+		Serializer:         DefaultSerializer,
+		LogLevel:           DefaultLogLevel,
+		LogFormat:          DefaultLogFormat,
+		Tracing: TracingSettings{
+			Exporter:     DefaultTracingExporter,
+			Endpoint:     DefaultTracingEndpoint,
+			Protocol:     DefaultTracingProtocol,
+			SamplerRatio: DefaultTracingSamplerRatio,
+		},
+		Metrics:                MetricsSettings{Address: DefaultMetricsAddress},
+		Health:                 HealthSettings{Address: DefaultHealthAddress},
+		MaxMessageSize:         DefaultMaxMessageSize,
+		RPCMaxInFlight:         DefaultRPCMaxInFlight,
+		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
+		Events: EventsSettings{
+			MaxRetries:     DefaultEventMaxRetries,
+			PublishTimeout: DefaultEventPublishTimeout,
+			HandlerTimeout: DefaultEventHandlerTimeout,
+			RetryDelay: RetryDelay{
+				Initial:    DefaultEventRetryInitial,
+				Multiplier: DefaultEventRetryMultiplier,
+				Max:        DefaultEventRetryMax,
+			},
+		},
+	}
+}
+
+// Validate reports the first setting out of range, naming its key and the expected form, or nil.
+func (s Settings) Validate() error {
+	if err := validateAMQPURI(s.AMQPURI); err != nil {
+		return err
+	}
+	for _, v := range []interface{ Validate() error }{s.RPCRetryPolicy, s.Reconnect, s.Tracing, s.Metrics, s.Health, s.Events} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if s.Serializer != DefaultSerializer {
+		return fmt.Errorf("config SERIALIZER: only %s is supported, got %q", wantSerializer, s.Serializer)
+	}
+	if s.MaxWorkers > maxPrefetch {
+		return fmt.Errorf("config MAX_WORKERS: want at most %d (AMQP's prefetch limit), got %d", maxPrefetch, s.MaxWorkers)
+	}
+	return firstInvalid([]check{
+		{s.RPCExchange == "", "RPC_EXCHANGE", wantExchange, `""`},
+		{s.RPCTimeout <= 0, "RPC_TIMEOUT", wantSecondsAbove, secondsText(s.RPCTimeout)},
+		{s.MaxWorkers < 1, "MAX_WORKERS", wantWorkers, strconv.Itoa(s.MaxWorkers)},
+		{s.GracePeriod < 0, "GRACE_PERIOD", wantSeconds, secondsText(s.GracePeriod)},
+		{s.Heartbeat < 0, "HEARTBEAT", wantSeconds, secondsText(s.Heartbeat)},
+		{s.ParentCallsTracked < 0, "PARENT_CALLS_TRACKED", wantCount, strconv.Itoa(s.ParentCallsTracked)},
+		{s.LogFormat != "text" && s.LogFormat != "json", "LOG_FORMAT", wantLogFormat, strconv.Quote(s.LogFormat)},
+		{s.MaxMessageSize <= 0, "MAX_MESSAGE_SIZE", wantBytes, strconv.FormatInt(s.MaxMessageSize, 10)},
+		{s.RPCMaxInFlight < 1, "RPC_MAX_IN_FLIGHT", wantInFlight, strconv.Itoa(s.RPCMaxInFlight)},
+	})
+}
+
+// Validate reports the first field of RPC_RETRY_POLICY out of range, or nil.
+func (p RetryPolicy) Validate() error {
+	return firstInvalid([]check{
+		{p.MaxRetries < 0, "RPC_RETRY_POLICY.MAX_RETRIES", wantCount, strconv.Itoa(p.MaxRetries)},
+		{p.IntervalStart < 0, "RPC_RETRY_POLICY.INTERVAL_START", wantSeconds, secondsText(p.IntervalStart)},
+		{p.IntervalStep < 0, "RPC_RETRY_POLICY.INTERVAL_STEP", wantSeconds, secondsText(p.IntervalStep)},
+		{p.IntervalMax < 0, "RPC_RETRY_POLICY.INTERVAL_MAX", wantSeconds, secondsText(p.IntervalMax)},
+	})
+}
+
+// Validate reports the first field of RECONNECT out of range, or nil.
+func (p ReconnectPolicy) Validate() error {
+	return firstInvalid([]check{
+		{p.IntervalStart <= 0, "RECONNECT.INTERVAL_START", wantSecondsAbove, secondsText(p.IntervalStart)},
+		{p.IntervalMax < p.IntervalStart, "RECONNECT.INTERVAL_MAX",
+			"seconds >= INTERVAL_START (" + secondsText(p.IntervalStart) + ")", secondsText(p.IntervalMax)},
+		{p.MaxElapsed < 0, "RECONNECT.MAX_ELAPSED", wantSeconds + " (0 = forever)", secondsText(p.MaxElapsed)},
+	})
+}
+
+// Validate reports the first field of TRACING out of range, or nil. The endpoint matters only to otlp.
+func (t TracingSettings) Validate() error {
+	if err := firstInvalid([]check{
+		{!slices.Contains([]string{"otlp", "console", "none"}, t.Exporter), "TRACING.EXPORTER", wantExporter,
+			strconv.Quote(t.Exporter)},
+		{t.Protocol != "http/protobuf" && t.Protocol != "grpc", "TRACING.PROTOCOL", wantProtocol,
+			strconv.Quote(t.Protocol)},
+		{!(t.SamplerRatio >= 0 && t.SamplerRatio <= 1), "TRACING.SAMPLER_RATIO", wantRatio,
+			strconv.FormatFloat(t.SamplerRatio, 'f', -1, 64)},
+	}); err != nil || t.Exporter != "otlp" {
+		return err
+	}
+	u, err := url.Parse(t.Endpoint)
+	if err != nil {
+		return fmt.Errorf("config TRACING.ENDPOINT: want %s: %v", wantEndpoint, unwrapURLError(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("config TRACING.ENDPOINT: want %s, got %q", wantEndpoint, u.Redacted())
+	}
+	return nil
+}
+
+// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
+func (m MetricsSettings) Validate() error { return validateAddress("METRICS.ADDRESS", m.Address) }
+
+// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
+func (h HealthSettings) Validate() error { return validateAddress("HEALTH.ADDRESS", h.Address) }
+
+// validateAddress checks that address, the value of key, is "" or host:port with a numeric port.
+func validateAddress(key, address string) error {
+	if address == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(address)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("config %s: want %s, got %q", key, wantHostPort, address)
+	}
+	return nil
+}
+
+// Validate reports the first field of EVENTS out of range, or nil.
+func (e EventsSettings) Validate() error {
+	if err := firstInvalid([]check{
+		{e.MaxRetries < 0, "EVENTS.MAX_RETRIES", wantCount, strconv.Itoa(e.MaxRetries)},
+		{e.PublishTimeout <= 0, "EVENTS.PUBLISH_TIMEOUT", wantSecondsAbove, secondsText(e.PublishTimeout)},
+		{e.HandlerTimeout <= 0, "EVENTS.HANDLER_TIMEOUT", wantSecondsAbove, secondsText(e.HandlerTimeout)},
+	}); err != nil {
+		return err
+	}
+	return e.RetryDelay.Validate()
+}
+
+// Validate reports the first field of EVENTS.RETRY_DELAY out of range, or nil.
+func (d RetryDelay) Validate() error {
+	return firstInvalid([]check{
+		{d.Initial <= 0, "EVENTS.RETRY_DELAY.INITIAL", wantSecondsAbove, secondsText(d.Initial)},
+		{!(d.Multiplier >= 1), "EVENTS.RETRY_DELAY.MULTIPLIER", wantMultiplier, strconv.FormatFloat(d.Multiplier, 'f', -1, 64)},
+		{d.Max < d.Initial, "EVENTS.RETRY_DELAY.MAX", "seconds >= INITIAL (" + secondsText(d.Initial) + ")", secondsText(d.Max)},
+	})
+}
+
+// check is one range rule of Validate: when bad, key wants want but holds got.
+type check struct {
+	bad            bool
+	key, want, got string
+}
+
+func firstInvalid(checks []check) error {
+	for _, c := range checks {
+		if c.bad {
+			return fmt.Errorf("config %s: want %s, got %s", c.key, c.want, c.got)
+		}
+	}
+	return nil
+}
+
+// validateAMQPURI checks the broker URL without ever echoing its password.
+func validateAMQPURI(uri string) error {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("config AMQP_URI: want %s: %v", wantAMQPURI, unwrapURLError(err))
+	}
+	if u.Scheme != "amqp" && u.Scheme != "amqps" || u.Opaque != "" {
+		return fmt.Errorf("config AMQP_URI: want %s, got %q", wantAMQPURI, u.Redacted())
+	}
+	return nil
+}
+
+// unwrapURLError drops url.Error's wrapper, which repeats the URL, password included.
+func unwrapURLError(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err
+	}
+	return err
+}
+
+func secondsText(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/transport"
+)
+
+func TestDialConfigFollowsConfig(t *testing.T) {
+	s := config.DefaultSettings()
+	s.Reconnect = config.ReconnectPolicy{IntervalStart: time.Second, IntervalMax: 9 * time.Second, MaxElapsed: time.Minute}
+	s.RPCRetryPolicy = config.RetryPolicy{MaxRetries: 7, IntervalStart: 1, IntervalStep: 2, IntervalMax: 3}
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"URI", dialConfig(s).URI, s.AMQPURI},
+		{"Exchange", dialConfig(s).Exchange, s.RPCExchange},
+		{"Timeout", dialConfig(s).Timeout, s.RPCTimeout},
+		{"Heartbeat", dialConfig(s).Heartbeat, s.Heartbeat},
+		{"RECONNECT", dialConfig(s).Reconnect, transport.ReconnectPolicy{IntervalStart: time.Second, IntervalMax: 9 * time.Second,
+			MaxElapsed: time.Minute}},
+		{"RPC_RETRY_POLICY", dialConfig(s).Retry, transport.RetryPolicy{MaxRetries: 7, IntervalStart: 1, IntervalStep: 2, IntervalMax: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Fatalf("got %+v, want %+v", tt.got, tt.want)
+			}
+		})
+	}
+}
