@@ -88,8 +88,9 @@ func ReliableDelivery(on bool) HandlerOption {
 }
 
 // RequeueOnError (default false) retries an event whose handler failed, up to
-// EVENTS.MAX_RETRIES times, before dead-lettering it. Without it a failed
-// event goes to the dead-letter queue at once.
+// EVENTS.MAX_RETRIES times, each after a longer delay (see RetryDelay), before
+// dead-lettering it. Without it a failed event goes to the dead-letter queue
+// at once.
 func RequeueOnError(on bool) HandlerOption {
 	return handlerOptionFunc(func(h *Handler) { h.requeue = on })
 }
