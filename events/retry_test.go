@@ -121,7 +121,7 @@ func (l *attemptLog) get(attempt int) (time.Time, bool) {
 // queues are declared as RetryDelay.Queue says.
 func TestRetriesWaitTheirDelay(t *testing.T) {
 	const service, source = "mailer_delay", "orders_delay"
-	delay := events.RetryDelay{Initial: 200 * time.Millisecond, Multiplier: 2, Max: 5 * time.Second}
+	delay := events.RetryDelay{Initial: 400 * time.Millisecond, Multiplier: 2, Max: 5 * time.Second}
 	var attempts attemptLog
 	other := make(chan time.Time, 1)
 	startServer(t, amqp.Options{}, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(1), MaxRetries: 3, RetryDelay: delay},
@@ -155,11 +155,11 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 	first, _ := attempts.get(1)
 	second, _ := attempts.get(2)
 	third, _ := attempts.get(3)
-	if gap := second.Sub(first); gap < 200*time.Millisecond {
-		t.Errorf("the first retry came %s after the first attempt, want at least 200 ms", gap)
+	if gap := second.Sub(first); gap < 400*time.Millisecond {
+		t.Errorf("the first retry came %s after the first attempt, want at least 400 ms", gap)
 	}
-	if gap := third.Sub(second); gap < 400*time.Millisecond {
-		t.Errorf("the second retry came %s after the first, want at least 400 ms", gap)
+	if gap := third.Sub(second); gap < 800*time.Millisecond {
+		t.Errorf("the second retry came %s after the first, want at least 800 ms", gap)
 	}
 	select {
 	case at := <-other:
