@@ -29,12 +29,21 @@ type seq struct {
 // restores, when not nil, counts the connection's reconnects.
 func startService(t *testing.T, service string, maxRetries, poolSize int, restores *atomic.Int32, register func(r *entrypoint.Registry)) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	opts := amqp.Options{Name: service + "-test"}
 	if restores != nil {
 		opts.OnRestore = func() { restores.Add(1) }
 	}
+	return startServer(t, opts, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(poolSize),
+		MaxRetries: maxRetries, ParentCallsTracked: 10}, register)
+}
+
+// startServer runs an events server configured by cfg on a connection of
+// its own made with opts; see startService.
+func startServer(t *testing.T, opts amqp.Options, cfg events.ServerConfig, register func(r *entrypoint.Registry)) (stop func()) {
+	t.Helper()
+	service := cfg.Service
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	b, err := amqp.Dial(ctx, testbroker.URI(t), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -45,8 +54,7 @@ func startService(t *testing.T, service string, maxRetries, poolSize int, restor
 		b.Close()
 		t.Fatal(err)
 	}
-	srv := events.NewServer(b, r, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(poolSize),
-		MaxRetries: maxRetries, ParentCallsTracked: 10})
+	srv := events.NewServer(b, r, cfg)
 	if err := srv.Start(ctx); err != nil {
 		b.Close()
 		t.Fatal(err)

@@ -20,7 +20,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,18 @@ type DispatcherConfig struct {
 	PublishTimeout time.Duration
 	// Interceptors wrap every Dispatch, the first outermost.
 	Interceptors []DispatchInterceptor
+
+	// Heartbeat is the AMQP heartbeat interval; used by Dial only (zero is
+	// amqp's default).
+	Heartbeat time.Duration
+	// Reconnect and Retry pace reconnection and retries of a publish the
+	// broker refused; used by Dial only (the zero values are amqp's
+	// defaults and no retries), as rpc.Config's.
+	Reconnect transport.ReconnectPolicy
+	Retry     transport.RetryPolicy
+	// Logger receives the connection's events; used by Dial only (nil is
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
 // Dispatcher publishes the events of one source service. It is safe for
@@ -59,8 +72,10 @@ type Dispatcher struct {
 	cfg    DispatcherConfig
 	owns   bool // Dial made the connection, so Close closes it
 
-	mu       sync.Mutex
-	declared bool // the exchange is declared (and redeclared on reconnect by the broker)
+	// declaring is held by the one Dispatch declaring the exchange; others
+	// wait for it no longer than their own context allows.
+	declaring chan struct{}
+	declared  atomic.Bool // the exchange is declared (and redeclared on reconnect by the broker)
 }
 
 // NewDispatcher returns a dispatcher publishing over broker.
@@ -68,13 +83,18 @@ func NewDispatcher(broker transport.Broker, cfg DispatcherConfig) *Dispatcher {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
-	return &Dispatcher{broker: broker, cfg: cfg}
+	return &Dispatcher{broker: broker, cfg: cfg, declaring: make(chan struct{}, 1)}
 }
 
 // Dial connects to the broker at uri and returns a dispatcher that owns the
 // connection, for programs that are not services (nameko's event_dispatcher).
+// cfg's Heartbeat, Reconnect, Retry and Logger set up the connection as
+// rpc.Dial's do.
 func Dial(ctx context.Context, uri string, cfg DispatcherConfig) (*Dispatcher, error) {
-	broker, err := amqp.Dial(ctx, uri, amqp.Options{Name: cfg.Source + "-dispatcher"})
+	broker, err := amqp.Dial(ctx, uri, amqp.Options{
+		Name: cfg.Source + "-dispatcher", Heartbeat: cfg.Heartbeat, Logger: cfg.Logger,
+		Reconnect: cfg.Reconnect, Retry: cfg.Retry,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -94,17 +114,25 @@ func (d *Dispatcher) Close() error {
 // Source is the service whose events d dispatches.
 func (d *Dispatcher) Source() string { return d.cfg.Source }
 
-// declare makes sure the source's exchange exists, once.
+// declare makes sure the source's exchange exists, once. A Dispatch that
+// finds another declaring waits for it only until its own ctx ends.
 func (d *Dispatcher) declare(ctx context.Context, exchange string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.declared {
+	if d.declared.Load() {
+		return nil
+	}
+	select {
+	case d.declaring <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for exchange %q to be declared: %w", exchange, ctx.Err())
+	}
+	defer func() { <-d.declaring }()
+	if d.declared.Load() {
 		return nil
 	}
 	if err := d.broker.DeclareExchange(ctx, transport.Exchange{Name: exchange, Kind: transport.Topic, Durable: true}); err != nil {
 		return err
 	}
-	d.declared = true
+	d.declared.Store(true)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,7 +67,8 @@ func FuzzDecodePayload(f *testing.F) {
 				t.Fatalf("decode(%q) = %v, %q", body, payload, err)
 			}
 			var de *jsonlimit.DepthError
-			if plainErr == nil && !errors.As(err, &de) {
+			null := bytes.Equal(bytes.TrimSpace(body), []byte("null")) // fuzzOrder cannot hold null
+			if plainErr == nil && !errors.As(err, &de) && !null {
 				t.Fatalf("decode(%q) failed with %v, but the body decodes", body, err)
 			}
 			return

@@ -88,15 +88,17 @@ func ReliableDelivery(on bool) HandlerOption {
 }
 
 // RequeueOnError (default false) retries an event whose handler failed, up to
-// EVENTS.MAX_RETRIES times, before dead-lettering it. Without it a failed
-// event goes to the dead-letter queue at once.
+// EVENTS.MAX_RETRIES times, each after a longer delay (see RetryDelay), before
+// dead-lettering it. Without it a failed event goes to the dead-letter queue
+// at once.
 func RequeueOnError(on bool) HandlerOption {
 	return handlerOptionFunc(func(h *Handler) { h.requeue = on })
 }
 
 // Handle registers fn as the handler name of the service that owns r, for
 // events of type eventType dispatched by sourceService. The event's JSON
-// payload is decoded into T; one that does not decode goes straight to the
+// payload is decoded into T; one that does not decode, or a null payload
+// when T is not a pointer, map, slice or interface, goes straight to the
 // dead-letter queue. fn returning nil acks the event; an error (or a panic)
 // retries or dead-letters it, per RequeueOnError.
 func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string, fn func(context.Context, T) error, opts ...HandlerOption) {

@@ -51,7 +51,10 @@ type ServerConfig struct {
 	Pool *entrypoint.Pool
 	// MaxRetries bounds retries of a failing event (RequeueOnError); 0
 	// means none: the first failure dead-letters it.
-	MaxRetries         int
+	MaxRetries int
+	// RetryDelay paces those retries (EVENTS.RETRY_DELAY); its zero fields
+	// are the defaults.
+	RetryDelay         RetryDelay
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every handler run, the first outermost.
@@ -101,8 +104,12 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 }
 
 // Start declares each handler's exchange, queue and binding, as nameko does,
-// and starts consuming with prefetch = the pool's size.
+// its dead-letter queue and, with RequeueOnError, its delay queues (see
+// RetryDelay), and starts consuming with prefetch = the pool's size.
 func (s *Server) Start(ctx context.Context) error {
+	if err := s.cfg.RetryDelay.Validate(); err != nil {
+		return err
+	}
 	for i, h := range s.handlers {
 		q := h.Queue(s.cfg.Service)
 		if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
@@ -116,6 +123,9 @@ func (s *Server) Start(ctx context.Context) error {
 		if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: deadLetterQueue(h, s.cfg.Service), Durable: true}); err != nil {
 			return err
 		}
+		if err := s.declareDelays(ctx, h, q); err != nil {
+			return err
+		}
 		c := entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
 			Queue: q.Name, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
 			Label:  func(transport.Delivery) string { return s.cfg.Service + "." + h.name },
@@ -126,6 +136,26 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		s.consumers = append(s.consumers, c)
+	}
+	return nil
+}
+
+// declareDelays declares the delay queues the retries of a RequeueOnError
+// handler wait in: one per distinct delay up to MaxRetries.
+func (s *Server) declareDelays(ctx context.Context, h *Handler, q transport.Queue) error {
+	if !h.requeue {
+		return nil
+	}
+	declared := map[string]bool{}
+	for attempt := 1; attempt <= s.cfg.MaxRetries; attempt++ {
+		dq := s.cfg.RetryDelay.Queue(q, attempt)
+		if declared[dq.Name] {
+			continue
+		}
+		if err := s.broker.DeclareQueue(ctx, dq); err != nil {
+			return err
+		}
+		declared[dq.Name] = true
 	}
 	return nil
 }
@@ -204,7 +234,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 		s.log.Log(ctx, level, "hypha: event handler failed", "handler", h.name, "event", h.eventType,
 			"message_id", d.MessageID, "attempt", attempt, "error", err)
 		if h.requeue && attempt <= s.cfg.MaxRetries {
-			s.retry(h, queue, d, attempt)
+			s.retry(h, d, attempt)
 			return
 		}
 		s.deadLetter(h, d, attempt, err, forwarded(d.Headers))
@@ -232,12 +262,13 @@ func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
 	return h.call(ctx, payload)
 }
 
-// retry sends the event to the back of its queue with the attempt counted,
-// then acks this delivery.
-func (s *Server) retry(h *Handler, queue string, d transport.Delivery, attempt int) {
+// retry sends the event, with the attempt counted, to the delay queue that
+// gives it back to its queue after the attempt's delay, then acks this
+// delivery: no worker waits.
+func (s *Server) retry(h *Handler, d transport.Delivery, attempt int) {
 	headers := forwarded(d.Headers)
 	headers[AttemptHeader] = int64(attempt + 1)
-	s.republish(h, d, queue, headers)
+	s.republish(h, d, s.cfg.RetryDelay.Queue(h.Queue(s.cfg.Service), attempt).Name, headers)
 }
 
 // deadLetter sends the event to "<queue>.dlq" with headers, plus why (cut

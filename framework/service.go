@@ -243,6 +243,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	if handlers > 0 {
 		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
 			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries, Prefetches: prefetches,
+			HandlerTimeout: rt.cfg.Events.HandlerTimeout, RetryDelay: events.RetryDelay(rt.cfg.Events.RetryDelay),
 			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
 		})
 	}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,5 +254,46 @@ func TestConsumerSurvivesQueueDeletion(t *testing.T) {
 	}
 	if err := ch.Close(); err != nil {
 		t.Log(err)
+	}
+}
+
+// TestReturnsMatchTheirOwnPublish: two mandatory publishes of one message
+// (same message id) at once, one to a queue and one to nowhere, each get
+// their own outcome: the return of one is never taken for the other's.
+func TestReturnsMatchTheirOwnPublish(t *testing.T) {
+	b, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const queue = "returns-match"
+	if err := b.DeclareQueue(ctx, transport.Queue{Name: queue, AutoDelete: false}); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 200
+	var wg sync.WaitGroup
+	var wrongRouted, wrongReturned atomic.Int32
+	for i := range rounds {
+		id := fmt.Sprintf("event-%d", i)
+		msg := transport.Message{Body: []byte("x"), MessageID: id}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := b.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg}); err != nil {
+				wrongRouted.Add(1)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := b.Publish(ctx, transport.Publishing{RoutingKey: "nobody-here", Mandatory: true, Message: msg}); !errors.Is(err, transport.ErrUnroutable) {
+				wrongReturned.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if r, u := wrongRouted.Load(), wrongReturned.Load(); r+u > 0 {
+		t.Errorf("of %d pairs of copies, %d routed copies failed and %d unroutable ones did not fail with ErrUnroutable", rounds, r, u)
 	}
 }

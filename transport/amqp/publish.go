@@ -89,7 +89,11 @@ func (b *Broker) publishError(p transport.Publishing, err error) error {
 // channels. amqp091-go dispatches frames in order and the returns channel is
 // buffered, so by the time a confirm is seen its return is already buffered:
 // after each confirm the publisher drains the buffer into a map keyed by
-// message id and looks its own message up there.
+// message id and looks its own message up there. A return names its message
+// only by that id, and two publishes of one message (copies of one event to
+// two queues) share it, so a mandatory publish waits for the confirm of any
+// other with its id on the channel before it is sent: a return then belongs
+// to the one publish in flight with its id.
 type publisher struct {
 	conn *amqp091.Connection
 
@@ -99,31 +103,39 @@ type publisher struct {
 	returns  chan amqp091.Return
 	returned map[string]time.Time
 	reasons  map[chan *amqp091.Error]error
+	// inflight holds the mandatory publishes not yet confirmed, by message
+	// id; each channel closes when its publish's confirm has come.
+	inflight map[string]chan struct{}
 }
 
 func newPublisher(conn *amqp091.Connection) *publisher {
-	return &publisher{conn: conn, returned: map[string]time.Time{}}
+	return &publisher{conn: conn, returned: map[string]time.Time{}, inflight: map[string]chan struct{}{}}
 }
 
 func (p *publisher) publish(ctx context.Context, msg transport.Publishing, pub amqp091.Publishing) error {
+	if msg.Mandatory {
+		if err := p.claim(ctx, msg.MessageID); err != nil {
+			return err
+		}
+	}
 	p.mu.Lock()
 	ch, closeErr, err := p.channel()
 	p.mu.Unlock()
 	if err != nil {
+		p.release(msg, nil)
 		return err
 	}
 	// Not under p.mu: a write held up by the broker must not hold up
 	// every other publisher (amqp091-go's Channel is safe for this).
 	confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, msg.Exchange, msg.RoutingKey, msg.Mandatory, false, pub)
 	if err != nil {
+		p.release(msg, nil)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return fmt.Errorf("%w: %v", errNotSent, err)
 	}
-	if msg.Mandatory {
-		defer p.forget(msg.MessageID)
-	}
+	defer p.release(msg, confirm)
 	acked, err := confirm.WaitContext(ctx)
 	switch {
 	case err != nil:
@@ -235,10 +247,52 @@ func (p *publisher) drain() {
 	}
 }
 
-func (p *publisher) forget(id string) {
+// claim waits until no other mandatory publish with message id id awaits
+// its confirm, then marks this one in flight.
+func (p *publisher) claim(ctx context.Context, id string) error {
+	for {
+		p.mu.Lock()
+		busy, ok := p.inflight[id]
+		if !ok {
+			p.inflight[id] = make(chan struct{})
+			p.mu.Unlock()
+			return nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release ends the claim of a mandatory publish once its confirm has come
+// (at once when nothing was sent, confirm nil), dropping its return, if
+// any, so that the next publish with its id starts clean. A publisher that
+// gave up waiting leaves the release to a goroutine: until the confirm, a
+// return may still come for its message.
+func (p *publisher) release(msg transport.Publishing, confirm *amqp091.DeferredConfirmation) {
+	if !msg.Mandatory {
+		return
+	}
+	if confirm != nil {
+		select {
+		case <-confirm.Done():
+		default:
+			go func() {
+				<-confirm.Done()
+				p.release(msg, nil)
+			}()
+			return
+		}
+	}
 	p.mu.Lock()
-	delete(p.returned, id)
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	p.drain()
+	delete(p.returned, msg.MessageID)
+	close(p.inflight[msg.MessageID])
+	delete(p.inflight, msg.MessageID)
 }
 
 func (p *publisher) close() {

@@ -1,0 +1,119 @@
+package events_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/transport"
+)
+
+// stuckBroker is a transport.Broker whose DeclareExchange blocks until
+// release closes or its context ends; publishes succeed at once.
+type stuckBroker struct {
+	declaring chan struct{} // receives when a declaration starts
+	release   chan struct{}
+}
+
+func (b *stuckBroker) DeclareExchange(ctx context.Context, _ transport.Exchange) error {
+	b.declaring <- struct{}{}
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *stuckBroker) DeclareQueue(context.Context, transport.Queue) error { return nil }
+func (b *stuckBroker) Publish(context.Context, transport.Publishing) error { return nil }
+func (b *stuckBroker) Consume(context.Context, transport.ConsumeOptions, transport.Handler) (transport.Consumer, error) {
+	return nil, errors.New("stuckBroker does not consume")
+}
+func (b *stuckBroker) Close() error { return nil }
+
+// TestDispatchHonoursItsDeadlineBehindADeclaration: a Dispatch whose deadline
+// passes while another Dispatch is declaring the exchange returns then, and
+// later dispatches go on once the declaration is done.
+func TestDispatchHonoursItsDeadlineBehindADeclaration(t *testing.T) {
+	b := &stuckBroker{declaring: make(chan struct{}, 2), release: make(chan struct{})}
+	d := events.NewDispatcher(b, events.DispatcherConfig{Source: "stuck"})
+	first := make(chan error, 1)
+	go func() { first <- d.Dispatch(context.Background(), "tick", 1) }()
+	<-b.declaring
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := d.Dispatch(ctx, "tick", 2)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a dispatch with a 100 ms deadline waited %s behind another's declaration", took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "stuck.events") {
+		t.Errorf("dispatch past its deadline = %v, want context.DeadlineExceeded naming the exchange", err)
+	}
+
+	close(b.release)
+	if err := <-first; err != nil {
+		t.Fatalf("the declaring dispatch: %v", err)
+	}
+	if err := d.Dispatch(context.Background(), "tick", 3); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.declaring); n != 0 {
+		t.Errorf("the exchange was declared %d more times after it succeeded", n)
+	}
+}
+
+// TestDialTakesConnectionSettings: events.Dial paces reaching the broker by
+// Reconnect and logs to Logger, as rpc.Dial does, and gives the connection
+// its Heartbeat.
+func TestDialTakesConnectionSettings(t *testing.T) {
+	t.Run("reconnect and logger", func(t *testing.T) {
+		var logs bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		d, err := events.Dial(ctx, "amqp://guest:guest@127.0.0.1:1/", events.DispatcherConfig{
+			Source:    "unreachable",
+			Reconnect: transport.ReconnectPolicy{IntervalStart: 20 * time.Millisecond, IntervalMax: 50 * time.Millisecond, MaxElapsed: 300 * time.Millisecond},
+			Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+		if err == nil {
+			d.Close()
+			t.Fatal("dialled a broker that is not there")
+		}
+		if !strings.Contains(err.Error(), "MAX_ELAPSED") || time.Since(start) > 5*time.Second {
+			t.Errorf("Dial gave up after %s with %v; want RECONNECT.MAX_ELAPSED (300 ms) to end it", time.Since(start), err)
+		}
+		if !strings.Contains(logs.String(), "broker not reachable yet") {
+			t.Errorf("the logger got %q, want the connection's warning", logs.String())
+		}
+	})
+	t.Run("heartbeat", func(t *testing.T) {
+		d, err := events.Dial(context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: "heartbeat_src", Heartbeat: 7 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		out, err := testbroker.Rabbitmqctl("list_connections", "-q", "-p", testbroker.VHost(t), "client_properties", "timeout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && strings.Contains(line, `"heartbeat_src-dispatcher"`) {
+				if timeout := f[len(f)-1]; timeout != "7" {
+					t.Errorf("the dispatcher's connection has heartbeat %ss, want 7", timeout)
+				}
+				return
+			}
+		}
+		t.Errorf("no connection heartbeat_src-dispatcher in\n%s", out)
+	})
+}
