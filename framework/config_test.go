@@ -30,6 +30,10 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"MAX_MESSAGE_SIZE", int64(config.DefaultMaxMessageSize), int64(amqp.DefaultMaxMessageSize)},
 		{"EVENTS.MAX_RETRIES", config.DefaultEventMaxRetries, events.DefaultMaxRetries},
 		{"EVENTS.PUBLISH_TIMEOUT", config.DefaultEventPublishTimeout, events.DefaultPublishTimeout},
+		{"EVENTS.HANDLER_TIMEOUT", config.DefaultEventHandlerTimeout, events.DefaultHandlerTimeout},
+		{"EVENTS.RETRY_DELAY.INITIAL", config.DefaultEventRetryInitial, events.DefaultRetryDelayInitial},
+		{"EVENTS.RETRY_DELAY.MULTIPLIER", config.DefaultEventRetryMultiplier, events.DefaultRetryDelayMultiplier},
+		{"EVENTS.RETRY_DELAY.MAX", config.DefaultEventRetryMax, events.DefaultRetryDelayMax},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
