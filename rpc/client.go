@@ -285,7 +285,11 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		if reply.Malformed != nil {
 			return nil, fmt.Errorf("calling %s.%s: the reply could not be read: %w", call.Service, call.Method, reply.Malformed)
 		}
-		return decodeReply(reply.Body)
+		res, err := decodeReply(reply.Body)
+		if re, ok := err.(*RemoteError); ok {
+			noteReceived(ctx, re)
+		}
+		return res, err
 	case <-ctx.Done():
 		return nil, c.ended(ctx, call)
 	case <-c.closed:

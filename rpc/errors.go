@@ -49,6 +49,8 @@ const (
 	errUnknownServiceExcPath = "nameko.exceptions." + errUnknownServiceExcType
 	panicExcType             = "Panic"
 	plainExcType             = "Error"
+	// rpcErrorPath is the exc_path of the plain errors this package makes.
+	rpcErrorPath = "github.com/hypha-go/hypha/rpc." + plainExcType
 )
 
 // errPanic matches the error a recovered panic becomes.
