@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,6 +41,10 @@ func TestCallArguments(t *testing.T) {
 		{name: "mistyped", method: "add", in: map[string]any{"a": "one", "b": 2}, errIs: rpc.ErrIncorrectSignature, errMsg: `argument "a": want number, got string`},
 		{name: "twice", method: "optional", in: map[string]any{"name": "x"}, want: "hello x"},
 		{name: "unknown method", method: "nope", in: nil, errIs: rpc.ErrMethodNotFound, errMsg: "nope"},
+		{name: "null arguments", method: "add", in: rpc.Args(nil, nil), errIs: rpc.ErrIncorrectSignature, errMsg: `argument "a": want number, got null`},
+		{name: "null keyword argument", method: "add", in: map[string]any{"a": 1, "b": nil}, errIs: rpc.ErrIncorrectSignature, errMsg: `argument "b": want number, got null`},
+		{name: "the method's own input with an embedded struct", method: "place", in: order{Customer{"ann"}, "tea", 2}, want: "2 x tea for ann"},
+		{name: "embedded fields positional", method: "place", in: rpc.Args("bo", "milk", 1), want: "1 x milk for bo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +65,36 @@ func TestCallArguments(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHandleRefusesInputItCannotBind(t *testing.T) {
+	tests := []struct {
+		name     string
+		register func(r *entrypoint.Registry)
+		want     string
+	}{
+		{"not a struct", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, int) (int, error) { return 0, nil })
+		}, `rpc.Handle("m"): input type int is not a struct`},
+		{"unexported fields only", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, struct{ a int }) (int, error) { return 0, nil })
+		}, "has no field arguments can fill"},
+		{"channel field", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, struct{ C chan int }) (int, error) { return 0, nil })
+		}, "field C: no JSON value decodes into a chan int"},
+		{"func field", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, struct{ F func() }) (int, error) { return 0, nil })
+		}, "field F: no JSON value decodes into a func()"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := entrypoint.NewRegistry("svc")
+			tt.register(reg)
+			if err := reg.Err(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("registry error = %v, want one containing %q", err, tt.want)
 			}
 		})
 	}
