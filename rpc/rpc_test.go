@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -349,5 +350,34 @@ func TestCallBeforeStartFailsAtOnce(t *testing.T) {
 	start := time.Now()
 	if err := c.Proxy("anyone").Call(context.Background(), "x", nil, nil); err == nil || time.Since(start) > time.Second {
 		t.Fatalf("err = %v after %v, want a prompt error", err, time.Since(start))
+	}
+}
+
+func TestOnlyArgsArePositional(t *testing.T) {
+	p := rpc.NewClient(nil, rpc.Config{}).Proxy("unsent") // refused before anything is sent
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		in   any
+	}{
+		{"slice of any", []any{1, 2}},
+		{"slice of ints", []int{1, 2}},
+		{"array", [2]int{1, 2}},
+		{"raw JSON array", json.RawMessage(`[1, 2]`)},
+		{"string", "a"},
+		{"nil map", map[string]any(nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, err := range []error{p.Call(ctx, "m", tt.in, nil), p.CallAsync(ctx, "m", tt.in).Result(nil)} {
+				if err == nil || !strings.Contains(err.Error(), "positional arguments with rpc.Args") {
+					t.Fatalf("err = %v, want a refusal naming rpc.Args", err)
+				}
+			}
+		})
+	}
+	var args []any = rpc.Args(1, 2) // a Positional is still a []any to code that wants one
+	if len(args) != 2 {
+		t.Fatalf("Args(1, 2) = %v", args)
 	}
 }
