@@ -191,8 +191,9 @@ func (c *Client) onReply(d transport.Delivery) {
 }
 
 // call runs one intercepted call with its deadline: the sooner of ctx's and
-// the client's timeout.
-func (c *Client) call(ctx context.Context, service, method string, body []byte) (json.RawMessage, error) {
+// the client's timeout. idempotent says the caller marked this call safe to
+// run twice.
+func (c *Client) call(ctx context.Context, service, method string, body []byte, idempotent bool) (json.RawMessage, error) {
 	select {
 	case <-c.closed:
 		return nil, fmt.Errorf("calling %s.%s: %w", service, method, ErrClosed)
@@ -216,7 +217,7 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte) 
 	}
 	call := &CallInfo{
 		Service: service, Method: method, CorrelationID: uuid.NewString(),
-		Headers: headers, Deadline: deadline,
+		Headers: headers, Deadline: deadline, Idempotent: idempotent,
 		Exchange: c.cfg.Exchange, RoutingKey: service + "." + method, BodySize: len(body),
 		started: time.Now(),
 	}
@@ -260,7 +261,7 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 	}
 	for {
 		err := c.broker.Publish(ctx, publishing)
-		if errors.Is(err, transport.ErrUncertain) && isIdempotent(ctx) && ctx.Err() == nil {
+		if errors.Is(err, transport.ErrUncertain) && call.Idempotent && ctx.Err() == nil {
 			publishing.Expiration = time.Until(call.Deadline)
 			continue // the caller said running it twice is safe; a second reply is dropped
 		}
@@ -307,20 +308,6 @@ func (c *Client) ended(ctx context.Context, call *CallInfo) error {
 }
 
 type bodyKey struct{}
-
-type idempotentKey struct{}
-
-// WithIdempotent marks the calls made with ctx as safe to run twice: a request
-// whose fate a lost connection left unknown is sent again rather than waited
-// on. Only the caller can know this; the callee may be a Python service.
-func WithIdempotent(ctx context.Context) context.Context {
-	return context.WithValue(ctx, idempotentKey{}, true)
-}
-
-func isIdempotent(ctx context.Context) bool {
-	v, _ := ctx.Value(idempotentKey{}).(bool)
-	return v
-}
 
 // withBody passes the encoded arguments down the interceptor chain without
 // putting them in CallInfo, where interceptors could grow to depend on them.

@@ -19,6 +19,9 @@ type CallInfo struct {
 	Headers map[string]any
 	// Deadline is when the caller stops waiting; zero when it sent none.
 	Deadline time.Time
+	// Idempotent says the caller made the call through Proxy.Idempotent: a
+	// request lost with the connection is sent again. Client side only.
+	Idempotent bool
 	// Exchange and RoutingKey are where the request is published.
 	Exchange   string
 	RoutingKey string

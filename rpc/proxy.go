@@ -16,8 +16,11 @@ type Proxy struct {
 	idempotent bool
 }
 
-// Idempotent returns a copy of p whose calls are all safe to run twice (see
-// WithIdempotent).
+// Idempotent returns a copy of p whose calls are all safe to run twice: a
+// request whose fate a lost connection left unknown is sent again rather than
+// waited on. Only the caller can know this (the callee may be a Python
+// service), and it holds for the calls made through the copy alone: the calls
+// those lead to, in interceptors or in other services, are not marked.
 func (p *Proxy) Idempotent() *Proxy {
 	q := *p
 	q.idempotent = true
@@ -74,10 +77,7 @@ func (p *Proxy) invoke(ctx context.Context, method string, body []byte) (res jso
 			res, err = nil, fmt.Errorf("calling %s.%s: panic: %v", p.service, method, v)
 		}
 	}()
-	if p.idempotent {
-		ctx = WithIdempotent(ctx)
-	}
-	return p.client.call(ctx, p.service, method, body)
+	return p.client.call(ctx, p.service, method, body, p.idempotent)
 }
 
 // Call calls method on p and returns its result as an Out.
