@@ -145,7 +145,8 @@ func (c *Client) Start(ctx context.Context) error {
 // Proxy returns a proxy that calls the named service through c.
 func (c *Client) Proxy(service string) *Proxy { return &Proxy{client: c, service: service} }
 
-// Close fails calls still waiting with ErrClosed, stops consuming replies and,
+// Close fails calls still waiting with ErrClosed, stops consuming replies,
+// deletes the reply queue (waiting at most closeTimeout for the broker) and,
 // for a client made by Dial, closes the connection. Calls after Close fail
 // with ErrClosed.
 func (c *Client) Close() error {
@@ -159,13 +160,23 @@ func (c *Client) Close() error {
 	}
 	consumer := c.consumer
 	c.mu.Unlock()
+	if consumer == nil { // never started: there is no reply queue
+		if c.owns {
+			return c.broker.Close()
+		}
+		return nil
+	}
+	err := consumer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if delErr := c.broker.DeleteQueue(ctx, c.queue); delErr != nil {
+		// It expires on its own, replyQueueExpiry after its consumer left.
+		c.cfg.Logger.Debug("hypha: reply queue not deleted; it expires on its own", "queue", c.queue, "error", delErr)
+	}
 	if c.owns {
-		return c.broker.Close() // closes the consumer with the connection
+		return errors.Join(err, c.broker.Close())
 	}
-	if consumer != nil {
-		return consumer.Close()
-	}
-	return nil
+	return err
 }
 
 // InFlight is the number of calls waiting for their reply now.
