@@ -49,8 +49,10 @@ func Doc(text string) HandleOption {
 }
 
 // Expected declares errors that are part of the method's contract (matched
-// with errors.Is): the caller still receives them as a RemoteError, but they
-// are logged at info and are not failures in traces and metrics.
+// with errors.Is, so a relayed RemoteError counts only when its exc_path is
+// the declared error's too; see RemoteError.Is): the caller still receives
+// them as a RemoteError, unredacted, but they are logged at info and are not
+// failures in traces and metrics.
 func Expected(errs ...error) HandleOption {
 	return handleOptionFunc(func(m *Method) { m.expected = append(m.expected, errs...) })
 }
