@@ -32,6 +32,7 @@ func (b *stuckBroker) DeclareExchange(ctx context.Context, _ transport.Exchange)
 }
 
 func (b *stuckBroker) DeclareQueue(context.Context, transport.Queue) error { return nil }
+func (b *stuckBroker) DeleteQueue(context.Context, string) error           { return nil }
 func (b *stuckBroker) Publish(context.Context, transport.Publishing) error { return nil }
 func (b *stuckBroker) Consume(context.Context, transport.ConsumeOptions, transport.Handler) (transport.Consumer, error) {
 	return nil, errors.New("stuckBroker does not consume")

@@ -236,7 +236,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
 			Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
 			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-			OnExpired: rt.onExpired,
+			OnExpired: rt.onExpired, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
 		})
 		prefetches = prefetches[1:]
 	}

@@ -145,7 +145,8 @@ func (c *Client) Start(ctx context.Context) error {
 // Proxy returns a proxy that calls the named service through c.
 func (c *Client) Proxy(service string) *Proxy { return &Proxy{client: c, service: service} }
 
-// Close fails calls still waiting with ErrClosed, stops consuming replies and,
+// Close fails calls still waiting with ErrClosed, stops consuming replies,
+// deletes the reply queue (waiting at most closeTimeout for the broker) and,
 // for a client made by Dial, closes the connection. Calls after Close fail
 // with ErrClosed.
 func (c *Client) Close() error {
@@ -159,13 +160,23 @@ func (c *Client) Close() error {
 	}
 	consumer := c.consumer
 	c.mu.Unlock()
+	if consumer == nil { // never started: there is no reply queue
+		if c.owns {
+			return c.broker.Close()
+		}
+		return nil
+	}
+	err := consumer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if delErr := c.broker.DeleteQueue(ctx, c.queue); delErr != nil {
+		// It expires on its own, replyQueueExpiry after its consumer left.
+		c.cfg.Logger.Debug("hypha: reply queue not deleted; it expires on its own", "queue", c.queue, "error", delErr)
+	}
 	if c.owns {
-		return c.broker.Close() // closes the consumer with the connection
+		return errors.Join(err, c.broker.Close())
 	}
-	if consumer != nil {
-		return consumer.Close()
-	}
-	return nil
+	return err
 }
 
 // InFlight is the number of calls waiting for their reply now.
@@ -191,8 +202,9 @@ func (c *Client) onReply(d transport.Delivery) {
 }
 
 // call runs one intercepted call with its deadline: the sooner of ctx's and
-// the client's timeout.
-func (c *Client) call(ctx context.Context, service, method string, body []byte) (json.RawMessage, error) {
+// the client's timeout. idempotent says the caller marked this call safe to
+// run twice.
+func (c *Client) call(ctx context.Context, service, method string, body []byte, idempotent bool) (json.RawMessage, error) {
 	select {
 	case <-c.closed:
 		return nil, fmt.Errorf("calling %s.%s: %w", service, method, ErrClosed)
@@ -216,7 +228,7 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte) 
 	}
 	call := &CallInfo{
 		Service: service, Method: method, CorrelationID: uuid.NewString(),
-		Headers: headers, Deadline: deadline,
+		Headers: headers, Deadline: deadline, Idempotent: idempotent,
 		Exchange: c.cfg.Exchange, RoutingKey: service + "." + method, BodySize: len(body),
 		started: time.Now(),
 	}
@@ -260,7 +272,7 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 	}
 	for {
 		err := c.broker.Publish(ctx, publishing)
-		if errors.Is(err, transport.ErrUncertain) && isIdempotent(ctx) && ctx.Err() == nil {
+		if errors.Is(err, transport.ErrUncertain) && call.Idempotent && ctx.Err() == nil {
 			publishing.Expiration = time.Until(call.Deadline)
 			continue // the caller said running it twice is safe; a second reply is dropped
 		}
@@ -285,7 +297,11 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		if reply.Malformed != nil {
 			return nil, fmt.Errorf("calling %s.%s: the reply could not be read: %w", call.Service, call.Method, reply.Malformed)
 		}
-		return decodeReply(reply.Body)
+		res, err := decodeReply(reply.Body)
+		if re, ok := err.(*RemoteError); ok {
+			noteReceived(ctx, re)
+		}
+		return res, err
 	case <-ctx.Done():
 		return nil, c.ended(ctx, call)
 	case <-c.closed:
@@ -309,20 +325,6 @@ func (c *Client) ended(ctx context.Context, call *CallInfo) error {
 }
 
 type bodyKey struct{}
-
-type idempotentKey struct{}
-
-// WithIdempotent marks the calls made with ctx as safe to run twice: a request
-// whose fate a lost connection left unknown is sent again rather than waited
-// on. Only the caller can know this; the callee may be a Python service.
-func WithIdempotent(ctx context.Context) context.Context {
-	return context.WithValue(ctx, idempotentKey{}, true)
-}
-
-func isIdempotent(ctx context.Context) bool {
-	v, _ := ctx.Value(idempotentKey{}).(bool)
-	return v
-}
 
 // withBody passes the encoded arguments down the interceptor chain without
 // putting them in CallInfo, where interceptors could grow to depend on them.

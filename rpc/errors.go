@@ -49,6 +49,8 @@ const (
 	errUnknownServiceExcPath = "nameko.exceptions." + errUnknownServiceExcType
 	panicExcType             = "Panic"
 	plainExcType             = "Error"
+	// rpcErrorPath is the exc_path of the plain errors this package makes.
+	rpcErrorPath = "github.com/hypha-go/hypha/rpc." + plainExcType
 )
 
 // errPanic matches the error a recovered panic becomes.
@@ -70,7 +72,8 @@ type RemoteError struct {
 // NewError defines an error that crosses the wire with the given exc_type and
 // message. Define it once as a package-level variable and share it: a handler
 // returns it (or wraps it), and errors.Is on the caller's side matches it by
-// exc_type. Its exc_path is the defining package's path plus excType.
+// exc_type and exc_path. Its exc_path is the defining package's path plus
+// excType, so two packages' errors of one exc_type stay apart.
 func NewError(excType, message string) *RemoteError {
 	return &RemoteError{
 		ExcType: excType,
@@ -131,13 +134,35 @@ func (e *RemoteError) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Is matches another RemoteError with the same ExcType, and ErrServiceNotFound
-// for nameko's UnknownService.
+// Is reports whether e is the error target defines. For a *RemoteError
+// target the exc_types must be equal, and then:
+//   - a target or an e without an exc_path matches by exc_type alone;
+//   - a target whose exc_path is a Python built-in's or nameko's
+//     ("builtins.ValueError", "nameko.exceptions.MethodNotFound") stands for
+//     every error of that exc_type, as Python's "except ValueError" does;
+//   - otherwise the exc_paths must be equal too, so that two errors that share
+//     an exc_type but are defined in different places (two NewError values in
+//     two Go packages, or a Python service's own exception class) differ.
+//
+// ErrServiceNotFound matches nameko's UnknownService.
 func (e *RemoteError) Is(target error) bool {
-	if t, ok := target.(*RemoteError); ok {
-		return t.ExcType == e.ExcType
+	t, ok := target.(*RemoteError)
+	if !ok {
+		return target == ErrServiceNotFound && e.ExcType == errUnknownServiceExcType
 	}
-	return target == ErrServiceNotFound && e.ExcType == errUnknownServiceExcType
+	if t.ExcType != e.ExcType {
+		return false
+	}
+	if t.ExcPath == "" || e.ExcPath == "" || isPythonClass(t.ExcPath) {
+		return true
+	}
+	return t.ExcPath == e.ExcPath
+}
+
+// isPythonClass reports whether an exc_path names a Python built-in or a
+// nameko exception, which a target uses to match a whole exc_type.
+func isPythonClass(excPath string) bool {
+	return strings.HasPrefix(excPath, "builtins.") || strings.HasPrefix(excPath, "nameko.")
 }
 
 // serviceNotFoundError names the missing service and relays as UnknownService.
@@ -155,12 +180,20 @@ func (e serviceNotFoundError) ExcArgs() []any       { return []any{e.service} }
 // and ExcArgs are optional.
 type excTyper interface{ ExcType() string }
 
-// toRemote describes err as the wire error a caller receives.
+// toRemote describes err as the wire error a caller receives. An error that
+// joins several goes out under the exc_type of the first one that names one
+// (as errors.As finds it), with the joined text, every line intact, as value.
 func toRemote(err error) *RemoteError {
 	var re *RemoteError
 	if errors.As(err, &re) {
 		out := &RemoteError{ExcType: re.ExcType, ExcPath: re.ExcPath, ExcArgs: re.ExcArgs, Value: re.Value}
-		if err != error(re) { // wrapped: the message says more than the definition
+		switch {
+		case joins(err):
+			// Each joined error keeps its own text, type name included:
+			// dropping the first one's would leave the others' and mislead.
+			out.Value = err.Error()
+			out.ExcArgs = []any{out.Value}
+		case err != error(re): // wrapped: the message says more than the definition
 			// str(exc) in Python has no type name: drop the one re.Error() adds.
 			out.Value = strings.Replace(err.Error(), re.Error(), re.Value, 1)
 			out.ExcArgs = []any{out.Value}
@@ -186,6 +219,18 @@ func toRemote(err error) *RemoteError {
 		out.ExcArgs = []any{out.Value}
 	}
 	return out
+}
+
+// joins reports whether err's chain holds an error that wraps several
+// (errors.Join, or fmt.Errorf with more than one %w).
+func joins(err error) bool {
+	for err != nil {
+		if _, ok := err.(interface{ Unwrap() []error }); ok {
+			return true
+		}
+		err = errors.Unwrap(err)
+	}
+	return false
 }
 
 // typePath is a value's Go type as a dotted path, e.g. "errors.errorString".

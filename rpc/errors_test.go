@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -35,6 +37,66 @@ func TestRemoteErrorFromAPeer(t *testing.T) {
 				if err != nil || string(got) != tt.wantJSON {
 					t.Errorf("json.Marshal(%T) = %s, %v; want %s", v, got, err, tt.wantJSON)
 				}
+			}
+		})
+	}
+}
+
+func TestRemoteErrorIs(t *testing.T) {
+	ordersInvalid := &RemoteError{ExcType: "ValueError", ExcPath: "github.com/acme/orders.ValueError", Value: "invalid order"}
+	usersTooLarge := &RemoteError{ExcType: "ValueError", ExcPath: "github.com/acme/users.ValueError", Value: "batch too large"}
+	pyValueError := &RemoteError{ExcType: "ValueError", ExcPath: "builtins.ValueError", Value: "bad"}
+	pyOutOfStock := &RemoteError{ExcType: "OutOfStock", ExcPath: "shop.exceptions.OutOfStock", Value: "none left"}
+	tests := []struct {
+		name   string
+		err    *RemoteError
+		target error
+		want   bool
+	}{
+		{"same definition", &RemoteError{ExcType: "ValueError", ExcPath: "github.com/acme/orders.ValueError", Value: "other text"}, ordersInvalid, true},
+		{"same exc_type, other Go package", usersTooLarge, ordersInvalid, false},
+		{"Python error against a Go definition", pyValueError, ordersInvalid, false},
+		{"Go error against Python's built-in", ordersInvalid, pyValueError, true},
+		{"Python error against Python's built-in", &RemoteError{ExcType: "ValueError", ExcPath: "builtins.ValueError"}, pyValueError, true},
+		{"other exc_type against Python's built-in", &RemoteError{ExcType: "KeyError", ExcPath: "builtins.KeyError"}, pyValueError, false},
+		{"nameko's MethodNotFound from Hypha", &RemoteError{ExcType: "MethodNotFound", ExcPath: "nameko.exceptions.MethodNotFound"}, ErrMethodNotFound, true},
+		{"Python class, same path", &RemoteError{ExcType: "OutOfStock", ExcPath: "shop.exceptions.OutOfStock"}, pyOutOfStock, true},
+		{"Python class, other path", &RemoteError{ExcType: "OutOfStock", ExcPath: "github.com/acme/shop.OutOfStock"}, pyOutOfStock, false},
+		{"target without exc_path", usersTooLarge, &RemoteError{ExcType: "ValueError"}, true},
+		{"error without exc_path", &RemoteError{ExcType: "ValueError"}, ordersInvalid, true},
+		{"relayed Panic is a Panic", &RemoteError{ExcType: "Panic", ExcPath: "runtime.Panic", Value: "boom"}, errPanic, true},
+		{"UnknownService is ErrServiceNotFound", &RemoteError{ExcType: "UnknownService", ExcPath: errUnknownServiceExcPath}, ErrServiceNotFound, true},
+		{"other error is not ErrServiceNotFound", pyValueError, ErrServiceNotFound, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := errors.Is(fmt.Errorf("calling: %w", tt.err), tt.target); got != tt.want {
+				t.Errorf("errors.Is(%s %s, %v) = %v, want %v", tt.err.ExcType, tt.err.ExcPath, tt.target, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestToRemoteOfJoinedErrors(t *testing.T) {
+	notFound := &RemoteError{ExcType: "NotFound", ExcPath: "github.com/acme/users.NotFound", Value: "no user 7"}
+	locked := &RemoteError{ExcType: "Locked", ExcPath: "github.com/acme/users.Locked", Value: "user 9 is locked"}
+	tests := []struct {
+		name      string
+		err       error
+		wantType  string
+		wantValue string
+	}{
+		{"two remote errors", errors.Join(notFound, locked), "NotFound", "NotFound: no user 7\nLocked: user 9 is locked"},
+		{"wrapped join", fmt.Errorf("loading: %w", errors.Join(notFound, locked)), "NotFound", "loading: NotFound: no user 7\nLocked: user 9 is locked"},
+		{"plain error first", errors.Join(errors.New("disk full"), locked), "Locked", "disk full\nLocked: user 9 is locked"},
+		{"several %w", fmt.Errorf("%w; %w", notFound, locked), "NotFound", "NotFound: no user 7; Locked: user 9 is locked"},
+		{"single wrap drops the type name", fmt.Errorf("loading: %w", notFound), "NotFound", "loading: no user 7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := toRemote(tt.err)
+			if got.ExcType != tt.wantType || got.Value != tt.wantValue || len(got.ExcArgs) != 1 || got.ExcArgs[0] != tt.wantValue {
+				t.Errorf("toRemote = %s / %q / %v, want %s / %q", got.ExcType, got.Value, got.ExcArgs, tt.wantType, tt.wantValue)
 			}
 		})
 	}

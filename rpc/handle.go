@@ -49,8 +49,10 @@ func Doc(text string) HandleOption {
 }
 
 // Expected declares errors that are part of the method's contract (matched
-// with errors.Is): the caller still receives them as a RemoteError, but they
-// are logged at info and are not failures in traces and metrics.
+// with errors.Is, so a relayed RemoteError counts only when its exc_path is
+// the declared error's too; see RemoteError.Is): the caller still receives
+// them as a RemoteError, unredacted, but they are logged at info and are not
+// failures in traces and metrics.
 func Expected(errs ...error) HandleOption {
 	return handleOptionFunc(func(m *Method) { m.expected = append(m.expected, errs...) })
 }
@@ -58,11 +60,17 @@ func Expected(errs ...error) HandleOption {
 // Handle registers fn as the RPC method name of the service that owns r.
 //
 // In must be a struct (or a pointer to one): a caller's keyword arguments fill
-// its fields by JSON name, positional arguments fill its exported fields in
-// order, so a nameko caller's calc.add(1, 2) works. A field is optional only
+// its fields by JSON name, positional arguments fill its fields in order, so a
+// nameko caller's calc.add(1, 2) works. Its fields are those encoding/json
+// fills, the fields of embedded structs included. A field is optional only
 // when it is a pointer or tagged omitempty or omitzero; missing, unknown or
-// mistyped arguments are refused with IncorrectSignature before fn runs. Out is
-// encoded as JSON for the reply.
+// mistyped arguments, and null for a required one (unless its type is an
+// interface or decodes JSON itself), are refused with IncorrectSignature
+// before fn runs. Out is encoded as JSON for the reply.
+//
+// An In that no call could fill (not a struct, no exported field, a field of
+// a type JSON cannot decode into such as a channel or func, or two fields with
+// one JSON name) fails the registry (Registry.Fail), naming the problem.
 func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...HandleOption) {
 	b, err := newBinder(reflect.TypeFor[In]())
 	if err != nil {

@@ -19,6 +19,9 @@ type CallInfo struct {
 	Headers map[string]any
 	// Deadline is when the caller stops waiting; zero when it sent none.
 	Deadline time.Time
+	// Idempotent says the caller made the call through Proxy.Idempotent: a
+	// request lost with the connection is sent again. Client side only.
+	Idempotent bool
 	// Exchange and RoutingKey are where the request is published.
 	Exchange   string
 	RoutingKey string
@@ -55,11 +58,13 @@ func (c *CallInfo) IsExpected(err error) bool {
 // encode in the reply.
 type ServerHandler func(ctx context.Context) (any, error)
 
-// ServerInterceptor wraps every call that reaches one of a service's methods
-// (requests refused before that, as MethodNotFound, IncorrectSignature or
-// MalformedRequest, run no worker), like nameko's worker_setup and
-// worker_teardown: it can act before and after next, change the context, or
-// answer without calling next. A panic in it reaches the caller as Panic.
+// ServerInterceptor wraps every call that reaches one of a service's methods,
+// and every call to a method the service lacks (next then returns
+// MethodNotFound; CallInfo.Method is the name the caller sent), like nameko's
+// worker_setup and worker_teardown: it can act before and after next, change
+// the context, or answer without calling next. Requests refused as
+// IncorrectSignature or MalformedRequest run no interceptor. A panic in it
+// reaches the caller as Panic.
 type ServerInterceptor func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error)
 
 // ClientInvoker sends a call and waits for its result, the reply's JSON.

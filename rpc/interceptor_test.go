@@ -395,3 +395,30 @@ func TestPanickingInterceptorsDoNotCrash(t *testing.T) {
 		t.Fatalf("client interceptor panic: err = %v", err)
 	}
 }
+
+func TestIdempotentMarksOnlyItsOwnCall(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var c *rpc.Client
+	c = dialIntercepted(t, func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
+		mu.Lock()
+		seen[call.Method] = call.Idempotent
+		mu.Unlock()
+		if call.Method == "outer" {
+			// A call an interceptor makes on the way, with the call's context.
+			_ = c.Proxy("idem_nobody").Call(ctx, "inner", nil, nil)
+		}
+		return next(ctx, call)
+	})
+	ctx := context.Background()
+	p := c.Proxy("idem_nobody")
+	_ = p.Idempotent().Call(ctx, "outer", nil, nil)
+	_ = p.Call(ctx, "later", nil, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	for method, want := range map[string]bool{"outer": true, "inner": false, "later": false} {
+		if got, ok := seen[method]; !ok || got != want {
+			t.Errorf("%s: CallInfo.Idempotent = %v (seen %v), want %v", method, got, ok, want)
+		}
+	}
+}

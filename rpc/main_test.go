@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,6 +64,17 @@ func dial(t *testing.T, timeout time.Duration, interceptors ...rpc.ClientInterce
 	return c
 }
 
+// Customer is embedded in order: its fields are order's arguments too.
+type Customer struct {
+	Customer string `json:"customer"`
+}
+
+type order struct {
+	Customer
+	Item string `json:"item"`
+	Qty  int    `json:"qty"`
+}
+
 type pair struct {
 	A float64 `json:"a"`
 	B float64 `json:"b"`
@@ -116,6 +128,9 @@ func mathService(calls *atomic.Int64) func(r *entrypoint.Registry) {
 		})
 		rpc.Handle(r, "chan", func(context.Context, struct{}) (chan int, error) {
 			return make(chan int), nil
+		})
+		rpc.Handle(r, "place", func(_ context.Context, in order) (string, error) {
+			return fmt.Sprintf("%d x %s for %s", in.Qty, in.Item, in.Customer.Customer), nil
 		})
 	}
 }

@@ -14,12 +14,20 @@ import (
 
 // Call outcomes, the "outcome" attribute of the call metrics.
 const (
-	OutcomeOK              = "ok"
-	OutcomeExpectedError   = "expected_error"
-	OutcomeError           = "error"
+	OutcomeOK            = "ok"
+	OutcomeExpectedError = "expected_error"
+	OutcomeError         = "error"
+	// OutcomeRemoteError is a server's call that failed with an error a
+	// downstream service sent, relayed by the handler and not declared with
+	// Expected: the failure lies further down the call chain.
+	OutcomeRemoteError     = "remote_error"
 	OutcomeTimeout         = "timeout"
 	OutcomeServiceNotFound = "service_not_found"
 )
+
+// unknownMethod is the method attribute of calls to a method the service
+// lacks, as OpenTelemetry names values outside a known set.
+const unknownMethod = "_OTHER"
 
 // Metric attribute keys.
 const (
@@ -32,6 +40,7 @@ const (
 // ServerMetrics returns a server interceptor that counts the calls a service
 // handles (hypha.rpc.server.calls) and records how long each took
 // (hypha.rpc.server.duration, seconds, in entrypoint.DurationBuckets), by service, method and outcome.
+// Calls to a method the service lacks count under method "_OTHER".
 func ServerMetrics(mp metric.MeterProvider) (ServerInterceptor, error) {
 	calls, duration, err := callInstruments(mp, "server", "handled")
 	if err != nil {
@@ -46,10 +55,16 @@ func ServerMetrics(mp metric.MeterProvider) (ServerInterceptor, error) {
 			outcome = OutcomeExpectedError
 		case err != nil && cancelled(ctx, err):
 			outcome = OutcomeTimeout
+		case err != nil && isRelayed(ctx, err):
+			outcome = OutcomeRemoteError
 		case err != nil:
 			outcome = OutcomeError
 		}
-		attrs := metric.WithAttributes(attrService.String(call.Service), attrMethod.String(call.Method), attrOutcome.String(outcome))
+		method := call.Method
+		if call.method == nil {
+			method = unknownMethod // any name a caller sends would be a new series
+		}
+		attrs := metric.WithAttributes(attrService.String(call.Service), attrMethod.String(method), attrOutcome.String(outcome))
 		calls.Add(ctx, 1, attrs)
 		duration.Record(ctx, time.Since(start).Seconds(), attrs)
 		return res, err

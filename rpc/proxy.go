@@ -16,8 +16,11 @@ type Proxy struct {
 	idempotent bool
 }
 
-// Idempotent returns a copy of p whose calls are all safe to run twice (see
-// WithIdempotent).
+// Idempotent returns a copy of p whose calls are all safe to run twice: a
+// request whose fate a lost connection left unknown is sent again rather than
+// waited on. Only the caller can know this (the callee may be a Python
+// service), and it holds for the calls made through the copy alone: the calls
+// those lead to, in interceptors or in other services, are not marked.
 func (p *Proxy) Idempotent() *Proxy {
 	q := *p
 	q.idempotent = true
@@ -29,8 +32,9 @@ func (p *Proxy) Service() string { return p.service }
 
 // Call calls method with in and decodes the result into out (a pointer, or nil
 // to drop it). in is sent as keyword arguments when it encodes as a JSON object
-// (a struct or a map), as positional arguments when it encodes as an array
-// (Args(1, 2)), and as no arguments when nil. It returns a *RemoteError for an
+// (a struct or a map), as positional arguments when it is a Positional
+// (Args(1, 2)), and as no arguments when nil; anything else, a plain slice
+// included, is refused before it is sent. It returns a *RemoteError for an
 // error the service sent, ErrServiceNotFound when no instance has a queue,
 // ErrTimeout when the deadline passes first, and ErrClosed after Close.
 func (p *Proxy) Call(ctx context.Context, method string, in, out any) error {
@@ -73,10 +77,7 @@ func (p *Proxy) invoke(ctx context.Context, method string, body []byte) (res jso
 			res, err = nil, fmt.Errorf("calling %s.%s: panic: %v", p.service, method, v)
 		}
 	}()
-	if p.idempotent {
-		ctx = WithIdempotent(ctx)
-	}
-	return p.client.call(ctx, p.service, method, body)
+	return p.client.call(ctx, p.service, method, body, p.idempotent)
 }
 
 // Call calls method on p and returns its result as an Out.
@@ -118,31 +119,41 @@ func (r *Reply) Result(out any) error {
 	return nil
 }
 
+// Positional holds a call's positional arguments, made with Args. Only a
+// Positional is sent as positional arguments: a slice passed as a call's
+// input is refused, so that a list meant as one argument is not spread.
+type Positional []any
+
 // Args are positional arguments: Args(1, 2) is nameko's calc.add(1, 2).
-func Args(values ...any) []any {
+func Args(values ...any) Positional {
 	if values == nil {
-		return []any{}
+		return Positional{}
 	}
 	return values
 }
 
 // encodeArgs builds the request body from a call's input.
 func encodeArgs(in any) ([]byte, error) {
-	if in == nil {
-		return json.Marshal(requestBody{Args: []json.RawMessage{}, Kwargs: map[string]json.RawMessage{}})
+	req := requestBody{Args: []json.RawMessage{}, Kwargs: map[string]json.RawMessage{}}
+	switch in := in.(type) {
+	case nil:
+		return json.Marshal(req)
+	case Positional:
+		for i, v := range in {
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("encoding positional argument %d: %w", i, err)
+			}
+			req.Args = append(req.Args, raw)
+		}
+		return json.Marshal(req)
 	}
 	raw, err := json.Marshal(in)
 	if err != nil {
 		return nil, fmt.Errorf("encoding arguments: %w", err)
 	}
-	var req requestBody
-	switch {
-	case json.Unmarshal(raw, &req.Kwargs) == nil && req.Kwargs != nil:
-		req.Args = []json.RawMessage{}
-	case json.Unmarshal(raw, &req.Args) == nil && req.Args != nil:
-		req.Kwargs = map[string]json.RawMessage{}
-	default:
-		return nil, fmt.Errorf("arguments of type %s encode as neither a JSON object (keyword arguments) nor an array (positional arguments)", reflect.TypeOf(in))
+	if json.Unmarshal(raw, &req.Kwargs) != nil || req.Kwargs == nil {
+		return nil, fmt.Errorf("arguments of type %s do not encode as a JSON object: pass keyword arguments as a struct or a map, and positional arguments with rpc.Args", reflect.TypeOf(in))
 	}
 	return json.Marshal(req)
 }

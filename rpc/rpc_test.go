@@ -2,8 +2,10 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,6 +42,10 @@ func TestCallArguments(t *testing.T) {
 		{name: "mistyped", method: "add", in: map[string]any{"a": "one", "b": 2}, errIs: rpc.ErrIncorrectSignature, errMsg: `argument "a": want number, got string`},
 		{name: "twice", method: "optional", in: map[string]any{"name": "x"}, want: "hello x"},
 		{name: "unknown method", method: "nope", in: nil, errIs: rpc.ErrMethodNotFound, errMsg: "nope"},
+		{name: "null arguments", method: "add", in: rpc.Args(nil, nil), errIs: rpc.ErrIncorrectSignature, errMsg: `argument "a": want number, got null`},
+		{name: "null keyword argument", method: "add", in: map[string]any{"a": 1, "b": nil}, errIs: rpc.ErrIncorrectSignature, errMsg: `argument "b": want number, got null`},
+		{name: "the method's own input with an embedded struct", method: "place", in: order{Customer{"ann"}, "tea", 2}, want: "2 x tea for ann"},
+		{name: "embedded fields positional", method: "place", in: rpc.Args("bo", "milk", 1), want: "1 x milk for bo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +66,36 @@ func TestCallArguments(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHandleRefusesInputItCannotBind(t *testing.T) {
+	tests := []struct {
+		name     string
+		register func(r *entrypoint.Registry)
+		want     string
+	}{
+		{"not a struct", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, int) (int, error) { return 0, nil })
+		}, `rpc.Handle("m"): input type int is not a struct`},
+		{"unexported fields only", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, struct{ a int }) (int, error) { return 0, nil })
+		}, "has no field arguments can fill"},
+		{"channel field", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, struct{ C chan int }) (int, error) { return 0, nil })
+		}, "field C: no JSON value decodes into a chan int"},
+		{"func field", func(r *entrypoint.Registry) {
+			rpc.Handle(r, "m", func(context.Context, struct{ F func() }) (int, error) { return 0, nil })
+		}, "field F: no JSON value decodes into a func()"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := entrypoint.NewRegistry("svc")
+			tt.register(reg)
+			if err := reg.Err(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("registry error = %v, want one containing %q", err, tt.want)
 			}
 		})
 	}
@@ -314,5 +350,34 @@ func TestCallBeforeStartFailsAtOnce(t *testing.T) {
 	start := time.Now()
 	if err := c.Proxy("anyone").Call(context.Background(), "x", nil, nil); err == nil || time.Since(start) > time.Second {
 		t.Fatalf("err = %v after %v, want a prompt error", err, time.Since(start))
+	}
+}
+
+func TestOnlyArgsArePositional(t *testing.T) {
+	p := rpc.NewClient(nil, rpc.Config{}).Proxy("unsent") // refused before anything is sent
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		in   any
+	}{
+		{"slice of any", []any{1, 2}},
+		{"slice of ints", []int{1, 2}},
+		{"array", [2]int{1, 2}},
+		{"raw JSON array", json.RawMessage(`[1, 2]`)},
+		{"string", "a"},
+		{"nil map", map[string]any(nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, err := range []error{p.Call(ctx, "m", tt.in, nil), p.CallAsync(ctx, "m", tt.in).Result(nil)} {
+				if err == nil || !strings.Contains(err.Error(), "positional arguments with rpc.Args") {
+					t.Fatalf("err = %v, want a refusal naming rpc.Args", err)
+				}
+			}
+		})
+	}
+	var args []any = rpc.Args(1, 2) // a Positional is still a []any to code that wants one
+	if len(args) != 2 {
+		t.Fatalf("Args(1, 2) = %v", args)
 	}
 }

@@ -31,8 +31,13 @@ type ServerConfig struct {
 	OnExpired func(method string)
 	// ParentCallsTracked bounds the call-id stack to this many parents.
 	ParentCallsTracked int
-	Interceptors       []ServerInterceptor
-	Logger             *slog.Logger
+	// RedactUnexpectedErrors sends callers, in place of every error a method
+	// did not declare with Expected (panics included), an opaque Error whose
+	// value is "internal error; reference <id>"; the error's log line carries
+	// the same id as error_id. Expected errors go out as they are.
+	RedactUnexpectedErrors bool
+	Interceptors           []ServerInterceptor
+	Logger                 *slog.Logger
 }
 
 // Server consumes a service's request queue and answers each call.
@@ -137,6 +142,11 @@ func (s *Server) refuse(d transport.Delivery, cause error) {
 	var rerr *RemoteError
 	if p, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
 		rerr = panicked(p.Value)
+		if s.cfg.RedactUnexpectedErrors {
+			id := uuid.NewString()
+			s.log.Error("hypha: call failed", "method", call.Method, "error", rerr, "error_id", id)
+			rerr = redacted(id)
+		}
 	} else {
 		s.log.Warn("hypha: malformed request", "method", call.Method, "correlation_id", d.CorrelationID, "error", cause)
 		rerr = malformed(cause)
@@ -193,8 +203,7 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 	}
 	m, ok := s.methods[call.Method]
 	if !ok {
-		return nil, &RemoteError{ExcType: ErrMethodNotFound.ExcType, ExcPath: ErrMethodNotFound.ExcPath,
-			ExcArgs: []any{call.Method}, Value: call.Method}
+		return s.methodNotFound(ctx, d, call)
 	}
 	call.method = m
 	in, err := m.binder.bind(req.Args, req.Kwargs)
@@ -204,30 +213,32 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 	}
 	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
+	ctx, st := withCallState(ctx)
 	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
-		return s.recovered(call, func() (any, error) { return m.call(ctx, in) })
+		return recovered(st, func() (any, error) { return m.call(ctx, in) })
 	})(ctx)
-	switch {
-	case err == nil || errors.Is(err, errPanic):
-	case m.IsExpected(err):
-		call.ReplyHeaders[expectedErrorHeader] = true
-		s.log.InfoContext(ctx, "hypha: call ended with an expected error", "method", call.Method, "error", err)
-	case cancelled(ctx, err):
-		s.log.WarnContext(ctx, "hypha: call gave up: its context ended", "method", call.Method,
-			"cause", context.Cause(ctx), "error", err)
-	default:
-		s.log.ErrorContext(ctx, "hypha: call failed", "method", call.Method, "error", err)
-	}
-	return res, err
+	return res, s.report(ctx, call, st, err)
+}
+
+// methodNotFound answers a call to a method the service lacks through the
+// interceptors, so that it is traced and counted like any other call.
+func (s *Server) methodNotFound(ctx context.Context, d transport.Delivery, call *CallInfo) (any, error) {
+	ctx, cancel := s.workerContext(ctx, d, call)
+	defer cancel()
+	return chainServer(s.cfg.Interceptors, call, func(context.Context) (any, error) {
+		return nil, &RemoteError{ExcType: ErrMethodNotFound.ExcType, ExcPath: ErrMethodNotFound.ExcPath,
+			ExcArgs: []any{call.Method}, Value: call.Method}
+	})(ctx)
 }
 
 // recovered runs the handler, turning its panic into a Panic error, so that
-// the interceptors see it as the call's error.
-func (s *Server) recovered(call *CallInfo, fn func() (any, error)) (res any, err error) {
+// the interceptors see it as the call's error; st keeps the stack for the log.
+func recovered(st *callState, fn func() (any, error)) (res any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("hypha: handler panicked", "method", call.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			res, err = nil, panicked(p)
+			re := panicked(p)
+			st.recordPanic(re, debug.Stack())
+			res, err = nil, re
 		}
 	}()
 	return fn()
@@ -304,7 +315,7 @@ func panicked(p any) *RemoteError {
 }
 
 func replyTooLarge(err error) *RemoteError {
-	return &RemoteError{ExcType: plainExcType, ExcPath: "github.com/hypha-go/hypha/rpc." + plainExcType,
+	return &RemoteError{ExcType: plainExcType, ExcPath: rpcErrorPath,
 		ExcArgs: []any{err.Error()}, Value: err.Error()}
 }
 

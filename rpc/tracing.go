@@ -33,7 +33,7 @@ const (
 
 // ServerTracing returns a server interceptor that continues the caller's trace
 // (W3C trace context in the request headers, read by prop) with a server span
-// per handled call, and sends the span's context back in the reply headers.
+// per handled call (calls to unknown methods included), and sends the span's context back in the reply headers.
 // Expected errors are span events carrying the exc_type; other errors set the
 // span's status to Error.
 func ServerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) ServerInterceptor {
@@ -89,15 +89,16 @@ func callAttributes(call *CallInfo) []attribute.KeyValue {
 	}
 }
 
-// recordError puts err on span: an event for an expected error, the error and
-// status Error otherwise.
+// recordError puts err on span: an event for an expected error, an exception
+// event and status Error otherwise. Either event names the exc_type once;
+// span.RecordError would add the Go type as a second exception.type.
 func recordError(span trace.Span, err error, expected bool) {
-	excType := excTypeOf(err)
+	attrs := trace.WithAttributes(attrExcType.String(excTypeOf(err)), attrExcMessage.String(err.Error()))
 	if expected {
-		span.AddEvent("expected error", trace.WithAttributes(attrExcType.String(excType), attrExcMessage.String(err.Error())))
+		span.AddEvent("expected error", attrs)
 		return
 	}
-	span.RecordError(err, trace.WithAttributes(attrExcType.String(excType)))
+	span.AddEvent("exception", attrs)
 	span.SetStatus(codes.Error, err.Error())
 }
 

@@ -48,8 +48,10 @@ func TestTracingAcrossCalls(t *testing.T) {
 	_, expectedErr := rpc.Call[int](ctx, c.Proxy("traced_back"), "sqrt_floor", map[string]any{"x": -1})
 	failErr := c.Proxy("traced_back").Call(ctx, "fail", nil, nil)
 	missingErr := c.Proxy("traced_nobody").Call(ctx, "x", nil, nil)
-	if !errors.Is(expectedErr, errNegative) || failErr == nil || !errors.Is(missingErr, rpc.ErrServiceNotFound) {
-		t.Fatalf("errors: %v / %v / %v", expectedErr, failErr, missingErr)
+	unknownErr := c.Proxy("traced_back").Call(ctx, "nope", nil, nil)
+	if !errors.Is(expectedErr, errNegative) || failErr == nil || !errors.Is(missingErr, rpc.ErrServiceNotFound) ||
+		!errors.Is(unknownErr, rpc.ErrMethodNotFound) {
+		t.Fatalf("errors: %v / %v / %v / %v", expectedErr, failErr, missingErr, unknownErr)
 	}
 	tp.ForceFlush(ctx)
 
@@ -104,9 +106,13 @@ func TestTracingAcrossCalls(t *testing.T) {
 		find("traced_back/fail", trace.SpanKindServer),
 		find("traced_back/fail", trace.SpanKindClient),
 		find("traced_nobody/x", trace.SpanKindClient),
+		find("traced_back/nope", trace.SpanKindServer),
 	} {
 		if s.Status().Code != codes.Error {
 			t.Errorf("%s %v: status %v, want Error", s.Name(), s.SpanKind(), s.Status())
+		}
+		if len(s.Events()) != 1 || s.Events()[0].Name != "exception" {
+			t.Errorf("%s %v: events %v, want one exception", s.Name(), s.SpanKind(), s.Events())
 		}
 	}
 }
@@ -132,7 +138,17 @@ func TestTimeoutIsOnTheClientSpan(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	spans := rec.Ended()
-	if len(spans) != 1 || spans[0].Status().Code != codes.Error || attrOfEvent(spans[0].Events()[0], "exception.type") != "Timeout" {
+	if len(spans) != 1 || spans[0].Status().Code != codes.Error || len(spans[0].Events()) != 1 ||
+		attrOfEvent(spans[0].Events()[0], "exception.type") != "Timeout" {
 		t.Fatalf("spans = %v", spans)
+	}
+	n := 0
+	for _, kv := range spans[0].Events()[0].Attributes {
+		if kv.Key == "exception.type" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("exception event carries exception.type %d times: %v", n, spans[0].Events()[0].Attributes)
 	}
 }

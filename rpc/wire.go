@@ -30,6 +30,7 @@ const (
 	replyQueueExpiry = 300000 // ms: a reply queue outlives its connection for 5 minutes
 	replyPrefetch    = 256
 	replyTimeout     = 30 * time.Second // for replies to callers that sent no deadline
+	closeTimeout     = 2 * time.Second  // for deleting the reply queue on Close
 )
 
 // requestBody is what a request carries: {"args": [...], "kwargs": {...}}.

@@ -155,6 +155,10 @@ type Broker interface {
 	DeclareExchange(ctx context.Context, ex Exchange) error
 	// DeclareQueue makes sure the queue exists as described, with its bindings.
 	DeclareQueue(ctx context.Context, q Queue) error
+	// DeleteQueue deletes the named queue, messages and all (a queue that is
+	// already gone is no error), and forgets it: it is not declared again
+	// after a reconnect.
+	DeleteQueue(ctx context.Context, name string) error
 	// Publish sends p and returns once the broker has taken responsibility for
 	// it (a publisher confirm), or ErrUnroutable for a mandatory message no
 	// queue took, or the context's error.

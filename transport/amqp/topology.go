@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -33,6 +34,23 @@ func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 		b.mu.Unlock()
 	}
 	return err
+}
+
+// DeleteQueue forgets the queue named name, so that a reconnect does not
+// declare it again, and deletes it.
+func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+	b.mu.Lock()
+	if _, ok := b.queues[name]; ok {
+		delete(b.queues, name)
+		b.order = slices.DeleteFunc(b.order, func(n string) bool { return n == name })
+	}
+	b.mu.Unlock()
+	return b.withChannel(ctx, func(ch *amqp091.Channel) error {
+		if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+			return fmt.Errorf("hypha: deleting queue %q: %w", name, err)
+		}
+		return nil
+	})
 }
 
 func declareExchange(ch *amqp091.Channel, ex transport.Exchange) error {
