@@ -144,18 +144,19 @@ func (c *consumer) cancelByBroker() {
 }
 
 // release cancels and returns every unsettled delivery to the queue,
-// redelivered, in its place. s.mu is held.
+// redelivered, in its place, before another consumer can take anything.
+// s.mu is held.
 func (c *consumer) release() {
 	if c.closed {
 		return
 	}
-	c.cancel()
 	c.closed = true
 	close(c.lost)
 	for _, e := range c.unacked {
 		c.q.requeue(e)
 	}
-	c.unacked = nil
+	c.unacked, c.pending = nil, nil
+	c.cancel()
 	delete(c.conn.consumers, c)
 	if !c.q.deleted {
 		c.q.dispatch(time.Now())
