@@ -67,7 +67,7 @@ func TestSingleActiveConsumer(t *testing.T) {
 	send(t, b, "q", "2")
 	recv(t, ch1)
 	none(t, ch2, 50*time.Millisecond) // the first is full, yet the second waits
-	c1.Close() // the second takes over, and "1" goes back to the queue
+	c1.Close()                        // the second takes over, and "1" goes back to the queue
 	got := map[string]bool{}
 	for range 2 {
 		d := recv(t, ch2)
