@@ -1,7 +1,7 @@
 # Hypha build and test entry points. `make test` is the one test command
 # (CI runs it through .ci/run).
 
-.PHONY: broker vet staticcheck fmt-check test test-faults fuzz run jaeger jaeger-start jaeger-stop
+.PHONY: broker vet staticcheck fmt-check test test-faults fuzz run run-rabbitmq jaeger jaeger-start jaeger-stop
 
 # broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
 broker:
@@ -40,8 +40,13 @@ test-faults: broker
 fuzz:
 	bash scripts/fuzz.sh
 
-# run runs the examples against the local broker.
-run: broker
+# run runs the example services in one process on the embedded broker (no
+# RabbitMQ needed; AMQP_URI in the environment picks another) and prints the tour.
+run:
+	go run ./examples/quickstart
+
+# run-rabbitmq runs the examples as separate processes on the local RabbitMQ.
+run-rabbitmq: broker
 	bash scripts/run-examples.sh
 
 # jaeger builds bin/jaeger (Jaeger v2 from source, version pinned in

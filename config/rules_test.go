@@ -204,3 +204,23 @@ func TestLoadConfigNewKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadConfigAcceptsTheEmbeddedBroker: memory:// and memory://<name>
+// select the embedded broker.
+func TestLoadConfigAcceptsTheEmbeddedBroker(t *testing.T) {
+	isolateConfig(t)
+	for _, uri := range []string{"memory://", "memory://tests", "MEMORY://x"} {
+		t.Run(uri, func(t *testing.T) {
+			cfg, err := Load("", map[string]any{"AMQP_URI": uri})
+			if err != nil {
+				t.Fatalf("AMQP_URI %s: %v", uri, err)
+			}
+			if cfg.AMQPURI != uri {
+				t.Fatalf("AMQPURI = %q, want %q", cfg.AMQPURI, uri)
+			}
+		})
+	}
+	if _, err := Load("", map[string]any{"AMQP_URI": "memory:x"}); err == nil {
+		t.Fatal("memory:x (no //) was accepted")
+	}
+}

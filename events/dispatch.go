@@ -28,7 +28,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // Defaults for the zero values of DispatcherConfig.
@@ -91,7 +91,7 @@ func NewDispatcher(broker transport.Broker, cfg DispatcherConfig) *Dispatcher {
 // cfg's Heartbeat, Reconnect, Retry and Logger set up the connection as
 // rpc.Dial's do.
 func Dial(ctx context.Context, uri string, cfg DispatcherConfig) (*Dispatcher, error) {
-	broker, err := amqp.Dial(ctx, uri, amqp.Options{
+	broker, err := dial.Dial(ctx, uri, dial.Options{
 		Name: cfg.Source + "-dispatcher", Heartbeat: cfg.Heartbeat, Logger: cfg.Logger,
 		Reconnect: cfg.Reconnect, Retry: cfg.Retry,
 	})

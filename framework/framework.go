@@ -32,7 +32,7 @@ import (
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // stopMargin is the time Stop allows beyond GRACE_PERIOD to close connections.
@@ -313,15 +313,19 @@ func fail(err error) {
 
 // connection is the app's one broker connection, opened on start and closed
 // after every service has stopped.
-type connection struct{ broker *amqp.Broker }
+type connection struct{ broker dial.Broker }
 
 func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, name string, onGiveUp func(error)) (*connection, error) {
-	c := &connection{broker: amqp.New(cfg.AMQPURI, amqp.Options{
+	broker, err := dial.New(cfg.AMQPURI, dial.Options{
 		Heartbeat: heartbeat(cfg.Heartbeat), Name: name, Logger: log, OnRestore: t.restored, OnGiveUp: onGiveUp,
 		MaxMessageSize: cfg.MaxMessageSize,
 		Reconnect:      transport.ReconnectPolicy(cfg.Reconnect),
 		Retry:          transport.RetryPolicy(cfg.RPCRetryPolicy),
-	})}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config AMQP_URI: %w", err)
+	}
+	c := &connection{broker: broker}
 	if err := t.connectedGauge(c.broker.Connected); err != nil {
 		return nil, err
 	}
@@ -346,7 +350,7 @@ func connectionName(services []*serviceDef) string {
 	return strings.Join(names, ",") + "@" + host + ":" + strconv.Itoa(os.Getpid())
 }
 
-// heartbeat maps config's 0 (no heartbeat) onto amqp.Options' negative.
+// heartbeat maps config's 0 (no heartbeat) onto dial.Options' negative.
 func heartbeat(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // errNotStarted is returned by calls through a client whose Start has not
@@ -71,7 +71,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = StandaloneOwner
 	}
-	broker, err := amqp.Dial(ctx, cfg.URI, amqp.Options{
+	broker, err := dial.Dial(ctx, cfg.URI, dial.Options{
 		Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger, Reconnect: cfg.Reconnect, Retry: cfg.Retry,
 	})
 	if err != nil {

@@ -6,7 +6,7 @@
 # background with their output prefixed "[calculator] ", "[users] ",
 # "[orders] " and "[mailer] ", runs the client, then stops every service with
 # SIGTERM and waits for it, whatever happened (also on error or Ctrl-C). It
-# exits with the client's status. `make run` calls it after scripts/broker.sh.
+# exits with the client's status. `make run-rabbitmq` calls it after scripts/broker.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,0 +1,84 @@
+// Command quickstart runs the example services calculator, user_service,
+// orders and mailer in one process, on the embedded broker, then prints the
+// tour of examples/client and exits: Hypha with nothing installed. It is also
+// the modular-monolith mode at work: several framework.Service in one app,
+// calling each other through the same broker they would use apart.
+//
+//	go run ./examples/quickstart                                  # embedded broker
+//	AMQP_URI=amqp://guest:guest@localhost:5672/ go run ./examples/quickstart  # RabbitMQ
+//
+// It reads ./config.yaml like the services; AMQP_URI picks the broker, and
+// memory://quickstart is the default. It logs at warn unless LOG_LEVEL says
+// otherwise, so that the tour stands out.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hypha-go/hypha/examples/calculator/calculator"
+	"github.com/hypha-go/hypha/examples/mailer/mailer"
+	"github.com/hypha-go/hypha/examples/orders/orders"
+	"github.com/hypha-go/hypha/examples/tour"
+	"github.com/hypha-go/hypha/examples/users/users"
+	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/rpc"
+)
+
+// startTimeout bounds starting the services and connecting the client.
+const startTimeout = 30 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the services, prints the tour to w and stops them again.
+func run(ctx context.Context, w io.Writer) error {
+	values := map[string]any{}
+	uri := os.Getenv("AMQP_URI")
+	if uri == "" {
+		uri = "memory://quickstart"
+		values["AMQP_URI"] = uri
+	}
+	if os.Getenv("LOG_LEVEL") == "" && os.Getenv("HYPHA_LOG_LEVEL") == "" {
+		values["LOG_LEVEL"] = "warn"
+	}
+	app, err := framework.New(
+		framework.ConfigValues(values),
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service(users.Name, users.New),
+		framework.Service(orders.Name, orders.New),
+		framework.Service(mailer.Name, mailer.New),
+	)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		return fmt.Errorf("cannot start: %w", err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		_ = app.Stop(stopCtx)
+	}()
+	fmt.Fprintf(w, "calculator, user_service, orders and mailer run in this process on %s\n", app.Config().AMQPURI)
+	c, err := rpc.Dial(startCtx, rpc.Config{URI: app.Config().AMQPURI, Timeout: app.Config().RPCTimeout})
+	if err != nil {
+		return fmt.Errorf("connecting the client: %w", err)
+	}
+	defer c.Close()
+	return tour.Run(ctx, c, w)
+}
