@@ -16,6 +16,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
@@ -219,6 +220,7 @@ func TestNewRefusesBadServices(t *testing.T) {
 		{"not a function", framework.Service("x", 42), "must be a function"},
 		{"no Register", framework.Service("x", func() *strings.Builder { return nil }), "no Register"},
 		{"unnamed proxy", framework.Service("x", func(p *rpc.Proxy) *hop { return nil }), "fx.In"},
+		{"unnamed caller", framework.Service("x", func(p rpc.Caller) *hop { return nil }), "rpc.Caller parameter"},
 		{"duplicate method", framework.Service("x", func() dup { return dup{} }), "registered twice"},
 		{"bad config", framework.ConfigValues(map[string]any{"MAX_WORKERS": "ten"}), "MAX_WORKERS"},
 	}
@@ -349,7 +351,8 @@ func TestStopLetsCallersFinishFirst(t *testing.T) {
 	}
 }
 
-// nestedDeps declares its proxy in an embedded fx.In struct (InnerDeps), and twice.
+// nestedDeps declares its proxy in an embedded fx.In struct (InnerDeps), and
+// again as an rpc.Caller, beside an events.EventDispatcher.
 // InnerDeps is an fx.In struct embedded in another.
 type InnerDeps struct {
 	fx.In
@@ -359,10 +362,14 @@ type InnerDeps struct {
 type nestedDeps struct {
 	fx.In
 	InnerDeps
-	Again *rpc.Proxy `name:"calculator"`
+	Again  rpc.Caller `name:"calculator"`
+	Events events.EventDispatcher
 }
 
-type nested struct{ a, b *rpc.Proxy }
+type nested struct {
+	a *rpc.Proxy
+	b rpc.Caller
+}
 
 func (n *nested) Register(r *entrypoint.Registry) {
 	rpc.Handle(r, "sum", func(ctx context.Context, _ struct{}) (float64, error) {
@@ -377,7 +384,12 @@ func (n *nested) Register(r *entrypoint.Registry) {
 func TestProxiesInEmbeddedAndRepeatedFields(t *testing.T) {
 	start(t,
 		framework.Service(calculator.Name, calculator.New),
-		framework.Service("nested", func(d nestedDeps) *nested { return &nested{a: d.Calc, b: d.Again} }),
+		framework.Service("nested", func(d nestedDeps) (*nested, error) {
+			if d.Events == nil {
+				return nil, errors.New("no events.EventDispatcher injected")
+			}
+			return &nested{a: d.Calc, b: d.Again}, nil
+		}),
 	)
 	got, err := rpc.Call[float64](context.Background(), dial(t).Proxy("nested"), "sum", nil)
 	if err != nil || got != 6 {

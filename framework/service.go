@@ -25,8 +25,10 @@ type serviceDef struct {
 // Service adds a service named name, built by constructor: a function whose
 // parameters fx injects and whose first result implements
 // entrypoint.Registrar (it may return an error second). The constructor can
-// ask for the service's Config, its *slog.Logger, and proxies to other
-// services, declared as tagged fields of an fx.In struct:
+// ask for the service's Config, its *slog.Logger, its *events.Dispatcher (or
+// events.EventDispatcher), and proxies to other services, declared as tagged
+// fields of an fx.In struct, of type *rpc.Proxy or rpc.Caller (which a unit
+// test can fake):
 //
 //	type deps struct {
 //		fx.In
@@ -45,6 +47,7 @@ func Service(name string, constructor any, extra ...fx.Option) Option {
 var (
 	registrarType = reflect.TypeFor[entrypoint.Registrar]()
 	proxyType     = reflect.TypeFor[*rpc.Proxy]()
+	callerType    = reflect.TypeFor[rpc.Caller]()
 	fxInType      = reflect.TypeFor[fx.In]()
 	lifecycleType = reflect.TypeFor[fx.Lifecycle]()
 	runtimeType   = reflect.TypeFor[*serviceRuntime]()
@@ -78,12 +81,16 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 		}),
 		fx.Provide(fx.Private, s.constructor),
 	}
-	opts = append(opts, fx.Provide(fx.Private, func(rt *serviceRuntime) *events.Dispatcher { return rt.dispatcher }))
+	opts = append(opts,
+		fx.Provide(fx.Private, func(rt *serviceRuntime) *events.Dispatcher { return rt.dispatcher }),
+		fx.Provide(fx.Private, func(rt *serviceRuntime) events.EventDispatcher { return rt.dispatcher }),
+	)
 	for _, target := range proxies {
-		opts = append(opts, fx.Provide(fx.Private, fx.Annotate(
-			func(rt *serviceRuntime) *rpc.Proxy { return rt.client.Proxy(target) },
-			fx.ResultTags(fmt.Sprintf("name:%q", target)),
-		)))
+		tag := fx.ResultTags(fmt.Sprintf("name:%q", target))
+		opts = append(opts,
+			fx.Provide(fx.Private, fx.Annotate(func(rt *serviceRuntime) *rpc.Proxy { return rt.client.Proxy(target) }, tag)),
+			fx.Provide(fx.Private, fx.Annotate(func(rt *serviceRuntime) rpc.Caller { return rt.client.Proxy(target) }, tag)),
+		)
 	}
 	opts = append(opts, s.extra...)
 	opts = append(opts, fx.Invoke(s.invoker(svcType)))
@@ -111,15 +118,15 @@ func (s *serviceDef) invoker(svcType reflect.Type) any {
 }
 
 // proxiesOf finds the services a constructor calls: the `name` tags of the
-// *rpc.Proxy fields of its fx.In parameter structs (embedded ones included),
-// each name once.
+// *rpc.Proxy and rpc.Caller fields of its fx.In parameter structs (embedded
+// ones included), each name once.
 func proxiesOf(service string, ctor reflect.Type) ([]string, error) {
 	var names []string
 	for i := range ctor.NumIn() {
 		p := ctor.In(i)
-		if p == proxyType {
-			return nil, fmt.Errorf("hypha: service %q: a *rpc.Proxy parameter does not say which service it calls: "+
-				"declare it as a field of an fx.In struct tagged `name:\"<service>\"`", service)
+		if p == proxyType || p == callerType {
+			return nil, fmt.Errorf("hypha: service %q: a %s parameter does not say which service it calls: "+
+				"declare it as a field of an fx.In struct tagged `name:\"<service>\"`", service, p)
 		}
 		if p.Kind() == reflect.Struct && embedsFxIn(p) {
 			found, err := proxyFields(service, p)
@@ -143,7 +150,7 @@ func proxyFields(service string, t reflect.Type) ([]string, error) {
 	for j := range t.NumField() {
 		f := t.Field(j)
 		switch {
-		case f.Type == proxyType:
+		case f.Type == proxyType || f.Type == callerType:
 			name := f.Tag.Get("name")
 			if name == "" {
 				return nil, fmt.Errorf("hypha: service %q: proxy field %s needs the service it calls: tag it `name:\"<service>\"`", service, f.Name)
