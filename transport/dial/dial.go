@@ -1,0 +1,88 @@
+// Package dial picks the broker for a URI by its scheme: amqp:// and
+// amqps:// reach RabbitMQ through transport/amqp, memory:// the embedded
+// broker of transport/memory. Code that takes AMQP_URI from config uses it
+// so that either works:
+//
+//	b, err := dial.Dial(ctx, cfg.AMQPURI, dial.Options{Name: "calculator"})
+//	if err != nil { ... }
+//	defer b.Close()
+//
+// An fx application uses New in its constructor and Connect and Close as
+// the OnStart and OnStop hooks.
+package dial
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/memory"
+)
+
+// Broker is a broker connection with its lifecycle: Connect (to call once,
+// before the broker is needed), Connected and Ready for health checks.
+// Both transport/amqp's and transport/memory's Broker are one.
+type Broker interface {
+	transport.Broker
+	// Connect makes the connection, waiting for the broker until ctx ends;
+	// it is a no-op on a connection already made.
+	Connect(ctx context.Context) error
+	// Connected reports whether the connection is up now.
+	Connected() bool
+	// Ready reports nil when the broker can take work, else what is missing.
+	Ready() error
+}
+
+// Options carry what the brokers need; each takes the fields that apply to
+// it (transport/memory only MaxMessageSize), and zero means that broker's
+// default. See amqp.Options for what each field does.
+type Options struct {
+	Heartbeat      time.Duration
+	TLS            *tls.Config
+	Name           string
+	MaxMessageSize int64
+	Logger         *slog.Logger
+	Reconnect      transport.ReconnectPolicy
+	Retry          transport.RetryPolicy
+	OnRestore      func()
+	OnGiveUp       func(error)
+}
+
+// New returns the broker for uri, not connected yet: call Connect. An
+// unknown scheme is an error naming the schemes there are.
+func New(uri string, opts Options) (Broker, error) {
+	scheme, _, ok := strings.Cut(uri, "://")
+	switch strings.ToLower(scheme) {
+	case "amqp", "amqps":
+		return amqp.New(uri, amqp.Options{
+			Heartbeat: opts.Heartbeat, TLS: opts.TLS, Name: opts.Name, MaxMessageSize: opts.MaxMessageSize,
+			Logger: opts.Logger, Reconnect: opts.Reconnect, Retry: opts.Retry,
+			OnRestore: opts.OnRestore, OnGiveUp: opts.OnGiveUp,
+		}), nil
+	case memory.Scheme:
+		return memory.New(uri, memory.Options{MaxMessageSize: opts.MaxMessageSize})
+	}
+	if !ok {
+		scheme = ""
+	}
+	return nil, fmt.Errorf("hypha: broker URI scheme %q is not one of amqp://, amqps:// or memory://", scheme)
+}
+
+// Dial returns the broker for uri, connected; with amqp:// it waits for
+// RabbitMQ per Options.Reconnect until ctx ends.
+func Dial(ctx context.Context, uri string, opts Options) (Broker, error) {
+	b, err := New(uri, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Connect(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}

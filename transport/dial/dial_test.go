@@ -1,0 +1,81 @@
+package dial_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
+	"github.com/hypha-go/hypha/transport/memory"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSchemes(t *testing.T) {
+	tests := []struct {
+		uri     string
+		want    string // the broker's type, or the error's text
+		wantErr bool
+	}{
+		{"amqp://guest:guest@localhost:5672/", "*amqp.Broker", false},
+		{"AMQPS://guest:guest@localhost:5671/", "*amqp.Broker", false},
+		{"memory://", "*memory.Broker", false},
+		{"memory://tests", "*memory.Broker", false},
+		{"redis://localhost", `scheme "redis" is not one of amqp://, amqps:// or memory://`, true},
+		{"localhost:5672", `scheme ""`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.uri, func(t *testing.T) {
+			b, err := dial.New(tt.uri, dial.Options{})
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want one saying %s", err, tt.want)
+				}
+				if strings.Contains(err.Error(), "guest") {
+					t.Errorf("error shows the URI's credentials: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			var got string
+			switch b.(type) {
+			case *amqp.Broker:
+				got = "*amqp.Broker"
+			case *memory.Broker:
+				got = "*memory.Broker"
+			}
+			if got != tt.want {
+				t.Fatalf("got %T, want %s", b, tt.want)
+			}
+		})
+	}
+}
+
+func TestDialMemory(t *testing.T) {
+	t.Cleanup(func() { memory.Reset("dial") })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := dial.Dial(ctx, "memory://dial", dial.Options{MaxMessageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !b.Connected() || b.Ready() != nil {
+		t.Fatal("not connected")
+	}
+	if err := b.DeclareQueue(ctx, transport.Queue{Name: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	err = b.Publish(ctx, transport.Publishing{RoutingKey: "q", Message: transport.Message{Body: []byte("too large")}})
+	if err == nil {
+		t.Fatal("MaxMessageSize was not passed on")
+	}
+}

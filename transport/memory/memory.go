@@ -1,0 +1,391 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/transport"
+)
+
+// Scheme is the URI scheme of the embedded broker: "memory://" names the
+// default broker, "memory://name" another one.
+const Scheme = "memory"
+
+// DefaultMaxMessageSize bounds a message's body when Options leave it zero:
+// 8 MiB, as transport/amqp's.
+const DefaultMaxMessageSize = 8 << 20
+
+// errDisconnected is what Ready reports after Close.
+var errDisconnected = errors.New("hypha: not connected to the broker")
+
+// Options tune a connection to the embedded broker.
+type Options struct {
+	// MaxMessageSize bounds the body of every message published, in bytes;
+	// zero means DefaultMaxMessageSize.
+	MaxMessageSize int64
+}
+
+// registry holds the named brokers of the process.
+var registry = struct {
+	sync.Mutex
+	servers map[string]*server
+}{servers: map[string]*server{}}
+
+// Broker is one connection to a named in-process broker: a
+// transport.Broker. Closing it cancels its consumers, returns their
+// unsettled deliveries to their queues and deletes its exclusive queues, as
+// closing an AMQP connection does; the broker and its other queues live on.
+type Broker struct {
+	s    *server
+	opts Options
+
+	closed    bool // guarded by s.mu
+	consumers map[*consumer]struct{}
+}
+
+var _ transport.Broker = (*Broker)(nil)
+
+// New returns a connection to the broker uri names ("memory://" or
+// "memory://name"), creating that broker when the process has none of the
+// name yet. It fails only for a URI of another scheme.
+func New(uri string, opts Options) (*Broker, error) {
+	name, err := parseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
+	}
+	registry.Lock()
+	s, ok := registry.servers[name]
+	if !ok {
+		s = newServer(name)
+		registry.servers[name] = s
+	}
+	registry.Unlock()
+	b := &Broker{s: s, opts: opts, consumers: map[*consumer]struct{}{}}
+	s.mu.Lock()
+	s.conns[b] = struct{}{}
+	s.mu.Unlock()
+	return b, nil
+}
+
+// Dial is New for callers that want transport/amqp's Dial shape.
+func Dial(ctx context.Context, uri string, opts Options) (*Broker, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return New(uri, opts)
+}
+
+// Reset closes every connection to the broker named name (as Close does)
+// and forgets its exchanges, queues and messages, so that the next New
+// starts afresh. Tests call it in cleanup; a name no broker has is ignored.
+func Reset(name string) {
+	registry.Lock()
+	s, ok := registry.servers[name]
+	delete(registry.servers, name)
+	registry.Unlock()
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	var consumers []*consumer
+	for conn := range s.conns {
+		consumers = append(consumers, conn.closeLocked()...)
+	}
+	s.shutdown()
+	s.mu.Unlock()
+	waitFor(consumers)
+}
+
+func parseURI(uri string) (string, error) {
+	scheme, name, ok := strings.Cut(uri, "://")
+	if !ok || !strings.EqualFold(scheme, Scheme) {
+		return "", fmt.Errorf("hypha: %q is not a memory:// URI", uri)
+	}
+	return name, nil
+}
+
+// Connect does nothing but report ErrClosed after Close: an in-process
+// broker is there at once. It exists for the lifecycle transport/amqp has.
+func (b *Broker) Connect(ctx context.Context) error {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.closed {
+		return transport.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Connected reports whether the connection is open: true until Close.
+func (b *Broker) Connected() bool {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	return !b.closed
+}
+
+// Ready reports nil while the connection is open and every consumer not
+// cancelled is consuming; a consumer whose queue was deleted is named.
+func (b *Broker) Ready() error {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.closed {
+		return errDisconnected
+	}
+	var down []string
+	for c := range b.consumers {
+		if c.lostQueue {
+			down = append(down, c.q.name)
+		}
+	}
+	if len(down) == 0 {
+		return nil
+	}
+	slices.Sort(down)
+	return fmt.Errorf("hypha: not consuming queue %q", down[0])
+}
+
+// DeclareExchange makes sure the exchange exists as described; declaring
+// one that exists with another kind, durability or auto-delete fails with
+// PRECONDITION_FAILED, as with RabbitMQ.
+func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
+	err := b.locked(ctx, func() error { return b.s.declareExchange(ex) })
+	if err != nil {
+		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
+	}
+	return nil
+}
+
+// DeclareQueue makes sure the queue exists as described and adds its
+// bindings. Declaring a queue that exists with other properties or
+// arguments fails with PRECONDITION_FAILED, and another connection's
+// exclusive queue with RESOURCE_LOCKED, as with RabbitMQ; declaring it alike
+// restarts its x-expires countdown.
+func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
+	args, err := NormalizeHeaders(q.Args)
+	if err != nil {
+		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
+	}
+	decl := q
+	decl.Args, decl.Bindings = args, nil
+	var qu *queue
+	err = b.locked(ctx, func() error {
+		qu, err = b.declareQueue(decl)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+	}
+	for _, bind := range q.Bindings {
+		err := b.locked(ctx, func() error {
+			if qu.deleted {
+				return fmt.Errorf("%w - no queue '%s'", errNotFound, q.Name)
+			}
+			return b.s.bind(qu, bind)
+		})
+		if err != nil {
+			return fmt.Errorf("hypha: binding queue %q to exchange %q with key %q: %w",
+				q.Name, bind.Exchange, bind.RoutingKey, err)
+		}
+	}
+	return nil
+}
+
+// declareQueue creates the queue or checks it is declared alike. s.mu is held.
+func (b *Broker) declareQueue(decl transport.Queue) (*queue, error) {
+	switch {
+	case decl.Name == "":
+		return nil, fmt.Errorf("queues named by the broker are %w", errUnsupported)
+	case strings.HasPrefix(decl.Name, "amq."):
+		return nil, fmt.Errorf("%w - queue name '%s' contains reserved prefix 'amq.'", errRefused, decl.Name)
+	}
+	if q, ok := b.s.queues[decl.Name]; ok {
+		if q.owner != nil && q.owner != b {
+			return nil, lockedError(decl.Name)
+		}
+		if err := checkEquivalent(q.decl, decl); err != nil {
+			return nil, err
+		}
+		q.armUnused()
+		return q, nil
+	}
+	args, err := parseArgs(decl.Args)
+	if err != nil {
+		return nil, err
+	}
+	q := &queue{s: b.s, name: decl.Name, decl: decl, args: args}
+	if decl.Exclusive {
+		q.owner = b
+	}
+	b.s.queues[q.name] = q
+	q.armUnused()
+	return q, nil
+}
+
+func lockedError(name string) error {
+	return fmt.Errorf("%w - cannot obtain exclusive access to locked queue '%s'", errLocked, name)
+}
+
+// DeleteQueue deletes the queue named name with its messages and bindings;
+// its consumers stop, as RabbitMQ cancels them. A queue that does not exist
+// is not an error; another connection's exclusive queue is RESOURCE_LOCKED.
+func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+	err := b.locked(ctx, func() error {
+		q, ok := b.s.queues[name]
+		switch {
+		case !ok:
+			return nil
+		case q.owner != nil && q.owner != b:
+			return lockedError(name)
+		}
+		b.s.deleteQueue(q)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("hypha: deleting queue %q: %w", name, err)
+	}
+	return nil
+}
+
+// Publish routes a copy of p to the queues it reaches and returns once they
+// hold it. A missing exchange fails with NOT_FOUND, a mandatory message no
+// queue takes with transport.ErrUnroutable, a body over
+// Options.MaxMessageSize with transport.ErrTooLarge, and a header AMQP could
+// not carry with an error naming it. As with transport/amqp, a mandatory
+// message without a MessageID is given one.
+func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
+	if int64(len(p.Body)) > b.opts.MaxMessageSize {
+		return publishError(p, fmt.Errorf("%w: message body of %d bytes is over MAX_MESSAGE_SIZE %d",
+			transport.ErrTooLarge, len(p.Body), b.opts.MaxMessageSize))
+	}
+	headers, err := NormalizeHeaders(p.Headers)
+	if err != nil {
+		return publishError(p, err)
+	}
+	m := &message{Message: p.Message, exchange: p.Exchange, routingKey: p.RoutingKey}
+	m.Body, m.Headers = bytes.Clone(p.Body), headers
+	if p.Mandatory && m.MessageID == "" {
+		m.MessageID = uuid.NewString()
+	}
+	if m.Expiration > 0 {
+		m.Expiration = time.Duration(max(m.Expiration.Milliseconds(), 1)) * time.Millisecond
+	} else {
+		m.Expiration = 0
+	}
+	var n int
+	err = b.locked(ctx, func() error {
+		n, err = b.s.publish(m)
+		return err
+	})
+	switch {
+	case err != nil:
+		return publishError(p, err)
+	case p.Mandatory && n == 0:
+		return transport.ErrUnroutable
+	}
+	return nil
+}
+
+func publishError(p transport.Publishing, err error) error {
+	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey, err)
+}
+
+// Consume starts delivering messages from opts.Queue to h, at most
+// opts.Prefetch unacknowledged at once (no bound when zero). Consumers of one
+// queue take turns; with x-single-active-consumer only the first one still
+// subscribed receives.
+func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+	var c *consumer
+	err := b.locked(ctx, func() error {
+		q, ok := b.s.queues[opts.Queue]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w - no queue '%s'", errNotFound, opts.Queue)
+		case q.owner != nil && q.owner != b:
+			return lockedError(opts.Queue)
+		}
+		c = newConsumer(b, q, opts.Prefetch, h)
+		q.consumers = append(q.consumers, c)
+		q.hadConsumer = true
+		q.disarmUnused()
+		b.consumers[c] = struct{}{}
+		go c.run()
+		q.dispatch(time.Now())
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hypha: consuming queue %q: %w", opts.Queue, err)
+	}
+	return c, nil
+}
+
+// Close closes the connection: its consumers stop (their handlers are
+// waited for at most 2 seconds), their unsettled deliveries go back to their
+// queues, and its exclusive queues are deleted. Later calls fail with
+// transport.ErrClosed.
+func (b *Broker) Close() error {
+	b.s.mu.Lock()
+	consumers := b.closeLocked()
+	b.s.mu.Unlock()
+	waitFor(consumers)
+	return nil
+}
+
+// closeLocked closes the connection and returns its consumers, for the
+// caller to wait for once s.mu is released. s.mu is held.
+func (b *Broker) closeLocked() []*consumer {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	consumers := make([]*consumer, 0, len(b.consumers))
+	for c := range b.consumers {
+		consumers = append(consumers, c)
+	}
+	for _, c := range consumers {
+		c.release()
+	}
+	for _, q := range b.s.queues {
+		if q.owner == b {
+			b.s.deleteQueue(q)
+		}
+	}
+	delete(b.s.conns, b)
+	return consumers
+}
+
+// locked runs fn under the server's mutex on an open connection.
+func (b *Broker) locked(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.closed {
+		return transport.ErrClosed
+	}
+	return fn()
+}
+
+// waitFor waits for the consumers' handlers to return, at most closeTimeout
+// in all.
+func waitFor(consumers []*consumer) {
+	deadline := time.NewTimer(closeTimeout)
+	defer deadline.Stop()
+	for _, c := range consumers {
+		select {
+		case <-c.done:
+		case <-deadline.C:
+			return
+		}
+	}
+}
