@@ -23,6 +23,8 @@ import (
 	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	transportdial "github.com/hypha-go/hypha/transport/dial"
+	"github.com/hypha-go/hypha/transport/memory"
 )
 
 func TestMain(m *testing.M) {
@@ -221,6 +223,8 @@ func TestNewRefusesBadServices(t *testing.T) {
 		{"no Register", framework.Service("x", func() *strings.Builder { return nil }), "no Register"},
 		{"unnamed proxy", framework.Service("x", func(p *rpc.Proxy) *hop { return nil }), "fx.In"},
 		{"unnamed caller", framework.Service("x", func(p rpc.Caller) *hop { return nil }), "rpc.Caller parameter"},
+		{"restricted to an unknown entrypoint", framework.Service(calculator.Name, calculator.New, framework.RestrictEntrypoints("pow")),
+			`RestrictEntrypoints: service "calculator" has no entrypoint "pow"; it has "add", "subtract", "multiply", "divide"`},
 		{"duplicate method", framework.Service("x", func() dup { return dup{} }), "registered twice"},
 		{"bad config", framework.ConfigValues(map[string]any{"MAX_WORKERS": "ten"}), "MAX_WORKERS"},
 	}
@@ -394,5 +398,42 @@ func TestProxiesInEmbeddedAndRepeatedFields(t *testing.T) {
 	got, err := rpc.Call[float64](context.Background(), dial(t).Proxy("nested"), "sum", nil)
 	if err != nil || got != 6 {
 		t.Fatalf("sum = %v, %v", got, err)
+	}
+}
+
+// TestRunsOnTheEmbeddedBroker starts services on memory:// and calls them,
+// with no RabbitMQ involved.
+func TestRunsOnTheEmbeddedBroker(t *testing.T) {
+	uri := "memory://" + t.Name()
+	t.Cleanup(func() { memory.Reset(t.Name()) })
+	app, err := framework.New(
+		framework.ConfigValues(map[string]any{"AMQP_URI": uri}),
+		framework.WithLogger(quiet),
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service(users.Name, users.New),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Stop(ctx)
+	broker, err := transportdial.Dial(ctx, uri, transportdial.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	c := rpc.NewClient(broker, rpc.Config{Owner: "test"})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	score, err := rpc.Call[users.Score](ctx, c.Proxy(users.Name), "calculate_user_score",
+		map[string]any{"user_id": "ann", "base_score": 10, "multiplier": 3})
+	if err != nil || score.Score != 30 {
+		t.Fatalf("calculate_user_score = %+v, %v", score, err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 var (
@@ -19,7 +19,7 @@ var (
 // all, /readyz only while the app can take work: started, not stopping,
 // connected to the broker with every consumer running.
 type health struct {
-	broker   *amqp.Broker
+	broker   dial.Broker
 	started  atomic.Bool
 	stopping atomic.Bool
 }

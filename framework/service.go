@@ -44,6 +44,18 @@ func Service(name string, constructor any, extra ...fx.Option) Option {
 	})
 }
 
+// restriction names the only entrypoints a service runs; see RestrictEntrypoints.
+type restriction struct{ names []string }
+
+// RestrictEntrypoints is an option of Service that runs only the named
+// entrypoints of the service (nameko's restrict_entrypoints): a test can run
+// one event handler or method without the others consuming. A name the
+// service does not register stops New with an error listing those it does.
+// Give it once per service.
+func RestrictEntrypoints(names ...string) fx.Option {
+	return fx.Supply(fx.Private, &restriction{names: append([]string{}, names...)})
+}
+
 var (
 	registrarType = reflect.TypeFor[entrypoint.Registrar]()
 	proxyType     = reflect.TypeFor[*rpc.Proxy]()
@@ -76,8 +88,12 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 	opts := []fx.Option{
 		fx.Supply(fx.Private, cfg),
 		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
-		fx.Provide(fx.Private, func(conn *connection, t *telemetry, all *runtimes) (*serviceRuntime, error) {
-			return newServiceRuntime(s.name, cfg, svcLog, conn, t, all, ac, proxies)
+		fx.Provide(fx.Private, func(p runtimeParams) (*serviceRuntime, error) {
+			rt, err := newServiceRuntime(s.name, cfg, svcLog, p.Conn, p.Telemetry, p.All, ac, proxies)
+			if rt != nil && p.Only != nil {
+				rt.only = p.Only.names
+			}
+			return rt, err
 		}),
 		fx.Provide(fx.Private, s.constructor),
 	}
@@ -95,6 +111,16 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 	opts = append(opts, s.extra...)
 	opts = append(opts, fx.Invoke(s.invoker(svcType)))
 	return fx.Module(s.name, opts...), nil
+}
+
+// runtimeParams are what a service's runtime is built from; Only is there
+// when the service was given RestrictEntrypoints.
+type runtimeParams struct {
+	fx.In
+	Conn      *connection
+	Telemetry *telemetry
+	All       *runtimes
+	Only      *restriction `optional:"true"`
 }
 
 // invoker builds func(svc <svcType>, rt *serviceRuntime, lc fx.Lifecycle) error,
@@ -191,6 +217,7 @@ type serviceRuntime struct {
 	ics        []rpc.ServerInterceptor
 	handlerICs []events.HandlerInterceptor
 	calls      []string // the services this one has proxies to
+	only       []string // the entrypoints it runs, when restricted
 	onExpired  func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
@@ -203,7 +230,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		return nil, err
 	}
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
-		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: ics.handlers, calls: calls, all: all,
+		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: append(ics.handlers, ac.handlerICs...), calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
@@ -230,6 +257,11 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	svc.Register(reg)
 	if err := reg.Err(); err != nil {
 		return err
+	}
+	if rt.only != nil {
+		if err := reg.Keep(rt.only...); err != nil {
+			return fmt.Errorf("RestrictEntrypoints: %w", err)
+		}
 	}
 	// The queues' prefetches share MAX_WORKERS: the RPC queue first, then
 	// each handler's, so that no instance holds more than it can run.
