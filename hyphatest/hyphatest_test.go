@@ -41,6 +41,7 @@ func TestStartRunsOnTheEmbeddedBroker(t *testing.T) {
 }
 
 func TestStartGivesEachTestItsOwnBroker(t *testing.T) {
+	t.Setenv(hyphatest.EnvAMQPURI, "") // RabbitMQ's vhost is shared
 	a := hyphatest.Start(t, framework.Service(calculator.Name, calculator.New))
 	b := hyphatest.Start(t, framework.Service(users.Name, users.New))
 	if a.URI() == b.URI() {
@@ -168,6 +169,7 @@ func TestWaiterSeesEventHandlersAndTimesOut(t *testing.T) {
 }
 
 func TestRestrictEntrypoints(t *testing.T) {
+	t.Setenv(hyphatest.EnvAMQPURI, "") // on RabbitMQ, another test's rpc-mailer queue would take the call
 	app := hyphatest.Start(t, framework.Service(mailer.Name, mailer.New, framework.RestrictEntrypoints("send_confirmation")))
 	w := hyphatest.Waiter(t, app, mailer.Name, "send_confirmation")
 	if err := app.Dispatch(context.Background(), mailer.Source, mailer.EventType, mailer.Order{ID: "o-1"}); err != nil {
