@@ -54,7 +54,7 @@ const maxPrefetch = 65535
 
 // The expected form of each kind of value, shared by the type checks at load and by Validate.
 const (
-	wantAMQPURI      = "an amqp:// or amqps:// URL, or memory:// for the embedded broker"
+	wantAMQPURI      = "an amqp://, amqps:// or memory:// URL"
 	wantExchange     = "a non-empty exchange name"
 	wantSecondsAbove = "seconds > 0"
 	wantSeconds      = "seconds >= 0"
@@ -77,7 +77,7 @@ const (
 // Settings are Hypha's own keys of config.yaml, typed and validated. Durations are written in
 // config.yaml as seconds (fractions allowed). The koanf tags name the keys.
 type Settings struct {
-	AMQPURI                string          `koanf:"AMQP_URI"`                 // the broker: an amqp:// or amqps:// URL, or memory://[name] for the embedded one
+	AMQPURI                string          `koanf:"AMQP_URI"`                 // the broker, an amqp://, amqps:// or memory:// URL
 	RPCExchange            string          `koanf:"RPC_EXCHANGE"`             // (nameko: rpc_exchange) the RPC exchange
 	RPCTimeout             time.Duration   `koanf:"RPC_TIMEOUT"`              // a call's deadline when its context has none sooner; > 0
 	RPCRetryPolicy         RetryPolicy     `koanf:"RPC_RETRY_POLICY"`         // retries of a failed publish

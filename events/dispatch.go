@@ -65,6 +65,19 @@ type DispatcherConfig struct {
 	Logger *slog.Logger
 }
 
+// EventDispatcher is what a service needs to dispatch events: the method of
+// *Dispatcher that publishes. A service that takes an EventDispatcher (as a
+// constructor parameter or an fx.In field, as it would take a *Dispatcher)
+// can be given a fake in unit tests. Implementations are safe for concurrent
+// use.
+type EventDispatcher interface {
+	// Dispatch publishes payload as an event of type eventType, as
+	// Dispatcher.Dispatch does.
+	Dispatch(ctx context.Context, eventType string, payload any) error
+}
+
+var _ EventDispatcher = (*Dispatcher)(nil)
+
 // Dispatcher publishes the events of one source service. It is safe for
 // concurrent use.
 type Dispatcher struct {

@@ -197,7 +197,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HandlerTimeout)
 	defer cancel()
 	ctx = contextdata.Incoming(ctx, d.Headers, id, s.cfg.ParentCallsTracked+1)
-	ctx = context.WithValue(ctx, deliveryKey{}, delivery{messageID: d.MessageID, attempt: attempt})
+	ctx = WithDelivery(ctx, d.MessageID, attempt)
 	ev := &EventInfo{
 		Source: h.source, EventType: h.eventType, MessageID: d.MessageID, Exchange: ExchangeName(h.source),
 		RoutingKey: h.eventType, BodySize: len(d.Body), Headers: d.Headers,
@@ -355,6 +355,13 @@ func MessageID(ctx context.Context) string {
 func Attempt(ctx context.Context) int {
 	d, _ := ctx.Value(deliveryKey{}).(delivery)
 	return d.attempt
+}
+
+// WithDelivery returns a context that says it handles the event messageID, at
+// its attempt-th delivery, as a handler's context does: MessageID and Attempt
+// read them back. It is for tests that call a handler directly.
+func WithDelivery(ctx context.Context, messageID string, attempt int) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, delivery{messageID: messageID, attempt: attempt})
 }
 
 // attemptOf reads the attempt count of a delivery, whatever integer type the

@@ -30,6 +30,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -53,6 +54,7 @@ type appConfig struct {
 	fxOptions  []fx.Option
 	serverICs  []rpc.ServerInterceptor
 	clientICs  []rpc.ClientInterceptor
+	handlerICs []events.HandlerInterceptor
 }
 
 // ConfigFile reads config from path instead of $HYPHA_CONFIG or ./config.yaml.
@@ -95,6 +97,12 @@ func ServerInterceptors(ics ...rpc.ServerInterceptor) Option {
 // its proxies, in the order given (the first is outermost).
 func ClientInterceptors(ics ...rpc.ClientInterceptor) Option {
 	return optionFunc(func(c *appConfig) { c.clientICs = append(c.clientICs, ics...) })
+}
+
+// HandlerInterceptors wrap every run of every event handler of the app's
+// services, in the order given (the first is outermost).
+func HandlerInterceptors(ics ...events.HandlerInterceptor) Option {
+	return optionFunc(func(c *appConfig) { c.handlerICs = append(c.handlerICs, ics...) })
 }
 
 // App is a set of services that starts and stops together.
@@ -312,7 +320,8 @@ func fail(err error) {
 }
 
 // connection is the app's one broker connection, opened on start and closed
-// after every service has stopped.
+// after every service has stopped: RabbitMQ or the embedded broker, as
+// AMQP_URI's scheme says.
 type connection struct{ broker dial.Broker }
 
 func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, name string, onGiveUp func(error)) (*connection, error) {

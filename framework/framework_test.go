@@ -16,12 +16,15 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	transportdial "github.com/hypha-go/hypha/transport/dial"
+	"github.com/hypha-go/hypha/transport/memory"
 )
 
 func TestMain(m *testing.M) {
@@ -219,6 +222,9 @@ func TestNewRefusesBadServices(t *testing.T) {
 		{"not a function", framework.Service("x", 42), "must be a function"},
 		{"no Register", framework.Service("x", func() *strings.Builder { return nil }), "no Register"},
 		{"unnamed proxy", framework.Service("x", func(p *rpc.Proxy) *hop { return nil }), "fx.In"},
+		{"unnamed caller", framework.Service("x", func(p rpc.Caller) *hop { return nil }), "rpc.Caller parameter"},
+		{"restricted to an unknown entrypoint", framework.Service(calculator.Name, calculator.New, framework.RestrictEntrypoints("pow")),
+			`RestrictEntrypoints: service "calculator" has no entrypoint "pow"; it has "add", "subtract", "multiply", "divide"`},
 		{"duplicate method", framework.Service("x", func() dup { return dup{} }), "registered twice"},
 		{"bad config", framework.ConfigValues(map[string]any{"MAX_WORKERS": "ten"}), "MAX_WORKERS"},
 	}
@@ -349,7 +355,8 @@ func TestStopLetsCallersFinishFirst(t *testing.T) {
 	}
 }
 
-// nestedDeps declares its proxy in an embedded fx.In struct (InnerDeps), and twice.
+// nestedDeps declares its proxy in an embedded fx.In struct (InnerDeps), and
+// again as an rpc.Caller, beside an events.EventDispatcher.
 // InnerDeps is an fx.In struct embedded in another.
 type InnerDeps struct {
 	fx.In
@@ -359,10 +366,14 @@ type InnerDeps struct {
 type nestedDeps struct {
 	fx.In
 	InnerDeps
-	Again *rpc.Proxy `name:"calculator"`
+	Again  rpc.Caller `name:"calculator"`
+	Events events.EventDispatcher
 }
 
-type nested struct{ a, b *rpc.Proxy }
+type nested struct {
+	a *rpc.Proxy
+	b rpc.Caller
+}
 
 func (n *nested) Register(r *entrypoint.Registry) {
 	rpc.Handle(r, "sum", func(ctx context.Context, _ struct{}) (float64, error) {
@@ -377,10 +388,52 @@ func (n *nested) Register(r *entrypoint.Registry) {
 func TestProxiesInEmbeddedAndRepeatedFields(t *testing.T) {
 	start(t,
 		framework.Service(calculator.Name, calculator.New),
-		framework.Service("nested", func(d nestedDeps) *nested { return &nested{a: d.Calc, b: d.Again} }),
+		framework.Service("nested", func(d nestedDeps) (*nested, error) {
+			if d.Events == nil {
+				return nil, errors.New("no events.EventDispatcher injected")
+			}
+			return &nested{a: d.Calc, b: d.Again}, nil
+		}),
 	)
 	got, err := rpc.Call[float64](context.Background(), dial(t).Proxy("nested"), "sum", nil)
 	if err != nil || got != 6 {
 		t.Fatalf("sum = %v, %v", got, err)
+	}
+}
+
+// TestRunsOnTheEmbeddedBroker starts services on memory:// and calls them,
+// with no RabbitMQ involved.
+func TestRunsOnTheEmbeddedBroker(t *testing.T) {
+	uri := "memory://" + t.Name()
+	t.Cleanup(func() { memory.Reset(t.Name()) })
+	app, err := framework.New(
+		framework.ConfigValues(map[string]any{"AMQP_URI": uri}),
+		framework.WithLogger(quiet),
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service(users.Name, users.New),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Stop(ctx)
+	broker, err := transportdial.Dial(ctx, uri, transportdial.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	c := rpc.NewClient(broker, rpc.Config{Owner: "test"})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	score, err := rpc.Call[users.Score](ctx, c.Proxy(users.Name), "calculate_user_score",
+		map[string]any{"user_id": "ann", "base_score": 10, "multiplier": 3})
+	if err != nil || score.Score != 30 {
+		t.Fatalf("calculate_user_score = %+v, %v", score, err)
 	}
 }

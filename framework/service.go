@@ -25,8 +25,10 @@ type serviceDef struct {
 // Service adds a service named name, built by constructor: a function whose
 // parameters fx injects and whose first result implements
 // entrypoint.Registrar (it may return an error second). The constructor can
-// ask for the service's Config, its *slog.Logger, and proxies to other
-// services, declared as tagged fields of an fx.In struct:
+// ask for the service's Config, its *slog.Logger, its *events.Dispatcher (or
+// events.EventDispatcher), and proxies to other services, declared as tagged
+// fields of an fx.In struct, of type *rpc.Proxy or rpc.Caller (which a unit
+// test can fake):
 //
 //	type deps struct {
 //		fx.In
@@ -42,9 +44,22 @@ func Service(name string, constructor any, extra ...fx.Option) Option {
 	})
 }
 
+// restriction names the only entrypoints a service runs; see RestrictEntrypoints.
+type restriction struct{ names []string }
+
+// RestrictEntrypoints is an option of Service that runs only the named
+// entrypoints of the service (nameko's restrict_entrypoints): a test can run
+// one event handler or method without the others consuming. A name the
+// service does not register stops New with an error listing those it does.
+// Give it once per service.
+func RestrictEntrypoints(names ...string) fx.Option {
+	return fx.Supply(fx.Private, &restriction{names: append([]string{}, names...)})
+}
+
 var (
 	registrarType = reflect.TypeFor[entrypoint.Registrar]()
 	proxyType     = reflect.TypeFor[*rpc.Proxy]()
+	callerType    = reflect.TypeFor[rpc.Caller]()
 	fxInType      = reflect.TypeFor[fx.In]()
 	lifecycleType = reflect.TypeFor[fx.Lifecycle]()
 	runtimeType   = reflect.TypeFor[*serviceRuntime]()
@@ -73,21 +88,39 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 	opts := []fx.Option{
 		fx.Supply(fx.Private, cfg),
 		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
-		fx.Provide(fx.Private, func(conn *connection, t *telemetry, all *runtimes) (*serviceRuntime, error) {
-			return newServiceRuntime(s.name, cfg, svcLog, conn, t, all, ac, proxies)
+		fx.Provide(fx.Private, func(p runtimeParams) (*serviceRuntime, error) {
+			rt, err := newServiceRuntime(s.name, cfg, svcLog, p.Conn, p.Telemetry, p.All, ac, proxies)
+			if rt != nil && p.Only != nil {
+				rt.only = p.Only.names
+			}
+			return rt, err
 		}),
 		fx.Provide(fx.Private, s.constructor),
 	}
-	opts = append(opts, fx.Provide(fx.Private, func(rt *serviceRuntime) *events.Dispatcher { return rt.dispatcher }))
+	opts = append(opts,
+		fx.Provide(fx.Private, func(rt *serviceRuntime) *events.Dispatcher { return rt.dispatcher }),
+		fx.Provide(fx.Private, func(rt *serviceRuntime) events.EventDispatcher { return rt.dispatcher }),
+	)
 	for _, target := range proxies {
-		opts = append(opts, fx.Provide(fx.Private, fx.Annotate(
-			func(rt *serviceRuntime) *rpc.Proxy { return rt.client.Proxy(target) },
-			fx.ResultTags(fmt.Sprintf("name:%q", target)),
-		)))
+		tag := fx.ResultTags(fmt.Sprintf("name:%q", target))
+		opts = append(opts,
+			fx.Provide(fx.Private, fx.Annotate(func(rt *serviceRuntime) *rpc.Proxy { return rt.client.Proxy(target) }, tag)),
+			fx.Provide(fx.Private, fx.Annotate(func(rt *serviceRuntime) rpc.Caller { return rt.client.Proxy(target) }, tag)),
+		)
 	}
 	opts = append(opts, s.extra...)
 	opts = append(opts, fx.Invoke(s.invoker(svcType)))
 	return fx.Module(s.name, opts...), nil
+}
+
+// runtimeParams are what a service's runtime is built from; Only is there
+// when the service was given RestrictEntrypoints.
+type runtimeParams struct {
+	fx.In
+	Conn      *connection
+	Telemetry *telemetry
+	All       *runtimes
+	Only      *restriction `optional:"true"`
 }
 
 // invoker builds func(svc <svcType>, rt *serviceRuntime, lc fx.Lifecycle) error,
@@ -111,15 +144,15 @@ func (s *serviceDef) invoker(svcType reflect.Type) any {
 }
 
 // proxiesOf finds the services a constructor calls: the `name` tags of the
-// *rpc.Proxy fields of its fx.In parameter structs (embedded ones included),
-// each name once.
+// *rpc.Proxy and rpc.Caller fields of its fx.In parameter structs (embedded
+// ones included), each name once.
 func proxiesOf(service string, ctor reflect.Type) ([]string, error) {
 	var names []string
 	for i := range ctor.NumIn() {
 		p := ctor.In(i)
-		if p == proxyType {
-			return nil, fmt.Errorf("hypha: service %q: a *rpc.Proxy parameter does not say which service it calls: "+
-				"declare it as a field of an fx.In struct tagged `name:\"<service>\"`", service)
+		if p == proxyType || p == callerType {
+			return nil, fmt.Errorf("hypha: service %q: a %s parameter does not say which service it calls: "+
+				"declare it as a field of an fx.In struct tagged `name:\"<service>\"`", service, p)
 		}
 		if p.Kind() == reflect.Struct && embedsFxIn(p) {
 			found, err := proxyFields(service, p)
@@ -143,7 +176,7 @@ func proxyFields(service string, t reflect.Type) ([]string, error) {
 	for j := range t.NumField() {
 		f := t.Field(j)
 		switch {
-		case f.Type == proxyType:
+		case f.Type == proxyType || f.Type == callerType:
 			name := f.Tag.Get("name")
 			if name == "" {
 				return nil, fmt.Errorf("hypha: service %q: proxy field %s needs the service it calls: tag it `name:\"<service>\"`", service, f.Name)
@@ -184,6 +217,7 @@ type serviceRuntime struct {
 	ics        []rpc.ServerInterceptor
 	handlerICs []events.HandlerInterceptor
 	calls      []string // the services this one has proxies to
+	only       []string // the entrypoints it runs, when restricted
 	onExpired  func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
@@ -196,7 +230,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		return nil, err
 	}
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
-		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: ics.handlers, calls: calls, all: all,
+		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: append(ics.handlers, ac.handlerICs...), calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
@@ -223,6 +257,11 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	svc.Register(reg)
 	if err := reg.Err(); err != nil {
 		return err
+	}
+	if rt.only != nil {
+		if err := reg.Keep(rt.only...); err != nil {
+			return fmt.Errorf("RestrictEntrypoints: %w", err)
+		}
 	}
 	// The queues' prefetches share MAX_WORKERS: the RPC queue first, then
 	// each handler's, so that no instance holds more than it can run.

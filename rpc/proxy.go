@@ -7,6 +7,20 @@ import (
 	"reflect"
 )
 
+// Caller is what a service needs to call another: the methods of *Proxy that
+// make calls. A service that declares its proxy as a Caller field (tagged
+// `name:"<service>"` in its fx.In struct, as a *Proxy would be) can be given a
+// fake in unit tests. Implementations are safe for concurrent use.
+type Caller interface {
+	// Call calls method with in and decodes the result into out, as
+	// Proxy.Call does.
+	Call(ctx context.Context, method string, in, out any) error
+	// CallAsync sends the call and returns at once, as Proxy.CallAsync does.
+	CallAsync(ctx context.Context, method string, in any) *Reply
+}
+
+var _ Caller = (*Proxy)(nil)
+
 // Proxy calls the methods of one service. A service gets its proxies injected
 // (declared as `name:"<service>"` fields of its fx.In struct); other programs
 // take them from a Client. It is safe for concurrent use.
@@ -80,8 +94,9 @@ func (p *Proxy) invoke(ctx context.Context, method string, body []byte) (res jso
 	return p.client.call(ctx, p.service, method, body, p.idempotent)
 }
 
-// Call calls method on p and returns its result as an Out.
-func Call[Out any](ctx context.Context, p *Proxy, method string, in any) (Out, error) {
+// Call calls method on p (a *Proxy or any other Caller) and returns its
+// result as an Out.
+func Call[Out any](ctx context.Context, p Caller, method string, in any) (Out, error) {
 	var out Out
 	err := p.Call(ctx, method, in, &out)
 	return out, err
@@ -92,6 +107,28 @@ type Reply struct {
 	done   chan struct{}
 	result json.RawMessage
 	err    error
+}
+
+// ReplyWith returns a Reply that is done with value as its result, for fakes
+// and unit tests: Result decodes value's JSON encoding into its argument, as
+// it would decode a service's reply. A value that does not encode as JSON
+// makes a Reply whose Result returns that error.
+func ReplyWith(value any) *Reply {
+	r := &Reply{done: make(chan struct{})}
+	body, err := json.Marshal(value)
+	if err != nil {
+		err = fmt.Errorf("hypha: encoding reply value %T: %w", value, err)
+	}
+	r.finish(body, err)
+	return r
+}
+
+// ReplyError returns a Reply that is done with err as its outcome, for fakes
+// and unit tests: Result returns err.
+func ReplyError(err error) *Reply {
+	r := &Reply{done: make(chan struct{})}
+	r.finish(nil, err)
+	return r
 }
 
 func (r *Reply) finish(result json.RawMessage, err error) {

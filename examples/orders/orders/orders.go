@@ -46,13 +46,14 @@ type CreateIn struct {
 
 // Service is the orders service.
 type Service struct {
-	events *events.Dispatcher
+	events events.EventDispatcher
 	log    *slog.Logger
 }
 
 // New builds the service; the container injects its event dispatcher (whose
-// source is "orders") and its logger.
-func New(d *events.Dispatcher, log *slog.Logger) *Service {
+// source is "orders") and its logger. The dispatcher is an
+// events.EventDispatcher, so that a unit test can pass a fake.
+func New(d events.EventDispatcher, log *slog.Logger) *Service {
 	return &Service{events: d, log: log}
 }
 

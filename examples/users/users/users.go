@@ -15,14 +15,15 @@ import (
 // Name is the service's name on the wire.
 const Name = "user_service"
 
-// Deps are what the container injects: a proxy to "calculator", owned by this service.
+// Deps are what the container injects: a proxy to "calculator", owned by this
+// service. It is declared as an rpc.Caller, so that a unit test can pass a fake.
 type Deps struct {
 	fx.In
-	Calc *rpc.Proxy `name:"calculator"`
+	Calc rpc.Caller `name:"calculator"`
 }
 
 // Service is the user service.
-type Service struct{ calc *rpc.Proxy }
+type Service struct{ calc rpc.Caller }
 
 // New builds the service from its dependencies.
 func New(d Deps) *Service { return &Service{calc: d.Calc} }

@@ -1,0 +1,134 @@
+package hyphatest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
+	"github.com/hypha-go/hypha/transport/memory"
+)
+
+// EnvAMQPURI names the environment variable that, when set, makes Start run
+// services on that broker (say amqp://guest:guest@localhost:5672/hypha-test)
+// instead of the embedded one: the same tests then run as integration tests
+// against RabbitMQ. Give them a virtual host of their own: queues and
+// messages a test leaves there are seen by the next.
+const EnvAMQPURI = "HYPHA_TEST_AMQP_URI"
+
+// Timeout bounds starting and stopping an app, and the calls of its client.
+const Timeout = 10 * time.Second
+
+// TB is the part of *testing.T and *testing.B the kit uses.
+type TB interface {
+	Helper()
+	Name() string
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// quiet drops the app's logs unless the test gives framework.WithLogger.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// brokers numbers the embedded brokers, so that every Start has its own.
+var brokers atomic.Int64
+
+// App is a started app under test, with a client of its own on its broker.
+type App struct {
+	app    *framework.App
+	uri    string
+	broker dial.Broker
+	client *rpc.Client
+	hub    *hub
+}
+
+// Start builds and starts an app of the given services on a broker of the
+// test's own: the embedded broker "memory://<test name>-<n>", or the one
+// EnvAMQPURI names. Logs are dropped and GRACE_PERIOD is 5 seconds unless
+// opts say otherwise (later options win). The app, its client and its
+// embedded broker are stopped when the test ends; a failure to stop fails
+// the test.
+func Start(t TB, opts ...framework.Option) *App {
+	t.Helper()
+	uri, name := os.Getenv(EnvAMQPURI), ""
+	if uri == "" {
+		name = fmt.Sprintf("%s-%d", hostSafe(t.Name()), brokers.Add(1))
+		uri = memory.Scheme + "://" + name
+		t.Cleanup(func() { memory.Reset(name) })
+	}
+	a := &App{uri: uri, hub: &hub{}}
+	opts = append([]framework.Option{
+		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
+		framework.WithLogger(quiet),
+	}, opts...)
+	opts = append(opts, framework.ServerInterceptors(a.hub.rpc), framework.HandlerInterceptors(a.hub.event))
+	app, err := framework.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.app = app
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		if err := app.Stop(ctx); err != nil {
+			t.Errorf("hyphatest: stopping the app: %v", err)
+		}
+	})
+	if a.broker, err = dial.Dial(ctx, uri, dial.Options{Name: "hyphatest"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.broker.Close() })
+	a.client = rpc.NewClient(a.broker, rpc.Config{Owner: "hyphatest", Timeout: Timeout})
+	if err := a.client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.client.Close() })
+	return a
+}
+
+// hostSafe turns a test's name into a broker name: lower-case letters,
+// digits and dashes.
+func hostSafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		}
+		return '-'
+	}, name)
+}
+
+// URI is the broker the app runs on.
+func (a *App) URI() string { return a.uri }
+
+// Framework is the running app, for its Config, addresses and the like.
+func (a *App) Framework() *framework.App { return a.app }
+
+// Proxy returns a proxy to service through the kit's client, as a program
+// outside the app would call it; calls time out after Timeout.
+func (a *App) Proxy(service string) *rpc.Proxy { return a.client.Proxy(service) }
+
+// Dispatch dispatches an event of eventType from source, as that service
+// would (nameko's event_dispatcher): every handler bound to it receives it,
+// with ctx's context data. It returns once the broker has taken it; a
+// Waiter says when a handler has run.
+func (a *App) Dispatch(ctx context.Context, source, eventType string, payload any) error {
+	return events.NewDispatcher(a.broker, events.DispatcherConfig{Source: source}).Dispatch(ctx, eventType, payload)
+}
