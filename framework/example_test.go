@@ -7,15 +7,15 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
-	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
 // New builds an app that can be started and stopped from code: here two
-// services, user_service calling calculator through its injected proxy.
+// services, user_service calling calculator through its injected proxy, on
+// the embedded broker (AMQP_URI amqp://... runs the same on RabbitMQ).
 func ExampleNew() {
 	app, err := framework.New(
-		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URIForExamples()}),
+		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://framework-example"}),
 		framework.WithLogger(quiet),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
@@ -29,7 +29,7 @@ func ExampleNew() {
 	}
 	defer app.Stop(ctx)
 
-	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URIForExamples()})
+	client, err := rpc.Dial(ctx, rpc.Config{URI: "memory://framework-example"})
 	if err != nil {
 		panic(err)
 	}

@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
-	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/memory"
 )
+
+// exampleURI is the embedded broker the examples run on: copied into a
+// program, they need no RabbitMQ (an amqp:// URI works the same).
+const exampleURI = "memory://rpc-example"
 
 // ErrNoSuchUser is part of the "users_example" service's contract.
 var ErrNoSuchUser = rpc.NewError("NoSuchUser", "no such user")
@@ -22,7 +25,7 @@ type lookupIn struct {
 // runUsers serves "users_example" until the returned function is called.
 func runUsers() (stop func()) {
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URIForExamples(), amqp.Options{})
+	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
 	if err != nil {
 		panic(err)
 	}
@@ -48,7 +51,7 @@ func Example() {
 	defer stop()
 
 	ctx := context.Background()
-	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URIForExamples(), Timeout: 5 * time.Second})
+	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, Timeout: 5 * time.Second})
 	if err != nil {
 		panic(err)
 	}
@@ -78,7 +81,7 @@ func ExampleProxy_CallAsync() {
 	defer stop()
 
 	ctx := context.Background()
-	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URIForExamples()})
+	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI})
 	if err != nil {
 		panic(err)
 	}

@@ -200,12 +200,3 @@ func CloseConnections(t testing.TB) {
 		t.Fatalf("testbroker: close_all_connections -p %s: %v\n%s", v, err, out)
 	}
 }
-
-// URIForExamples is URI for Example functions, which have no testing.TB: it
-// panics, naming the reason, when the package's vhost is unusable.
-func URIForExamples() string {
-	if vhost == "" {
-		panic("testbroker: " + unavailable)
-	}
-	return "amqp://guest:guest@" + hostPort() + "/" + url.PathEscape(vhost)
-}
