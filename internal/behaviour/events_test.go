@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
@@ -22,6 +23,8 @@ var eventCases = []behaviourCase{
 	{name: "events service pool once per service", run: testServicePool},
 	{name: "events singleton once in total", run: testSingleton},
 	{name: "events broadcast once per instance", run: testBroadcast},
+	{name: "events carry context data", run: testEventContextData},
+	{name: "events wait for a reliable handler", run: testReliableDelivery},
 	{name: "events retried on error", run: testRetries},
 	{name: "events dead-lettered after the retries", run: testDeadLetter},
 }
@@ -111,6 +114,49 @@ func testBroadcast(t *testing.T, uri string) {
 	startApp(t, uri, ticker("bcast", src, "i2", got, opts...))
 	dispatchTicks(t, uri, src, 2)
 	expectRuns(t, got, "i1/0", "i1/1", "i2/0", "i2/1")
+}
+
+func testEventContextData(t *testing.T, uri string) {
+	seen := make(chan context.Context, 1)
+	startApp(t, uri, framework.Service("ctx_listener", func() handlers {
+		return func(r *entrypoint.Registry) {
+			events.Handle(r, "on_tick", "ctx_src", "tick", func(ctx context.Context, _ tick) error {
+				seen <- ctx
+				return nil
+			})
+		}
+	}))
+	ctx := contextdata.WithUserID(context.Background(), "u-7")
+	ctx = contextdata.With(ctx, "tenant", "acme")
+	if err := dispatcher(t, uri, "ctx_src").Dispatch(ctx, "tick", tick{}); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, seen, "the event")
+	if contextdata.UserID(got) != "u-7" || contextdata.Get(got, "tenant") != "acme" {
+		t.Errorf("the handler saw %v, want user_id u-7 and tenant acme", contextdata.From(got))
+	}
+	stack := contextdata.CallIDStack(got)
+	if len(stack) != 2 || !strings.HasPrefix(stack[0], "ctx_src.dispatch.") || !strings.HasPrefix(stack[1], "ctx_listener.on_tick.") {
+		t.Errorf("call-id stack %v, want the dispatch's id and the handler's", stack)
+	}
+}
+
+// testReliableDelivery: an event dispatched while its handler's service is
+// stopped waits in a reliable handler's queue, and is lost to an
+// unreliable one, whose queue went with its last consumer.
+func testReliableDelivery(t *testing.T, uri string) {
+	const src = "reliable_src"
+	got := make(chan string, 10)
+	services := func() []framework.Option {
+		return []framework.Option{
+			ticker("reliable", src, "reliable", got),
+			ticker("unreliable", src, "unreliable", got, events.ReliableDelivery(false)),
+		}
+	}
+	stopApp(t, startApp(t, uri, services()...))
+	dispatchTicks(t, uri, src, 1)
+	startApp(t, uri, services()...)
+	expectRuns(t, got, "reliable/0")
 }
 
 // fastRetries retries failed events after 50 ms, then 100 ms.

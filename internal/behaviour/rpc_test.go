@@ -59,6 +59,13 @@ func (arith) Register(r *entrypoint.Registry) {
 		return s, nil
 	})
 	rpc.Handle(r, "ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
+	rpc.Handle(r, "budget", func(ctx context.Context, _ struct{}) (int64, error) {
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			return -1, nil
+		}
+		return time.Until(deadline).Milliseconds(), nil
+	})
 	rpc.Handle(r, "check", func(_ context.Context, in struct {
 		N int `json:"n"`
 	}) (int, error) {
@@ -96,6 +103,12 @@ func testResults(t *testing.T, uri string) {
 	}
 	if got, err := rpc.Call[string](ctx, p, "ping", nil); err != nil || got != "pong" {
 		t.Errorf("ping without arguments = %q, %v; want pong", got, err)
+	}
+	// The handler's deadline is the caller's.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if left, err := rpc.Call[int64](short, p, "budget", nil); err != nil || left <= 0 || left > 2000 {
+		t.Errorf("the handler has %d ms left, %v; want at most the caller's 2000", left, err)
 	}
 	// Calls in parallel each get their own result.
 	replies := make([]*rpc.Reply, 20)
