@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ var eventCases = []behaviourCase{
 	{name: "events broadcast once per instance", run: testBroadcast},
 	{name: "events carry context data", run: testEventContextData},
 	{name: "events wait for a reliable handler", run: testReliableDelivery},
+	{name: "events unfinished at stop run again", run: testEventAfterStop},
 	{name: "events retried on error", run: testRetries},
 	{name: "events dead-lettered after the retries", run: testDeadLetter},
 }
@@ -157,6 +159,39 @@ func testReliableDelivery(t *testing.T, uri string) {
 	dispatchTicks(t, uri, src, 1)
 	startApp(t, uri, services()...)
 	expectRuns(t, got, "reliable/0")
+}
+
+// testEventAfterStop: an event whose handler is still running when
+// GRACE_PERIOD is over goes back to its queue, and the next instance runs it.
+func testEventAfterStop(t *testing.T, uri string) {
+	started, causes, reruns := make(chan struct{}), make(chan error, 1), make(chan int, 1)
+	var first atomic.Bool
+	svc := framework.Service("slow_listener", func() handlers {
+		return func(r *entrypoint.Registry) {
+			events.Handle(r, "on_tick", "stop_src", "tick", func(ctx context.Context, in tick) error {
+				if first.CompareAndSwap(false, true) {
+					close(started)
+					<-ctx.Done()
+					causes <- context.Cause(ctx)
+					return ctx.Err()
+				}
+				reruns <- in.N
+				return nil
+			})
+		}
+	})
+	grace := config(map[string]any{"GRACE_PERIOD": 0.3})
+	app := startApp(t, uri, grace, svc)
+	dispatchTicks(t, uri, "stop_src", 1)
+	receive(t, started, "the handler starting")
+	stopApp(t, app)
+	if cause := receive(t, causes, "the handler's context ending"); !errors.Is(cause, entrypoint.ErrStopping) {
+		t.Errorf("the handler's context ended with %v, want entrypoint.ErrStopping", cause)
+	}
+	startApp(t, uri, grace, svc)
+	if n := receive(t, reruns, "the event running again"); n != 0 {
+		t.Errorf("the next instance ran event %d, want 0", n)
+	}
 }
 
 // fastRetries retries failed events after 50 ms, then 100 ms.
