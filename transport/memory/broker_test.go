@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hypha-go/hypha/transport"
@@ -156,6 +157,33 @@ func TestNormalizeHeaders(t *testing.T) {
 				t.Errorf("got %#v, want %#v", got["h"], tt.want)
 			}
 		})
+	}
+}
+
+// TestBodyOverTheConsumersLimit: a message its publisher could send but
+// over the consuming connection's MaxMessageSize arrives malformed, its body
+// dropped and its headers kept, as through transport/amqp.
+func TestBodyOverTheConsumersLimit(t *testing.T) {
+	uri := newURI(t)
+	pub := connect(t, uri)
+	sub, err := memory.New(uri, memory.Options{MaxMessageSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	declare(t, pub, transport.Queue{Name: "q"})
+	publish(t, pub, transport.Publishing{RoutingKey: "q", Message: transport.Message{
+		Body: []byte("12345"), Headers: map[string]any{"h": "v"}}})
+	send(t, pub, "q", "1234")
+	ch, _ := consume(t, sub, "q", 10)
+	d := recv(t, ch)
+	if !errors.Is(d.Malformed, transport.ErrMalformed) || len(d.Body) != 0 || d.Headers["h"] != "v" ||
+		!strings.Contains(d.Malformed.Error(), "message body of 5 bytes is over MAX_MESSAGE_SIZE 4") {
+		t.Fatalf("over the limit: malformed %v, body %q, headers %v", d.Malformed, d.Body, d.Headers)
+	}
+	ack(t, d)
+	if d := recv(t, ch); d.Malformed != nil || string(d.Body) != "1234" {
+		t.Fatalf("at the limit: malformed %v, body %q", d.Malformed, d.Body)
 	}
 }
 

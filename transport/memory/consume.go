@@ -92,14 +92,23 @@ func (c *consumer) run() {
 	}
 }
 
-// delivery is the copy of a message handed to the handler.
+// delivery is the copy of a message handed to the handler. A body over the
+// consuming connection's MaxMessageSize (a publisher's limit can be larger)
+// is dropped and the delivery marked malformed, as transport/amqp does.
 func (c *consumer) delivery(h handover) transport.Delivery {
 	m := h.e.msg
 	msg := m.Message
 	msg.Body = bytes.Clone(m.Body)
 	msg.Headers = clone(m.Headers)
+	var malformed error
+	if size := int64(len(m.Body)); size > c.conn.opts.MaxMessageSize {
+		msg.Body = nil
+		malformed = fmt.Errorf("%w: message body of %d bytes is over MAX_MESSAGE_SIZE %d",
+			transport.ErrMalformed, size, c.conn.opts.MaxMessageSize)
+	}
 	return transport.Delivery{
 		Message:      msg,
+		Malformed:    malformed,
 		Exchange:     m.exchange,
 		RoutingKey:   m.routingKey,
 		Redelivered:  h.redelivered,

@@ -29,7 +29,8 @@ var errDisconnected = errors.New("hypha: not connected to the broker")
 // Options tune a connection to the embedded broker.
 type Options struct {
 	// MaxMessageSize bounds the body of every message published, in bytes;
-	// zero means DefaultMaxMessageSize.
+	// zero means DefaultMaxMessageSize. A larger message delivered to this
+	// connection's consumers arrives malformed, its body dropped.
 	MaxMessageSize int64
 }
 
