@@ -270,42 +270,62 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 			Expiration: time.Until(call.Deadline), Headers: call.Headers,
 		},
 	}
+	// The request's confirm and its reply race: a reply proves the request
+	// arrived, so it need not wait for the confirm, and a mandatory return
+	// (no such service) still fails the call as soon as it comes.
+	sent := make(chan error, 1)
+	publishCtx, stopPublishing := context.WithCancel(ctx)
+	defer stopPublishing()
+	go func() { sent <- c.publish(publishCtx, call, publishing) }()
 	for {
-		err := c.broker.Publish(ctx, publishing)
-		if errors.Is(err, transport.ErrUncertain) && call.Idempotent && ctx.Err() == nil {
-			publishing.Expiration = time.Until(call.Deadline)
-			continue // the caller said running it twice is safe; a second reply is dropped
-		}
-		switch {
-		case errors.Is(err, transport.ErrUncertain):
-			// It may have arrived: its reply can still come to the reply
-			// queue, which outlives the connection.
-		case errors.Is(err, transport.ErrUnroutable):
-			return nil, serviceNotFoundError{service: call.Service}
-		case errors.Is(err, transport.ErrClosed):
-			return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ErrClosed)
-		case err != nil && ctx.Err() != nil:
+		select {
+		case reply := <-replies:
+			call.ReplyHeaders = reply.Headers
+			if reply.Malformed != nil {
+				return nil, fmt.Errorf("calling %s.%s: the reply could not be read: %w", call.Service, call.Method, reply.Malformed)
+			}
+			res, err := decodeReply(reply.Body)
+			if re, ok := err.(*RemoteError); ok {
+				noteReceived(ctx, re)
+			}
+			return res, err
+		case err := <-sent:
+			if err != nil {
+				return nil, err
+			}
+			sent = nil // confirmed, or its fate unknown: the reply may still come
+		case <-ctx.Done():
 			return nil, c.ended(ctx, call)
-		case err != nil:
-			return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, err)
+		case <-c.closed:
+			return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ErrClosed)
 		}
-		break
 	}
-	select {
-	case reply := <-replies:
-		call.ReplyHeaders = reply.Headers
-		if reply.Malformed != nil {
-			return nil, fmt.Errorf("calling %s.%s: the reply could not be read: %w", call.Service, call.Method, reply.Malformed)
+}
+
+// publish sends a request until the broker confirms it, sending it again
+// when its fate is unknown and the call is idempotent. It returns nil once
+// the reply may come (confirmed, or perhaps arrived), the call's error when
+// none will (no such service, the client closed, the broker refused it),
+// and nil when ctx ended: the call sees that itself.
+func (c *Client) publish(ctx context.Context, call *CallInfo, p transport.Publishing) error {
+	for {
+		err := c.broker.Publish(ctx, p)
+		switch {
+		case errors.Is(err, transport.ErrUncertain) && call.Idempotent && ctx.Err() == nil:
+			p.Expiration = time.Until(call.Deadline)
+			continue // the caller said running it twice is safe; a second reply is dropped
+		case err == nil, errors.Is(err, transport.ErrUncertain):
+			// Its reply can come to the reply queue, which outlives the connection.
+			return nil
+		case errors.Is(err, transport.ErrUnroutable):
+			return serviceNotFoundError{service: call.Service}
+		case errors.Is(err, transport.ErrClosed):
+			return fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ErrClosed)
+		case ctx.Err() != nil:
+			return nil
+		default:
+			return fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, err)
 		}
-		res, err := decodeReply(reply.Body)
-		if re, ok := err.(*RemoteError); ok {
-			noteReceived(ctx, re)
-		}
-		return res, err
-	case <-ctx.Done():
-		return nil, c.ended(ctx, call)
-	case <-c.closed:
-		return nil, fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ErrClosed)
 	}
 }
 
