@@ -35,6 +35,8 @@ func markdown(cells []cell, picked []contender, d time.Duration) string {
 	for _, c := range picked {
 		fmt.Fprintf(&b, "- **%s**: %s\n", c.name, c.about)
 	}
+	b.WriteString("\nTargets (reported, not asserted):\n\n")
+	b.WriteString(targets(cells))
 	return b.String()
 }
 
