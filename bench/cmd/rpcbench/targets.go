@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -13,7 +14,7 @@ func targets(cells []cell) string {
 	b.WriteString("| target | payload | this run | met |\n|---|---:|---|:---:|\n")
 	var sizes []int
 	for _, c := range cells {
-		if len(sizes) == 0 || sizes[len(sizes)-1] != c.payload {
+		if !slices.Contains(sizes, c.payload) {
 			sizes = append(sizes, c.payload)
 		}
 	}
