@@ -1,7 +1,7 @@
 # Hypha build and test entry points. `make test` is the one test command
 # (CI runs it through .ci/run).
 
-.PHONY: broker vet staticcheck fmt-check test test-faults fuzz run run-rabbitmq jaeger jaeger-start jaeger-stop
+.PHONY: broker vet staticcheck fmt-check test test-faults fuzz bench run run-rabbitmq jaeger jaeger-start jaeger-stop
 
 # broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
 broker:
@@ -39,6 +39,14 @@ test-faults: broker
 # the package's testdata/fuzz/. FUZZTIME=5m make fuzz digs deeper.
 fuzz:
 	bash scripts/fuzz.sh
+
+# bench measures calls of add for Hypha, hand-written amqp091-go and watermill
+# on the local RabbitMQ (a vhost of its own) and the embedded broker, and
+# writes bench/results.md and bench/results.svg; about 3 minutes. It is its
+# own module (bench/go.mod), so its peers stay out of Hypha's go.mod, and is
+# not part of make test. BENCHFLAGS passes flags, e.g. BENCHFLAGS=-duration=1s.
+bench: broker
+	cd bench && go run ./cmd/rpcbench $(BENCHFLAGS)
 
 # run runs the example services in one process on the embedded broker (no
 # RabbitMQ needed; AMQP_URI in the environment picks another) and prints the tour.

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
+)
+
+// calculatorName is the service every contender calls add on.
+const calculatorName = "calculator"
+
+// operands are add's arguments: calculator.add(1, 2, pad), the pad only
+// there to make the request the payload's size.
+type operands struct {
+	A   float64 `json:"a"`
+	B   float64 `json:"b"`
+	Pad string  `json:"pad"`
+}
+
+type calculator struct{}
+
+func (calculator) Register(r *entrypoint.Registry) {
+	rpc.Handle(r, "add", func(_ context.Context, in operands) (float64, error) { return in.A + in.B, nil })
+}
+
+// hyphaServe runs the calculator with rpc.NewServer on a broker of its own
+// (dialled by URI through transport/dial), MAX_WORKERS workers.
+func hyphaServe(ctx context.Context, uri string) (stop func(), err error) {
+	broker, err := dial.Dial(ctx, uri, dial.Options{Name: calculatorName})
+	if err != nil {
+		return nil, err
+	}
+	reg := entrypoint.NewRegistry(calculatorName)
+	calculator{}.Register(reg)
+	if err := reg.Err(); err != nil {
+		broker.Close()
+		return nil, err
+	}
+	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: calculatorName, Pool: entrypoint.NewPool(maxWorkers)})
+	if err := srv.Start(ctx); err != nil {
+		broker.Close()
+		return nil, err
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Stop(sctx)
+		broker.Close()
+	}, nil
+}
+
+// hyphaDial returns a standalone Hypha client's call of calculator.add.
+func hyphaDial(ctx context.Context, uri string) (caller, func(), error) {
+	c, err := rpc.Dial(ctx, rpc.Config{URI: uri, Timeout: callTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	proxy := c.Proxy(calculatorName)
+	call := func(ctx context.Context, pad string) error {
+		var sum float64
+		if err := proxy.Call(ctx, "add", rpc.Args(1, 2, pad), &sum); err != nil {
+			return err
+		}
+		if sum != 3 {
+			return fmt.Errorf("%w: %v", errBadReply, sum)
+		}
+		return nil
+	}
+	return call, func() { c.Close() }, nil
+}
