@@ -118,6 +118,7 @@ var wants = map[string]string{
 	"MAX_MESSAGE_SIZE":                wantBytes,
 	"RPC_MAX_IN_FLIGHT":               wantInFlight,
 	"REDACT_UNEXPECTED_ERRORS":        wantBool,
+	"RPC_PERSISTENT":                  wantBool,
 	"EVENTS.MAX_RETRIES":              wantCount,
 	"EVENTS.PUBLISH_TIMEOUT":          wantSecondsAbove,
 	"EVENTS.HANDLER_TIMEOUT":          wantSecondsAbove,

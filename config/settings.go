@@ -41,6 +41,7 @@ const (
 	DefaultMaxMessageSize         = 8 << 20                              // MAX_MESSAGE_SIZE: 8 MiB
 	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
 	DefaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
+	DefaultRPCPersistent          = true                                 // RPC_PERSISTENT: requests survive a broker restart, as nameko's
 	DefaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
 	DefaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
 	DefaultEventHandlerTimeout    = 60 * time.Second                     // EVENTS.HANDLER_TIMEOUT
@@ -95,6 +96,7 @@ type Settings struct {
 	MaxMessageSize         int64           `koanf:"MAX_MESSAGE_SIZE"`         // the largest message body sent or received, in bytes; > 0
 	RPCMaxInFlight         int             `koanf:"RPC_MAX_IN_FLIGHT"`        // calls one client may wait on at once; >= 1
 	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
+	RPCPersistent          bool            `koanf:"RPC_PERSISTENT"`           // false: send requests, and so their replies, transient
 	Events                 EventsSettings  `koanf:"EVENTS"`                   // event dispatch and handling
 }
 
@@ -192,6 +194,7 @@ func DefaultSettings() Settings {
 		MaxMessageSize:         DefaultMaxMessageSize,
 		RPCMaxInFlight:         DefaultRPCMaxInFlight,
 		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
+		RPCPersistent:          DefaultRPCPersistent,
 		Events: EventsSettings{
 			MaxRetries:     DefaultEventMaxRetries,
 			PublishTimeout: DefaultEventPublishTimeout,

@@ -41,6 +41,11 @@ type Config struct {
 	// Timeout bounds every call whose context has no sooner deadline;
 	// DefaultTimeout when zero.
 	Timeout time.Duration
+	// Transient sends requests with delivery mode 1 instead of persistent:
+	// the broker then writes nothing to disk for them, which makes calls
+	// faster, but a request waiting in a queue is lost when the broker
+	// restarts. A Hypha server answers in the request's mode.
+	Transient bool
 	// MaxInFlight bounds the calls waiting for their reply at once; a call
 	// over it fails at once with ErrTooManyCalls. DefaultMaxInFlight when zero.
 	MaxInFlight  int
@@ -266,7 +271,7 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		Mandatory:  true,
 		Message: transport.Message{
 			Body: bodyOf(ctx), ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
-			CorrelationID: call.CorrelationID, ReplyTo: c.replyKey, Persistent: true,
+			CorrelationID: call.CorrelationID, ReplyTo: c.replyKey, Persistent: !c.cfg.Transient,
 			Expiration: time.Until(call.Deadline), Headers: call.Headers,
 		},
 	}

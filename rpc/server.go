@@ -293,7 +293,9 @@ func (s *Server) reply(d transport.Delivery, body []byte, headers map[string]any
 		RoutingKey: d.ReplyTo,
 		Message: transport.Message{
 			Body: body, ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
-			CorrelationID: d.CorrelationID, Persistent: true, Headers: headers,
+			// In the request's delivery mode: a caller that sent it
+			// transient chose speed over surviving a broker restart.
+			CorrelationID: d.CorrelationID, Persistent: d.Persistent, Headers: headers,
 		},
 	})
 }

@@ -75,5 +75,6 @@ func dialConfig(s config.Settings) rpc.Config {
 		Timeout:   s.RPCTimeout,
 		Reconnect: transport.ReconnectPolicy(s.Reconnect),
 		Retry:     transport.RetryPolicy(s.RPCRetryPolicy),
+		Transient: !s.RPCPersistent,
 	}
 }

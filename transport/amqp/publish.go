@@ -317,6 +317,7 @@ func publishing(m transport.Message) (amqp091.Publishing, error) {
 		MessageId:       m.MessageID,
 		Body:            m.Body,
 	}
+	pub.DeliveryMode = amqp091.Transient
 	if m.Persistent {
 		pub.DeliveryMode = amqp091.Persistent
 	}

@@ -32,9 +32,11 @@ var contenders = []contender{
 		rawStart(rawMin, false)},
 	{"hypha-server", "Hypha's rpc.NewServer (10 workers) called by a hand-written nameko-protocol client " +
 		"that never waits for confirms and auto-acks its replies", hyphaServerStart},
-	{"hypha", "rpc.Dial client calling the same Hypha server: both sides Hypha", hyphaStart("")},
+	{"hypha", "rpc.Dial client calling the same Hypha server: both sides Hypha", hyphaStart("", false)},
+	{"hypha-transient", "the same, with RPC_PERSISTENT false: transient requests, and so transient replies " +
+		"(no disk write at the broker; lost if it restarts)", hyphaStart("", true)},
 	{"hypha-memory", "rpc.Dial client and Hypha server in process on the embedded broker (memory://bench)",
-		hyphaStart("memory://" + memoryName)},
+		hyphaStart("memory://"+memoryName, false)},
 	{"watermill", "watermill v1.5.1 cqrs + components/requestreply over watermill-amqp/v3 (see notes)",
 		watermillStart},
 }
@@ -78,8 +80,8 @@ func hyphaServerStart(ctx context.Context, uri string) (caller, func(), error) {
 }
 
 // hyphaStart runs the Hypha server and client on uri, or on the bench's
-// vhost when uri is empty.
-func hyphaStart(uri string) func(ctx context.Context, vhostURI string) (caller, func(), error) {
+// vhost when uri is empty; transient sends the requests transient.
+func hyphaStart(uri string, transient bool) func(ctx context.Context, vhostURI string) (caller, func(), error) {
 	return func(ctx context.Context, vhostURI string) (caller, func(), error) {
 		if uri == "" {
 			uri = vhostURI
@@ -88,7 +90,7 @@ func hyphaStart(uri string) func(ctx context.Context, vhostURI string) (caller, 
 		if err != nil {
 			return nil, nil, err
 		}
-		call, closeClient, err := hyphaDial(ctx, uri)
+		call, closeClient, err := hyphaDial(ctx, uri, transient)
 		if err != nil {
 			stopServer()
 			return nil, nil, err

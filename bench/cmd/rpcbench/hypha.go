@@ -53,9 +53,10 @@ func hyphaServe(ctx context.Context, uri string) (stop func(), err error) {
 	}, nil
 }
 
-// hyphaDial returns a standalone Hypha client's call of calculator.add.
-func hyphaDial(ctx context.Context, uri string) (caller, func(), error) {
-	c, err := rpc.Dial(ctx, rpc.Config{URI: uri, Timeout: callTimeout})
+// hyphaDial returns a standalone Hypha client's call of calculator.add, with
+// transient requests when transient is set.
+func hyphaDial(ctx context.Context, uri string, transient bool) (caller, func(), error) {
+	c, err := rpc.Dial(ctx, rpc.Config{URI: uri, Timeout: callTimeout, Transient: transient})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -58,7 +58,7 @@ func runScale(ctx context.Context, host string, d time.Duration, out string) err
 // Hypha server over RabbitMQ for d, and checks that every call completes.
 func scaleCalls(ctx context.Context, uri string, d time.Duration, b *strings.Builder) error {
 	before := runtime.NumGoroutine()
-	call, stop, err := hyphaStart("")(ctx, uri)
+	call, stop, err := hyphaStart("", false)(ctx, uri)
 	if err != nil {
 		return err
 	}
