@@ -56,8 +56,9 @@ func TestPublishOverTheLimitsFailsAndTheConnectionStays(t *testing.T) {
 		}
 		t.Logf("%s: %v", name, err)
 	}
-	// Just under the frame size goes.
-	pad := defaultFrameSize - frameOverhead - fixedHeader - (4 + 1 + len("pad") + 5)
+	// Just under the frame size goes: the fixed part, the delivery mode
+	// (always sent) and the table.
+	pad := defaultFrameSize - frameOverhead - fixedHeader - 1 - (4 + 1 + len("pad") + 5)
 	err := w.b.Publish(ctx, transport.Publishing{RoutingKey: w.queue,
 		Message: transport.Message{Headers: map[string]any{"pad": strings.Repeat("x", pad)}}})
 	if err != nil {
