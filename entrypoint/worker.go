@@ -126,9 +126,6 @@ func (c *Consumer) Drain(ctx context.Context) error {
 	return c.consumer.Cancel(ctx)
 }
 
-// Draining is closed once Drain has been called.
-func (c *Consumer) Draining() <-chan struct{} { return c.draining.Done() }
-
 // Close closes the consumer; unsettled deliveries go back to the queue.
 func (c *Consumer) Close() error {
 	if c.consumer == nil {
