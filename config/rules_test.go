@@ -224,3 +224,20 @@ func TestLoadConfigAcceptsTheEmbeddedBroker(t *testing.T) {
 		t.Fatal("memory:x (no //) was accepted")
 	}
 }
+
+// TestLoadConfigRPCPersistent: RPC_PERSISTENT is on unless config turns it off.
+func TestLoadConfigRPCPersistent(t *testing.T) {
+	isolateConfig(t)
+	for _, tt := range []struct {
+		values map[string]any
+		want   bool
+	}{{nil, true}, {map[string]any{"RPC_PERSISTENT": false}, false}, {map[string]any{"rpc_persistent": "true"}, true}} {
+		cfg, err := Load("", tt.values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RPCPersistent != tt.want {
+			t.Errorf("%v: RPCPersistent = %v, want %v", tt.values, cfg.RPCPersistent, tt.want)
+		}
+	}
+}

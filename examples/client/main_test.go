@@ -23,6 +23,8 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 		{"RECONNECT", dialConfig(s).Reconnect, transport.ReconnectPolicy{IntervalStart: time.Second, IntervalMax: 9 * time.Second,
 			MaxElapsed: time.Minute}},
 		{"RPC_RETRY_POLICY", dialConfig(s).Retry, transport.RetryPolicy{MaxRetries: 7, IntervalStart: 1, IntervalStep: 2, IntervalMax: 3}},
+		{"RPC_PERSISTENT default", dialConfig(s).Transient, false},
+		{"RPC_PERSISTENT false", dialConfig(transientSettings(s)).Transient, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,4 +33,10 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// transientSettings is s with RPC_PERSISTENT false.
+func transientSettings(s config.Settings) config.Settings {
+	s.RPCPersistent = false
+	return s
 }

@@ -20,6 +20,7 @@ type DepthError struct {
 	Max int // the limit that was exceeded
 }
 
+// Error says how deep the limit is: "JSON nested deeper than <Max> levels".
 func (e *DepthError) Error() string {
 	return fmt.Sprintf("JSON nested deeper than %d levels", e.Max)
 }

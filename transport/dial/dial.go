@@ -13,11 +13,8 @@ package dial
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/amqp"
@@ -38,20 +35,10 @@ type Broker interface {
 	Ready() error
 }
 
-// Options carry what the brokers need; each takes the fields that apply to
-// it (transport/memory only MaxMessageSize), and zero means that broker's
-// default. See amqp.Options for what each field does.
-type Options struct {
-	Heartbeat      time.Duration
-	TLS            *tls.Config
-	Name           string
-	MaxMessageSize int64
-	Logger         *slog.Logger
-	Reconnect      transport.ReconnectPolicy
-	Retry          transport.RetryPolicy
-	OnRestore      func()
-	OnGiveUp       func(error)
-}
+// Options are the connection's settings: transport/amqp's own, of which
+// transport/memory takes only MaxMessageSize. Zero means that broker's
+// default; see amqp.Options for what each field does.
+type Options = amqp.Options
 
 // New returns the broker for uri, not connected yet: call Connect. An
 // unknown scheme is an error naming the schemes there are.
@@ -59,11 +46,7 @@ func New(uri string, opts Options) (Broker, error) {
 	scheme, _, ok := strings.Cut(uri, "://")
 	switch strings.ToLower(scheme) {
 	case "amqp", "amqps":
-		return amqp.New(uri, amqp.Options{
-			Heartbeat: opts.Heartbeat, TLS: opts.TLS, Name: opts.Name, MaxMessageSize: opts.MaxMessageSize,
-			Logger: opts.Logger, Reconnect: opts.Reconnect, Retry: opts.Retry,
-			OnRestore: opts.OnRestore, OnGiveUp: opts.OnGiveUp,
-		}), nil
+		return amqp.New(uri, opts), nil
 	case memory.Scheme:
 		return memory.New(uri, memory.Options{MaxMessageSize: opts.MaxMessageSize})
 	}
