@@ -32,6 +32,9 @@ var serviceHook = mapstructure.ComposeDecodeHookFunc(secondsHook, mapstructure.S
 // the top-level keys that are not Hypha's; a key inside one of Hypha's sections that is not Hypha's is
 // an error.
 func decodeSettings(k *koanf.Koanf) (Settings, []string, error) {
+	if err := joinURIs(k); err != nil {
+		return Settings{}, nil, err
+	}
 	var s Settings
 	var md mapstructure.Metadata
 	err := k.UnmarshalWithConf("", &s, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
@@ -59,6 +62,24 @@ func decodeSettings(k *koanf.Koanf) (Settings, []string, error) {
 	}
 	s.normalize()
 	return s, others, s.Validate()
+}
+
+// joinURIs turns AMQP_URI written as a YAML list, a cluster's nodes, into the comma-separated text
+// the environment gives.
+func joinURIs(k *koanf.Koanf) error {
+	list, ok := k.Get("AMQP_URI").([]any)
+	if !ok {
+		return nil
+	}
+	uris := make([]string, len(list))
+	for i, v := range list {
+		s, ok := v.(string)
+		if !ok || strings.TrimSpace(s) == "" {
+			return fmt.Errorf("config AMQP_URI: want %s, got %s as item %d", wantAMQPURI, describe(v), i+1)
+		}
+		uris[i] = strings.TrimSpace(s)
+	}
+	return k.Set("AMQP_URI", strings.Join(uris, ","))
 }
 
 // cutLast splits "A.B.C" into "A.B" and "C".
@@ -101,6 +122,7 @@ func (s *Settings) normalize() {
 	s.Tracing.Endpoint = strings.TrimSpace(s.Tracing.Endpoint)
 	s.Metrics.Address = strings.TrimSpace(s.Metrics.Address)
 	s.Health.Address = strings.TrimSpace(s.Health.Address)
+	s.QueueType = lower(s.QueueType)
 }
 
 var durationType = reflect.TypeFor[time.Duration]()

@@ -125,6 +125,8 @@ var wants = map[string]string{
 	"EVENTS.RETRY_DELAY.INITIAL":      wantSecondsAbove,
 	"EVENTS.RETRY_DELAY.MULTIPLIER":   wantMultiplier,
 	"EVENTS.RETRY_DELAY.MAX":          wantSecondsAbove,
+	"QUEUE_TYPE":                      wantQueueType,
+	"QUEUE_DELIVERY_LIMIT":            wantLimit,
 }
 
 // nullable are the keys where null, as `${VAR:}` or a bare `KEY:` gives, means "".

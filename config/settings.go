@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,8 @@ const (
 	DefaultEventRetryInitial      = time.Second                          // EVENTS.RETRY_DELAY.INITIAL
 	DefaultEventRetryMultiplier   = 2.0                                  // EVENTS.RETRY_DELAY.MULTIPLIER
 	DefaultEventRetryMax          = 60 * time.Second                     // EVENTS.RETRY_DELAY.MAX
+	DefaultQueueType              = "classic"                            // QUEUE_TYPE: RabbitMQ's default, as nameko's
+	DefaultQueueDeliveryLimit     = 20                                   // QUEUE_DELIVERY_LIMIT: quorum queues' x-delivery-limit
 )
 
 // maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
@@ -73,12 +76,14 @@ const (
 	wantInFlight     = "a whole number >= 1"
 	wantBool         = "true or false"
 	wantMultiplier   = "a number >= 1"
+	wantQueueType    = "classic or quorum"
+	wantLimit        = "a whole number >= 1"
 )
 
 // Settings are Hypha's own keys of config.yaml, typed and validated. Durations are written in
 // config.yaml as seconds (fractions allowed). The koanf tags name the keys.
 type Settings struct {
-	AMQPURI                string          `koanf:"AMQP_URI"`                 // the broker, an amqp://, amqps:// or memory:// URL
+	AMQPURI                string          `koanf:"AMQP_URI"`                 // the broker, an amqp://, amqps:// or memory:// URL; a cluster's nodes comma-separated (a YAML list in the file)
 	RPCExchange            string          `koanf:"RPC_EXCHANGE"`             // (nameko: rpc_exchange) the RPC exchange
 	RPCTimeout             time.Duration   `koanf:"RPC_TIMEOUT"`              // a call's deadline when its context has none sooner; > 0
 	RPCRetryPolicy         RetryPolicy     `koanf:"RPC_RETRY_POLICY"`         // retries of a failed publish
@@ -98,6 +103,8 @@ type Settings struct {
 	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
 	RPCPersistent          bool            `koanf:"RPC_PERSISTENT"`           // false: send requests, and so their replies, transient
 	Events                 EventsSettings  `koanf:"EVENTS"`                   // event dispatch and handling
+	QueueType              string          `koanf:"QUEUE_TYPE"`               // "classic" or "quorum": the type of the durable queues Hypha declares
+	QueueDeliveryLimit     int             `koanf:"QUEUE_DELIVERY_LIMIT"`     // quorum queues' x-delivery-limit; >= 1
 }
 
 // TracingSettings choose where OpenTelemetry traces go. config.yaml takes their defaults from the
@@ -195,6 +202,8 @@ func DefaultSettings() Settings {
 		RPCMaxInFlight:         DefaultRPCMaxInFlight,
 		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
 		RPCPersistent:          DefaultRPCPersistent,
+		QueueType:              DefaultQueueType,
+		QueueDeliveryLimit:     DefaultQueueDeliveryLimit,
 		Events: EventsSettings{
 			MaxRetries:     DefaultEventMaxRetries,
 			PublishTimeout: DefaultEventPublishTimeout,
@@ -234,6 +243,8 @@ func (s Settings) Validate() error {
 		{s.LogFormat != "text" && s.LogFormat != "json", "LOG_FORMAT", wantLogFormat, strconv.Quote(s.LogFormat)},
 		{s.MaxMessageSize <= 0, "MAX_MESSAGE_SIZE", wantBytes, strconv.FormatInt(s.MaxMessageSize, 10)},
 		{s.RPCMaxInFlight < 1, "RPC_MAX_IN_FLIGHT", wantInFlight, strconv.Itoa(s.RPCMaxInFlight)},
+		{s.QueueType != "classic" && s.QueueType != "quorum", "QUEUE_TYPE", wantQueueType, strconv.Quote(s.QueueType)},
+		{s.QueueDeliveryLimit < 1, "QUEUE_DELIVERY_LIMIT", wantLimit, strconv.Itoa(s.QueueDeliveryLimit)},
 	})
 }
 
@@ -336,14 +347,23 @@ func firstInvalid(checks []check) error {
 	return nil
 }
 
-// validateAMQPURI checks the broker URL without ever echoing its password.
-func validateAMQPURI(uri string) error {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Errorf("config AMQP_URI: want %s: %v", wantAMQPURI, unwrapURLError(err))
-	}
-	if u.Scheme != "amqp" && u.Scheme != "amqps" && u.Scheme != "memory" || u.Opaque != "" {
-		return fmt.Errorf("config AMQP_URI: want %s, got %q", wantAMQPURI, u.Redacted())
+// validateAMQPURI checks the broker URL, or the comma-separated URLs of a cluster's nodes, without ever
+// echoing a password.
+func validateAMQPURI(uris string) error {
+	list := strings.Split(uris, ",")
+	for i, uri := range list {
+		uri = strings.TrimSpace(uri)
+		u, err := url.Parse(uri)
+		if err != nil {
+			return fmt.Errorf("config AMQP_URI: want %s: %v", wantAMQPURI, unwrapURLError(err))
+		}
+		if u.Scheme != "amqp" && u.Scheme != "amqps" && u.Scheme != "memory" || u.Opaque != "" {
+			return fmt.Errorf("config AMQP_URI: want %s, got %q", wantAMQPURI, u.Redacted())
+		}
+		if u.Scheme == "memory" && len(list) > 1 {
+			return fmt.Errorf("config AMQP_URI: a list of URLs names a cluster's nodes, amqp:// or amqps:// only, got %q as URL %d",
+				u.Redacted(), i+1)
+		}
 	}
 	return nil
 }

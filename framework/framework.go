@@ -330,6 +330,7 @@ func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, 
 		MaxMessageSize: cfg.MaxMessageSize,
 		Reconnect:      transport.ReconnectPolicy(cfg.Reconnect),
 		Retry:          transport.RetryPolicy(cfg.RPCRetryPolicy),
+		QueueType:      cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config AMQP_URI: %w", err)

@@ -33,6 +33,10 @@ type Config struct {
 	// Dial only (the zero values are amqp's defaults and no retries).
 	Reconnect transport.ReconnectPolicy
 	Retry     transport.RetryPolicy
+	// QueueType and DeliveryLimit say how the reply queue is declared, as
+	// amqp.Options' do (QUEUE_TYPE, QUEUE_DELIVERY_LIMIT); used by Dial only.
+	QueueType     string
+	DeliveryLimit int
 	// Owner names the client's reply queue ("rpc.reply-<Owner>-<uuid>") and,
 	// outside a worker, its call ids: a service's name, or StandaloneOwner.
 	Owner string
@@ -78,6 +82,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	broker, err := dial.Dial(ctx, cfg.URI, dial.Options{
 		Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger, Reconnect: cfg.Reconnect, Retry: cfg.Retry,
+		QueueType: cfg.QueueType, DeliveryLimit: cfg.DeliveryLimit,
 	})
 	if err != nil {
 		return nil, err

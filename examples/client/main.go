@@ -76,5 +76,6 @@ func dialConfig(s config.Settings) rpc.Config {
 		Reconnect: transport.ReconnectPolicy(s.Reconnect),
 		Retry:     transport.RetryPolicy(s.RPCRetryPolicy),
 		Transient: !s.RPCPersistent,
+		QueueType: s.QueueType, DeliveryLimit: s.QueueDeliveryLimit,
 	}
 }

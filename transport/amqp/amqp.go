@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -31,6 +32,10 @@ const (
 	DefaultReconnectIntervalMax   = 5 * time.Second
 	// DefaultMaxMessageSize bounds a message's body: 8 MiB.
 	DefaultMaxMessageSize = 8 << 20
+	// DefaultDeliveryLimit is the x-delivery-limit of quorum queues: the
+	// default of RabbitMQ 4, set explicitly so that every version does the
+	// same (3.x has no limit unless one is set).
+	DefaultDeliveryLimit = 20
 )
 
 // closeTimeout bounds how long Close waits for the broker to acknowledge
@@ -58,6 +63,17 @@ type Options struct {
 	Reconnect transport.ReconnectPolicy
 	// Retry says how often a publish the broker refused is tried again.
 	Retry transport.RetryPolicy
+	// QueueType is the type of the durable queues declared through the
+	// broker that are neither exclusive nor auto-delete and set no
+	// x-queue-type of their own: QueueClassic (also for ""), RabbitMQ's
+	// default, or QueueQuorum, replicated across a cluster's nodes.
+	QueueType string
+	// DeliveryLimit is the x-delivery-limit of the quorum queues QueueType
+	// makes: how many times a message may be delivered and returned
+	// unacknowledged (a consumer lost, a service stopped mid-work) before
+	// the broker drops it, or dead-letters it where the queue has a
+	// dead-letter exchange. Zero means DefaultDeliveryLimit.
+	DeliveryLimit int
 	// OnRestore, when set, is called after each reconnect has restored the
 	// connection, its topology and its consumers (for metrics).
 	OnRestore func()
@@ -71,7 +87,8 @@ type Options struct {
 
 // Broker is a transport.Broker on one self-healing RabbitMQ connection.
 type Broker struct {
-	uri  string
+	uris []string     // the nodes, tried in turn
+	node atomic.Int32 // index in uris of the node in use or tried next
 	opts Options
 	log  *slog.Logger
 	done chan struct{} // closed by Close
@@ -102,7 +119,10 @@ type session struct {
 var _ transport.Broker = (*Broker)(nil)
 
 // New returns a Broker for uri ("amqp://user:pass@host:port/vhost") that
-// connects when Connect is called.
+// connects when Connect is called. uri may list several nodes of a cluster,
+// separated by commas ("amqp://u:p@node1:5672/,amqp://u:p@node2:5672/"):
+// the Broker connects to the first that answers, trying them in turn, and
+// after losing a connection starts with the next one.
 func New(uri string, opts Options) *Broker {
 	switch {
 	case opts.Heartbeat == 0:
@@ -119,13 +139,16 @@ func New(uri string, opts Options) *Broker {
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
+	if opts.DeliveryLimit <= 0 {
+		opts.DeliveryLimit = DefaultDeliveryLimit
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	unblocked := make(chan struct{})
 	close(unblocked)
 	return &Broker{
-		uri: uri, opts: opts, log: opts.Logger, done: make(chan struct{}),
+		uris: SplitURIs(uri), opts: opts, log: opts.Logger, done: make(chan struct{}),
 		ready: make(chan struct{}), unblocked: unblocked,
 		exchanges: map[string]transport.Exchange{}, queues: map[string]transport.Queue{},
 		consumers: map[*consumer]struct{}{},
@@ -152,13 +175,21 @@ func (b *Broker) Connect(ctx context.Context) error {
 	if b.supervised {
 		return nil // connected, or reconnecting by itself
 	}
-	if _, err := amqp091.ParseURI(b.uri); err != nil {
-		return fmt.Errorf("%w %s: %v", errBadURI, redact(b.uri), err)
+	if len(b.uris) == 0 {
+		return fmt.Errorf("%w: no URI given", errBadURI)
+	}
+	for _, uri := range b.uris {
+		if _, err := amqp091.ParseURI(uri); err != nil {
+			return fmt.Errorf("%w %s: %v", errBadURI, redact(uri), err)
+		}
 	}
 	bo := newBackoff(b.opts.Reconnect)
 	for attempt := 0; ; attempt++ {
 		sess, err := b.establish(ctx)
 		if err == nil {
+			if len(b.uris) > 1 {
+				b.log.Info("hypha: connected to the broker", "node", b.nodeName())
+			}
 			b.supervised = true
 			b.wg.Add(1)
 			go b.supervise(sess)
@@ -172,7 +203,7 @@ func (b *Broker) Connect(ctx context.Context) error {
 			return fmt.Errorf("%w (gave up after RECONNECT.MAX_ELAPSED %s)", err, b.opts.Reconnect.MaxElapsed)
 		}
 		if attempt == 0 {
-			b.log.Warn("hypha: broker not reachable yet; retrying", "broker", redact(b.uri), "error", err)
+			b.log.Warn("hypha: broker not reachable yet; retrying", "broker", b.nodes(), "error", err)
 		}
 		if serr := sleep(ctx, b.done, wait); serr != nil {
 			return fmt.Errorf("%w (stopped waiting: %v)", err, serr)
@@ -183,14 +214,17 @@ func (b *Broker) Connect(ctx context.Context) error {
 // establish dials, declares the recorded topology, resumes the consumers and
 // makes the session current.
 func (b *Broker) establish(ctx context.Context) (*session, error) {
-	conn, fc, err := b.open(ctx)
+	uri := b.uri()
+	conn, fc, err := b.open(ctx, uri)
 	if err != nil {
-		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact(b.uri), err)
+		b.nextNode()
+		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact(uri), err)
 	}
 	sess := &session{conn: conn, pub: newPublisher(conn), frameMax: fc.frameMax()}
 	b.watchBlocked(conn)
 	if err := b.redeclare(conn); err != nil {
 		conn.Close()
+		b.nextNode()
 		return nil, err
 	}
 	// Consumers resume before the session is published, so a failure is a
@@ -198,6 +232,7 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 	// meanwhile are resumed too (resume skips those already running).
 	if err := b.resumeAll(conn); err != nil {
 		conn.Close()
+		b.nextNode()
 		return nil, err
 	}
 	b.mu.Lock()

@@ -20,27 +20,27 @@ const defaultFrameSize = 131072
 // open dials the broker on a connection of our own, so that the frame reader
 // sees the plaintext frames before amqp091-go does, and opens an AMQP
 // connection on it. amqp091.DialConfig would wrap TLS itself and hide them.
-func (b *Broker) open(ctx context.Context) (*amqp091.Connection, *frameConn, error) {
-	uri, err := amqp091.ParseURI(b.uri)
+func (b *Broker) open(ctx context.Context, raw string) (*amqp091.Connection, *frameConn, error) {
+	uri, err := amqp091.ParseURI(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %v", errBadURI, redact(b.uri), err)
+		return nil, nil, fmt.Errorf("%w %s: %v", errBadURI, redact(raw), err)
 	}
-	cfg, err := b.config(uri)
+	cfg, err := b.config(uri, raw)
 	if err != nil {
 		return nil, nil, err
 	}
 	addr := net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port))
-	raw, err := b.dialer(ctx)("tcp", addr)
+	nc, err := b.dialer(ctx)("tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}
 	if uri.Scheme == "amqps" {
-		raw, err = b.handshakeTLS(ctx, raw, uri)
+		nc, err = b.handshakeTLS(ctx, nc, uri)
 		if err != nil {
 			return nil, nil, err
 		}
 	}
-	fc := newFrameConn(raw, frameLimits{maxBody: b.opts.MaxMessageSize, heartbeatOff: b.opts.Heartbeat == 0})
+	fc := newFrameConn(nc, frameLimits{maxBody: b.opts.MaxMessageSize, heartbeatOff: b.opts.Heartbeat == 0})
 	conn, err := amqp091.Open(fc, cfg)
 	if err != nil {
 		fc.Close()
@@ -53,7 +53,7 @@ func (b *Broker) open(ctx context.Context) (*amqp091.Connection, *frameConn, err
 // config fills in what amqp091.DialConfig would: credentials and vhost from
 // the URI, and Hypha's heartbeat (zero is off: the frame reader makes the
 // broker agree) and frame size.
-func (b *Broker) config(uri amqp091.URI) (amqp091.Config, error) {
+func (b *Broker) config(uri amqp091.URI, raw string) (amqp091.Config, error) {
 	props := amqp091.NewConnectionProperties()
 	if b.opts.Name != "" {
 		props.SetClientConnectionName(b.opts.Name)
@@ -78,7 +78,7 @@ func (b *Broker) config(uri amqp091.URI) (amqp091.Config, error) {
 		case "EXTERNAL":
 			cfg.SASL = append(cfg.SASL, &amqp091.ExternalAuth{})
 		default:
-			return cfg, fmt.Errorf("%w %s: unsupported auth_mechanism %q", errBadURI, redact(b.uri), mech)
+			return cfg, fmt.Errorf("%w %s: unsupported auth_mechanism %q", errBadURI, redact(raw), mech)
 		}
 	}
 	return cfg, nil

@@ -150,6 +150,11 @@ func (p *publisher) publish(ctx context.Context, msg transport.Publishing, pub a
 		}
 		return p.channelError(closeErr)
 	case !acked:
+		// A quorum queue's channel can keep nacking every publish after
+		// its leader moved (seen on RabbitMQ 3.10 when the publisher came
+		// back within moments of a node's loss): the retry goes out on a
+		// new channel.
+		p.discard(ch)
 		return errNacked
 	case msg.Mandatory && p.wasReturned(msg.MessageID):
 		return transport.ErrUnroutable
@@ -165,7 +170,9 @@ func (p *publisher) channelError(closeErr chan *amqp091.Error) error {
 	if err, ok := p.reasons[closeErr]; ok {
 		return err
 	}
-	var err error = errors.New("hypha: publish channel closed")
+	// Closed with no reason given: Hypha closed it (see discard), and the
+	// publish may go again on the next channel.
+	var err error = errNacked
 	select {
 	case e, ok := <-closeErr:
 		if ok && e != nil {
@@ -293,6 +300,17 @@ func (p *publisher) release(msg transport.Publishing, confirm *amqp091.DeferredC
 	delete(p.returned, msg.MessageID)
 	close(p.inflight[msg.MessageID])
 	delete(p.inflight, msg.MessageID)
+}
+
+// discard closes ch, when it is still the publish channel, so that the next
+// publish opens another.
+func (p *publisher) discard(ch *amqp091.Channel) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch == ch {
+		p.ch = nil
+		go ch.Close() // not under p.mu: close waits for the broker
+	}
 }
 
 func (p *publisher) close() {

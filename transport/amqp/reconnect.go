@@ -26,12 +26,13 @@ func (b *Broker) supervise(sess *session) {
 			return
 		}
 		lostAt := time.Now()
-		b.log.Warn("hypha: broker connection lost; reconnecting", "reason", describe(reason))
+		b.log.Warn("hypha: broker connection lost; reconnecting", "node", b.nodeName(), "reason", describe(reason))
+		b.nextNode() // with several nodes, the one lost is likely down: try another first
 		sess = b.reconnect()
 		if sess == nil {
 			return
 		}
-		b.log.Info("hypha: broker connection restored", "after", time.Since(lostAt).Round(time.Millisecond))
+		b.log.Info("hypha: broker connection restored", "node", b.nodeName(), "after", time.Since(lostAt).Round(time.Millisecond))
 		if b.opts.OnRestore != nil {
 			b.opts.OnRestore()
 		}
@@ -71,7 +72,7 @@ func (b *Broker) reconnect() *session {
 		wait := bo.NextBackOff()
 		if wait < 0 {
 			b.giveUp(fmt.Errorf("hypha: reconnecting to %s failed for RECONNECT.MAX_ELAPSED %s; giving up: %w",
-				redact(b.uri), b.opts.Reconnect.MaxElapsed, lastErr))
+				b.nodes(), b.opts.Reconnect.MaxElapsed, lastErr))
 			return nil
 		}
 		if sleep(ctx, b.done, wait) != nil {

@@ -24,7 +24,7 @@ func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) err
 // DeclareQueue declares q and its bindings, and records them to declare again
 // after a reconnect.
 func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
-	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareQueue(ch, q) })
+	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return b.declareQueue(ch, q) })
 	if err == nil {
 		b.mu.Lock()
 		if _, ok := b.queues[q.Name]; !ok {
@@ -60,13 +60,13 @@ func declareExchange(ch *amqp091.Channel, ex transport.Exchange) error {
 	return nil
 }
 
-func declareQueue(ch *amqp091.Channel, q transport.Queue) error {
-	args, err := table(q.Args)
+func (b *Broker) declareQueue(ch *amqp091.Channel, q transport.Queue) error {
+	args, err := table(b.typed(q).Args)
 	if err != nil {
 		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
 	}
 	if _, err := ch.QueueDeclare(q.Name, q.Durable, q.AutoDelete, q.Exclusive, false, args); err != nil {
-		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+		return b.declareError(q, err)
 	}
 	for _, bind := range q.Bindings {
 		if err := ch.QueueBind(q.Name, bind.RoutingKey, bind.Exchange, false, nil); err != nil {
@@ -103,7 +103,7 @@ func (b *Broker) redeclare(conn *amqp091.Connection) error {
 		}
 	}
 	for _, q := range queues {
-		if err := declareQueue(ch, q); err != nil {
+		if err := b.declareQueue(ch, q); err != nil {
 			return err
 		}
 	}
@@ -139,5 +139,5 @@ func (b *Broker) redeclareQueue(conn *amqp091.Connection, name string) error {
 		return fmt.Errorf("hypha: opening channel: %w", err)
 	}
 	defer ch.Close()
-	return declareQueue(ch, q)
+	return b.declareQueue(ch, q)
 }

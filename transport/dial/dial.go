@@ -40,15 +40,28 @@ type Broker interface {
 // default; see amqp.Options for what each field does.
 type Options = amqp.Options
 
-// New returns the broker for uri, not connected yet: call Connect. An
-// unknown scheme is an error naming the schemes there are.
+// New returns the broker for uri, not connected yet: call Connect. uri may
+// list a cluster's nodes, comma-separated amqp:// or amqps:// URIs (see
+// amqp.New). An unknown scheme is an error naming the schemes there are.
 func New(uri string, opts Options) (Broker, error) {
-	scheme, _, ok := strings.Cut(uri, "://")
+	uris := amqp.SplitURIs(uri)
+	if len(uris) == 0 {
+		return nil, fmt.Errorf("hypha: no broker URI given; want an amqp://, amqps:// or memory:// URI")
+	}
+	scheme, _, ok := strings.Cut(uris[0], "://")
 	switch strings.ToLower(scheme) {
 	case "amqp", "amqps":
+		for _, u := range uris[1:] {
+			if s, _, _ := strings.Cut(u, "://"); !strings.EqualFold(s, "amqp") && !strings.EqualFold(s, "amqps") {
+				return nil, fmt.Errorf("hypha: a list of broker URIs names a cluster's nodes: amqp:// or amqps:// only, got scheme %q", s)
+			}
+		}
 		return amqp.New(uri, opts), nil
 	case memory.Scheme:
-		return memory.New(uri, memory.Options{MaxMessageSize: opts.MaxMessageSize})
+		if len(uris) > 1 {
+			return nil, fmt.Errorf("hypha: a list of broker URIs names a cluster's nodes: amqp:// or amqps:// only, not memory://")
+		}
+		return memory.New(uris[0], memory.Options{MaxMessageSize: opts.MaxMessageSize})
 	}
 	if !ok {
 		scheme = ""

@@ -41,8 +41,8 @@ func parseArgs(args map[string]any) (queueArgs, error) {
 			return a, fmt.Errorf("queue argument %q is %w", k, errUnsupported)
 		}
 	}
-	if v, ok := args["x-queue-type"]; ok && v != "classic" {
-		return a, fmt.Errorf("x-queue-type %v is %w (only classic)", v, errUnsupported)
+	if v, ok := args["x-queue-type"]; ok && v != "classic" && v != "quorum" {
+		return a, fmt.Errorf("x-queue-type %v is %w (only classic and quorum)", v, errUnsupported)
 	}
 	if v, ok := args["x-message-ttl"]; ok {
 		n, ok := integer(v)

@@ -223,6 +223,13 @@ func (b *Broker) declareQueue(decl transport.Queue) (*queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One process holds the embedded broker, so there is nothing to
+	// replicate: a quorum queue is a classic one, declared under
+	// RabbitMQ's rules for quorum queues.
+	if decl.Args["x-queue-type"] == "quorum" && (!decl.Durable || decl.Exclusive || decl.AutoDelete) {
+		return nil, fmt.Errorf("%w - invalid property for queue '%s': a quorum queue must be durable, "+
+			"neither exclusive nor auto-delete", errPrecondition, decl.Name)
+	}
 	q := &queue{s: b.s, name: decl.Name, decl: decl, args: args}
 	if decl.Exclusive {
 		q.owner = b

@@ -212,3 +212,27 @@ func TestDeleteQueue(t *testing.T) {
 		t.Fatalf("binding outlived its queue: %v", err)
 	}
 }
+
+// TestQuorumQueueType: x-queue-type quorum is taken, and kept equivalent,
+// for a durable queue that is neither exclusive nor auto-delete, as RabbitMQ
+// takes it; the others are refused, and other types are unsupported.
+func TestQuorumQueueType(t *testing.T) {
+	b := connect(t, newURI(t))
+	ctx := context.Background()
+	quorum := map[string]any{"x-queue-type": "quorum"}
+	declare(t, b, transport.Queue{Name: "qq", Durable: true, Args: quorum})
+	declare(t, b, transport.Queue{Name: "qq", Durable: true, Args: quorum})
+	if err := b.DeclareQueue(ctx, transport.Queue{Name: "qq", Durable: true}); err == nil {
+		t.Error("declaring a quorum queue again as classic was accepted")
+	}
+	for _, q := range []transport.Queue{
+		{Name: "qq-transient", Args: quorum},
+		{Name: "qq-exclusive", Durable: true, Exclusive: true, Args: quorum},
+		{Name: "qq-autodelete", Durable: true, AutoDelete: true, Args: quorum},
+		{Name: "stream", Durable: true, Args: map[string]any{"x-queue-type": "stream"}},
+	} {
+		if err := b.DeclareQueue(ctx, q); err == nil {
+			t.Errorf("%s: declared", q.Name)
+		}
+	}
+}

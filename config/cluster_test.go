@@ -1,0 +1,57 @@
+package config
+
+import (
+	"testing"
+)
+
+// TestLoadConfigAMQPURIList: a cluster's nodes are a YAML list in the file and comma-separated text in
+// the environment; both become the comma-separated form, and memory:// cannot be one of several.
+func TestLoadConfigAMQPURIList(t *testing.T) {
+	isolateConfig(t)
+	file := writeConfig(t, "c.yaml", "AMQP_URI:\n  - amqp://u:p@n1:5681/\n  - ' amqp://u:p@n2:5682/ '\n")
+	cfg, err := Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "amqp://u:p@n1:5681/,amqp://u:p@n2:5682/"; cfg.AMQPURI != want {
+		t.Fatalf("AMQPURI = %q, want %q", cfg.AMQPURI, want)
+	}
+	t.Setenv("AMQP_URI", "amqp://u:p@n1:5681/,amqps://u:p@n2:5682/")
+	cfg, err = Load(writeConfig(t, "e.yaml", "AMQP_URI: ${AMQP_URI}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "amqp://u:p@n1:5681/,amqps://u:p@n2:5682/"; cfg.AMQPURI != want {
+		t.Fatalf("AMQPURI = %q, want %q", cfg.AMQPURI, want)
+	}
+	_, err = Load(writeConfig(t, "m.yaml", "AMQP_URI: [amqp://u:secret@n1/, 'memory://x']\n"), nil)
+	wantErr(t, err, `config AMQP_URI: a list of URLs names a cluster's nodes, amqp:// or amqps:// only, got "memory://x" as URL 2`)
+	_, err = Load(writeConfig(t, "n.yaml", "AMQP_URI: [amqp://u:secret@n1/, 5]\n"), nil)
+	wantErr(t, err, "config AMQP_URI: want an amqp://, amqps:// or memory:// URL, got 5 as item 2")
+	_, err = Load(writeConfig(t, "h.yaml", "AMQP_URI: [amqp://u:secret@n1/, 'http://u:secret@n2/']\n"), nil)
+	wantErr(t, err, `config AMQP_URI: want an amqp://, amqps:// or memory:// URL, got "http://u:xxxxx@n2/"`)
+}
+
+// TestLoadConfigQueueType: QUEUE_TYPE is classic unless config says quorum, in any case; other values
+// and a delivery limit under 1 are refused by name.
+func TestLoadConfigQueueType(t *testing.T) {
+	isolateConfig(t)
+	cfg, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QueueType != "classic" || cfg.QueueDeliveryLimit != DefaultQueueDeliveryLimit {
+		t.Fatalf("defaults: QueueType %q, QueueDeliveryLimit %d", cfg.QueueType, cfg.QueueDeliveryLimit)
+	}
+	cfg, err = Load("", map[string]any{"queue_type": " Quorum ", "QUEUE_DELIVERY_LIMIT": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QueueType != "quorum" || cfg.QueueDeliveryLimit != 5 {
+		t.Fatalf("QueueType %q, QueueDeliveryLimit %d; want quorum, 5", cfg.QueueType, cfg.QueueDeliveryLimit)
+	}
+	_, err = Load("", map[string]any{"QUEUE_TYPE": "stream"})
+	wantErr(t, err, `config QUEUE_TYPE: want classic or quorum, got "stream"`)
+	_, err = Load("", map[string]any{"QUEUE_DELIVERY_LIMIT": 0})
+	wantErr(t, err, "config QUEUE_DELIVERY_LIMIT: want a whole number >= 1, got 0")
+}
