@@ -1,7 +1,7 @@
 # Hypha build and test entry points. `make test` is the one test command
 # (CI runs it through .ci/run).
 
-.PHONY: broker vet staticcheck fmt-check test test-faults fuzz bench run run-rabbitmq jaeger jaeger-start jaeger-stop
+.PHONY: broker vet staticcheck fmt-check test test-faults cluster cluster-stop fuzz bench run run-rabbitmq jaeger jaeger-start jaeger-stop
 
 # broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
 broker:
@@ -28,11 +28,19 @@ test: broker jaeger fmt-check vet staticcheck
 	$(MAKE) fuzz
 	$(MAKE) test-faults
 
-# test-faults runs the fault soak tests (build tag faults) serially: they stop
-# and restart the local RabbitMQ app (rabbitmqctl stop_app / start_app), which
-# disturbs every other user of the broker, so nothing else may run meanwhile.
+# test-faults runs the fault tests (build tag faults) serially, on RabbitMQ
+# nodes of their own that scripts/cluster.sh starts beside the default one and
+# removes after: a single node they stop, start and squeeze, and a 3-node
+# cluster whose nodes the failover test kills. The default node is never
+# touched. cluster: start the 3-node cluster by hand (cluster-stop removes it).
 test-faults: broker
-	go test -race -count=1 -tags faults -p 1 -timeout 5m -v -run . ./faults/
+	go test -race -count=1 -tags faults -p 1 -timeout 9m -v -run . ./faults/
+
+cluster:
+	bash scripts/cluster.sh start
+
+cluster-stop:
+	bash scripts/cluster.sh stop
 
 # fuzz runs every fuzz target (func FuzzXxx in any package) for FUZZTIME
 # each, default 10s, about 2 minutes in all; a failing input is written to

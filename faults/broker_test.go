@@ -19,19 +19,57 @@ import (
 // awaitTimeout bounds rabbitmqctl start_app and await_startup.
 const awaitTimeout = 120 * time.Second
 
-func TestMain(m *testing.M) {
-	// A run that died while the broker app was stopped (killed, or a test
-	// timeout) leaves it stopped: start it again before anything else.
-	ensureBrokerApp()
-	testbroker.Main(m)
+// The fault tests run on a node of their own, started by scripts/cluster.sh
+// ("start solo"): they stop it, start it and raise its memory alarm, which
+// must never happen to the machine's default node, shared by every other test.
+const (
+	soloNode = "hypha-solo@localhost"
+	soloAddr = "127.0.0.1:5684"
+)
+
+// clusterScript is scripts/cluster.sh, from this package's directory.
+const clusterScript = "../scripts/cluster.sh"
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	// testbroker makes the package's vhost on the solo node.
+	os.Setenv("HYPHA_TEST_AMQP_HOST", soloAddr)
+	os.Setenv("HYPHA_TEST_RABBITMQ_NODE", soloNode)
+	if out, err := cluster(5*time.Minute, "start", "solo"); err != nil {
+		// testbroker then skips the tests, or fails them under CI.
+		fmt.Fprintf(os.Stderr, "faults: starting the solo node: %v\n%s", err, out)
+	} else {
+		defer func() {
+			if out, err := cluster(2*time.Minute, "stop", "solo"); err != nil {
+				fmt.Fprintf(os.Stderr, "faults: stopping the solo node: %v\n%s", err, out)
+			}
+		}()
+		// A run that died while the broker app was stopped (killed, or a
+		// test timeout) left it stopped: start it again first.
+		ensureBrokerApp()
+	}
+	defer stopCluster()
+	return testbroker.RunMain(m)
 }
 
-// rabbitmqctl runs rabbitmqctl with args, bounded by timeout, and returns its
-// combined output.
+// cluster runs scripts/cluster.sh with args, bounded by timeout.
+func cluster(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "bash", append([]string{clusterScript}, args...)...).CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("cluster.sh %s: %w", strings.Join(args, " "), ctx.Err())
+	}
+	return string(out), err
+}
+
+// rabbitmqctl runs rabbitmqctl with args on the solo node, bounded by
+// timeout, and returns its combined output.
 func rabbitmqctl(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-n", soloNode}, args...)...).CombinedOutput()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("rabbitmqctl %s: %w", strings.Join(args, " "), ctx.Err())
 	}
@@ -50,9 +88,8 @@ func startBrokerApp() error {
 	return nil
 }
 
-// ensureBrokerApp starts the broker app when the node runs but the AMQP port
-// does not answer. It does nothing when RabbitMQ is not installed: the tests
-// skip (or fail under CI) through testbroker then.
+// ensureBrokerApp starts the solo node's broker app when the node runs but
+// its AMQP port does not answer.
 func ensureBrokerApp() {
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil || amqpAnswers() {
 		return
@@ -67,13 +104,7 @@ func ensureBrokerApp() {
 }
 
 func amqpAnswers() bool {
-	addr := os.Getenv("HYPHA_TEST_AMQP_HOST")
-	if addr == "" {
-		addr = "127.0.0.1:5672"
-	} else if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort(addr, "5672")
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	c, err := net.DialTimeout("tcp", soloAddr, 2*time.Second)
 	if err != nil {
 		return false
 	}
@@ -108,4 +139,37 @@ func stopBrokerApp(t *testing.T, down time.Duration) (stopped, back time.Time) {
 	time.Sleep(down)
 	restart()
 	return stopped, back
+}
+
+// clusterStarted is set once a test started the 3-node cluster of
+// scripts/cluster.sh; TestMain stops it after the tests.
+var (
+	clusterOnce    sync.Once
+	clusterErr     error
+	clusterStarted bool
+)
+
+// startCluster starts the 3-node cluster (hypha-c1..3 on 5681-5683) once
+// for the whole run, failing t when it cannot.
+func startCluster(t *testing.T) {
+	t.Helper()
+	clusterOnce.Do(func() {
+		out, err := cluster(5*time.Minute, "start")
+		clusterStarted = true // stop what may have started, even on failure
+		if err != nil {
+			clusterErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if clusterErr != nil {
+		t.Fatalf("starting the cluster: %v", clusterErr)
+	}
+}
+
+func stopCluster() {
+	if !clusterStarted {
+		return
+	}
+	if out, err := cluster(2*time.Minute, "stop"); err != nil {
+		fmt.Fprintf(os.Stderr, "faults: stopping the cluster: %v\n%s", err, out)
+	}
 }

@@ -1,10 +1,12 @@
 //go:build faults
 
-// Package faults_test holds the fault soak tests: they break the local
-// broker (closing every connection of the test vhost, stopping the RabbitMQ
-// app) while clients call a service, and check that Hypha heals. They stop
-// the broker app for the whole machine, so they sit behind the faults build
-// tag and run serially after the parallel suite: make test-faults.
+// Package faults_test holds the fault tests: they break a broker (closing
+// every connection of the test vhost, stopping the RabbitMQ app, raising its
+// memory alarm, killing a cluster's nodes) while clients call services, and
+// check that Hypha heals. They run on RabbitMQ nodes of their own that
+// scripts/cluster.sh starts beside the machine's default node, which they
+// never touch; they sit behind the faults build tag and run serially after
+// the parallel suite: make test-faults.
 package faults_test
 
 import (
@@ -180,7 +182,7 @@ func countIf(m map[string]int, f func(int) bool) int {
 }
 
 // requireLoopback skips the test unless the broker is on this machine:
-// stopping it is done with the local rabbitmqctl.
+// stopping it is done with the local rabbitmqctl (on the solo node).
 func requireLoopback(t *testing.T, uri string) {
 	u, err := url.Parse(uri)
 	if err != nil {

@@ -80,16 +80,5 @@ ensure_kombu() {
 	log "warning: $msg"
 }
 
-# restore_watermark puts back a memory watermark that an interrupted fault
-# test lowered (it saves the original in this file before lowering it).
-restore_watermark() {
-	local saved=/tmp/hypha-faults-watermark
-	[ -s "$saved" ] || return 0
-	log "restoring the memory watermark an interrupted fault test lowered"
-	timeout 30 rabbitmqctl -q eval "vm_memory_monitor:set_vm_memory_high_watermark($(cat "$saved"))." >/dev/null &&
-		rm -f "$saved"
-}
-
 ensure_rabbitmq
-restore_watermark
 ensure_kombu

@@ -15,7 +15,8 @@
 // skip broker tests. scripts/broker.sh starts (or installs) the broker.
 // The broker address defaults to 127.0.0.1:5672 and can be overridden with
 // HYPHA_TEST_AMQP_HOST (host or host:port); vhosts are always managed by
-// the local rabbitmqctl.
+// the local rabbitmqctl, on the node HYPHA_TEST_RABBITMQ_NODE names when it
+// is set (the fault tests use a node of scripts/cluster.sh that way).
 package testbroker
 
 import (
@@ -50,6 +51,12 @@ var (
 // panics or is killed (for example by go test -timeout).
 func Main(m *testing.M, opts ...goleak.Option) {
 	os.Exit(run(m, opts))
+}
+
+// RunMain is Main returning the exit code instead of exiting, for a
+// TestMain that has more to clean up after the tests.
+func RunMain(m *testing.M, opts ...goleak.Option) int {
+	return run(m, opts)
 }
 
 func run(m *testing.M, opts []goleak.Option) int {
@@ -179,10 +186,15 @@ func VHost(t testing.TB) string {
 }
 
 // Rabbitmqctl runs rabbitmqctl with args, bounded by a 60 s timeout, and
-// returns its combined stdout and stderr.
+// returns its combined stdout and stderr. It talks to the node named by
+// HYPHA_TEST_RABBITMQ_NODE when that is set (a node of scripts/cluster.sh,
+// with HYPHA_TEST_AMQP_HOST its AMQP address), else to the default node.
 func Rabbitmqctl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if node := os.Getenv("HYPHA_TEST_RABBITMQ_NODE"); node != "" {
+		args = append([]string{"-n", node}, args...)
+	}
 	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("rabbitmqctl %s: %w", strings.Join(args, " "), ctx.Err())
