@@ -92,7 +92,7 @@ func (c *consumer) open(conn *amqp091.Connection) (*amqp091.Channel, <-chan amqp
 	deliveries, err := ch.Consume(c.opts.Queue, c.tag, false, false, false, false, nil)
 	if err != nil {
 		ch.Close()
-		return nil, nil, fmt.Errorf("hypha: consuming queue %q: %w", c.opts.Queue, err)
+		return nil, nil, fmt.Errorf("hypha: consuming queue %q: %w", c.opts.Queue, refused(err, fmt.Sprintf("read on queue %q", c.opts.Queue)))
 	}
 	return ch, deliveries, nil
 }

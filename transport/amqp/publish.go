@@ -79,7 +79,8 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 }
 
 func (b *Broker) publishError(p transport.Publishing, err error) error {
-	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey, err)
+	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey,
+		refused(err, fmt.Sprintf("write on exchange %q", exchangeName(p.Exchange))))
 }
 
 // publisher owns one connection's confirm-mode channel for publishing.

@@ -72,5 +72,9 @@ func (b *Broker) declareError(q transport.Queue, err error) error {
 				"declared again as %s (%w)", q.Name, existing, want, existing, want, err)
 		}
 	}
-	return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+	need := fmt.Sprintf("configure on queue %q", q.Name)
+	if dlx, ok := q.Args["x-dead-letter-exchange"].(string); ok {
+		need += fmt.Sprintf(" (with a dead-letter exchange, also read on the queue and write on exchange %q)", exchangeName(dlx))
+	}
+	return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, refused(err, need))
 }

@@ -55,7 +55,7 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 
 func declareExchange(ch *amqp091.Channel, ex transport.Exchange) error {
 	if err := ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, ex.AutoDelete, false, false, nil); err != nil {
-		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
+		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, refused(err, fmt.Sprintf("configure on exchange %q", ex.Name)))
 	}
 	return nil
 }
@@ -71,7 +71,8 @@ func (b *Broker) declareQueue(ch *amqp091.Channel, q transport.Queue) error {
 	for _, bind := range q.Bindings {
 		if err := ch.QueueBind(q.Name, bind.RoutingKey, bind.Exchange, false, nil); err != nil {
 			return fmt.Errorf("hypha: binding queue %q to exchange %q with key %q: %w",
-				q.Name, bind.Exchange, bind.RoutingKey, err)
+				q.Name, bind.Exchange, bind.RoutingKey, refused(err,
+					fmt.Sprintf("write on queue %q and read on exchange %q", q.Name, exchangeName(bind.Exchange))))
 		}
 	}
 	return nil
