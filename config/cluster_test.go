@@ -55,3 +55,34 @@ func TestLoadConfigQueueType(t *testing.T) {
 	_, err = Load("", map[string]any{"QUEUE_DELIVERY_LIMIT": 0})
 	wantErr(t, err, "config QUEUE_DELIVERY_LIMIT: want a whole number >= 1, got 0")
 }
+
+// TestLoadConfigAMQPSSL: nameko's AMQP_SSL keys and LOGIN_METHOD, cert_reqs as Python's number too;
+// a certificate without its key, an unknown login method, EXTERNAL without a certificate and a
+// missing file are refused by name.
+func TestLoadConfigAMQPSSL(t *testing.T) {
+	isolateConfig(t)
+	cfg, err := Load(writeConfig(t, "c.yaml", "amqp_ssl:\n  ca_certs: ca.pem\n  cert_reqs: 0\nlogin_method: plain\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AMQPSSL.CACerts != "ca.pem" || cfg.AMQPSSL.CertReqs != "none" || cfg.LoginMethod != "PLAIN" {
+		t.Fatalf("AMQPSSL %+v, LoginMethod %q", cfg.AMQPSSL, cfg.LoginMethod)
+	}
+	if tc, err := DefaultSettings().AMQPSSL.TLSConfig(); tc != nil || err != nil {
+		t.Fatalf("default TLSConfig() = %v, %v; want nil, nil", tc, err)
+	}
+	_, err = cfg.AMQPSSL.TLSConfig()
+	wantErr(t, err, "config AMQP_SSL.CA_CERTS: open ca.pem: no such file or directory")
+	for _, tt := range []struct {
+		values map[string]any
+		want   string
+	}{
+		{map[string]any{"AMQP_SSL": map[string]any{"CERTFILE": "c.pem"}}, `config AMQP_SSL.KEYFILE: want the key of AMQP_SSL.CERTFILE, got ""`},
+		{map[string]any{"AMQP_SSL": map[string]any{"CERT_REQS": "maybe"}}, `config AMQP_SSL.CERT_REQS: want required, optional or none (2, 1 or 0), got "maybe"`},
+		{map[string]any{"LOGIN_METHOD": "kerberos"}, `config LOGIN_METHOD: want PLAIN, AMQPLAIN, EXTERNAL, or empty, got "KERBEROS"`},
+		{map[string]any{"LOGIN_METHOD": "EXTERNAL"}, "config LOGIN_METHOD: want EXTERNAL with a client certificate"},
+	} {
+		_, err := Load("", tt.values)
+		wantErr(t, err, tt.want)
+	}
+}

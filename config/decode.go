@@ -32,7 +32,7 @@ var serviceHook = mapstructure.ComposeDecodeHookFunc(secondsHook, mapstructure.S
 // the top-level keys that are not Hypha's; a key inside one of Hypha's sections that is not Hypha's is
 // an error.
 func decodeSettings(k *koanf.Koanf) (Settings, []string, error) {
-	if err := joinURIs(k); err != nil {
+	if err := preDecode(k); err != nil {
 		return Settings{}, nil, err
 	}
 	var s Settings
@@ -64,9 +64,19 @@ func decodeSettings(k *koanf.Koanf) (Settings, []string, error) {
 	return s, others, s.Validate()
 }
 
-// joinURIs turns AMQP_URI written as a YAML list, a cluster's nodes, into the comma-separated text
-// the environment gives.
-func joinURIs(k *koanf.Koanf) error {
+// preDecode rewrites the values nameko's forms allow into the form the settings take: AMQP_URI written
+// as a YAML list, a cluster's nodes, into the comma-separated text the environment gives, and
+// AMQP_SSL.CERT_REQS written as a number into its name.
+func preDecode(k *koanf.Koanf) error {
+	// nameko writes AMQP_SSL.cert_reqs as Python's ssl.CERT_* number.
+	if n, ok := toFloat(k.Get("AMQP_SSL.CERT_REQS")); ok {
+		names := map[float64]string{0: "none", 1: "optional", 2: "required"}
+		if name, ok := names[n]; ok {
+			if err := k.Set("AMQP_SSL.CERT_REQS", name); err != nil {
+				return err
+			}
+		}
+	}
 	list, ok := k.Get("AMQP_URI").([]any)
 	if !ok {
 		return nil
@@ -123,6 +133,11 @@ func (s *Settings) normalize() {
 	s.Metrics.Address = strings.TrimSpace(s.Metrics.Address)
 	s.Health.Address = strings.TrimSpace(s.Health.Address)
 	s.QueueType = lower(s.QueueType)
+	s.LoginMethod = strings.ToUpper(strings.TrimSpace(s.LoginMethod))
+	s.AMQPSSL.CertReqs = lower(s.AMQPSSL.CertReqs)
+	s.AMQPSSL.CACerts = strings.TrimSpace(s.AMQPSSL.CACerts)
+	s.AMQPSSL.CertFile = strings.TrimSpace(s.AMQPSSL.CertFile)
+	s.AMQPSSL.KeyFile = strings.TrimSpace(s.AMQPSSL.KeyFile)
 }
 
 var durationType = reflect.TypeFor[time.Duration]()

@@ -127,10 +127,16 @@ var wants = map[string]string{
 	"EVENTS.RETRY_DELAY.MAX":          wantSecondsAbove,
 	"QUEUE_TYPE":                      wantQueueType,
 	"QUEUE_DELIVERY_LIMIT":            wantLimit,
+	"AMQP_SSL.CA_CERTS":               wantFile,
+	"AMQP_SSL.CERTFILE":               wantFile,
+	"AMQP_SSL.KEYFILE":                wantFile,
+	"AMQP_SSL.CERT_REQS":              wantCertReqs,
+	"LOGIN_METHOD":                    wantLoginMethod,
 }
 
 // nullable are the keys where null, as `${VAR:}` or a bare `KEY:` gives, means "".
-var nullable = map[string]bool{"TRACING.ENDPOINT": true, "METRICS.ADDRESS": true, "HEALTH.ADDRESS": true}
+var nullable = map[string]bool{"TRACING.ENDPOINT": true, "METRICS.ADDRESS": true, "HEALTH.ADDRESS": true,
+	"AMQP_SSL.CA_CERTS": true, "AMQP_SSL.CERTFILE": true, "AMQP_SSL.KEYFILE": true, "LOGIN_METHOD": true}
 
 // want is the expected form of the value at a Hypha key.
 func want(key string) string {

@@ -51,6 +51,7 @@ const (
 	DefaultEventRetryMax          = 60 * time.Second                     // EVENTS.RETRY_DELAY.MAX
 	DefaultQueueType              = "classic"                            // QUEUE_TYPE: RabbitMQ's default, as nameko's
 	DefaultQueueDeliveryLimit     = 20                                   // QUEUE_DELIVERY_LIMIT: quorum queues' x-delivery-limit
+	DefaultCertReqs               = "required"                           // AMQP_SSL.CERT_REQS: verify the broker's certificate
 )
 
 // maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
@@ -78,6 +79,9 @@ const (
 	wantMultiplier   = "a number >= 1"
 	wantQueueType    = "classic or quorum"
 	wantLimit        = "a whole number >= 1"
+	wantFile         = "a file path, or empty"
+	wantCertReqs     = "required, optional or none (2, 1 or 0)"
+	wantLoginMethod  = "PLAIN, AMQPLAIN, EXTERNAL, or empty"
 )
 
 // Settings are Hypha's own keys of config.yaml, typed and validated. Durations are written in
@@ -105,6 +109,17 @@ type Settings struct {
 	Events                 EventsSettings  `koanf:"EVENTS"`                   // event dispatch and handling
 	QueueType              string          `koanf:"QUEUE_TYPE"`               // "classic" or "quorum": the type of the durable queues Hypha declares
 	QueueDeliveryLimit     int             `koanf:"QUEUE_DELIVERY_LIMIT"`     // quorum queues' x-delivery-limit; >= 1
+	AMQPSSL                SSLSettings     `koanf:"AMQP_SSL"`                 // (amqp_ssl) TLS for amqps:// URIs
+	LoginMethod            string          `koanf:"LOGIN_METHOD"`             // (login_method) PLAIN, AMQPLAIN or EXTERNAL; "" = the URI's auth_mechanism, else PLAIN
+}
+
+// SSLSettings are nameko's AMQP_SSL keys: the files TLS uses on amqps:// connections. Empty files mean
+// the URI's cacertfile, certfile and keyfile, if any, and the system's roots.
+type SSLSettings struct {
+	CACerts  string `koanf:"CA_CERTS"`  // (ca_certs) PEM file of the CAs to trust for the broker's certificate
+	CertFile string `koanf:"CERTFILE"`  // (certfile) PEM file of the client certificate, for EXTERNAL logins or brokers that ask
+	KeyFile  string `koanf:"KEYFILE"`   // (keyfile) PEM file of the client certificate's private key
+	CertReqs string `koanf:"CERT_REQS"` // (cert_reqs) "required" (or 2, ssl.CERT_REQUIRED) or "optional" (1): verify the broker; "none" (0): do not
 }
 
 // TracingSettings choose where OpenTelemetry traces go. config.yaml takes their defaults from the
@@ -204,6 +219,7 @@ func DefaultSettings() Settings {
 		RPCPersistent:          DefaultRPCPersistent,
 		QueueType:              DefaultQueueType,
 		QueueDeliveryLimit:     DefaultQueueDeliveryLimit,
+		AMQPSSL:                SSLSettings{CertReqs: DefaultCertReqs},
 		Events: EventsSettings{
 			MaxRetries:     DefaultEventMaxRetries,
 			PublishTimeout: DefaultEventPublishTimeout,
@@ -222,7 +238,7 @@ func (s Settings) Validate() error {
 	if err := validateAMQPURI(s.AMQPURI); err != nil {
 		return err
 	}
-	for _, v := range []interface{ Validate() error }{s.RPCRetryPolicy, s.Reconnect, s.Tracing, s.Metrics, s.Health, s.Events} {
+	for _, v := range []interface{ Validate() error }{s.RPCRetryPolicy, s.Reconnect, s.Tracing, s.Metrics, s.Health, s.Events, s.AMQPSSL} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -245,6 +261,21 @@ func (s Settings) Validate() error {
 		{s.RPCMaxInFlight < 1, "RPC_MAX_IN_FLIGHT", wantInFlight, strconv.Itoa(s.RPCMaxInFlight)},
 		{s.QueueType != "classic" && s.QueueType != "quorum", "QUEUE_TYPE", wantQueueType, strconv.Quote(s.QueueType)},
 		{s.QueueDeliveryLimit < 1, "QUEUE_DELIVERY_LIMIT", wantLimit, strconv.Itoa(s.QueueDeliveryLimit)},
+		{!slices.Contains([]string{"", "PLAIN", "AMQPLAIN", "EXTERNAL"}, s.LoginMethod), "LOGIN_METHOD", wantLoginMethod,
+			strconv.Quote(s.LoginMethod)},
+		{s.LoginMethod == "EXTERNAL" && s.AMQPSSL.CertFile == "" && !strings.Contains(s.AMQPURI, "certfile="),
+			"LOGIN_METHOD", "EXTERNAL with a client certificate (AMQP_SSL.CERTFILE and KEYFILE)", `"EXTERNAL" and no certificate`},
+	})
+}
+
+// Validate reports a CERT_REQS that is not one of the three, or a CERTFILE without its KEYFILE (or the
+// reverse), or nil. The files are read when the app starts.
+func (t SSLSettings) Validate() error {
+	return firstInvalid([]check{
+		{!slices.Contains([]string{"required", "optional", "none"}, t.CertReqs), "AMQP_SSL.CERT_REQS", wantCertReqs,
+			strconv.Quote(t.CertReqs)},
+		{t.CertFile != "" && t.KeyFile == "", "AMQP_SSL.KEYFILE", "the key of AMQP_SSL.CERTFILE", `""`},
+		{t.KeyFile != "" && t.CertFile == "", "AMQP_SSL.CERTFILE", "the certificate of AMQP_SSL.KEYFILE", `""`},
 	})
 }
 

@@ -4,10 +4,12 @@ package faults_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +38,18 @@ func run(m *testing.M) int {
 	// testbroker makes the package's vhost on the solo node.
 	os.Setenv("HYPHA_TEST_AMQP_HOST", soloAddr)
 	os.Setenv("HYPHA_TEST_RABBITMQ_NODE", soloNode)
+	// The solo node also listens for TLS, with certificates made here.
+	if dir, err := makeCerts(); err != nil {
+		fmt.Fprintf(os.Stderr, "faults: making TLS certificates: %v\n", err)
+	} else {
+		tlsDir = dir
+		defer os.RemoveAll(dir)
+		os.Setenv("HYPHA_CLUSTER_TLS_DIR", dir)
+	}
+	// A node left by an interrupted run may have other files: start afresh.
+	if out, err := cluster(2*time.Minute, "stop", "solo"); err != nil {
+		fmt.Fprintf(os.Stderr, "faults: stopping a solo node left running: %v\n%s", err, out)
+	}
 	if out, err := cluster(5*time.Minute, "start", "solo"); err != nil {
 		// testbroker then skips the tests, or fails them under CI.
 		fmt.Fprintf(os.Stderr, "faults: starting the solo node: %v\n%s", err, out)
@@ -48,6 +62,11 @@ func run(m *testing.M) int {
 		// A run that died while the broker app was stopped (killed, or a
 		// test timeout) left it stopped: start it again first.
 		ensureBrokerApp()
+	}
+	// The failover test's cluster boots while the other tests run (it
+	// takes 15-35 s), so that it is ready by the time that test runs.
+	if willRun("TestClusterFailover") {
+		go clusterOnce.Do(bootCluster)
 	}
 	defer stopCluster()
 	return testbroker.RunMain(m)
@@ -144,6 +163,7 @@ func stopBrokerApp(t *testing.T, down time.Duration) (stopped, back time.Time) {
 // clusterStarted is set once a test started the 3-node cluster of
 // scripts/cluster.sh; TestMain stops it after the tests.
 var (
+	clusterMu      sync.Mutex
 	clusterOnce    sync.Once
 	clusterErr     error
 	clusterStarted bool
@@ -153,22 +173,43 @@ var (
 // for the whole run, failing t when it cannot.
 func startCluster(t *testing.T) {
 	t.Helper()
-	clusterOnce.Do(func() {
-		out, err := cluster(5*time.Minute, "start")
-		clusterStarted = true // stop what may have started, even on failure
-		if err != nil {
-			clusterErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
+	clusterOnce.Do(bootCluster)
 	if clusterErr != nil {
 		t.Fatalf("starting the cluster: %v", clusterErr)
 	}
 }
 
+func bootCluster() {
+	clusterMu.Lock()
+	clusterStarted = true // stop what may have started, even on failure
+	clusterMu.Unlock()
+	out, err := cluster(5*time.Minute, "start")
+	if err != nil {
+		clusterErr = fmt.Errorf("%v\n%s", err, out)
+	}
+}
+
+// willRun reports whether -test.run selects the test named name.
+func willRun(name string) bool {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	f := flag.Lookup("test.run")
+	if f == nil || f.Value.String() == "" {
+		return true
+	}
+	re, err := regexp.Compile(strings.Split(f.Value.String(), "/")[0])
+	return err == nil && re.MatchString(name)
+}
+
 func stopCluster() {
+	clusterOnce.Do(func() {}) // waits for a boot under way
+	clusterMu.Lock()
+	defer clusterMu.Unlock()
 	if !clusterStarted {
 		return
 	}
+	clusterStarted = false
 	if out, err := cluster(2*time.Minute, "stop"); err != nil {
 		fmt.Fprintf(os.Stderr, "faults: stopping the cluster: %v\n%s", err, out)
 	}

@@ -15,6 +15,7 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -134,6 +135,11 @@ func New(opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	// AMQP_SSL's files are read now, so that a bad one fails New plainly.
+	tlsConfig, err := cfg.AMQPSSL.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
 	log := ac.logger
 	if log == nil {
 		log = newLogger(os.Stderr, cfg.Settings)
@@ -162,7 +168,7 @@ func New(opts ...Option) (*App, error) {
 			return t, err
 		}),
 		fx.Provide(func(lc fx.Lifecycle, t *telemetry) (*connection, error) {
-			return newConnection(lc, cfg, log, t, name, a.gaveUp)
+			return newConnection(lc, cfg, tlsConfig, log, t, name, a.gaveUp)
 		}),
 		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
 		fx.Provide(func(e *endpoints, c *connection) *health { return newHealth(cfg, e, c) }),
@@ -324,8 +330,10 @@ func fail(err error) {
 // AMQP_URI's scheme says.
 type connection struct{ broker dial.Broker }
 
-func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, name string, onGiveUp func(error)) (*connection, error) {
+func newConnection(lc fx.Lifecycle, cfg Config, tlsConfig *tls.Config, log *slog.Logger, t *telemetry, name string,
+	onGiveUp func(error)) (*connection, error) {
 	broker, err := dial.New(cfg.AMQPURI, dial.Options{
+		TLS: tlsConfig, LoginMethod: cfg.LoginMethod,
 		Heartbeat: heartbeat(cfg.Heartbeat), Name: name, Logger: log, OnRestore: t.restored, OnGiveUp: onGiveUp,
 		MaxMessageSize: cfg.MaxMessageSize,
 		Reconnect:      transport.ReconnectPolicy(cfg.Reconnect),

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,11 @@ type Config struct {
 	// amqp.Options' do (QUEUE_TYPE, QUEUE_DELIVERY_LIMIT); used by Dial only.
 	QueueType     string
 	DeliveryLimit int
+	// TLS and LoginMethod set up an amqps:// connection as amqp.Options'
+	// do (AMQP_SSL, LOGIN_METHOD; see config.SSLSettings.TLSConfig); used
+	// by Dial only.
+	TLS         *tls.Config
+	LoginMethod string
 	// Owner names the client's reply queue ("rpc.reply-<Owner>-<uuid>") and,
 	// outside a worker, its call ids: a service's name, or StandaloneOwner.
 	Owner string
@@ -82,7 +88,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	broker, err := dial.Dial(ctx, cfg.URI, dial.Options{
 		Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger, Reconnect: cfg.Reconnect, Retry: cfg.Retry,
-		QueueType: cfg.QueueType, DeliveryLimit: cfg.DeliveryLimit,
+		QueueType: cfg.QueueType, DeliveryLimit: cfg.DeliveryLimit, TLS: cfg.TLS, LoginMethod: cfg.LoginMethod,
 	})
 	if err != nil {
 		return nil, err

@@ -6,7 +6,11 @@
 #
 #   cluster.sh start          3-node cluster hypha-c1..3@localhost, AMQP 5681-5683
 #   cluster.sh start solo     a single node hypha-solo@localhost, AMQP 5684
-#                             (the fault tests stop, start and squeeze it)
+#                             (the fault tests stop, start and squeeze it);
+#                             with HYPHA_CLUSTER_TLS_DIR holding ca.pem,
+#                             server.pem and server.key, also AMQPS on 5685
+#                             (client certificates verified when given, and
+#                             EXTERNAL logins by their common name)
 #   cluster.sh stop [solo]    stop the nodes and delete their files
 #   cluster.sh status [solo]  the nodes and whether they answer
 #   cluster.sh kill N         SIGKILL node N of the cluster (1-3), as a crash would
@@ -94,11 +98,30 @@ write_files() {
 	: >"$home/rabbitmq-env.conf"
 	echo '[].' >"$home/enabled_plugins"
 	echo '[].' >"$home/advanced.config"
+	local tls=${HYPHA_CLUSTER_TLS_DIR:-}
+	if [ "$n" -eq 0 ] && [ -n "$tls" ]; then
+		for f in ca.pem server.pem server.key; do
+			[ -r "$tls/$f" ] || die "HYPHA_CLUSTER_TLS_DIR=$tls has no $f"
+		done
+		echo '[rabbitmq_auth_mechanism_ssl].' >"$home/enabled_plugins"
+	fi
 	{
 		echo "listeners.tcp.local = 127.0.0.1:$(port_of "$n")"
 		echo "loopback_users.guest = true"
 		echo "log.file.level = info"
 		echo "log.console = false"
+		if [ "$n" -eq 0 ] && [ -n "$tls" ]; then
+			echo "listeners.ssl.default = 127.0.0.1:5685"
+			echo "ssl_options.cacertfile = $tls/ca.pem"
+			echo "ssl_options.certfile = $tls/server.pem"
+			echo "ssl_options.keyfile = $tls/server.key"
+			echo "ssl_options.verify = verify_peer"
+			echo "ssl_options.fail_if_no_peer_cert = false"
+			echo "ssl_cert_login_from = common_name"
+			echo "auth_mechanisms.1 = PLAIN"
+			echo "auth_mechanisms.2 = AMQPLAIN"
+			echo "auth_mechanisms.3 = EXTERNAL"
+		fi
 		if [ $# -gt 0 ]; then
 			echo "cluster_formation.peer_discovery_backend = classic_config"
 			for peer in "$@"; do

@@ -51,6 +51,10 @@ type Options struct {
 	// the URI's cacertfile, certfile and keyfile) and the URI's host as the
 	// server name.
 	TLS *tls.Config
+	// LoginMethod is the SASL mechanism: "PLAIN", "AMQPLAIN" or "EXTERNAL"
+	// (the TLS client certificate names the user); "" means the URI's
+	// auth_mechanism, else PLAIN.
+	LoginMethod string
 	// Name is shown for the connection in RabbitMQ's management tools.
 	Name string
 	// MaxMessageSize bounds the body of every message sent or received, in

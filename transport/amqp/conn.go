@@ -66,10 +66,14 @@ func (b *Broker) config(uri amqp091.URI, raw string) (amqp091.Config, error) {
 		Properties: props,
 		Locale:     "en_US",
 	}
-	if len(uri.AuthMechanism) == 0 {
+	mechs := uri.AuthMechanism
+	if b.opts.LoginMethod != "" {
+		mechs = []string{b.opts.LoginMethod}
+	}
+	if len(mechs) == 0 {
 		cfg.SASL = []amqp091.Authentication{uri.PlainAuth()}
 	}
-	for _, mech := range uri.AuthMechanism {
+	for _, mech := range mechs {
 		switch strings.ToUpper(mech) {
 		case "PLAIN":
 			cfg.SASL = append(cfg.SASL, uri.PlainAuth())

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"time"
@@ -74,7 +75,8 @@ func (b *Broker) dialer(ctx context.Context) func(network, addr string) (net.Con
 }
 
 // permanent reports whether a connection error would recur on every retry:
-// refused credentials, a vhost the user may not use, a malformed URI.
+// refused credentials, a vhost the user may not use, a malformed URI, a
+// broker certificate that does not verify.
 func permanent(err error) bool {
 	var amqpErr *amqp091.Error
 	if errors.As(err, &amqpErr) {
@@ -83,7 +85,12 @@ func permanent(err error) bool {
 			return true
 		}
 	}
-	return errors.Is(err, errBadURI)
+	var (
+		unknownCA x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		hostname  x509.HostnameError
+	)
+	return errors.Is(err, errBadURI) || errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname)
 }
 
 // describe is a connection's close reason for the log.
