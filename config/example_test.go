@@ -38,3 +38,16 @@ func ExampleLoad() {
 	// override default true
 	// [config MAX_WORKER is not a Hypha key: did you mean MAX_WORKERS?]
 }
+
+// TLSConfig reads AMQP_SSL's files for a client that dials by itself; with
+// AMQP_SSL left empty it is nil, and the URI's own TLS parameters apply.
+func ExampleSSLSettings_TLSConfig() {
+	cfg, err := config.Load("", map[string]any{"AMQP_URI": "amqps://rabbit-1:5671/prod", "LOGIN_METHOD": "plain"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	tlsConfig, err := cfg.AMQPSSL.TLSConfig()
+	fmt.Println(tlsConfig == nil, err, cfg.LoginMethod)
+	// Output: true <nil> PLAIN
+}

@@ -55,8 +55,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading config: %w", err)
 	}
+	dc := dialConfig(cfg.Settings)
+	if dc.TLS, err = cfg.AMQPSSL.TLSConfig(); err != nil {
+		return err
+	}
 	dialCtx, cancel := context.WithTimeout(ctx, dialTimeout)
-	c, err := rpc.Dial(dialCtx, dialConfig(cfg.Settings))
+	c, err := rpc.Dial(dialCtx, dc)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connecting to the broker: %w", err)
@@ -66,7 +70,8 @@ func run(ctx context.Context) error {
 }
 
 // dialConfig is the client's connection as config.yaml sets it: the broker, the exchange, the call
-// timeout, and how to reconnect and retry publishing.
+// timeout, how to reconnect and retry publishing, the reply queue's type and the login method (the
+// TLS files of AMQP_SSL are read by run).
 func dialConfig(s config.Settings) rpc.Config {
 	return rpc.Config{
 		URI:       s.AMQPURI,
@@ -77,5 +82,6 @@ func dialConfig(s config.Settings) rpc.Config {
 		Retry:     transport.RetryPolicy(s.RPCRetryPolicy),
 		Transient: !s.RPCPersistent,
 		QueueType: s.QueueType, DeliveryLimit: s.QueueDeliveryLimit,
+		LoginMethod: s.LoginMethod,
 	}
 }
