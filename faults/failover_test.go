@@ -403,6 +403,12 @@ func TestClusterFailover(t *testing.T) {
 		fmt.Fprintf(&report, "  %-48s %5d ok, %d failed, longest without a success %s\n", c.name, len(c.ok), len(c.fail),
 			c.longestGap(faultsFrom, faultsTo).Round(10*time.Millisecond))
 	}
+	all := &callLog{}
+	for _, c := range []*callLog{add, score, order} {
+		all.ok = append(all.ok, c.ok...)
+	}
+	fmt.Fprintf(&report, "  longest time in which no call of any kind succeeded: %s\n",
+		all.longestGap(faultsFrom, faultsTo).Round(10*time.Millisecond))
 	fmt.Fprintf(&report, "  events: %d order_created dispatched, %d lost, %d duplicates", len(ids), len(lost), dups)
 	t.Log(report.String())
 	for _, c := range []*callLog{add, score, order} {
