@@ -17,6 +17,7 @@ package events
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +64,10 @@ type DispatcherConfig struct {
 	// Logger receives the connection's events; used by Dial only (nil is
 	// slog.Default()).
 	Logger *slog.Logger
+	// TLS and LoginMethod set up an amqps:// connection, as rpc.Config's
+	// do (AMQP_SSL, LOGIN_METHOD); used by Dial only.
+	TLS         *tls.Config
+	LoginMethod string
 }
 
 // EventDispatcher is what a service needs to dispatch events: the method of
@@ -106,7 +111,7 @@ func NewDispatcher(broker transport.Broker, cfg DispatcherConfig) *Dispatcher {
 func Dial(ctx context.Context, uri string, cfg DispatcherConfig) (*Dispatcher, error) {
 	broker, err := dial.Dial(ctx, uri, dial.Options{
 		Name: cfg.Source + "-dispatcher", Heartbeat: cfg.Heartbeat, Logger: cfg.Logger,
-		Reconnect: cfg.Reconnect, Retry: cfg.Retry,
+		Reconnect: cfg.Reconnect, Retry: cfg.Retry, TLS: cfg.TLS, LoginMethod: cfg.LoginMethod,
 	})
 	if err != nil {
 		return nil, err
