@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -228,5 +229,71 @@ func TestSeveralNodesTriedInTurn(t *testing.T) {
 	}
 	if err := b.Publish(ctx, transport.Publishing{RoutingKey: "two-nodes", Mandatory: true, Message: transport.Message{Body: []byte("x")}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSeveralNodesRedacted: when no node answers, the error names every
+// node without its password.
+func TestSeveralNodesRedacted(t *testing.T) {
+	t.Parallel()
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	uris := "amqp://u:secret@" + addrs[0] + "/,amqp://u:secret@" + addrs[1] + "/"
+	_, err := amqp.Dial(context.Background(), uris, amqp.Options{Reconnect: transport.ReconnectPolicy{
+		IntervalStart: 10 * time.Millisecond, IntervalMax: 20 * time.Millisecond, MaxElapsed: 200 * time.Millisecond}})
+	if err == nil {
+		t.Fatal("connected to nodes that are down")
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Fatalf("the error shows a password: %v", err)
+	}
+	if !strings.Contains(err.Error(), "RECONNECT.MAX_ELAPSED") {
+		t.Fatalf("error %v; want it to say it gave up", err)
+	}
+}
+
+// TestSeveralNodesFailOver: when the node in use goes, the Broker moves to
+// the next node of the list, and the log says which.
+func TestSeveralNodesFailOver(t *testing.T) {
+	t.Parallel()
+	good := testbroker.URI(t)
+	if !strings.Contains(good, "127.0.0.1:5672") {
+		t.Skip("the broker is not on 127.0.0.1:5672")
+	}
+	n1, n2 := newFreezer(t, "127.0.0.1:5672"), newFreezer(t, "127.0.0.1:5672")
+	node := func(f *freezer) string { return strings.Replace(good, "127.0.0.1:5672", f.ln.Addr().String(), 1) }
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := amqp.Dial(ctx, node(n1)+","+node(n2), amqp.Options{
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+		Reconnect: transport.ReconnectPolicy{IntervalStart: 10 * time.Millisecond, IntervalMax: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.DeclareQueue(ctx, transport.Queue{Name: "fail-over", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	n1.close() // the first node goes
+	if err := b.Publish(ctx, transport.Publishing{RoutingKey: "fail-over", Mandatory: true,
+		Message: transport.Message{Body: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"hypha: connected to the broker\" node=" + n1.ln.Addr().String(),
+		"hypha: broker connection restored\" node=" + n2.ln.Addr().String(),
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
 	}
 }
