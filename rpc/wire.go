@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/internal/jsonlimit"
+	"github.com/hypha-go/hypha/internal/jsonscan"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -58,27 +59,55 @@ func decodeRequest(contentType string, body []byte) (requestBody, error) {
 	if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
 		return requestBody{}, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
+	// One validating pass over the body; jsonscan then finds args, kwargs
+	// and their items as slices of it, where decoding into maps and slices
+	// of json.RawMessage would validate and copy each large value again.
+	valid := json.Valid(body)
+	if valid && jsonscan.Kind(body) == "null" {
+		return requestBody{}, errMissingArgs // as nameko answers a null body
+	}
+	if !valid || jsonscan.Kind(body) != "an object" {
+		var fields map[string]json.RawMessage
+		err := json.Unmarshal(body, &fields)
+		if err == nil {
+			err = fmt.Errorf("it is %s", jsonscan.Kind(body))
+		}
 		return requestBody{}, fmt.Errorf("request body is not a JSON object: %v", err)
 	}
-	rawArgs, hasArgs := fields["args"]
-	rawKwargs, hasKwargs := fields["kwargs"]
-	if !hasArgs || !hasKwargs {
+	var rawArgs, rawKwargs []byte
+	for name, value := range jsonscan.Members(body) {
+		switch name {
+		case "args":
+			rawArgs = value
+		case "kwargs":
+			rawKwargs = value
+		}
+	}
+	if rawArgs == nil || rawKwargs == nil {
 		return requestBody{}, errMissingArgs
 	}
-	// A null decodes without error into a nil slice or map; nameko refuses
-	// it too (IncorrectSignature: argument after * must be an iterable).
-	var req requestBody
-	if err := json.Unmarshal(rawArgs, &req.Args); err != nil {
-		return requestBody{}, fmt.Errorf("`args` must be a list: %v", err)
-	} else if req.Args == nil {
+	// A null would decode without error into a nil slice or map; nameko
+	// refuses it too (IncorrectSignature: argument after * must be an iterable).
+	switch kind := jsonscan.Kind(rawArgs); kind {
+	case "a list":
+	case "null":
 		return requestBody{}, errors.New("`args` must be a list, not null")
+	default:
+		return requestBody{}, fmt.Errorf("`args` must be a list, not %s", kind)
 	}
-	if err := json.Unmarshal(rawKwargs, &req.Kwargs); err != nil {
-		return requestBody{}, fmt.Errorf("`kwargs` must be an object: %v", err)
-	} else if req.Kwargs == nil {
+	switch kind := jsonscan.Kind(rawKwargs); kind {
+	case "an object":
+	case "null":
 		return requestBody{}, errors.New("`kwargs` must be an object, not null")
+	default:
+		return requestBody{}, fmt.Errorf("`kwargs` must be an object, not %s", kind)
+	}
+	req := requestBody{Args: []json.RawMessage{}, Kwargs: map[string]json.RawMessage{}}
+	for value := range jsonscan.Elements(rawArgs) {
+		req.Args = append(req.Args, value)
+	}
+	for name, value := range jsonscan.Members(rawKwargs) {
+		req.Kwargs[name] = value
 	}
 	return req, nil
 }
