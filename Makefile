@@ -42,7 +42,7 @@ fuzz:
 
 # bench measures calls of add for Hypha, hand-written amqp091-go and watermill
 # on the local RabbitMQ (a vhost of its own) and the embedded broker, and
-# writes bench/results.md and bench/results.svg; about 3 minutes. It is its
+# writes bench/results.md and bench/results.svg; about 5 minutes. It is its
 # own module (bench/go.mod), so its peers stay out of Hypha's go.mod, and is
 # not part of make test. BENCHFLAGS passes flags, e.g. BENCHFLAGS=-duration=1s.
 bench: broker
