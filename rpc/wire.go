@@ -118,21 +118,34 @@ func decodeReply(body []byte) (json.RawMessage, error) {
 	if err := checkReplyDepth(body); err != nil {
 		return nil, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
+	if !json.Valid(body) || jsonscan.Kind(body) != "an object" {
+		var fields map[string]json.RawMessage
+		err := json.Unmarshal(body, &fields)
+		if err == nil {
+			err = fmt.Errorf("it is %s", jsonscan.Kind(body))
+		}
 		return nil, fmt.Errorf("hypha: reply is not a JSON object: %w", err)
 	}
-	if raw := fields["error"]; raw != nil && string(raw) != "null" {
+	var result, rawErr json.RawMessage
+	for name, value := range jsonscan.Members(body) {
+		switch name {
+		case "result":
+			result = value
+		case "error":
+			rawErr = value
+		}
+	}
+	if rawErr != nil && string(rawErr) != "null" {
 		var e RemoteError
-		if err := json.Unmarshal(raw, &e); err != nil {
+		if err := json.Unmarshal(rawErr, &e); err != nil {
 			return nil, fmt.Errorf("hypha: reply's error is not nameko's error object: %w", err)
 		}
 		return nil, &e
 	}
-	if fields["result"] == nil {
+	if result == nil {
 		return json.RawMessage("null"), nil
 	}
-	return fields["result"], nil
+	return result, nil
 }
 
 // checkReplyDepth refuses a reply body nested deeper than jsonlimit.MaxDepth,
