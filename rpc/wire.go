@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,30 +60,17 @@ func decodeRequest(contentType string, body []byte) (requestBody, error) {
 	if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
 		return requestBody{}, err
 	}
+	if jsonscan.Kind(body) == "null" && json.Valid(body) {
+		return requestBody{}, errMissingArgs // as nameko answers a null body
+	}
 	// One validating pass over the body; jsonscan then finds args, kwargs
 	// and their items as slices of it, where decoding into maps and slices
 	// of json.RawMessage would validate and copy each large value again.
-	valid := json.Valid(body)
-	if valid && jsonscan.Kind(body) == "null" {
-		return requestBody{}, errMissingArgs // as nameko answers a null body
-	}
-	if !valid || jsonscan.Kind(body) != "an object" {
-		var fields map[string]json.RawMessage
-		err := json.Unmarshal(body, &fields)
-		if err == nil {
-			err = fmt.Errorf("it is %s", jsonscan.Kind(body))
-		}
+	fields, err := members(body, "args", "kwargs")
+	if err != nil {
 		return requestBody{}, fmt.Errorf("request body is not a JSON object: %v", err)
 	}
-	var rawArgs, rawKwargs []byte
-	for name, value := range jsonscan.Members(body) {
-		switch name {
-		case "args":
-			rawArgs = value
-		case "kwargs":
-			rawKwargs = value
-		}
-	}
+	rawArgs, rawKwargs := fields[0], fields[1]
 	if rawArgs == nil || rawKwargs == nil {
 		return requestBody{}, errMissingArgs
 	}
@@ -118,23 +106,11 @@ func decodeReply(body []byte) (json.RawMessage, error) {
 	if err := checkReplyDepth(body); err != nil {
 		return nil, err
 	}
-	if !json.Valid(body) || jsonscan.Kind(body) != "an object" {
-		var fields map[string]json.RawMessage
-		err := json.Unmarshal(body, &fields)
-		if err == nil {
-			err = fmt.Errorf("it is %s", jsonscan.Kind(body))
-		}
+	fields, err := members(body, "result", "error")
+	if err != nil {
 		return nil, fmt.Errorf("hypha: reply is not a JSON object: %w", err)
 	}
-	var result, rawErr json.RawMessage
-	for name, value := range jsonscan.Members(body) {
-		switch name {
-		case "result":
-			result = value
-		case "error":
-			rawErr = value
-		}
-	}
+	result, rawErr := fields[0], fields[1]
 	if rawErr != nil && string(rawErr) != "null" {
 		var e RemoteError
 		if err := json.Unmarshal(rawErr, &e); err != nil {
@@ -146,6 +122,27 @@ func decodeReply(body []byte) (json.RawMessage, error) {
 		return json.RawMessage("null"), nil
 	}
 	return result, nil
+}
+
+// members returns the raw values of the named members of the JSON object
+// body, nil for one it lacks (the last, for one it repeats), or why body is
+// not a JSON object. The body is validated once; the values are slices of it.
+func members(body []byte, names ...string) ([][]byte, error) {
+	if !json.Valid(body) || jsonscan.Kind(body) != "an object" {
+		var fields map[string]json.RawMessage
+		err := json.Unmarshal(body, &fields) // for encoding/json's description of what is wrong
+		if err == nil {
+			err = fmt.Errorf("it is %s", jsonscan.Kind(body))
+		}
+		return nil, err
+	}
+	values := make([][]byte, len(names))
+	for name, value := range jsonscan.Members(body) {
+		if i := slices.Index(names, name); i >= 0 {
+			values[i] = value
+		}
+	}
+	return values, nil
 }
 
 // checkReplyDepth refuses a reply body nested deeper than jsonlimit.MaxDepth,
