@@ -108,10 +108,8 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 func (g *schemaGen) structSchema(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	required := []any{}
-	order := []any{}
 	for _, f := range jsonFields(t) {
 		props[f.name] = g.schema(f.typ)
-		order = append(order, f.name)
 		if f.required {
 			required = append(required, f.name)
 		}
