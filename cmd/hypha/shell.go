@@ -52,9 +52,13 @@ Commands: SERVICE.METHOD [ARGS...], inspect SERVICE, services, help, exit
 			}
 			comp := &completer{ctx: cmd.Context(), client: client, known: args, uri: cfg.AMQPURI, mgmt: mgmt,
 				methods: map[string][]string{}}
+			in, ok := c.in.(io.ReadCloser)
+			if !ok {
+				in = io.NopCloser(c.in)
+			}
 			rl, err := readline.NewEx(&readline.Config{
 				Prompt: "hypha> ", HistoryFile: history, AutoComplete: comp, InterruptPrompt: "^C", EOFPrompt: "exit",
-				Stdin: io.NopCloser(c.in), Stdout: c.out, Stderr: c.err,
+				Stdin: in, Stdout: c.out, Stderr: c.err,
 			})
 			if err != nil {
 				return err
