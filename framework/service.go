@@ -52,7 +52,8 @@ type restriction struct{ names []string }
 // entrypoints of the service (nameko's restrict_entrypoints): a test can run
 // one event handler or method without the others consuming. A name the
 // service does not register stops New with an error listing those it does.
-// Give it once per service.
+// Give it once per service. The service still answers the built-in
+// introspection method (describing what it runs), on its RPC queue.
 func RestrictEntrypoints(names ...string) fx.Option {
 	return fx.Supply(fx.Private, &restriction{names: append([]string{}, names...)})
 }

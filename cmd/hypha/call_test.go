@@ -95,6 +95,16 @@ func testInspect(t *testing.T) {
 
 	r = hypha(t, "", "inspect", "nobody")
 	r.want(t, exitServiceNotFound)
+
+	// A service without the built-in method, as a nameko one is.
+	r = hypha(t, "", "inspect", "legacy")
+	r.want(t, exitNotHypha)
+	r.wantErr(t, "it is not a Hypha service (a nameko one?)")
+	r = hypha(t, "", "call", "legacy.ping")
+	r.want(t, exitOK, `"pong"`)
+	r = hypha(t, "", "call", "legacy.pong")
+	r.want(t, exitMethodNotFound)
+	r.wantErr(t, `service "legacy" has no method "pong"`)
 }
 
 func testConfig(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // binary is the hypha command, built once by TestCLI for its subtests.
@@ -46,6 +47,7 @@ func TestCLI(t *testing.T) {
 		framework.Service(mailer.Name, mailer.New),
 		framework.Service("echo", func() *echo { return echoService }),
 	)
+	startLegacy(t)
 	for name, test := range cliTests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -181,4 +183,28 @@ func writeFile(t *testing.T, path, text string) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startLegacy serves "legacy", a service without the introspection method,
+// as a nameko service is, until the test ends.
+func startLegacy(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := dial.Dial(ctx, testbroker.URI(t), dial.Options{Name: "legacy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := entrypoint.NewRegistry("legacy")
+	rpc.Handle(reg, "ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
+	srv := rpc.NewServer(b, reg, rpc.ServerConfig{Service: "legacy"})
+	if err := srv.Start(ctx); err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+		b.Close()
+	})
 }
