@@ -29,8 +29,9 @@ func (c *cli) benchCommand() *cobra.Command {
 arguments as call takes them, showing a progress bar meanwhile; then it prints
 the calls per second, the latency's p50, p90, p99 and max, the errors by type,
 and a histogram of the latencies.`,
-		Example: `  hypha bench calculator.add '{"a": 1, "b": 2}' --calls 20000 --concurrency 64`,
-		Args:    cobra.MinimumNArgs(1),
+		Example:           `  hypha bench calculator.add '{"a": 1, "b": 2}' --calls 20000 --concurrency 64`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: c.completeTarget(true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			service, method, err := splitTarget(args[0])
 			if err != nil {

@@ -43,7 +43,8 @@ method's arguments, from introspection), a timeout 7.`,
   hypha call calculator.add 1 2
   echo '{"a": 1, "b": 2}' | hypha call calculator.add
   hypha call users.get user_id=ann --context user_id=admin --timeout 2s --idempotent`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: c.completeTarget(true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			service, method, err := splitTarget(args[0])
 			if err != nil {

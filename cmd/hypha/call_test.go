@@ -140,4 +140,11 @@ func testUsage(t *testing.T) {
 	r.want(t, exitOK, "Examples:", "hypha call calculator.add a=1 b=2")
 	r = hypha(t, "", "completion", "bash")
 	r.want(t, exitOK, "bash completion")
+	// What the completion scripts ask for on Tab.
+	r = hypha(t, "", "__complete", "call", "calc")
+	r.want(t, exitOK, "calculator.\n")
+	r = hypha(t, "", "__complete", "call", "calculator.")
+	r.want(t, exitOK, "calculator.add\tReturns a + b.", "calculator.divide")
+	r = hypha(t, "", "__complete", "inspect", "mai")
+	r.want(t, exitOK, "mailer\n")
 }

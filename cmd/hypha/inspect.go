@@ -29,7 +29,8 @@ prints the description as the service sent it. A nameko service has no such
 method: inspect says so and exits 8.`,
 		Example: `  hypha inspect calculator
   hypha inspect calculator --json | jq '.methods[].name'`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: c.completeTarget(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := c.dial(cmd.Context())
 			if err != nil {
