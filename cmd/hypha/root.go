@@ -41,7 +41,7 @@ type streams struct {
 	out, err io.Writer
 }
 
-// exitError is an error with the exit code it ends the command with.
+// exitErr is an error with the exit code it ends the command with.
 type exitErr struct {
 	code int
 	err  error
