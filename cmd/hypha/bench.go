@@ -44,7 +44,7 @@ and a histogram of the latencies.`,
 			if err != nil {
 				return err
 			}
-			client, cfg, err := c.dial(cmd.Context())
+			client, cfg, err := c.dial(cmd.Context(), o.timeout)
 			if err != nil {
 				return err
 			}

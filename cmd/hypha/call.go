@@ -54,7 +54,7 @@ method's arguments, from introspection), a timeout 7.`,
 			if err != nil {
 				return err
 			}
-			client, cfg, err := c.dial(cmd.Context())
+			client, cfg, err := c.dial(cmd.Context(), o.timeout)
 			if err != nil {
 				return err
 			}

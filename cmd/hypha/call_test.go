@@ -9,6 +9,7 @@ import (
 func init() {
 	cliTests["call"] = testCall
 	cliTests["call errors"] = testCallErrors
+	cliTests["call timeout"] = testTimeoutOverRPCTimeout
 	cliTests["inspect"] = testInspect
 	cliTests["config"] = testConfig
 	cliTests["usage"] = testUsage
@@ -39,6 +40,15 @@ func testCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testTimeoutOverRPCTimeout: --timeout may wait longer than RPC_TIMEOUT.
+func testTimeoutOverRPCTimeout(t *testing.T) {
+	r := hyphaEnv(t, []string{"HYPHA_RPC_TIMEOUT=0.1"}, "", "call", "echo.sleep", "ms=400", "--timeout", "5s")
+	r.want(t, exitOK, `"slept"`)
+	r = hyphaEnv(t, []string{"HYPHA_RPC_TIMEOUT=0.1"}, "", "call", "echo.sleep", "ms=400")
+	r.want(t, exitTimeout)
+	r.wantErr(t, "no reply within 100ms")
 }
 
 func testCallErrors(t *testing.T) {

@@ -29,7 +29,7 @@ func (c *cli) completeTarget(withMethods bool) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveError
 		}
 		if service, _, ok := strings.Cut(toComplete, "."); ok && withMethods {
-			client, _, err := c.dial(ctx)
+			client, _, err := c.dial(ctx, 0)
 			if err != nil {
 				return nil, cobra.ShellCompDirectiveError
 			}

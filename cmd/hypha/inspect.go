@@ -32,7 +32,7 @@ method: inspect says so and exits 8.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeTarget(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, _, err := c.dial(cmd.Context())
+			client, _, err := c.dial(cmd.Context(), timeout)
 			if err != nil {
 				return err
 			}

@@ -151,8 +151,9 @@ func (c *cli) config() (config.Config, error) {
 }
 
 // dial connects an RPC client as config.yaml says, failing within
-// dialTimeout when the broker does not answer.
-func (c *cli) dial(ctx context.Context) (*rpc.Client, config.Config, error) {
+// dialTimeout when the broker does not answer. A callTimeout over
+// RPC_TIMEOUT raises the client's bound, so that --timeout can wait longer.
+func (c *cli) dial(ctx context.Context, callTimeout time.Duration) (*rpc.Client, config.Config, error) {
 	cfg, err := c.config()
 	if err != nil {
 		return nil, cfg, err
@@ -160,7 +161,7 @@ func (c *cli) dial(ctx context.Context) (*rpc.Client, config.Config, error) {
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	client, err := rpc.Dial(dctx, rpc.Config{
-		URI: cfg.AMQPURI, Heartbeat: cfg.Heartbeat, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout,
+		URI: cfg.AMQPURI, Heartbeat: cfg.Heartbeat, Exchange: cfg.RPCExchange, Timeout: max(cfg.RPCTimeout, callTimeout),
 		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy),
 		Transient: !cfg.RPCPersistent, MaxInFlight: cfg.RPCMaxInFlight,
 	})

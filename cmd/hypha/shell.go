@@ -37,7 +37,7 @@ Commands: SERVICE.METHOD [ARGS...], inspect SERVICE, services, help, exit
 		Example: `  hypha shell
   hypha shell calculator users --context user_id=ann`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cfg, err := c.dial(cmd.Context())
+			client, cfg, err := c.dial(cmd.Context(), o.timeout)
 			if err != nil {
 				return err
 			}
