@@ -97,6 +97,8 @@ func (c *cli) dialBroker(ctx context.Context) (dial.Broker, error) {
 }
 
 func (c *cli) listen(ctx context.Context, exchanges []string, bindings []transport.Binding, verbose bool, count int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	b, err := c.dialBroker(ctx)
 	if err != nil {
 		return err
@@ -125,6 +127,7 @@ func (c *cli) listen(ctx context.Context, exchanges []string, bindings []transpo
 		return err
 	}
 	defer consumer.Close()
+	defer cancel() // first: a handler waiting to hand over an event gives up
 	fmt.Fprintf(c.err, "listening on %s (ctrl-c stops)\n", queue)
 	enc := json.NewEncoder(c.out)
 	for n := 0; count == 0 || n < count; n++ {

@@ -105,7 +105,9 @@ func listServices(ctx context.Context, uri, mgmt string, names []string) ([]serv
 			q, ok := byName[rpc.QueueName(n)]
 			rows = append(rows, serviceRow{Service: n, Queue: rpc.QueueName(n), Instances: q.Consumers, Ready: q.Ready, Unacked: q.Unacked, Running: ok})
 		}
-		sort.SliceStable(rows, func(i, j int) bool { return len(names) == 0 && rows[i].Service < rows[j].Service })
+		if len(names) == 0 {
+			sort.Slice(rows, func(i, j int) bool { return rows[i].Service < rows[j].Service })
+		}
 		return rows, "RabbitMQ management API at " + maskURI(where), nil
 	}
 	if len(names) == 0 {
