@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/mailer/mailer"
 	"github.com/hypha-go/hypha/framework"
@@ -48,4 +50,26 @@ func TestEmbeddedBroker(t *testing.T) {
 	r = runHere(append(broker, "dlq", "list", "x.dlq"), "")
 	r.want(t, exitError)
 	r.wantErr(t, "an embedded broker lives inside its own process")
+}
+
+// TestEveryCommandHasExamples: --help shows an example for every command.
+func TestEveryCommandHasExamples(t *testing.T) {
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		if cmd.Name() == "help" || cmd.Name() == "completion" { // cobra's own
+			return
+		}
+		if cmd.Example == "" {
+			t.Errorf("%q has no Example", cmd.CommandPath())
+		}
+		for _, sub := range cmd.Commands() {
+			if !sub.Hidden {
+				walk(sub)
+			}
+		}
+	}
+	root := (&cli{}).rootCommand()
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	walk(root)
 }

@@ -16,7 +16,36 @@ import (
 	"github.com/hypha-go/hypha/internal/testbroker"
 )
 
-func init() { cliTests["shell"] = testShell }
+func init() {
+	cliTests["shell"] = testShell
+	cliTests["call on a terminal"] = testCallOnTerminal
+}
+
+// testCallOnTerminal: on a terminal, call indents its result.
+func testCallOnTerminal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "--broker", testbroker.URI(t), "call", "user_service.calculate_user_score",
+		"user_id=ann", "base_score=10", "multiplier=3")
+	cmd.Env = cleanEnv()
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	term := &terminal{}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = bytesCopy(term, tty)
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("call: %v\n%s", err, term.String())
+	}
+	term.expect(t, 0, "{\r\n  \"user_id\": \"ann\",\r\n  \"score\": 30\r\n}")
+	tty.Close()
+	<-copied
+}
 
 // terminal is the output of a program on a pseudo-terminal, collected as it comes.
 type terminal struct {
