@@ -15,6 +15,7 @@ package introspect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -128,11 +129,15 @@ func Describe(r *entrypoint.Registry) Description {
 }
 
 // Register adds the built-in method to r, answering with the description of
-// what r holds now, computed once. The framework calls it for every service
-// after the service registered its entrypoints.
+// what r holds now, described and encoded once. The framework calls it for
+// every service after the service registered its entrypoints.
 func Register(r *entrypoint.Registry) {
-	d := Describe(r)
-	rpc.HandleIntrospection(r, func(context.Context, struct{}) (Description, error) { return d, nil })
+	body, err := json.Marshal(Describe(r))
+	if err != nil { // a schema holds only JSON values: this cannot happen
+		r.Fail(fmt.Errorf("service %q: describing it: %w", r.Service(), err))
+		return
+	}
+	rpc.HandleIntrospection(r, func(context.Context, struct{}) (json.RawMessage, error) { return body, nil })
 }
 
 // Fetch asks the service behind p for its description. A service that
