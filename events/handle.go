@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/google/uuid"
@@ -49,6 +50,7 @@ type Handler struct {
 	reliable    bool
 	requeue     bool
 	decode      func(body []byte) (any, error)
+	payload     reflect.Type
 	call        func(ctx context.Context, payload any) error
 }
 
@@ -60,6 +62,18 @@ func (h *Handler) Source() string { return h.source }
 
 // EventType is the type of event the handler takes.
 func (h *Handler) EventType() string { return h.eventType }
+
+// Type is the handler type: ServicePool, Singleton or Broadcast.
+func (h *Handler) Type() HandlerType { return h.handlerType }
+
+// Reliable reports whether the handler's queue outlives its consumers (see ReliableDelivery).
+func (h *Handler) Reliable() bool { return h.reliable }
+
+// Requeues reports whether a failed event is retried before it is dead-lettered (see RequeueOnError).
+func (h *Handler) Requeues() bool { return h.requeue }
+
+// PayloadType is the type the event's payload is decoded into.
+func (h *Handler) PayloadType() reflect.Type { return h.payload }
 
 // HandlerOption configures a handler registered with Handle.
 type HandlerOption interface{ applyHandler(*Handler) }
@@ -106,6 +120,7 @@ func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string
 		name: name, source: sourceService, eventType: eventType, reliable: true,
 		identifier: strings.ReplaceAll(uuid.NewString(), "-", ""), // nameko: uuid4().hex
 		decode:     decodePayload[T],
+		payload:    reflect.TypeFor[T](),
 		call:       func(ctx context.Context, payload any) error { return fn(ctx, payload.(T)) },
 	}
 	for _, o := range opts {

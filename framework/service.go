@@ -12,6 +12,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -51,7 +52,8 @@ type restriction struct{ names []string }
 // entrypoints of the service (nameko's restrict_entrypoints): a test can run
 // one event handler or method without the others consuming. A name the
 // service does not register stops New with an error listing those it does.
-// Give it once per service.
+// Give it once per service. The service still answers the built-in
+// introspection method (describing what it runs), on its RPC queue.
 func RestrictEntrypoints(names ...string) fx.Option {
 	return fx.Supply(fx.Private, &restriction{names: append([]string{}, names...)})
 }
@@ -210,7 +212,7 @@ type serviceRuntime struct {
 	log        *slog.Logger
 	pool       *entrypoint.Pool
 	client     *rpc.Client    // nil when the service calls nobody
-	server     *rpc.Server    // nil when the service has no RPC methods
+	server     *rpc.Server    // every service has one: it answers the introspection method at least
 	handlers   *events.Server // nil when the service handles no events
 	dispatcher *events.Dispatcher
 	conn       *connection
@@ -263,22 +265,19 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 			return fmt.Errorf("RestrictEntrypoints: %w", err)
 		}
 	}
-	// The queues' prefetches share MAX_WORKERS: the RPC queue first, then
-	// each handler's, so that no instance holds more than it can run.
-	methods, handlers := len(entrypoint.Of[*rpc.Method](reg)), len(entrypoint.Of[*events.Handler](reg))
-	queues := handlers
-	if methods > 0 {
-		queues++
-	}
-	prefetches := entrypoint.SplitPrefetch(rt.pool.Size(), max(queues, 1))
-	if methods > 0 {
-		rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
-			Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
-			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-			OnExpired: rt.onExpired, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
-		})
-		prefetches = prefetches[1:]
-	}
+	// Every service answers the built-in introspection method, one with
+	// only event handlers too, so every service has an RPC queue. The
+	// queues' prefetches share MAX_WORKERS: the RPC queue first, then each
+	// handler's, so that no instance holds more than it can run.
+	introspect.Register(reg)
+	handlers := len(entrypoint.Of[*events.Handler](reg))
+	prefetches := entrypoint.SplitPrefetch(rt.pool.Size(), handlers+1)
+	rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
+		Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
+		ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
+		OnExpired: rt.onExpired, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
+	})
+	prefetches = prefetches[1:]
 	if handlers > 0 {
 		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
 			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries, Prefetches: prefetches,

@@ -107,3 +107,31 @@ func ExampleNewError() {
 	// true
 	// NoSuchUser github.com/hypha-go/hypha/rpc_test.NoSuchUser
 }
+
+// A registered Method tells what it takes and what it may return, in the
+// order a positional call fills its arguments; package introspect builds a
+// service's description from it.
+func ExampleMethod_Params() {
+	r := entrypoint.NewRegistry("users_example")
+	rpc.Handle(r, "rename", func(context.Context, struct {
+		ID    int     `json:"id"`
+		Name  string  `json:"name"`
+		Title *string `json:"title"`
+	}) (bool, error) {
+		return true, nil
+	}, rpc.Expected(ErrNoSuchUser))
+	m := entrypoint.Of[*rpc.Method](r)[0]
+	for _, p := range m.Params() {
+		fmt.Println(p.Name, p.Type, p.Required)
+	}
+	fmt.Println("result:", m.ResultType())
+	for _, err := range m.ExpectedErrors() {
+		fmt.Println("raises:", rpc.WireError(err).ExcType)
+	}
+	// Output:
+	// id int true
+	// name string true
+	// title *string false
+	// result: bool
+	// raises: NoSuchUser
+}

@@ -16,6 +16,7 @@ type Method struct {
 	doc      string
 	expected []error
 	binder   *binder
+	out      reflect.Type
 	call     func(ctx context.Context, in reflect.Value) (any, error)
 }
 
@@ -24,6 +25,36 @@ func (m *Method) EntrypointName() string { return m.name }
 
 // Doc is the method's description, from the Doc option.
 func (m *Method) Doc() string { return m.doc }
+
+// Param is one argument of a method: a field of its input struct.
+type Param struct {
+	Name     string       // the argument's name, the field's JSON name
+	Required bool         // neither a pointer nor tagged omitempty or omitzero
+	Type     reflect.Type // the field's type
+}
+
+// Params lists the method's arguments in positional order: a positional
+// call fills them in this order.
+func (m *Method) Params() []Param {
+	out := make([]Param, len(m.binder.fields))
+	st := m.binder.typ
+	if st.Kind() == reflect.Pointer {
+		st = st.Elem()
+	}
+	for i, f := range m.binder.fields {
+		out[i] = Param{Name: f.name, Required: f.required, Type: st.FieldByIndex(f.index).Type}
+	}
+	return out
+}
+
+// InputType is the type the method's arguments are decoded into.
+func (m *Method) InputType() reflect.Type { return m.binder.typ }
+
+// ResultType is the type of the method's result.
+func (m *Method) ResultType() reflect.Type { return m.out }
+
+// ExpectedErrors are the errors the method declared with Expected, in order.
+func (m *Method) ExpectedErrors() []error { return append([]error(nil), m.expected...) }
 
 // IsExpected reports whether err is one of the errors the method declared with
 // Expected: part of its contract, logged at info rather than as a failure.
@@ -70,8 +101,29 @@ func Expected(errs ...error) HandleOption {
 //
 // An In that no call could fill (not a struct, no exported field, a field of
 // a type JSON cannot decode into such as a channel or func, or two fields with
-// one JSON name) fails the registry (Registry.Fail), naming the problem.
+// one JSON name) fails the registry (Registry.Fail), naming the problem, and
+// so does the name IntrospectMethod, which is reserved.
 func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...HandleOption) {
+	if name == IntrospectMethod {
+		r.Fail(fmt.Errorf("service %q: rpc.Handle(%q): the name is reserved for the method every Hypha service answers "+
+			"with its description: give the method another name", r.Service(), name))
+		return
+	}
+	handle(r, name, fn, opts...)
+}
+
+// IntrospectMethod is the built-in method every Hypha service answers with
+// a description of its entrypoints (see package introspect). It has no dot,
+// since requests are routed by "<service>.<method>"; Handle refuses the name.
+const IntrospectMethod = "_hypha_introspect"
+
+// HandleIntrospection registers fn as the service's IntrospectMethod; the
+// framework does so for every service, so a service never needs to.
+func HandleIntrospection[Out any](r *entrypoint.Registry, fn func(context.Context, struct{}) (Out, error)) {
+	handle(r, IntrospectMethod, fn, Doc("Describes the service's RPC methods and event handlers."))
+}
+
+func handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...HandleOption) {
 	b, err := newBinder(reflect.TypeFor[In]())
 	if err != nil {
 		r.Fail(fmt.Errorf("service %q: rpc.Handle(%q): %w", r.Service(), name, err))
@@ -84,6 +136,7 @@ func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Co
 	m := &Method{
 		name:   name,
 		binder: b,
+		out:    reflect.TypeFor[Out](),
 		call: func(ctx context.Context, in reflect.Value) (any, error) {
 			return fn(ctx, in.Interface().(In))
 		},

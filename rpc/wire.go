@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hypha-go/hypha/internal/jsonlimit"
+	"github.com/hypha-go/hypha/internal/jsonscan"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -58,27 +60,42 @@ func decodeRequest(contentType string, body []byte) (requestBody, error) {
 	if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
 		return requestBody{}, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
+	if jsonscan.Kind(body) == "null" && json.Valid(body) {
+		return requestBody{}, errMissingArgs // as nameko answers a null body
+	}
+	// One validating pass over the body; jsonscan then finds args, kwargs
+	// and their items as slices of it, where decoding into maps and slices
+	// of json.RawMessage would validate and copy each large value again.
+	fields, err := members(body, "args", "kwargs")
+	if err != nil {
 		return requestBody{}, fmt.Errorf("request body is not a JSON object: %v", err)
 	}
-	rawArgs, hasArgs := fields["args"]
-	rawKwargs, hasKwargs := fields["kwargs"]
-	if !hasArgs || !hasKwargs {
+	rawArgs, rawKwargs := fields[0], fields[1]
+	if rawArgs == nil || rawKwargs == nil {
 		return requestBody{}, errMissingArgs
 	}
-	// A null decodes without error into a nil slice or map; nameko refuses
-	// it too (IncorrectSignature: argument after * must be an iterable).
-	var req requestBody
-	if err := json.Unmarshal(rawArgs, &req.Args); err != nil {
-		return requestBody{}, fmt.Errorf("`args` must be a list: %v", err)
-	} else if req.Args == nil {
+	// A null would decode without error into a nil slice or map; nameko
+	// refuses it too (IncorrectSignature: argument after * must be an iterable).
+	switch kind := jsonscan.Kind(rawArgs); kind {
+	case "a list":
+	case "null":
 		return requestBody{}, errors.New("`args` must be a list, not null")
+	default:
+		return requestBody{}, fmt.Errorf("`args` must be a list, not %s", kind)
 	}
-	if err := json.Unmarshal(rawKwargs, &req.Kwargs); err != nil {
-		return requestBody{}, fmt.Errorf("`kwargs` must be an object: %v", err)
-	} else if req.Kwargs == nil {
+	switch kind := jsonscan.Kind(rawKwargs); kind {
+	case "an object":
+	case "null":
 		return requestBody{}, errors.New("`kwargs` must be an object, not null")
+	default:
+		return requestBody{}, fmt.Errorf("`kwargs` must be an object, not %s", kind)
+	}
+	req := requestBody{Args: []json.RawMessage{}, Kwargs: map[string]json.RawMessage{}}
+	for value := range jsonscan.Elements(rawArgs) {
+		req.Args = append(req.Args, value)
+	}
+	for name, value := range jsonscan.Members(rawKwargs) {
+		req.Kwargs[name] = value
 	}
 	return req, nil
 }
@@ -89,21 +106,43 @@ func decodeReply(body []byte) (json.RawMessage, error) {
 	if err := checkReplyDepth(body); err != nil {
 		return nil, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
+	fields, err := members(body, "result", "error")
+	if err != nil {
 		return nil, fmt.Errorf("hypha: reply is not a JSON object: %w", err)
 	}
-	if raw := fields["error"]; raw != nil && string(raw) != "null" {
+	result, rawErr := fields[0], fields[1]
+	if rawErr != nil && string(rawErr) != "null" {
 		var e RemoteError
-		if err := json.Unmarshal(raw, &e); err != nil {
+		if err := json.Unmarshal(rawErr, &e); err != nil {
 			return nil, fmt.Errorf("hypha: reply's error is not nameko's error object: %w", err)
 		}
 		return nil, &e
 	}
-	if fields["result"] == nil {
+	if result == nil {
 		return json.RawMessage("null"), nil
 	}
-	return fields["result"], nil
+	return result, nil
+}
+
+// members returns the raw values of the named members of the JSON object
+// body, nil for one it lacks (the last, for one it repeats), or why body is
+// not a JSON object. The body is validated once; the values are slices of it.
+func members(body []byte, names ...string) ([][]byte, error) {
+	if !json.Valid(body) || jsonscan.Kind(body) != "an object" {
+		var fields map[string]json.RawMessage
+		err := json.Unmarshal(body, &fields) // for encoding/json's description of what is wrong
+		if err == nil {
+			err = fmt.Errorf("it is %s", jsonscan.Kind(body))
+		}
+		return nil, err
+	}
+	values := make([][]byte, len(names))
+	for name, value := range jsonscan.Members(body) {
+		if i := slices.Index(names, name); i >= 0 {
+			values[i] = value
+		}
+	}
+	return values, nil
 }
 
 // checkReplyDepth refuses a reply body nested deeper than jsonlimit.MaxDepth,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # broker.sh makes sure the test dependencies are present: a RabbitMQ broker
-# answering on 127.0.0.1:5672 (guest/guest) and Debian's python3-kombu
-# importable by /usr/bin/python3 (used by the nameko interop tests).
+# answering on 127.0.0.1:5672 (guest/guest) with its management API on
+# 127.0.0.1:15672 (used by `hypha services` and `hypha dlq`), and Debian's
+# python3-kombu importable by /usr/bin/python3 (used by the nameko interop tests).
 # It is idempotent and returns quickly when everything is already in place.
 set -euo pipefail
 
@@ -62,6 +63,28 @@ ensure_rabbitmq() {
 	die "RabbitMQ started but does not answer on $HOST:$PORT"
 }
 
+management_answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/15672" 2>/dev/null; }
+
+# ensure_management enables the management plugin; enabling a plugin on a
+# running node starts it there without restarting the node.
+ensure_management() {
+	if management_answers; then
+		log "the management API answers on $HOST:15672"
+		return
+	fi
+	log "rabbitmq-plugins enable rabbitmq_management"
+	timeout 60 rabbitmq-plugins -q enable rabbitmq_management >/dev/null ||
+		die "could not enable the management plugin (rabbitmq-plugins enable rabbitmq_management)"
+	for _ in $(seq 1 30); do
+		if management_answers; then
+			log "the management API answers on $HOST:15672"
+			return
+		fi
+		sleep 1
+	done
+	die "the management plugin is enabled but nothing answers on $HOST:15672"
+}
+
 ensure_kombu() {
 	if /usr/bin/python3 -c 'import kombu' 2>/dev/null; then
 		log "python3-kombu is importable"
@@ -81,4 +104,5 @@ ensure_kombu() {
 }
 
 ensure_rabbitmq
+ensure_management
 ensure_kombu

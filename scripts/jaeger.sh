@@ -59,7 +59,7 @@ build() {
 	log "building $BIN (Jaeger from source; the first build takes minutes)"
 	mkdir -p "$ROOT/bin"
 	local start=$SECONDS
-	(cd "$TOOLS" && go build -o "$BIN" github.com/jaegertracing/jaeger/cmd/jaeger) ||
+	(cd "$TOOLS" && GOWORK=off go build -o "$BIN" github.com/jaegertracing/jaeger/cmd/jaeger) ||
 		die "building Jaeger failed (it needs the Go module proxy, or the modules in the module cache)"
 	# go build leaves the old mtime when nothing changed; mark it fresh.
 	touch "$BIN"

@@ -55,20 +55,27 @@ type frameLimits struct {
 }
 
 // frameConn is the broker connection as amqp091-go sees it: reads come
-// through a frameReader, everything else goes to the connection as it is.
+// through a frameReader, writes go through a writeBehind, and everything
+// else goes to the connection as it is.
 type frameConn struct {
 	net.Conn
 	r *frameReader
+	w *writeBehind
 }
 
 func newFrameConn(c net.Conn, limits frameLimits) *frameConn {
 	if limits.frameSize == 0 {
 		limits.frameSize = defaultFrameSize
 	}
-	return &frameConn{Conn: c, r: newFrameReader(c, limits)}
+	return &frameConn{Conn: c, r: newFrameReader(c, limits), w: newWriteBehind(c)}
 }
 
 func (c *frameConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *frameConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// Close writes what is still pending, then closes the connection.
+func (c *frameConn) Close() error { return c.w.Close() }
 
 // setFrameMax records the negotiated frame_max.
 func (c *frameConn) setFrameMax(n int) {

@@ -28,8 +28,8 @@ func (calculator) Register(r *entrypoint.Registry) {
 }
 
 // hyphaServe runs the calculator with rpc.NewServer on a broker of its own
-// (dialled by URI through transport/dial), MAX_WORKERS workers.
-func hyphaServe(ctx context.Context, uri string) (stop func(), err error) {
+// (dialled by URI through transport/dial) with workers workers (MAX_WORKERS).
+func hyphaServe(ctx context.Context, uri string, workers int) (stop func(), err error) {
 	broker, err := dial.Dial(ctx, uri, dial.Options{Name: calculatorName})
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func hyphaServe(ctx context.Context, uri string) (stop func(), err error) {
 		broker.Close()
 		return nil, err
 	}
-	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: calculatorName, Pool: entrypoint.NewPool(maxWorkers)})
+	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: calculatorName, Pool: entrypoint.NewPool(workers)})
 	if err := srv.Start(ctx); err != nil {
 		broker.Close()
 		return nil, err

@@ -5,11 +5,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -27,6 +29,8 @@ func main() {
 		plot       = flag.String("plot", "results.svg", "SVG plot output (empty: none)")
 		host       = flag.String("broker", "127.0.0.1:5672", "RabbitMQ host:port (guest/guest; vhosts made with the local rabbitmqctl)")
 		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the measured cells here")
+		blockProf  = flag.String("blockprofile", "", "write a goroutine blocking profile of the measured cells here")
+		mutexProf  = flag.String("mutexprofile", "", "write a mutex contention profile of the measured cells here")
 		scale      = flag.Bool("scale", false, "report the scale figures instead (10,000 calls in flight, 50 services, events)")
 	)
 	flag.Parse()
@@ -39,6 +43,7 @@ func main() {
 		err = runTable(ctx, options{
 			duration: *duration, only: *only, inFlight: *inFlight, payloads: *payloads,
 			out: *out, plot: *plot, host: *host, cpuProfile: *cpuProfile,
+			blockProfile: *blockProf, mutexProfile: *mutexProf,
 		})
 	}
 	if err != nil {
@@ -50,6 +55,21 @@ func main() {
 type options struct {
 	duration                                              time.Duration
 	only, inFlight, payloads, out, plot, host, cpuProfile string
+	blockProfile, mutexProfile                            string
+}
+
+// writeProfile writes the named runtime profile (block, mutex) to path.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rpcbench: %s profile: %v\n", name, err)
+	}
 }
 
 func contenderNames() string {
@@ -77,6 +97,7 @@ func runTable(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	findBroker()
 	defer func() {
 		if err := v.delete(); err != nil {
 			fmt.Fprintln(os.Stderr, "rpcbench:", err)
@@ -92,6 +113,14 @@ func runTable(ctx context.Context, o options) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.blockProfile != "" {
+		runtime.SetBlockProfileRate(int(time.Microsecond))
+		defer writeProfile("block", o.blockProfile)
+	}
+	if o.mutexProfile != "" {
+		runtime.SetMutexProfileFraction(5)
+		defer writeProfile("mutex", o.mutexProfile)
 	}
 	var cells []cell
 	for _, c := range picked {
@@ -135,6 +164,10 @@ func runContender(ctx context.Context, c contender, uri string, sizes, levels []
 			}
 			got := measure(ctx, call, pad, n, d)
 			got.contender = c.name
+			got.base = cmp.Or(c.base, rawSafeName)
+			if c.embedded {
+				got.brokerCPU = -1 // RabbitMQ idles; the embedded broker's work is in the process's CPU
+			}
 			cells = append(cells, got)
 			fmt.Fprintf(os.Stderr, "%-13s %5d B %4d in flight: %8.0f calls/s p50 %-9s p99 %-9s %v\n",
 				c.name, got.payload, n, got.callsPerSec(), round(got.p50), round(got.p99), errText(got.err))

@@ -18,13 +18,15 @@ type caller func(ctx context.Context, pad string) error
 // cell is what one contender did at one payload and one in-flight count.
 type cell struct {
 	contender string
-	payload   int // request body size in bytes
+	base      string // the contender "vs raw-safe" compares with
+	payload   int    // request body size in bytes
 	inFlight  int
 	calls     int
 	elapsed   time.Duration
 	p50, p99  time.Duration
 	mallocs   uint64        // process-wide, both sides when in process
 	cpu       time.Duration // process user + system time
+	brokerCPU time.Duration // the broker's user + system time; -1 when not measured
 	err       error
 }
 
@@ -39,6 +41,15 @@ func (c cell) allocsPerCall() float64 { return float64(c.mallocs) / float64(max(
 
 // cpuPer1000 is the process CPU seconds spent per 1,000 calls.
 func (c cell) cpuPer1000() float64 { return c.cpu.Seconds() * 1000 / float64(max(c.calls, 1)) }
+
+// brokerPer1000 is the broker's CPU seconds per 1,000 calls as text, "-"
+// when not measured (the embedded broker's is the process's own).
+func (c cell) brokerPer1000() string {
+	if c.brokerCPU < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", c.brokerCPU.Seconds()*1000/float64(max(c.calls, 1)))
+}
 
 // warmUp is how long a cell calls before it starts measuring: channels are
 // open, queues bound and the broker's caches warm by then.
@@ -55,11 +66,15 @@ func measure(ctx context.Context, call caller, pad string, inFlight int, d time.
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	cpu0 := processCPU()
+	cpu0, broker0 := processCPU(), brokerCPU()
 	start := time.Now()
 	lat, err := run(ctx, call, pad, inFlight, d)
 	c.elapsed = time.Since(start)
 	c.cpu = processCPU() - cpu0
+	c.brokerCPU = -1
+	if broker1 := brokerCPU(); broker0 >= 0 && broker1 >= 0 {
+		c.brokerCPU = broker1 - broker0
+	}
 	runtime.ReadMemStats(&after)
 	c.mallocs = after.Mallocs - before.Mallocs
 	c.calls = len(lat)

@@ -27,6 +27,12 @@ var (
 	rawSafe = safety{durable: true, confirm: true, manual: true, prefetch: maxWorkers}
 )
 
+// withPrefetch is s with the server's prefetch set to n.
+func (s safety) withPrefetch(n int) safety {
+	s.prefetch = n
+	return s
+}
+
 // maxWorkers is nameko's and Hypha's MAX_WORKERS default: the server's pool
 // size and its request queue's prefetch.
 const maxWorkers = 10
@@ -73,8 +79,11 @@ func checkReply(body []byte) error {
 
 // rawServe answers add on queue with amqp091-go alone, each request in a
 // goroutine of its own; the returned stop cancels the consumer and waits for
-// the requests in hand.
-func rawServe(uri, queue string, s safety) (stop func(), err error) {
+// the requests in hand. With an exchange (topic, declared here) the queue is
+// bound to it with bindKey and replies go to it with the request's reply_to
+// as routing key, as nameko wires RPC; without one, replies go to the queue
+// named by reply_to through the default exchange.
+func rawServe(uri, queue, exchange, bindKey string, s safety) (stop func(), err error) {
 	conn, err := amqp091.Dial(uri)
 	if err != nil {
 		return nil, err
@@ -89,6 +98,14 @@ func rawServe(uri, queue string, s safety) (stop func(), err error) {
 	}
 	if _, err := in.QueueDeclare(queue, s.durable, false, false, false, nil); err != nil {
 		return fail(err)
+	}
+	if exchange != "" {
+		if err := in.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+			return fail(err)
+		}
+		if err := in.QueueBind(queue, bindKey, exchange, false, nil); err != nil {
+			return fail(err)
+		}
 	}
 	if s.prefetch > 0 {
 		if err := in.Qos(s.prefetch, 0, false); err != nil {
@@ -117,7 +134,7 @@ func rawServe(uri, queue string, s safety) (stop func(), err error) {
 		defer handlers.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		confirm, err := out.PublishWithDeferredConfirmWithContext(ctx, "", d.ReplyTo, false, false, amqp091.Publishing{
+		confirm, err := out.PublishWithDeferredConfirmWithContext(ctx, exchange, d.ReplyTo, false, false, amqp091.Publishing{
 			ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: mode,
 			CorrelationId: d.CorrelationId, Body: answer(d.Body),
 		})

@@ -13,24 +13,25 @@ func markdown(cells []cell, picked []contender, d time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run of %s: %s per cell after a %s warm-up, GOMAXPROCS=%d, %s, RabbitMQ on the same machine.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), d, warmUp, runtime.GOMAXPROCS(0), runtime.Version())
-	b.WriteString("| contender | payload | in flight | calls/s | p50 | p99 | allocs/call | CPU s/1k calls | vs raw-safe | vs raw-min |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| contender | payload | in flight | calls/s | p50 | p99 | allocs/call | CPU s/1k calls | broker CPU s/1k calls | vs raw-safe | vs raw-min |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range cells {
 		flight := fmt.Sprint(c.inFlight)
 		if c.inFlight == 1 {
 			flight = "1 (seq)"
 		}
 		if c.err != nil && c.calls == 0 {
-			fmt.Fprintf(&b, "| %s | %s | %s | failed: %s | | | | | | |\n", c.contender, size(c.payload), flight, oneLine(c.err))
+			fmt.Fprintf(&b, "| %s | %s | %s | failed: %s | | | | | | | |\n", c.contender, size(c.payload), flight, oneLine(c.err))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %s | %s | %.0f | %.3f | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %s | %s | %.0f | %.3f | %s | %s | %s |\n",
 			c.contender, size(c.payload), flight, c.callsPerSec(), round(c.p50), round(c.p99),
-			c.allocsPerCall(), c.cpuPer1000(), ratio(c, cells, rawSafeName), ratio(c, cells, rawMinName))
+			c.allocsPerCall(), c.cpuPer1000(), c.brokerPer1000(), ratio(c, cells, c.base), ratio(c, cells, rawMinName))
 	}
 	b.WriteString("\nNotes: payload is the request body's size (the reply is a number); p50/p99 are per-call latencies " +
 		"seen by the caller; allocations and CPU are the whole process's, so they count both client and server for " +
-		"every contender (the broker's CPU is not counted); ratios are calls/s against the baseline at the same " +
+		"every contender; the broker's CPU is RabbitMQ's own process, read from /proc (\"-\" on the embedded broker, " +
+		"whose work is in the process's CPU); ratios are calls/s against the baseline at the same " +
 		"payload and in-flight count.\n\n")
 	for _, c := range picked {
 		fmt.Fprintf(&b, "- **%s**: %s\n", c.name, c.about)

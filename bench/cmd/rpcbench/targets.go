@@ -27,9 +27,9 @@ func targets(cells []cell) string {
 			}
 			return cell{}, false
 		}
-		rate := func(t string, name string, want float64) {
+		rate := func(t string, name, baseName string, want float64) {
 			c, ok1 := find(name, 64)
-			base, ok2 := find(rawSafeName, 64)
+			base, ok2 := find(baseName, 64)
 			if ok1 && ok2 {
 				r := c.callsPerSec() / base.callsPerSec()
 				row(&b, t, p, fmt.Sprintf("%.2f×", r), r >= want)
@@ -43,9 +43,10 @@ func targets(cells []cell) string {
 				row(&b, t, p, fmt.Sprintf("%.2f× (%s vs %s)", r, round(c.p50), round(base.p50)), r <= want)
 			}
 		}
-		rate("hypha-server at 64 in flight ≥ 0.95× raw-safe calls/s", "hypha-server", 0.95)
+		rate("hypha-server at 64 in flight ≥ 0.95× raw-safe calls/s", "hypha-server", rawSafeName, 0.95)
+		rate("hypha-server-64w (MAX_WORKERS 64) at 64 in flight ≥ 0.95× raw-safe-64w calls/s", "hypha-server-64w", rawSafeName+"-64w", 0.95)
 		p50("hypha-server sequential p50 ≤ 1.2× raw-safe's", "hypha-server", 1.2)
-		rate("hypha (client + server) at 64 in flight ≥ 0.85× raw-safe calls/s", "hypha", 0.85)
+		rate("hypha (client + server) at 64 in flight ≥ 0.85× raw-safe calls/s", "hypha", rawSafeName, 0.85)
 		p50("hypha sequential p50 ≤ 1.4× raw-safe's", "hypha", 1.4)
 		for _, name := range []string{"hypha-server", "hypha"} {
 			if c, ok := find(name, 64); ok {

@@ -1,0 +1,56 @@
+package crosslang_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/introspect"
+	"github.com/hypha-go/hypha/rpc"
+)
+
+// mixed is the Go instance of a service whose other instance is Python.
+type mixed struct{}
+
+func (mixed) Register(r *entrypoint.Registry) {
+	rpc.Handle(r, "greet", func(_ context.Context, in struct {
+		Name string `json:"name"`
+	}) (string, error) {
+		return "hello, " + in.Name, nil
+	})
+}
+
+// TestIntrospectNamekoAndMixedFleet: a nameko service does not answer
+// introspection, and Fetch says so; where a Go and a Python instance share
+// the service's queue, Fetch asks again until the Go one answers.
+func TestIntrospectNamekoAndMixedFleet(t *testing.T) {
+	needKombu(t)
+	uri := testbroker.URI(t)
+	startPythonService(t, uri, "py_only")
+	startPythonService(t, uri, "py_mixed")
+	startApp(t, uri, framework.Service("py_mixed", func() mixed { return mixed{} }))
+
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+
+	if _, err := introspect.Fetch(ctx, c.Proxy("py_only")); !errors.Is(err, introspect.ErrNotHypha) {
+		t.Errorf("Fetch(py_only) = %v, want ErrNotHypha", err)
+	}
+	for i := range 5 { // whichever instance takes the first call
+		d, err := introspect.Fetch(ctx, c.Proxy("py_mixed"))
+		if err != nil {
+			t.Fatalf("Fetch(py_mixed) #%d: %v, want the Go instance's description", i, err)
+		}
+		if _, ok := d.Method("greet"); !ok || d.Service != "py_mixed" {
+			t.Fatalf("Fetch(py_mixed) = %+v", d)
+		}
+	}
+}

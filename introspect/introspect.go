@@ -1,0 +1,161 @@
+// Package introspect describes a service's entrypoints on the wire: every
+// Hypha service answers the built-in RPC method rpc.IntrospectMethod
+// ("_hypha_introspect") with a Description of its RPC methods (names, docs,
+// JSON Schemas of their arguments and results, positional order, expected
+// errors) and its event handlers (source, event type, handler type, queue).
+// The framework registers the method for every service, one with only event
+// handlers included; the `hypha` command uses it for inspect, shell
+// completion and error messages.
+//
+//	desc, err := introspect.Fetch(ctx, client.Proxy("calculator"))
+//
+// A nameko service does not answer the method: Fetch then returns an error
+// matching ErrNotHypha.
+package introspect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/rpc"
+)
+
+// Method is the name of the built-in method, rpc.IntrospectMethod.
+const Method = rpc.IntrospectMethod
+
+// ErrNotHypha matches Fetch's error when the service answered that it has no
+// introspection method: it is not a Hypha service (a nameko one, say).
+var ErrNotHypha = errors.New("hypha: the service does not answer " + Method + " (not a Hypha service: a nameko one?)")
+
+// Description is what a service says of itself.
+type Description struct {
+	Service  string        `json:"service"`
+	Methods  []MethodInfo  `json:"methods"`        // in registration order, the built-in method left out
+	Handlers []HandlerInfo `json:"event_handlers"` // in registration order
+}
+
+// MethodInfo describes one RPC method.
+type MethodInfo struct {
+	Name   string         `json:"name"`
+	Doc    string         `json:"doc,omitempty"`
+	Args   []Arg          `json:"args"`          // in positional order
+	Input  map[string]any `json:"args_schema"`   // JSON Schema of the keyword arguments, an object
+	Result map[string]any `json:"result_schema"` // JSON Schema of the result
+	Errors []ErrorInfo    `json:"errors"`        // the errors declared with rpc.Expected
+}
+
+// Arg is one argument of a method.
+type Arg struct {
+	Name     string `json:"name"`
+	Required bool   `json:"required"`
+	Type     string `json:"type"` // the Go type, e.g. "float64"
+}
+
+// ErrorInfo is an expected error as the caller receives it.
+type ErrorInfo struct {
+	ExcType string `json:"exc_type"`
+	ExcPath string `json:"exc_path"`
+	Value   string `json:"value,omitempty"`
+}
+
+// HandlerInfo describes one event handler.
+type HandlerInfo struct {
+	Name           string         `json:"name"`
+	Source         string         `json:"source"`
+	EventType      string         `json:"event_type"`
+	HandlerType    string         `json:"handler_type"` // "service pool", "singleton" or "broadcast"
+	Queue          string         `json:"queue"`
+	Reliable       bool           `json:"reliable_delivery"`
+	RequeueOnError bool           `json:"requeue_on_error"`
+	Payload        map[string]any `json:"payload_schema"`
+}
+
+// Signature is the method's arguments as Python would write them, e.g.
+// "add(a, b, c=None)": required ones plain, optional ones with "=None".
+func (m MethodInfo) Signature() string {
+	s := m.Name + "("
+	for i, a := range m.Args {
+		if i > 0 {
+			s += ", "
+		}
+		s += a.Name
+		if !a.Required {
+			s += "=None"
+		}
+	}
+	return s + ")"
+}
+
+// Method returns the method named name, and whether there is one.
+func (d Description) Method(name string) (MethodInfo, bool) {
+	i := slices.IndexFunc(d.Methods, func(m MethodInfo) bool { return m.Name == name })
+	if i < 0 {
+		return MethodInfo{}, false
+	}
+	return d.Methods[i], true
+}
+
+// Describe describes the entrypoints registered in r.
+func Describe(r *entrypoint.Registry) Description {
+	d := Description{Service: r.Service(), Methods: []MethodInfo{}, Handlers: []HandlerInfo{}}
+	for _, m := range entrypoint.Of[*rpc.Method](r) {
+		if m.EntrypointName() == Method {
+			continue
+		}
+		info := MethodInfo{Name: m.EntrypointName(), Doc: m.Doc(), Args: []Arg{}, Errors: []ErrorInfo{},
+			Input: Schema(m.InputType()), Result: Schema(m.ResultType())}
+		for _, p := range m.Params() {
+			info.Args = append(info.Args, Arg{Name: p.Name, Required: p.Required, Type: p.Type.String()})
+		}
+		for _, e := range m.ExpectedErrors() {
+			re := rpc.WireError(e)
+			info.Errors = append(info.Errors, ErrorInfo{ExcType: re.ExcType, ExcPath: re.ExcPath, Value: re.Value})
+		}
+		d.Methods = append(d.Methods, info)
+	}
+	for _, h := range entrypoint.Of[*events.Handler](r) {
+		d.Handlers = append(d.Handlers, HandlerInfo{
+			Name: h.EntrypointName(), Source: h.Source(), EventType: h.EventType(), HandlerType: h.Type().String(),
+			Queue: h.Queue(r.Service()).Name, Reliable: h.Reliable(), RequeueOnError: h.Requeues(),
+			Payload: Schema(h.PayloadType()),
+		})
+	}
+	return d
+}
+
+// Register adds the built-in method to r, answering with the description of
+// what r holds now, described and encoded once. The framework calls it for
+// every service after the service registered its entrypoints.
+func Register(r *entrypoint.Registry) {
+	body, err := json.Marshal(Describe(r))
+	if err != nil { // a schema holds only JSON values: this cannot happen
+		r.Fail(fmt.Errorf("service %q: describing it: %w", r.Service(), err))
+		return
+	}
+	rpc.HandleIntrospection(r, func(context.Context, struct{}) (json.RawMessage, error) { return body, nil })
+}
+
+// Fetch asks the service behind p for its description. A service that
+// answers MethodNotFound is not a Hypha service: the error matches
+// ErrNotHypha. When instances of one service differ (Go and Python ones
+// sharing its queue), another instance may answer a second call: Fetch asks
+// up to three times before it concludes.
+func Fetch(ctx context.Context, p rpc.Caller) (Description, error) {
+	var err error
+	for range 3 {
+		var d Description
+		err = p.Call(ctx, Method, nil, &d)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, rpc.ErrMethodNotFound) {
+			return Description{}, err
+		}
+	}
+	return Description{}, fmt.Errorf("%w; it answered %v", ErrNotHypha, err)
+}
