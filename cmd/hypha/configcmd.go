@@ -80,8 +80,16 @@ func maskValue(key string, v any) any {
 	return v
 }
 
-// maskURI hides the password of a URI with credentials; other text is kept.
+// maskURI hides the password of a URI with credentials, or of each URI of a
+// comma-separated list (a cluster's nodes); other text is kept.
 func maskURI(s string) string {
+	if strings.Contains(s, ",") {
+		parts := strings.Split(s, ",")
+		for i, p := range parts {
+			parts[i] = maskURI(p)
+		}
+		return strings.Join(parts, ",")
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.User == nil || u.Scheme == "" {
 		return s

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hypha-go/hypha/rpc"
+	hyphaamqp "github.com/hypha-go/hypha/transport/amqp"
 )
 
 // managementPort is RabbitMQ's management API port, where `services` and
@@ -129,6 +130,9 @@ func listServices(ctx context.Context, uri, mgmt string, names []string) ([]serv
 // managementURL is the management API's base URL: mgmt, or the broker's host
 // on managementPort with the broker's credentials; vhost is the broker URI's.
 func managementURL(uri, mgmt string) (base *url.URL, vhost string, err error) {
+	if nodes := hyphaamqp.SplitURIs(uri); len(nodes) > 1 {
+		uri = nodes[0] // a cluster's nodes share one management API
+	}
 	u, err := url.Parse(uri)
 	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
 		return nil, "", fmt.Errorf("the broker %s is not an amqp:// URI: the management API belongs to RabbitMQ", maskURI(uri))
