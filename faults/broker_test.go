@@ -4,14 +4,17 @@ package faults_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +38,14 @@ const clusterScript = "../scripts/cluster.sh"
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	// The nodes, their ports and files are the machine's, not this
+	// checkout's: another run of these tests (from another checkout) waits.
+	unlock, err := lockMachine(6 * time.Minute)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		return 1
+	}
+	defer unlock()
 	// testbroker makes the package's vhost on the solo node.
 	os.Setenv("HYPHA_TEST_AMQP_HOST", soloAddr)
 	os.Setenv("HYPHA_TEST_RABBITMQ_NODE", soloNode)
@@ -70,6 +81,33 @@ func run(m *testing.M) int {
 	}
 	defer stopCluster()
 	return testbroker.RunMain(m)
+}
+
+// lockFile serialises the runs of the fault tests on this machine.
+var lockFile = filepath.Join(os.TempDir(), "hypha-faults.lock")
+
+// lockMachine takes lockFile, waiting up to wait for another run to end; the
+// lock goes with the process, however it ends.
+func lockMachine(wait time.Duration) (unlock func(), err error) {
+	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDONLY, 0o666) // flock needs no write access
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait)
+	for said := false; ; said = true {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("another run of the fault tests holds %s (%v); waited %s", lockFile, err, wait)
+		}
+		if !said {
+			fmt.Fprintf(os.Stderr, "faults: another run of the fault tests holds %s; waiting\n", lockFile)
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // cluster runs scripts/cluster.sh with args, bounded by timeout.
