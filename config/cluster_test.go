@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -85,4 +87,31 @@ func TestLoadConfigAMQPSSL(t *testing.T) {
 		_, err := Load("", tt.values)
 		wantErr(t, err, tt.want)
 	}
+}
+
+// TestLoadConfigVarFile: ${AMQP_URI} reads the file AMQP_URI_FILE names when AMQP_URI is unset, as
+// container platforms deliver secrets; setting both, or a missing file, is an error that shows no
+// secret.
+func TestLoadConfigVarFile(t *testing.T) {
+	isolateConfig(t)
+	cfgFile := writeConfig(t, "c.yaml", "AMQP_URI: ${AMQP_URI:amqp://guest:guest@localhost:5672/}\n")
+	secret := writeConfig(t, "uri", "amqp://svc:s3cret@rabbit-1:5672/prod\n")
+	t.Setenv("AMQP_URI_FILE", secret)
+	cfg, err := Load(cfgFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AMQPURI != "amqp://svc:s3cret@rabbit-1:5672/prod" {
+		t.Fatalf("AMQPURI = %q", cfg.AMQPURI)
+	}
+	if src := cfg.Source("AMQP_URI"); !strings.Contains(src, "$AMQP_URI_FILE") {
+		t.Errorf("Source = %q, want it to name $AMQP_URI_FILE", src)
+	}
+	t.Setenv("AMQP_URI", "amqp://other/")
+	_, err = Load(cfgFile, nil)
+	wantErr(t, err, "config AMQP_URI: both AMQP_URI and AMQP_URI_FILE are set; set one")
+	os.Unsetenv("AMQP_URI")
+	t.Setenv("AMQP_URI_FILE", "missing")
+	_, err = Load(cfgFile, nil)
+	wantErr(t, err, "config AMQP_URI: reading AMQP_URI_FILE: open missing: no such file or directory")
 }

@@ -138,7 +138,8 @@ func substituteScalar(n *yaml.Node, path string) ([]string, error) {
 }
 
 // expand replaces every ${VAR} and ${VAR:default} in s; it returns the variables read that were set,
-// and whether s was exactly one expression.
+// and whether s was exactly one expression. An unset VAR is read from the file VAR_FILE names, when
+// that is set (its last line break dropped).
 func expand(s, path string) (string, []string, bool, error) {
 	spans := exprPattern.FindAllStringIndex(s, -1)
 	whole := len(spans) == 1 && spans[0][0] == 0 && spans[0][1] == len(s)
@@ -151,9 +152,24 @@ func expand(s, path string) (string, []string, bool, error) {
 		case name == "" || strings.ContainsAny(name, "${ \t") || strings.Contains(def, "${"):
 			err = fmt.Errorf("config %s: cannot read %q: want ${VAR} or ${VAR:default} (no nesting)", path, expr)
 		default:
-			if v, ok := os.LookupEnv(name); ok {
+			v, ok := os.LookupEnv(name)
+			file, fromFile := os.LookupEnv(name + "_FILE")
+			switch {
+			case ok && fromFile:
+				err = fmt.Errorf("config %s: both %s and %s_FILE are set; set one", path, name, name)
+				return ""
+			case ok:
 				names = append(names, name)
 				return v
+			case fromFile:
+				// A secret delivered as a file, as container platforms do.
+				b, rerr := os.ReadFile(file)
+				if rerr != nil {
+					err = fmt.Errorf("config %s: reading %s_FILE: %v", path, name, rerr)
+					return ""
+				}
+				names = append(names, name+"_FILE")
+				return strings.TrimRight(string(b), "\r\n")
 			}
 			if hasDef {
 				return def
