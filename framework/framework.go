@@ -30,6 +30,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
@@ -55,6 +56,7 @@ type appConfig struct {
 	serverICs  []rpc.ServerInterceptor
 	clientICs  []rpc.ClientInterceptor
 	handlerICs []events.HandlerInterceptor
+	entryICs   []entrypoint.Interceptor
 }
 
 // ConfigFile reads config from path instead of $HYPHA_CONFIG or ./config.yaml.
@@ -103,6 +105,15 @@ func ClientInterceptors(ics ...rpc.ClientInterceptor) Option {
 // services, in the order given (the first is outermost).
 func HandlerInterceptors(ics ...events.HandlerInterceptor) Option {
 	return optionFunc(func(c *appConfig) { c.handlerICs = append(c.handlerICs, ics...) })
+}
+
+// Interceptors wrap every run of every entrypoint of the app's services,
+// whatever its kind (entrypoint.Info says which): RPC calls, event handler
+// runs, timer ticks and HTTP requests, in the order given (the first is
+// outermost). They run inside the kind's own interceptors: for RPC inside
+// ServerInterceptors, for events inside HandlerInterceptors.
+func Interceptors(ics ...entrypoint.Interceptor) Option {
+	return optionFunc(func(c *appConfig) { c.entryICs = append(c.entryICs, ics...) })
 }
 
 // App is a set of services that starts and stops together.

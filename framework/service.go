@@ -13,6 +13,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/timer"
 )
 
 // serviceDef is one service given to Service.
@@ -212,12 +213,14 @@ type serviceRuntime struct {
 	client     *rpc.Client    // nil when the service calls nobody
 	server     *rpc.Server    // nil when the service has no RPC methods
 	handlers   *events.Server // nil when the service handles no events
+	timers     *timer.Server  // nil when the service has no timers
 	dispatcher *events.Dispatcher
 	conn       *connection
 	ics        []rpc.ServerInterceptor
 	handlerICs []events.HandlerInterceptor
-	calls      []string // the services this one has proxies to
-	only       []string // the entrypoints it runs, when restricted
+	timerICs   []entrypoint.Interceptor // telemetry's, then the app's
+	calls      []string                 // the services this one has proxies to
+	only       []string                 // the entrypoints it runs, when restricted
 	onExpired  func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
@@ -230,7 +233,9 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		return nil, err
 	}
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
-		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: append(ics.handlers, ac.handlerICs...), calls: calls, all: all,
+		ics:        append(append(ics.rpcServer, ac.serverICs...), rpcEntrypoint(ac.entryICs)...),
+		handlerICs: append(append(ics.handlers, ac.handlerICs...), eventEntrypoint(ac.entryICs)...),
+		timerICs:   append(ics.timers, ac.entryICs...), calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
@@ -286,12 +291,19 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
 		})
 	}
+	if len(entrypoint.Of[*timer.Timer](reg)) > 0 {
+		rt.timers = timer.NewServer(rt.conn.broker, reg, timer.ServerConfig{
+			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
+			Interceptors: rt.timerICs,
+		})
+	}
 	return nil
 }
 
 // start starts the client, then the event handlers, then the RPC server (so
-// that a service answering calls also has its event queues bound). When a
-// part fails, the parts already started are closed again.
+// that a service answering calls also has its event queues bound), then the
+// timers (whose ticks may call it). When a part fails, the parts already
+// started are closed again.
 func (rt *serviceRuntime) start(ctx context.Context) error {
 	err := func() error {
 		if rt.client != nil {
@@ -305,7 +317,12 @@ func (rt *serviceRuntime) start(ctx context.Context) error {
 			}
 		}
 		if rt.server != nil {
-			return rt.server.Start(ctx)
+			if err := rt.server.Start(ctx); err != nil {
+				return err
+			}
+		}
+		if rt.timers != nil {
+			return rt.timers.Start(ctx)
 		}
 		return nil
 	}()
@@ -324,6 +341,9 @@ func (rt *serviceRuntime) drain(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 	defer cancel()
 	var errs []error
+	if rt.timers != nil {
+		errs = append(errs, rt.timers.Drain(ctx))
+	}
 	if rt.server != nil {
 		errs = append(errs, rt.server.Drain(ctx))
 	}
@@ -337,6 +357,9 @@ func (rt *serviceRuntime) drain(ctx context.Context) error {
 // using until now; unfinished work goes back to its queue.
 func (rt *serviceRuntime) close() error {
 	var errs []error
+	if rt.timers != nil {
+		errs = append(errs, rt.timers.Close())
+	}
 	if rt.server != nil {
 		errs = append(errs, rt.server.Close())
 	}

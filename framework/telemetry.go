@@ -23,8 +23,10 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/timer"
 )
 
 // defaultGRPCEndpoint is OTLP/gRPC's default, used when TRACING.ENDPOINT is
@@ -120,6 +122,7 @@ type serviceInterceptors struct {
 	rpcClient []rpc.ClientInterceptor
 	handlers  []events.HandlerInterceptor
 	dispatch  []events.DispatchInterceptor
+	timers    []entrypoint.Interceptor
 }
 
 // interceptors builds a service's interceptors; none when telemetry is off.
@@ -134,6 +137,7 @@ func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
 		ics.rpcClient = append(ics.rpcClient, rpc.ClientTracing(tp, t.prop))
 		ics.handlers = append(ics.handlers, events.HandlerTracing(tp, t.prop))
 		ics.dispatch = append(ics.dispatch, events.DispatchTracing(tp, t.prop))
+		ics.timers = append(ics.timers, timer.Tracing(tp))
 	}
 	if t.meters != nil {
 		sm, err := rpc.ServerMetrics(t.meters)
@@ -148,6 +152,11 @@ func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
 		if err != nil {
 			return ics, err
 		}
+		tm, err := timer.Metrics(t.meters)
+		if err != nil {
+			return ics, err
+		}
+		ics.timers = append(ics.timers, tm)
 		ics.rpcServer = append(ics.rpcServer, sm)
 		ics.rpcClient = append(ics.rpcClient, cm)
 		ics.handlers = append(ics.handlers, hm)
