@@ -270,7 +270,8 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	}
 	// The queues' prefetches share MAX_WORKERS: the RPC queue first, then
 	// each handler's, so that no instance holds more than it can run.
-	methods, handlers := len(entrypoint.Of[*rpc.Method](reg)), len(entrypoint.Of[*events.Handler](reg))
+	methods := len(entrypoint.Of[*rpc.Method](reg)) + len(entrypoint.Of[*rpc.RawMethod](reg))
+	handlers := len(entrypoint.Of[*events.Handler](reg))
 	queues := handlers
 	if methods > 0 {
 		queues++
