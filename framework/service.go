@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"slices"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/httpentry"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/timer"
 )
@@ -91,6 +93,9 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
 		fx.Provide(fx.Private, func(p runtimeParams) (*serviceRuntime, error) {
 			rt, err := newServiceRuntime(s.name, cfg, svcLog, p.Conn, p.Telemetry, p.All, ac, proxies)
+			if rt != nil {
+				rt.mux = p.HTTP
+			}
 			if rt != nil && p.Only != nil {
 				rt.only = p.Only.names
 			}
@@ -121,6 +126,7 @@ type runtimeParams struct {
 	Conn      *connection
 	Telemetry *telemetry
 	All       *runtimes
+	HTTP      *httpentry.Mux
 	Only      *restriction `optional:"true"`
 }
 
@@ -210,10 +216,14 @@ type serviceRuntime struct {
 	cfg        Config
 	log        *slog.Logger
 	pool       *entrypoint.Pool
-	client     *rpc.Client    // nil when the service calls nobody
-	server     *rpc.Server    // nil when the service has no RPC methods
-	handlers   *events.Server // nil when the service handles no events
-	timers     *timer.Server  // nil when the service has no timers
+	client     *rpc.Client       // nil when the service calls nobody
+	server     *rpc.Server       // nil when the service has no RPC methods
+	handlers   *events.Server    // nil when the service handles no events
+	timers     *timer.Server     // nil when the service has no timers
+	http       *httpentry.Server // nil when the service has no HTTP routes
+	mux        *httpentry.Mux    // the process's, which the routes are mounted on
+	instrument func(pattern string, h http.Handler) http.Handler
+	entryICs   []entrypoint.Interceptor // the app's, of every kind
 	dispatcher *events.Dispatcher
 	conn       *connection
 	ics        []rpc.ServerInterceptor
@@ -235,7 +245,8 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
 		ics:        append(append(ics.rpcServer, ac.serverICs...), rpcEntrypoint(ac.entryICs)...),
 		handlerICs: append(append(ics.handlers, ac.handlerICs...), eventEntrypoint(ac.entryICs)...),
-		timerICs:   append(ics.timers, ac.entryICs...), calls: calls, all: all,
+		timerICs:   append(ics.timers, ac.entryICs...), entryICs: ac.entryICs, instrument: ics.instrument,
+		calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
@@ -298,6 +309,15 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 			Interceptors: rt.timerICs,
 		})
 	}
+	if len(entrypoint.Of[*httpentry.Route](reg)) > 0 {
+		rt.http = httpentry.NewServer(reg, httpentry.ServerConfig{
+			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
+			Interceptors: rt.entryICs, Instrument: rt.instrument,
+		})
+		if err := rt.http.Mount(rt.mux); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -322,12 +342,21 @@ func (rt *serviceRuntime) start(ctx context.Context) error {
 				return err
 			}
 		}
+		if rt.http != nil {
+			rt.http.Start()
+			if rt.cfg.HTTP.Address == "" {
+				rt.log.Warn("hypha: HTTP routes are not served: set HTTP.ADDRESS", "routes", rt.http.Routes())
+			}
+		}
 		if rt.timers != nil {
 			return rt.timers.Start(ctx)
 		}
 		return nil
 	}()
 	if err != nil {
+		if rt.http != nil {
+			rt.http.Drain()
+		}
 		_ = rt.close()
 		return fmt.Errorf("service %q: %w", rt.name, err)
 	}
@@ -342,6 +371,9 @@ func (rt *serviceRuntime) drain(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 	defer cancel()
 	var errs []error
+	if rt.http != nil {
+		rt.http.Drain()
+	}
 	if rt.timers != nil {
 		errs = append(errs, rt.timers.Drain(ctx))
 	}
