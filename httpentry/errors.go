@@ -24,6 +24,15 @@ func excType(err error) string {
 	return "Error"
 }
 
+// message is err's text; for a RemoteError as it came, its value alone,
+// without the exc_type Error puts before it.
+func message(err error) string {
+	if re, ok := err.(*rpc.RemoteError); ok && re.Value != "" {
+		return re.Value
+	}
+	return err.Error()
+}
+
 func writeError(w http.ResponseWriter, status int, body errorBody) {
 	b, _ := json.Marshal(map[string]errorBody{"error": body})
 	writeJSON(w, status, b)

@@ -60,5 +60,5 @@ func ExampleHandle() {
 	}
 	// Output:
 	// 200 {"greeting":"bonjour ann"}
-	// 404 {"error":{"exc_type":"NoSuchGreeting","value":"NoSuchGreeting: no greeting in that language"}}
+	// 404 {"error":{"exc_type":"NoSuchGreeting","value":"no greeting in that language"}}
 }

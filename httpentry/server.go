@@ -215,7 +215,7 @@ func (x *exchange) badRequest(ctx context.Context, w http.ResponseWriter, err er
 func (x *exchange) fail(ctx context.Context, w http.ResponseWriter, err error) {
 	if status, ok := x.rt.status(err); ok {
 		x.s.log.InfoContext(ctx, "hypha: HTTP request ended with an expected error", "route", x.rt.pattern, "error", err)
-		x.write(w, status, errorBody{ExcType: excType(err), Value: err.Error()})
+		x.write(w, status, errorBody{ExcType: excType(err), Value: message(err)})
 		return
 	}
 	id := uuid.NewString()
