@@ -126,9 +126,12 @@ func (r *RawReply) Reply(body []byte, contentType string) error {
 }
 
 // Error sends the caller an error with exc_type excType and message msg,
-// as a nameko service does, then acks the request unless it was acked.
+// as a nameko service does, then acks the request unless it was acked. Its
+// exc_path is empty, so that a Go caller's errors.Is matches it to any error
+// of that exc_type. To send an error of rpc.NewError, with its exc_path,
+// return it from the method instead.
 func (r *RawReply) Error(excType, msg string) error {
-	body, err := encodeReply(nil, &RemoteError{ExcType: excType, ExcPath: excType, ExcArgs: []any{msg}, Value: msg})
+	body, err := encodeReply(nil, &RemoteError{ExcType: excType, ExcArgs: []any{msg}, Value: msg})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/memory"
 )
 
 // rawService registers the raw methods the tests below call.
@@ -163,5 +164,35 @@ func TestHandleRawNeedsAName(t *testing.T) {
 	rpc.HandleRaw(r, "", func(context.Context, *rpc.RawRequest, *rpc.RawReply) error { return nil })
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "needs a method name") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// The bound holds on the embedded broker too.
+func TestRawRequeuesAreBoundedOnTheEmbeddedBroker(t *testing.T) {
+	const uri = "memory://rpc-raw-requeues"
+	t.Cleanup(func() { memory.Reset("rpc-raw-requeues") })
+	ctx := context.Background()
+	broker, err := memory.Dial(ctx, uri, memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	var rejected atomic.Int32
+	r := entrypoint.NewRegistry("raw_bounce")
+	rawService(&rejected)(r)
+	srv := rpc.NewServer(broker, r, rpc.ServerConfig{Service: "raw_bounce"})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx)
+	client, err := rpc.Dial(ctx, rpc.Config{URI: uri, Timeout: waitBound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	_, err = rpc.Call[any](ctx, client.Proxy("raw_bounce"), "bounce", struct{}{})
+	var re *rpc.RemoteError
+	if !errors.As(err, &re) || re.ExcType != "RequeueLimitError" || rejected.Load() != rpc.MaxRawRequeues+1 {
+		t.Fatalf("err = %v after %d runs, want RequeueLimitError after %d", err, rejected.Load(), rpc.MaxRawRequeues+1)
 	}
 }
