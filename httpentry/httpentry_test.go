@@ -2,6 +2,7 @@ package httpentry_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -73,6 +74,19 @@ func TestGateway(t *testing.T) {
 		r := do(t, "GET", f.base+"/plain/ann", "", nil)
 		if r.status != 200 || string(r.body) != "hello ann" || r.contentType != "text/plain" {
 			t.Fatalf("status %d %s: %q", r.status, r.contentType, r.body)
+		}
+	})
+	t.Run("an aborted response", func(t *testing.T) {
+		resp, err := http.Get(f.base + "/abort")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil {
+			t.Fatal("the response was not aborted")
+		}
+		if r := do(t, "GET", f.base+"/plain/ann", "", nil); r.status != 200 {
+			t.Fatalf("after an abort: status %d", r.status)
 		}
 	})
 	t.Run("context headers are opt-in", func(t *testing.T) {

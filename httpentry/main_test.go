@@ -107,6 +107,10 @@ func (g *gateway) Register(r *entrypoint.Registry) {
 	httpentry.HandleHTTP(r, "GET /plain-panic", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("plain on fire")
 	}))
+	httpentry.HandleHTTP(r, "GET /abort", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "partial")
+		panic(http.ErrAbortHandler)
+	}))
 }
 
 // syncBuffer is a log destination safe for concurrent writes.

@@ -115,6 +115,9 @@ func (s *Server) handler(rt *Route) http.Handler {
 			return // the client went away while every worker was busy
 		}
 		<-done
+		if x.aborted {
+			panic(http.ErrAbortHandler) // on net/http's goroutine, which aborts the response
+		}
 	})
 }
 
@@ -123,8 +126,9 @@ type exchange struct {
 	s  *Server
 	rt *Route
 
-	mu    sync.Mutex
-	wrote bool // the response has begun
+	mu      sync.Mutex
+	wrote   bool // the response has begun
+	aborted bool // the handler panicked with http.ErrAbortHandler
 }
 
 // incoming is the request's context with its context data: a call id of
@@ -159,7 +163,8 @@ func (x *exchange) serve(ctx context.Context, w http.ResponseWriter, r *http.Req
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler { // net/http's way to abort a response: not a failure
-				panic(p)
+				x.aborted = true
+				return
 			}
 			x.s.log.ErrorContext(ctx, "hypha: HTTP handler panicked", "route", x.rt.pattern, "panic", fmt.Sprint(p),
 				"stack", string(debug.Stack()))

@@ -67,7 +67,7 @@ func (o option) String() string { return o.name }
 
 // Eager runs the first tick at start rather than one interval after (nameko's
 // eager=True). For a Once timer it runs at start the tick of the interval
-// under way, unless an instance has already run it.
+// under way, unless the instance holding the token has run it already.
 func Eager() Option { return option{"timer.Eager()", func(t *Timer) { t.eager = true }} }
 
 // Once runs the timer once per interval across all instances of the service,
