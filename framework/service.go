@@ -322,9 +322,9 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 }
 
 // start starts the client, then the event handlers, then the RPC server (so
-// that a service answering calls also has its event queues bound), then the
-// timers (whose ticks may call it). When a part fails, the parts already
-// started are closed again.
+// that a service answering calls also has its event queues bound), then opens
+// its HTTP routes and starts its timers, whose requests and ticks may call it.
+// When a part fails, the parts already started are closed again.
 func (rt *serviceRuntime) start(ctx context.Context) error {
 	err := func() error {
 		if rt.client != nil {
@@ -365,7 +365,8 @@ func (rt *serviceRuntime) start(ctx context.Context) error {
 	return nil
 }
 
-// drain stops the service taking calls and events; running ones go on. The
+// drain stops the service taking HTTP requests, ticks, calls and events;
+// running ones go on. The
 // broker's cancel-ok is waited for briefly, apart from the grace period.
 func (rt *serviceRuntime) drain(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
