@@ -19,14 +19,12 @@ import (
 type binder struct {
 	typ    reflect.Type
 	fields []boundField // the fields tagged path or query
-	body   bool         // whether In has fields for a JSON body
 }
 
 type boundField struct {
-	index  []int
-	name   string // the path wildcard or query parameter
-	query  bool
-	goName string
+	index []int
+	name  string // the path wildcard or query parameter
+	query bool
 }
 
 var (
@@ -60,16 +58,12 @@ func newBinder(typ reflect.Type, pattern string) (*binder, error) {
 			if !settable(f.Type) {
 				return nil, fmt.Errorf("field %s (%s) cannot take a path value: use a string, bool or number", f.Name, f.Type)
 			}
-			b.fields = append(b.fields, boundField{index: f.Index, name: path, goName: f.Name})
+			b.fields = append(b.fields, boundField{index: f.Index, name: path})
 		case isQuery:
 			if !settable(f.Type) && !(f.Type.Kind() == reflect.Slice && settable(f.Type.Elem())) {
 				return nil, fmt.Errorf("field %s (%s) cannot take a query parameter: use a string, bool, number or a slice of them", f.Name, f.Type)
 			}
-			b.fields = append(b.fields, boundField{index: f.Index, name: query, query: true, goName: f.Name})
-		default:
-			if f.Tag.Get("json") != "-" {
-				b.body = true
-			}
+			b.fields = append(b.fields, boundField{index: f.Index, name: query, query: true})
 		}
 	}
 	return b, nil
@@ -146,9 +140,6 @@ func (b *binder) decodeBody(r *http.Request, dst any) error {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return fmt.Errorf("content type %q: send application/json", ct)
 		}
-	}
-	if !b.body {
-		return errors.New("the route takes no body")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
