@@ -28,7 +28,8 @@ func (s *everyKind) Register(r *entrypoint.Registry) {
 	httpentry.Handle(r, "GET /ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
 }
 
-// framework.Interceptors wrap every kind of entrypoint, and say which.
+// framework.Interceptors wrap every kind of entrypoint, and say which; timer
+// ticks and HTTP requests are counted.
 func TestInterceptorsSeeEveryKind(t *testing.T) {
 	var (
 		mu   sync.Mutex
@@ -41,7 +42,7 @@ func TestInterceptorsSeeEveryKind(t *testing.T) {
 		return next(ctx)
 	}
 	app := start(t,
-		framework.ConfigValues(map[string]any{"HTTP.ADDRESS": "127.0.0.1:0"}),
+		framework.ConfigValues(map[string]any{"HTTP.ADDRESS": "127.0.0.1:0", "METRICS.ADDRESS": "127.0.0.1:0"}),
 		framework.Interceptors(record),
 		framework.Service("every_kind", func(d *events.Dispatcher) *everyKind { return &everyKind{d: d} }),
 	)
@@ -71,6 +72,13 @@ func TestInterceptorsSeeEveryKind(t *testing.T) {
 				if got[k] != v {
 					t.Errorf("%s: saw %q, want %q", k, got[k], v)
 				}
+			}
+			metrics := scrape(t, app.MetricsAddress())
+			if metricLine(metrics, "hypha_timer_ticks_total", `service="every_kind"`, `timer="tick"`, `outcome="ok"`) == "" {
+				t.Errorf("no timer tick counted in\n%s", metrics)
+			}
+			if metricLine(metrics, "http_server_request_duration_seconds_count", `http_route="/ping"`) == "" {
+				t.Errorf("no HTTP request counted in\n%s", metrics)
 			}
 			return
 		}
