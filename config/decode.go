@@ -101,6 +101,7 @@ func (s *Settings) normalize() {
 	s.Tracing.Endpoint = strings.TrimSpace(s.Tracing.Endpoint)
 	s.Metrics.Address = strings.TrimSpace(s.Metrics.Address)
 	s.Health.Address = strings.TrimSpace(s.Health.Address)
+	s.HTTP.Address = strings.TrimSpace(s.HTTP.Address)
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
