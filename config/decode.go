@@ -132,6 +132,7 @@ func (s *Settings) normalize() {
 	s.Tracing.Endpoint = strings.TrimSpace(s.Tracing.Endpoint)
 	s.Metrics.Address = strings.TrimSpace(s.Metrics.Address)
 	s.Health.Address = strings.TrimSpace(s.Health.Address)
+	s.HTTP.Address = strings.TrimSpace(s.HTTP.Address)
 	s.QueueType = lower(s.QueueType)
 	s.LoginMethod = strings.ToUpper(strings.TrimSpace(s.LoginMethod))
 	s.AMQPSSL.CertReqs = lower(s.AMQPSSL.CertReqs)

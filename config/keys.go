@@ -115,6 +115,7 @@ var wants = map[string]string{
 	"TRACING.SAMPLER_RATIO":           wantRatio,
 	"METRICS.ADDRESS":                 wantHostPort,
 	"HEALTH.ADDRESS":                  wantHostPort,
+	"HTTP.ADDRESS":                    wantHostPort,
 	"MAX_MESSAGE_SIZE":                wantBytes,
 	"RPC_MAX_IN_FLIGHT":               wantInFlight,
 	"REDACT_UNEXPECTED_ERRORS":        wantBool,
@@ -135,7 +136,7 @@ var wants = map[string]string{
 }
 
 // nullable are the keys where null, as `${VAR:}` or a bare `KEY:` gives, means "".
-var nullable = map[string]bool{"TRACING.ENDPOINT": true, "METRICS.ADDRESS": true, "HEALTH.ADDRESS": true,
+var nullable = map[string]bool{"TRACING.ENDPOINT": true, "METRICS.ADDRESS": true, "HEALTH.ADDRESS": true, "HTTP.ADDRESS": true,
 	"AMQP_SSL.CA_CERTS": true, "AMQP_SSL.CERTFILE": true, "AMQP_SSL.KEYFILE": true, "LOGIN_METHOD": true}
 
 // want is the expected form of the value at a Hypha key.

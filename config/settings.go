@@ -39,6 +39,7 @@ const (
 	DefaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
 	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
 	DefaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
+	DefaultHTTPAddress            = ""                                   // HTTP.ADDRESS: no HTTP entrypoints served
 	DefaultMaxMessageSize         = 8 << 20                              // MAX_MESSAGE_SIZE: 8 MiB
 	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
 	DefaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
@@ -102,6 +103,7 @@ type Settings struct {
 	Tracing                TracingSettings `koanf:"TRACING"`                  // OpenTelemetry traces
 	Metrics                MetricsSettings `koanf:"METRICS"`                  // the Prometheus /metrics endpoint
 	Health                 HealthSettings  `koanf:"HEALTH"`                   // the /healthz and /readyz endpoints
+	HTTP                   HTTPSettings    `koanf:"HTTP"`                     // the services' HTTP entrypoints
 	MaxMessageSize         int64           `koanf:"MAX_MESSAGE_SIZE"`         // the largest message body sent or received, in bytes; > 0
 	RPCMaxInFlight         int             `koanf:"RPC_MAX_IN_FLIGHT"`        // calls one client may wait on at once; >= 1
 	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
@@ -139,6 +141,11 @@ type MetricsSettings struct {
 // HealthSettings place the /healthz (alive) and /readyz (ready for work) endpoints.
 type HealthSettings struct {
 	Address string `koanf:"ADDRESS"` // host:port, numeric port; "" (or null) = METRICS.ADDRESS, both "" = no endpoints
+}
+
+// HTTPSettings place the server of the services' HTTP entrypoints (httpentry), one per process.
+type HTTPSettings struct {
+	Address string `koanf:"ADDRESS"` // host:port, numeric port; "" (or null) = HTTP entrypoints are not served
 }
 
 // EventsSettings tune event dispatch and handling.
@@ -213,6 +220,7 @@ func DefaultSettings() Settings {
 		},
 		Metrics:                MetricsSettings{Address: DefaultMetricsAddress},
 		Health:                 HealthSettings{Address: DefaultHealthAddress},
+		HTTP:                   HTTPSettings{Address: DefaultHTTPAddress},
 		MaxMessageSize:         DefaultMaxMessageSize,
 		RPCMaxInFlight:         DefaultRPCMaxInFlight,
 		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
@@ -238,7 +246,7 @@ func (s Settings) Validate() error {
 	if err := validateAMQPURI(s.AMQPURI); err != nil {
 		return err
 	}
-	for _, v := range []interface{ Validate() error }{s.RPCRetryPolicy, s.Reconnect, s.Tracing, s.Metrics, s.Health, s.Events, s.AMQPSSL} {
+	for _, v := range []interface{ Validate() error }{s.RPCRetryPolicy, s.Reconnect, s.Tracing, s.Metrics, s.Health, s.HTTP, s.Events, s.AMQPSSL} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -326,6 +334,9 @@ func (m MetricsSettings) Validate() error { return validateAddress("METRICS.ADDR
 
 // Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
 func (h HealthSettings) Validate() error { return validateAddress("HEALTH.ADDRESS", h.Address) }
+
+// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
+func (h HTTPSettings) Validate() error { return validateAddress("HTTP.ADDRESS", h.Address) }
 
 // validateAddress checks that address, the value of key, is "" or host:port with a numeric port.
 func validateAddress(key, address string) error {

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
@@ -86,6 +88,31 @@ func stringsOf(v any) []string {
 		contextdata.Data{contextdata.KeyCallIDStack: v}))
 }
 
+// uploads is a service of raw methods (rpc.HandleRaw), which a nameko client
+// calls like any other.
+type uploads struct{}
+
+func (uploads) Register(r *entrypoint.Registry) {
+	rpc.HandleRaw(r, "store", func(_ context.Context, req *rpc.RawRequest, reply *rpc.RawReply) error {
+		if err := reply.Ack(); err != nil {
+			return err
+		}
+		var in struct {
+			Kwargs struct {
+				Name string `json:"name"`
+				Size int    `json:"size"`
+			} `json:"kwargs"`
+		}
+		if err := json.Unmarshal(req.Body, &in); err != nil {
+			return reply.Error("ValueError", err.Error())
+		}
+		return reply.Reply(fmt.Appendf(nil, `{"stored": %q, "size": %d}`, in.Kwargs.Name, in.Kwargs.Size), "application/json")
+	})
+	rpc.HandleRaw(r, "refuse", func(_ context.Context, _ *rpc.RawRequest, reply *rpc.RawReply) error {
+		return reply.Error("QuotaExceeded", "no space left")
+	})
+}
+
 func TestNamekoClientCallsHypha(t *testing.T) {
 	needKombu(t)
 	uri := testbroker.URI(t)
@@ -104,6 +131,7 @@ func TestNamekoClientCallsHypha(t *testing.T) {
 		framework.ServerInterceptors(record),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
+		framework.Service("uploads", func() uploads { return uploads{} }),
 	)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -131,7 +159,7 @@ func TestNamekoClientCallsHypha(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"add_positional", "add_kwargs", "divide_zero", "method_not_found",
-		"incorrect_signature", "unknown_service", "context_headers"} {
+		"incorrect_signature", "unknown_service", "context_headers", "raw_method"} {
 		if !passed[name] {
 			t.Errorf("no PASS line for check %s", name)
 		}

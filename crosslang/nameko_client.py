@@ -316,6 +316,18 @@ def check_context_headers(client):
         json.dumps(want), json.dumps(result)))
 
 
+def check_raw_method(client):
+    # "uploads" is a Hypha service whose methods are registered with
+    # rpc.HandleRaw: its JSON replies and errors are nameko's too.
+    result = client.call("uploads", "store", [], {"name": "a.txt", "size": 3})
+    want = {"stored": "a.txt", "size": 3}
+    expect(result == want, "expected {}, got {}".format(json.dumps(want), json.dumps(result)))
+    err = call_error(client, "uploads", "refuse", [], {})
+    expect_error_fields(err)
+    expect(err["exc_type"] == "QuotaExceeded", "exc_type {!r}".format(err["exc_type"]))
+    expect(err["value"] == "no space left", "value {!r}".format(err["value"]))
+
+
 CHECKS = {
     "add_positional": check_add_positional,
     "add_kwargs": check_add_kwargs,
@@ -324,6 +336,7 @@ CHECKS = {
     "incorrect_signature": check_incorrect_signature,
     "unknown_service": check_unknown_service,
     "context_headers": check_context_headers,
+    "raw_method": check_raw_method,
 }
 
 

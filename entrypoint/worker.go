@@ -62,8 +62,8 @@ type ConsumerConfig struct {
 	Label func(d transport.Delivery) string
 	// Serve handles a delivery and settles it: acks it, or nacks it. Its ctx
 	// is cancelled when the stop's grace period is over and when the
-	// delivery is lost with its connection (the broker will deliver it
-	// again); it has no deadline of its own.
+	// delivery, not acked yet, is lost with its connection (the broker
+	// will deliver it again); it has no deadline of its own.
 	Serve func(ctx context.Context, d transport.Delivery)
 	// Refuse settles a delivery that cannot be served, with an error reply
 	// or a dead letter, and never requeues it: err says why. It is called
@@ -164,7 +164,12 @@ func (c *Consumer) work(ctx context.Context, d transport.Delivery) {
 		go func() {
 			select {
 			case <-d.Lost:
-				cancel(ErrLost)
+				// A delivery the broker took the ack of will not come
+				// again: its work goes on (a raw RPC method that acked
+				// early).
+				if !acked(d) {
+					cancel(ErrLost)
+				}
 			case <-ctx.Done():
 			}
 		}()
@@ -195,6 +200,12 @@ func (c *Consumer) settleLeftover(d transport.Delivery) {
 	}
 }
 
+// acked reports whether d was acked and the ack went out.
+func acked(d transport.Delivery) bool {
+	s, ok := d.Acknowledger.(*settleOnce)
+	return ok && s.acked.Load()
+}
+
 func settled(d transport.Delivery) bool {
 	s, ok := d.Acknowledger.(*settleOnce)
 	return !ok || s.done.Load()
@@ -217,15 +228,18 @@ func check(d transport.Delivery) error {
 
 // settleOnce lets a delivery be settled once; later calls fail with ErrSettled.
 type settleOnce struct {
-	a    transport.Acknowledger
-	done atomic.Bool
+	a     transport.Acknowledger
+	done  atomic.Bool
+	acked atomic.Bool // Ack went out without an error
 }
 
 func (s *settleOnce) Ack() error {
 	if !s.done.CompareAndSwap(false, true) {
 		return ErrSettled
 	}
-	return s.a.Ack()
+	err := s.a.Ack()
+	s.acked.Store(err == nil)
+	return err
 }
 
 func (s *settleOnce) Nack(requeue bool) error {

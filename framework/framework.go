@@ -31,7 +31,9 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/httpentry"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -56,6 +58,7 @@ type appConfig struct {
 	serverICs  []rpc.ServerInterceptor
 	clientICs  []rpc.ClientInterceptor
 	handlerICs []events.HandlerInterceptor
+	entryICs   []entrypoint.Interceptor
 }
 
 // ConfigFile reads config from path instead of $HYPHA_CONFIG or ./config.yaml.
@@ -89,7 +92,8 @@ func Options(opts ...fx.Option) Option {
 }
 
 // ServerInterceptors wrap every call every service of the app handles, in the
-// order given (the first is outermost).
+// order given (the first is outermost): RPC methods only (Interceptors wrap
+// every entrypoint kind).
 func ServerInterceptors(ics ...rpc.ServerInterceptor) Option {
 	return optionFunc(func(c *appConfig) { c.serverICs = append(c.serverICs, ics...) })
 }
@@ -104,6 +108,15 @@ func ClientInterceptors(ics ...rpc.ClientInterceptor) Option {
 // services, in the order given (the first is outermost).
 func HandlerInterceptors(ics ...events.HandlerInterceptor) Option {
 	return optionFunc(func(c *appConfig) { c.handlerICs = append(c.handlerICs, ics...) })
+}
+
+// Interceptors wrap every run of every entrypoint of the app's services,
+// whatever its kind (entrypoint.Info says which): RPC calls, event handler
+// runs, timer ticks and HTTP requests, in the order given (the first is
+// outermost). They run inside the kind's own interceptors: for RPC inside
+// ServerInterceptors, for events inside HandlerInterceptors.
+func Interceptors(ics ...entrypoint.Interceptor) Option {
+	return optionFunc(func(c *appConfig) { c.entryICs = append(c.entryICs, ics...) })
 }
 
 // App is a set of services that starts and stops together.
@@ -172,6 +185,7 @@ func New(opts ...Option) (*App, error) {
 		}),
 		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
 		fx.Provide(func(e *endpoints, c *connection) *health { return newHealth(cfg, e, c) }),
+		fx.Provide(func(e *endpoints) *httpentry.Mux { return newHTTP(cfg, e) }),
 	}
 	for _, s := range ac.services {
 		if seen[s.name] {
@@ -274,6 +288,27 @@ func (a *App) HealthAddress() string {
 		return ""
 	}
 	return a.telemetry.endpoints.address(address)
+}
+
+// HTTPAddress is the host:port where the started app serves its services'
+// HTTP routes (HTTP.ADDRESS, a port 0 in it resolved), or "" when HTTP.ADDRESS
+// is not set.
+func (a *App) HTTPAddress() string {
+	if a.config.HTTP.Address == "" {
+		return ""
+	}
+	return a.telemetry.endpoints.address(a.config.HTTP.Address)
+}
+
+// newHTTP is the process's one HTTP router, which every service mounts its
+// routes on, served on HTTP.ADDRESS when set; /healthz, /readyz and /metrics
+// share its listener when their address is the same.
+func newHTTP(cfg Config, e *endpoints) *httpentry.Mux {
+	m := httpentry.NewMux()
+	if cfg.HTTP.Address != "" {
+		e.handle("HTTP.ADDRESS", cfg.HTTP.Address, "/", m)
+	}
+	return m
 }
 
 // Config is the configuration the app was built with.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"slices"
 
@@ -12,8 +13,10 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/httpentry"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/timer"
 )
 
 // serviceDef is one service given to Service.
@@ -92,6 +95,9 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
 		fx.Provide(fx.Private, func(p runtimeParams) (*serviceRuntime, error) {
 			rt, err := newServiceRuntime(s.name, cfg, svcLog, p.Conn, p.Telemetry, p.All, ac, proxies)
+			if rt != nil {
+				rt.mux = p.HTTP
+			}
 			if rt != nil && p.Only != nil {
 				rt.only = p.Only.names
 			}
@@ -122,6 +128,7 @@ type runtimeParams struct {
 	Conn      *connection
 	Telemetry *telemetry
 	All       *runtimes
+	HTTP      *httpentry.Mux
 	Only      *restriction `optional:"true"`
 }
 
@@ -211,15 +218,21 @@ type serviceRuntime struct {
 	cfg        Config
 	log        *slog.Logger
 	pool       *entrypoint.Pool
-	client     *rpc.Client    // nil when the service calls nobody
-	server     *rpc.Server    // every service has one: it answers the introspection method at least
-	handlers   *events.Server // nil when the service handles no events
+	client     *rpc.Client       // nil when the service calls nobody
+	server     *rpc.Server       // every service has one: it answers the introspection method at least
+	handlers   *events.Server    // nil when the service handles no events
+	timers     *timer.Server     // nil when the service has no timers
+	http       *httpentry.Server // nil when the service has no HTTP routes
+	mux        *httpentry.Mux    // the process's, which the routes are mounted on
+	instrument func(pattern string, h http.Handler) http.Handler
+	entryICs   []entrypoint.Interceptor // the app's, of every kind
 	dispatcher *events.Dispatcher
 	conn       *connection
 	ics        []rpc.ServerInterceptor
 	handlerICs []events.HandlerInterceptor
-	calls      []string // the services this one has proxies to
-	only       []string // the entrypoints it runs, when restricted
+	timerICs   []entrypoint.Interceptor // telemetry's, then the app's
+	calls      []string                 // the services this one has proxies to
+	only       []string                 // the entrypoints it runs, when restricted
 	onExpired  func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
@@ -232,7 +245,10 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		return nil, err
 	}
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
-		ics: append(ics.rpcServer, ac.serverICs...), handlerICs: append(ics.handlers, ac.handlerICs...), calls: calls, all: all,
+		ics:        append(append(ics.rpcServer, ac.serverICs...), rpcEntrypoint(ac.entryICs)...),
+		handlerICs: append(append(ics.handlers, ac.handlerICs...), eventEntrypoint(ac.entryICs)...),
+		timerICs:   append(ics.timers, ac.entryICs...), entryICs: ac.entryICs, instrument: ics.instrument,
+		calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
@@ -266,9 +282,10 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		}
 	}
 	// Every service answers the built-in introspection method, one with
-	// only event handlers too, so every service has an RPC queue. The
-	// queues' prefetches share MAX_WORKERS: the RPC queue first, then each
-	// handler's, so that no instance holds more than it can run.
+	// only event handlers, timers or HTTP routes too, so every service has
+	// an RPC queue. The queues' prefetches share MAX_WORKERS: the RPC queue
+	// first, then each handler's, so that no instance holds more than it
+	// can run.
 	introspect.Register(reg)
 	handlers := len(entrypoint.Of[*events.Handler](reg))
 	prefetches := entrypoint.SplitPrefetch(rt.pool.Size(), handlers+1)
@@ -285,12 +302,28 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
 		})
 	}
+	if len(entrypoint.Of[*timer.Timer](reg)) > 0 {
+		rt.timers = timer.NewServer(rt.conn.broker, reg, timer.ServerConfig{
+			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
+			Interceptors: rt.timerICs,
+		})
+	}
+	if len(entrypoint.Of[*httpentry.Route](reg)) > 0 {
+		rt.http = httpentry.NewServer(reg, httpentry.ServerConfig{
+			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
+			Interceptors: rt.entryICs, Instrument: rt.instrument,
+		})
+		if err := rt.http.Mount(rt.mux); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 // start starts the client, then the event handlers, then the RPC server (so
-// that a service answering calls also has its event queues bound). When a
-// part fails, the parts already started are closed again.
+// that a service answering calls also has its event queues bound), then opens
+// its HTTP routes and starts its timers, whose requests and ticks may call it.
+// When a part fails, the parts already started are closed again.
 func (rt *serviceRuntime) start(ctx context.Context) error {
 	err := func() error {
 		if rt.client != nil {
@@ -304,11 +337,25 @@ func (rt *serviceRuntime) start(ctx context.Context) error {
 			}
 		}
 		if rt.server != nil {
-			return rt.server.Start(ctx)
+			if err := rt.server.Start(ctx); err != nil {
+				return err
+			}
+		}
+		if rt.http != nil {
+			rt.http.Start()
+			if rt.cfg.HTTP.Address == "" {
+				rt.log.Warn("hypha: HTTP routes are not served: set HTTP.ADDRESS", "routes", rt.http.Routes())
+			}
+		}
+		if rt.timers != nil {
+			return rt.timers.Start(ctx)
 		}
 		return nil
 	}()
 	if err != nil {
+		if rt.http != nil {
+			rt.http.Drain()
+		}
 		_ = rt.close()
 		return fmt.Errorf("service %q: %w", rt.name, err)
 	}
@@ -317,12 +364,19 @@ func (rt *serviceRuntime) start(ctx context.Context) error {
 	return nil
 }
 
-// drain stops the service taking calls and events; running ones go on. The
+// drain stops the service taking HTTP requests, ticks, calls and events;
+// running ones go on. The
 // broker's cancel-ok is waited for briefly, apart from the grace period.
 func (rt *serviceRuntime) drain(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 	defer cancel()
 	var errs []error
+	if rt.http != nil {
+		rt.http.Drain()
+	}
+	if rt.timers != nil {
+		errs = append(errs, rt.timers.Drain(ctx))
+	}
 	if rt.server != nil {
 		errs = append(errs, rt.server.Drain(ctx))
 	}
@@ -336,6 +390,9 @@ func (rt *serviceRuntime) drain(ctx context.Context) error {
 // using until now; unfinished work goes back to its queue.
 func (rt *serviceRuntime) close() error {
 	var errs []error
+	if rt.timers != nil {
+		errs = append(errs, rt.timers.Close())
+	}
 	if rt.server != nil {
 		errs = append(errs, rt.server.Close())
 	}

@@ -4,27 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/timer"
 )
 
 // defaultGRPCEndpoint is OTLP/gRPC's default, used when TRACING.ENDPOINT is
@@ -120,20 +126,27 @@ type serviceInterceptors struct {
 	rpcClient []rpc.ClientInterceptor
 	handlers  []events.HandlerInterceptor
 	dispatch  []events.DispatchInterceptor
+	timers    []entrypoint.Interceptor
+	// instrument wraps an HTTP route's handler with otelhttp; nil when
+	// telemetry is off.
+	instrument func(pattern string, h http.Handler) http.Handler
 }
 
 // interceptors builds a service's interceptors; none when telemetry is off.
 func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
 	var ics serviceInterceptors
+	var httpOpts []otelhttp.Option
 	if t.tracing.Exporter != "none" {
 		tp, err := t.tracerProvider(service)
 		if err != nil {
 			return ics, err
 		}
+		httpOpts = append(httpOpts, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(t.prop))
 		ics.rpcServer = append(ics.rpcServer, rpc.ServerTracing(tp, t.prop))
 		ics.rpcClient = append(ics.rpcClient, rpc.ClientTracing(tp, t.prop))
 		ics.handlers = append(ics.handlers, events.HandlerTracing(tp, t.prop))
 		ics.dispatch = append(ics.dispatch, events.DispatchTracing(tp, t.prop))
+		ics.timers = append(ics.timers, timer.Tracing(tp))
 	}
 	if t.meters != nil {
 		sm, err := rpc.ServerMetrics(t.meters)
@@ -148,11 +161,35 @@ func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
 		if err != nil {
 			return ics, err
 		}
+		tm, err := timer.Metrics(t.meters)
+		if err != nil {
+			return ics, err
+		}
+		ics.timers = append(ics.timers, tm)
+		httpOpts = append(httpOpts, otelhttp.WithMeterProvider(t.meters))
 		ics.rpcServer = append(ics.rpcServer, sm)
 		ics.rpcClient = append(ics.rpcClient, cm)
 		ics.handlers = append(ics.handlers, hm)
 	}
+	if len(httpOpts) > 0 {
+		ics.instrument = httpInstrument(httpOpts)
+	}
 	return ics, nil
+}
+
+// httpInstrument wraps a route's handler in otelhttp: a server span named
+// after the route's pattern ("GET /users/{id}") that continues the client's
+// trace, and HTTP server metrics. What telemetry leaves off (traces or
+// metrics) is a no-op, never the global provider.
+func httpInstrument(opts []otelhttp.Option) func(pattern string, h http.Handler) http.Handler {
+	opts = append([]otelhttp.Option{
+		otelhttp.WithTracerProvider(tracenoop.NewTracerProvider()),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
+	}, opts...)
+	return func(pattern string, h http.Handler) http.Handler {
+		return otelhttp.NewHandler(h, pattern, opts...)
+	}
 }
 
 // tracerProvider builds a service's tracer provider: its own resource

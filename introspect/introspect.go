@@ -41,7 +41,10 @@ type Description struct {
 
 // MethodInfo describes one RPC method.
 type MethodInfo struct {
-	Name   string         `json:"name"`
+	Name string `json:"name"`
+	// Raw marks a method registered with rpc.HandleRaw: it reads its body
+	// itself, so it has no argument list or schemas.
+	Raw    bool           `json:"raw,omitempty"`
 	Doc    string         `json:"doc,omitempty"`
 	Args   []Arg          `json:"args"`          // in positional order
 	Input  map[string]any `json:"args_schema"`   // JSON Schema of the keyword arguments, an object
@@ -107,16 +110,17 @@ func Describe(r *entrypoint.Registry) Description {
 		if m.EntrypointName() == Method {
 			continue
 		}
-		info := MethodInfo{Name: m.EntrypointName(), Doc: m.Doc(), Args: []Arg{}, Errors: []ErrorInfo{},
+		info := MethodInfo{Name: m.EntrypointName(), Doc: m.Doc(), Args: []Arg{},
 			Input: Schema(m.InputType()), Result: Schema(m.ResultType())}
 		for _, p := range m.Params() {
 			info.Args = append(info.Args, Arg{Name: p.Name, Required: p.Required, Type: p.Type.String()})
 		}
-		for _, e := range m.ExpectedErrors() {
-			re := rpc.WireError(e)
-			info.Errors = append(info.Errors, ErrorInfo{ExcType: re.ExcType, ExcPath: re.ExcPath, Value: re.Value})
-		}
+		info.Errors = errorInfos(m.ExpectedErrors())
 		d.Methods = append(d.Methods, info)
+	}
+	for _, m := range entrypoint.Of[*rpc.RawMethod](r) {
+		d.Methods = append(d.Methods, MethodInfo{Name: m.EntrypointName(), Raw: true, Doc: m.Doc(), Args: []Arg{},
+			Errors: errorInfos(m.ExpectedErrors())})
 	}
 	for _, h := range entrypoint.Of[*events.Handler](r) {
 		d.Handlers = append(d.Handlers, HandlerInfo{
@@ -126,6 +130,16 @@ func Describe(r *entrypoint.Registry) Description {
 		})
 	}
 	return d
+}
+
+// errorInfos are expected errors as their callers receive them.
+func errorInfos(errs []error) []ErrorInfo {
+	infos := []ErrorInfo{}
+	for _, e := range errs {
+		re := rpc.WireError(e)
+		infos = append(infos, ErrorInfo{ExcType: re.ExcType, ExcPath: re.ExcPath, Value: re.Value})
+	}
+	return infos
 }
 
 // Register adds the built-in method to r, answering with the description of

@@ -170,3 +170,14 @@ func TestSchema(t *testing.T) {
 	}
 	_ = node{}.hidden
 }
+
+func TestDescribeListsRawMethods(t *testing.T) {
+	r := entrypoint.NewRegistry("files")
+	rpc.HandleRaw(r, "upload", func(context.Context, *rpc.RawRequest, *rpc.RawReply) error { return nil },
+		rpc.Doc("Stores the body."))
+	d := introspect.Describe(r)
+	m, ok := d.Method("upload")
+	if !ok || !m.Raw || m.Doc != "Stores the body." || m.Args == nil || m.Errors == nil {
+		t.Fatalf("Describe listed %+v (found %v), want the raw method upload with its doc", m, ok)
+	}
+}

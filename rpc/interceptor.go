@@ -64,7 +64,8 @@ type ServerHandler func(ctx context.Context) (any, error)
 // worker_setup and worker_teardown: it can act before and after next, change
 // the context, or answer without calling next. Requests refused as
 // IncorrectSignature or MalformedRequest run no interceptor. A panic in it
-// reaches the caller as Panic.
+// reaches the caller as Panic. It wraps RPC methods only, typed and raw
+// (HandleRaw); entrypoint.Interceptor wraps every entrypoint kind.
 type ServerInterceptor func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error)
 
 // ClientInvoker sends a call and waits for its result, the reply's JSON.

@@ -45,6 +45,7 @@ type Server struct {
 	broker   transport.Broker
 	cfg      ServerConfig
 	methods  map[string]*Method
+	raw      map[string]*RawMethod
 	log      *slog.Logger
 	consumer *entrypoint.Consumer
 	// lastExpiredLog is when a dropped expired call was last logged (Unix ns).
@@ -65,9 +66,12 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, log: cfg.Logger}
+	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, raw: map[string]*RawMethod{}, log: cfg.Logger}
 	for _, m := range entrypoint.Of[*Method](r) {
 		s.methods[m.name] = m
+	}
+	for _, m := range entrypoint.Of[*RawMethod](r) {
+		s.raw[m.name] = m
 	}
 	s.consumer = entrypoint.NewConsumer(broker, entrypoint.ConsumerConfig{
 		Queue: QueueName(cfg.Service), Pool: cfg.Pool, Prefetch: cfg.Prefetch, Logger: cfg.Logger,
@@ -120,6 +124,10 @@ func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 		_ = d.Ack()
 		return
 	}
+	if m, ok := s.raw[call.Method]; ok {
+		s.serveRaw(ctx, d, call, m)
+		return
+	}
 	result, err := s.handle(ctx, d, call)
 	if err != nil && entrypoint.Abandoned(ctx) {
 		// Stopping or lost: the request runs again, here or elsewhere,
@@ -170,11 +178,11 @@ func (s *Server) callInfo(d transport.Delivery) *CallInfo {
 // reply too large to send is replaced by an error saying so.
 func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) {
 	if d.ReplyTo != "" {
-		err := s.reply(d, body, call.ReplyHeaders, call.Deadline)
+		err := s.reply(d, body, contentTypeJSON, call.ReplyHeaders, call.Deadline)
 		if errors.Is(err, transport.ErrTooLarge) {
 			s.log.Error("hypha: reply too large to send; the caller gets an error instead", "method", call.Method, "error", err)
 			body, _ = encodeReply(nil, replyTooLarge(err))
-			err = s.reply(d, body, nil, call.Deadline)
+			err = s.reply(d, body, contentTypeJSON, nil, call.Deadline)
 		}
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
@@ -278,7 +286,7 @@ func (s *Server) workerContext(ctx context.Context, d transport.Delivery, call *
 
 // reply publishes the reply, waiting out a reconnect until the caller's
 // deadline (or replyTimeout when the caller sent none).
-func (s *Server) reply(d transport.Delivery, body []byte, headers map[string]any, deadline time.Time) error {
+func (s *Server) reply(d transport.Delivery, body []byte, contentType string, headers map[string]any, deadline time.Time) error {
 	exchange := s.cfg.Exchange
 	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
 		exchange = "" // RabbitMQ's direct reply-to answers through the default exchange
@@ -286,13 +294,17 @@ func (s *Server) reply(d transport.Delivery, body []byte, headers map[string]any
 	if deadline.IsZero() {
 		deadline = time.Now().Add(replyTimeout)
 	}
+	encoding := ""
+	if contentType == contentTypeJSON {
+		encoding = encodingUTF8
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	return s.broker.Publish(ctx, transport.Publishing{
 		Exchange:   exchange,
 		RoutingKey: d.ReplyTo,
 		Message: transport.Message{
-			Body: body, ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
+			Body: body, ContentType: contentType, ContentEncoding: encoding,
 			// In the request's delivery mode: a caller that sent it
 			// transient chose speed over surviving a broker restart.
 			CorrelationID: d.CorrelationID, Persistent: d.Persistent, Headers: headers,

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # run-examples.sh runs the examples against the broker of config.yaml (AMQP_URI
 # overrides it; default amqp://guest:guest@localhost:5672/): it builds
-# examples/calculator, examples/users, examples/orders, examples/mailer and
-# examples/client into a temporary directory, starts the four services in the
-# background with their output prefixed "[calculator] ", "[users] ",
-# "[orders] " and "[mailer] ", runs the client, then stops every service with
+# examples/calculator, examples/users, examples/orders, examples/mailer,
+# examples/gateway and examples/client into a temporary directory, starts the
+# five services in the background with their output prefixed "[calculator] ",
+# "[users] ", "[orders] ", "[mailer] " and "[gateway] " (the gateway serving
+# HTTP on GATEWAY_ADDRESS, default 127.0.0.1:8000), runs the client, which
+# calls the gateway over HTTP too, then stops every service with
 # SIGTERM and waits for it, whatever happened (also on error or Ctrl-C). It
 # exits with the client's status. `make run-rabbitmq` calls it after scripts/broker.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+GATEWAY_ADDRESS=${GATEWAY_ADDRESS:-127.0.0.1:8000} # where examples/gateway serves HTTP
 STOP_TIMEOUT=20 # seconds a service gets to stop after SIGTERM (GRACE_PERIOD is 10) before SIGKILL
 
 log() { printf 'run-examples: %s\n' "$*"; }
@@ -77,7 +80,8 @@ cleanup() {
 	local rc=$? i
 	set +e
 	trap '' INT TERM
-	# Stop in reverse order: mailer handles orders' events, users calls calculator.
+	# Stop in reverse order: the gateway calls users and calculator, mailer
+	# handles orders' events, users calls calculator.
 	for ((i = ${#svc_pids[@]} - 1; i >= 0; i--)); do
 		stop "$i"
 	done
@@ -92,16 +96,17 @@ trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
 
 log "building examples into $tmp"
-go build -o "$tmp/" ./examples/calculator ./examples/users ./examples/orders ./examples/mailer ./examples/client
+go build -o "$tmp/" ./examples/calculator ./examples/users ./examples/orders ./examples/mailer ./examples/gateway ./examples/client
 
 start calculator
 start users
 start orders
 start mailer
+HTTP_ADDRESS=$GATEWAY_ADDRESS start gateway
 
 log "running the client"
 status=0
-"$tmp/client" || status=$?
+GATEWAY_URL="http://$GATEWAY_ADDRESS" "$tmp/client" || status=$?
 if [ "$status" -eq 0 ]; then
 	log "client succeeded"
 else

@@ -79,7 +79,11 @@ func printDescription(w io.Writer, d introspect.Description) {
 		fmt.Fprintln(w, "\nRPC methods")
 	}
 	for _, m := range d.Methods {
-		fmt.Fprintf(w, "\n  %s -> %s\n", m.Signature(), schemaSummary(m.Result))
+		if m.Raw {
+			fmt.Fprintf(w, "\n  %s(body) -> body   (raw: reads and answers its message itself)\n", m.Name)
+		} else {
+			fmt.Fprintf(w, "\n  %s -> %s\n", m.Signature(), schemaSummary(m.Result))
+		}
 		if m.Doc != "" {
 			for line := range strings.Lines(m.Doc) {
 				fmt.Fprintf(w, "      %s\n", strings.TrimRight(line, "\n"))

@@ -6,6 +6,8 @@
 // answer, then makes its calls; it exits non-zero, saying why, when anything
 // fails. The last call creates an order, whose order_created event the mailer
 // handles: the client polls mailer.sent() until the confirmation shows up.
+// With GATEWAY_URL set (http://127.0.0.1:8000, where examples/gateway
+// listens), it then calls the gateway over HTTP too.
 //
 // Start the services first, then, from the project root:
 //
@@ -66,7 +68,13 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("connecting to the broker: %w", err)
 	}
 	defer c.Close()
-	return tour.Run(ctx, c, os.Stdout)
+	if err := tour.Run(ctx, c, os.Stdout); err != nil {
+		return err
+	}
+	if url := os.Getenv("GATEWAY_URL"); url != "" {
+		return tour.HTTP(ctx, url, os.Stdout)
+	}
+	return nil
 }
 
 // dialConfig is the client's connection as config.yaml sets it: the broker, the exchange, the call

@@ -1,6 +1,7 @@
 // Command quickstart runs the example services calculator, user_service,
-// orders and mailer in one process, on the embedded broker, then prints the
-// tour of examples/client and exits: Hypha with nothing installed. It is also
+// orders, mailer and gateway in one process, on the embedded broker, then
+// prints the tour of examples/client, calls the gateway over HTTP with Go's
+// client (printing the equivalent curl) and exits: Hypha with nothing installed. It is also
 // the modular-monolith mode at work: several framework.Service in one app,
 // calling each other through the same broker they would use apart.
 //
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
+	"github.com/hypha-go/hypha/examples/gateway/gateway"
 	"github.com/hypha-go/hypha/examples/mailer/mailer"
 	"github.com/hypha-go/hypha/examples/orders/orders"
 	"github.com/hypha-go/hypha/examples/tour"
@@ -54,12 +56,16 @@ func run(ctx context.Context, w io.Writer) error {
 	if os.Getenv("LOG_LEVEL") == "" && os.Getenv("HYPHA_LOG_LEVEL") == "" {
 		values["LOG_LEVEL"] = "warn"
 	}
+	if os.Getenv("HTTP_ADDRESS") == "" && os.Getenv("HYPHA_HTTP__ADDRESS") == "" {
+		values["HTTP.ADDRESS"] = "127.0.0.1:0" // a free port
+	}
 	app, err := framework.New(
 		framework.ConfigValues(values),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
 		framework.Service(orders.Name, orders.New),
 		framework.Service(mailer.Name, mailer.New),
+		framework.Service(gateway.Name, gateway.New),
 	)
 	if err != nil {
 		return err
@@ -74,11 +80,15 @@ func run(ctx context.Context, w io.Writer) error {
 		defer cancel()
 		_ = app.Stop(stopCtx)
 	}()
-	fmt.Fprintf(w, "calculator, user_service, orders and mailer run in this process on %s\n", app.Config().AMQPURI)
+	fmt.Fprintf(w, "calculator, user_service, orders, mailer and gateway run in this process on %s; the gateway serves http://%s\n",
+		app.Config().AMQPURI, app.HTTPAddress())
 	c, err := rpc.Dial(startCtx, rpc.Config{URI: app.Config().AMQPURI, Timeout: app.Config().RPCTimeout})
 	if err != nil {
 		return fmt.Errorf("connecting the client: %w", err)
 	}
 	defer c.Close()
-	return tour.Run(ctx, c, w)
+	if err := tour.Run(ctx, c, w); err != nil {
+		return err
+	}
+	return tour.HTTP(ctx, "http://"+app.HTTPAddress(), w)
 }

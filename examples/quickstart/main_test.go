@@ -28,6 +28,10 @@ func TestQuickstartNeedsNoBroker(t *testing.T) {
 		"user_service.batch_scores([1 2 3 4], multiplier=2.5) = [2.5 5 7.5 10]",
 		"[context user_id=u-42]",
 		"mailer.sent() holds the confirmation of order",
+		"curl 'http://127.0.0.1:",
+		"/calculator/add?a=2&b=3' → 200 5",
+		`→ 422 {"error":{"exc_type":"ZeroDivisionError"`,
+		`/users/7/score' → 200 {"user_id":"7","score":30}`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the tour lacks %q:\n%s", want, out.String())

@@ -1,0 +1,245 @@
+package httpentry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
+)
+
+// HeaderPrefix starts the headers that set context data on a route with
+// ContextHeaders: "X-Hypha-User-Id" sets user_id.
+const HeaderPrefix = "X-Hypha-"
+
+// ServerConfig says how a service serves its HTTP routes.
+type ServerConfig struct {
+	Service string
+	// Pool runs the requests; the service's other entrypoints share it.
+	Pool               *entrypoint.Pool
+	ParentCallsTracked int
+	Logger             *slog.Logger
+	// Interceptors wrap every request a route serves, the first outermost.
+	Interceptors []entrypoint.Interceptor
+	// Instrument, when set, wraps each route's handler, given the route's
+	// pattern: tracing and metrics (otelhttp).
+	Instrument func(pattern string, h http.Handler) http.Handler
+}
+
+// Server serves the HTTP routes registered in a service's registry, once
+// mounted on the process's Mux.
+type Server struct {
+	cfg     ServerConfig
+	routes  []*Route
+	log     *slog.Logger
+	serving atomic.Bool
+}
+
+// NewServer returns a server for the routes registered in r.
+func NewServer(r *entrypoint.Registry, cfg ServerConfig) *Server {
+	if cfg.Pool == nil {
+		cfg.Pool = entrypoint.NewPool(10)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, routes: entrypoint.Of[*Route](r), log: cfg.Logger}
+}
+
+// Routes are the patterns the server serves, in registration order.
+func (s *Server) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = rt.pattern
+	}
+	return out
+}
+
+// Mount adds the server's routes to m; a pattern another service has, or
+// one that conflicts with it, is an error naming both.
+func (s *Server) Mount(m *Mux) error {
+	var errs []error
+	for _, rt := range s.routes {
+		var h http.Handler = s.handler(rt)
+		if s.cfg.Instrument != nil {
+			h = s.cfg.Instrument(rt.pattern, h)
+		}
+		errs = append(errs, m.handle(s.cfg.Service, rt.pattern, h))
+	}
+	return errors.Join(errs...)
+}
+
+// Start starts answering requests; until then the routes answer 503.
+func (s *Server) Start() { s.serving.Store(true) }
+
+// Drain stops taking requests: from now on the routes answer 503, while
+// requests already running go on.
+func (s *Server) Drain() { s.serving.Store(false) }
+
+// handler runs each request to rt in a worker of the pool, bounded by the
+// request's context and cancelled with the pool's (ErrStopping).
+func (s *Server) handler(rt *Route) http.Handler {
+	label := s.cfg.Service + " " + rt.pattern
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.serving.Load() {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, errorBody{ExcType: "ServiceUnavailable",
+				Value: fmt.Sprintf("service %q is not serving now", s.cfg.Service)})
+			return
+		}
+		x := &exchange{s: s, rt: rt}
+		ctx, err := x.incoming(r)
+		if err != nil {
+			x.badRequest(r.Context(), w, err)
+			return
+		}
+		done := make(chan struct{})
+		err = s.cfg.Pool.Go(ctx, label, func(poolCtx context.Context) {
+			defer close(done)
+			ctx, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			stop := context.AfterFunc(poolCtx, func() { cancel(context.Cause(poolCtx)) })
+			defer stop()
+			x.serve(ctx, w, r)
+		})
+		if err != nil {
+			return // the client went away while every worker was busy
+		}
+		<-done
+		if x.aborted {
+			panic(http.ErrAbortHandler) // on net/http's goroutine, which aborts the response
+		}
+	})
+}
+
+// exchange is one request to one route.
+type exchange struct {
+	s  *Server
+	rt *Route
+
+	mu      sync.Mutex
+	wrote   bool // the response has begun
+	aborted bool // the handler panicked with http.ErrAbortHandler
+}
+
+// incoming is the request's context with its context data: a call id of
+// its own and, with ContextHeaders, what X-Hypha-* headers set.
+func (x *exchange) incoming(r *http.Request) (context.Context, error) {
+	headers := map[string]any{}
+	if x.rt.headers {
+		for k, v := range r.Header {
+			key, ok := strings.CutPrefix(k, HeaderPrefix)
+			if !ok || len(v) == 0 {
+				continue
+			}
+			key = strings.ReplaceAll(strings.ToLower(key), "-", "_")
+			if key == contextdata.KeyCallIDStack {
+				continue
+			}
+			headers[contextdata.HeaderPrefix+key] = v[0]
+		}
+		if err := contextdata.Check(headers); err != nil {
+			return nil, fmt.Errorf("%s headers: %w", HeaderPrefix, err)
+		}
+	}
+	id := fmt.Sprintf("%s.%s.%s", x.s.cfg.Service, routeID(x.rt.pattern), uuid.NewString())
+	return contextdata.Incoming(r.Context(), headers, id, x.s.cfg.ParentCallsTracked+1), nil
+}
+
+// routeID is a pattern as a call id's part: "GET /users/{id}" becomes "GET_/users/{id}".
+func routeID(pattern string) string { return strings.Join(strings.Fields(pattern), "_") }
+
+// serve runs the route, recovering a panic as a 500.
+func (x *exchange) serve(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { // net/http's way to abort a response: not a failure
+				x.aborted = true
+				return
+			}
+			x.s.log.ErrorContext(ctx, "hypha: HTTP handler panicked", "route", x.rt.pattern, "panic", fmt.Sprint(p),
+				"stack", string(debug.Stack()))
+			x.fail(ctx, w, &entrypoint.PanicError{Value: p})
+		}
+	}()
+	if !x.rt.typed {
+		w = &trackingWriter{ResponseWriter: w, x: x}
+	}
+	x.rt.serve(ctx, w, r, x)
+}
+
+// trackingWriter notes that a plain handler has begun its response, so that
+// its panic is answered 500 only when it has not.
+type trackingWriter struct {
+	http.ResponseWriter
+	x *exchange
+}
+
+func (t *trackingWriter) begun() {
+	t.x.mu.Lock()
+	t.x.wrote = true
+	t.x.mu.Unlock()
+}
+
+func (t *trackingWriter) WriteHeader(status int) {
+	t.begun()
+	t.ResponseWriter.WriteHeader(status)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.begun()
+	return t.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (to flush, say).
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// intercept runs next inside the app's interceptors.
+func (x *exchange) intercept(ctx context.Context, next entrypoint.Next) error {
+	info := &entrypoint.Info{Kind: entrypoint.KindHTTP, Service: x.s.cfg.Service, Name: x.rt.pattern}
+	return entrypoint.Intercept(x.s.cfg.Interceptors, info, next)(ctx)
+}
+
+// badRequest answers a request that does not fit the route: 400, IncorrectSignature.
+func (x *exchange) badRequest(ctx context.Context, w http.ResponseWriter, err error) {
+	x.s.log.InfoContext(ctx, "hypha: HTTP request refused", "route", x.rt.pattern, "error", err)
+	x.write(w, http.StatusBadRequest, errorBody{ExcType: "IncorrectSignature", Value: err.Error()})
+}
+
+// fail answers a typed handler's error: as the route declared it, or 500
+// with an opaque error id under which the log has the detail.
+func (x *exchange) fail(ctx context.Context, w http.ResponseWriter, err error) {
+	if status, ok := x.rt.status(err); ok {
+		x.s.log.InfoContext(ctx, "hypha: HTTP request ended with an expected error", "route", x.rt.pattern, "error", err)
+		x.write(w, status, errorBody{ExcType: excType(err), Value: message(err)})
+		return
+	}
+	id := uuid.NewString()
+	level := slog.LevelError
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		level = slog.LevelWarn // the client went away, or the stop's grace period ended
+	}
+	x.s.log.Log(ctx, level, "hypha: HTTP request failed", "route", x.rt.pattern, "error", err, "error_id", id)
+	x.write(w, http.StatusInternalServerError, errorBody{ExcType: "InternalError",
+		Value: "internal error; reference " + id, ErrorID: id})
+}
+
+// write writes an error response unless the response has begun.
+func (x *exchange) write(w http.ResponseWriter, status int, body errorBody) {
+	x.mu.Lock()
+	begun := x.wrote
+	x.wrote = true
+	x.mu.Unlock()
+	if !begun {
+		writeError(w, status, body)
+	}
+}

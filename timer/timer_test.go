@@ -1,0 +1,141 @@
+package timer_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/timer"
+)
+
+func TestRegistrationErrors(t *testing.T) {
+	t.Parallel()
+	noop := func(context.Context) error { return nil }
+	for _, tc := range []struct {
+		name     string
+		register func(r *entrypoint.Registry)
+		want     string
+	}{
+		{"zero interval", func(r *entrypoint.Registry) { timer.Handle(r, "t", 0, noop) }, "must be positive"},
+		{"no name", func(r *entrypoint.Registry) { timer.Handle(r, "", time.Second, noop) }, "needs a name"},
+		{"no function", func(r *entrypoint.Registry) { timer.Handle(r, "t", time.Second, nil) }, "has no function"},
+		{"once too often", func(r *entrypoint.Registry) { timer.Handle(r, "t", time.Millisecond, noop, timer.Once()) }, "at least"},
+		{"twice", func(r *entrypoint.Registry) {
+			timer.Handle(r, "t", time.Second, noop)
+			timer.Handle(r, "t", time.Second, noop)
+		}, "registered twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := entrypoint.NewRegistry("svc")
+			tc.register(r)
+			if err := r.Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A tick that overruns its interval delays the next: ticks never overlap
+// and do not pile up.
+func TestTicksNeverOverlap(t *testing.T) {
+	t.Parallel()
+	var c counter
+	in := start(t, "", "svc", func(r *entrypoint.Registry) {
+		timer.Handle(r, "slow", 5*time.Millisecond, c.tick(30*time.Millisecond))
+	})
+	waitFor(t, "3 ticks", func() bool { return c.n.Load() >= 3 })
+	in.Stop(time.Second)
+	if m := c.most.Load(); m != 1 {
+		t.Fatalf("%d ticks ran at once, want 1", m)
+	}
+}
+
+func TestEagerTicksAtStart(t *testing.T) {
+	t.Parallel()
+	var c counter
+	start(t, "", "svc", func(r *entrypoint.Registry) {
+		timer.Handle(r, "eager", time.Hour, c.tick(0), timer.Eager())
+	})
+	waitFor(t, "the eager tick", func() bool { return c.n.Load() == 1 })
+}
+
+// A stop does not wait for the interval; a running tick has its context
+// cancelled once the grace period is over.
+func TestStopIsPrompt(t *testing.T) {
+	t.Parallel()
+	var c counter
+	cancelled := make(chan error, 1)
+	in := start(t, "", "svc", func(r *entrypoint.Registry) {
+		timer.Handle(r, "idle", time.Hour, c.tick(0))
+		timer.Handle(r, "busy", time.Hour, func(ctx context.Context) error {
+			<-ctx.Done()
+			cancelled <- context.Cause(ctx)
+			return ctx.Err()
+		}, timer.Eager())
+	})
+	time.Sleep(20 * time.Millisecond)
+	began := time.Now()
+	in.Stop(50 * time.Millisecond)
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("stop took %s", took)
+	}
+	if cause := <-cancelled; !errors.Is(cause, entrypoint.ErrStopping) {
+		t.Fatalf("the running tick's cause = %v, want ErrStopping", cause)
+	}
+}
+
+// A tick runs with a call id of its own, and its failures and panics do not
+// stop the timer.
+func TestTickContextAndFailures(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	ids := make(chan []string, 10)
+	start(t, "", "svc", func(r *entrypoint.Registry) {
+		timer.Handle(r, "flaky", 5*time.Millisecond, func(ctx context.Context) error {
+			ids <- contextdata.CallIDStack(ctx)
+			switch n.Add(1) {
+			case 1:
+				return errors.New("disk on fire")
+			case 2:
+				panic("boom")
+			}
+			return nil
+		})
+	})
+	waitFor(t, "3 ticks", func() bool { return n.Load() >= 3 })
+	stack := <-ids
+	if len(stack) != 1 || !strings.HasPrefix(stack[0], "svc.flaky.") {
+		t.Fatalf("call id stack = %v, want [svc.flaky.<uuid>]", stack)
+	}
+}
+
+func TestInterceptorsSeeTheTimer(t *testing.T) {
+	t.Parallel()
+	infos := make(chan entrypoint.Info, 10)
+	reg := entrypoint.NewRegistry("svc")
+	timer.Handle(reg, "tick", 5*time.Millisecond, func(context.Context) error { return nil }, timer.Eager())
+	pool := entrypoint.NewPool(1)
+	srv := timer.NewServer(nil, reg, timer.ServerConfig{Service: "svc", Pool: pool, Logger: quiet,
+		Interceptors: []entrypoint.Interceptor{func(ctx context.Context, info *entrypoint.Info, next entrypoint.Next) error {
+			select {
+			case infos <- *info:
+			default:
+			}
+			return next(ctx)
+		}}})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := <-infos
+	_ = srv.Drain(context.Background())
+	_ = pool.Wait(context.Background())
+	_ = srv.Close()
+	if want := (entrypoint.Info{Kind: entrypoint.KindTimer, Service: "svc", Name: "tick"}); got != want {
+		t.Fatalf("info = %+v, want %+v", got, want)
+	}
+}
