@@ -14,12 +14,13 @@ import (
 )
 
 // isolateConfig runs the test in an empty directory with none of the variables config.yaml reads
-// (HYPHA_*, AMQP_URI, AMQP_URI_FILE, QUEUE_TYPE, OTEL_*, METRICS_ADDRESS, HEALTH_ADDRESS), so the developer's environment cannot leak into the result.
+// (HYPHA_*, AMQP_URI, AMQP_URI_FILE, QUEUE_TYPE, RPC_REPLY_KEY_PREFIX, OTEL_*, METRICS_ADDRESS, HEALTH_ADDRESS), so the developer's environment cannot leak into the result.
 func isolateConfig(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, envPrefix) || strings.HasPrefix(name, "OTEL_") || name == "AMQP_URI" || name == "AMQP_URI_FILE" || name == "QUEUE_TYPE" || name == "METRICS_ADDRESS" ||
+			name == "RPC_REPLY_KEY_PREFIX" ||
 			name == "HEALTH_ADDRESS" {
 			t.Setenv(name, "") // restores the variable after the test
 			os.Unsetenv(name)

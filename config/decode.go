@@ -135,6 +135,7 @@ func (s *Settings) normalize() {
 	s.HTTP.Address = strings.TrimSpace(s.HTTP.Address)
 	s.QueueType = lower(s.QueueType)
 	s.LoginMethod = strings.ToUpper(strings.TrimSpace(s.LoginMethod))
+	s.RPCReplyKeyPrefix = strings.TrimSpace(s.RPCReplyKeyPrefix)
 	s.AMQPSSL.CertReqs = lower(s.AMQPSSL.CertReqs)
 	s.AMQPSSL.CACerts = strings.TrimSpace(s.AMQPSSL.CACerts)
 	s.AMQPSSL.CertFile = strings.TrimSpace(s.AMQPSSL.CertFile)

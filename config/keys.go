@@ -120,6 +120,7 @@ var wants = map[string]string{
 	"RPC_MAX_IN_FLIGHT":               wantInFlight,
 	"REDACT_UNEXPECTED_ERRORS":        wantBool,
 	"RPC_PERSISTENT":                  wantBool,
+	"RPC_REPLY_KEY_PREFIX":            wantReplyPrefix,
 	"EVENTS.MAX_RETRIES":              wantCount,
 	"EVENTS.PUBLISH_TIMEOUT":          wantSecondsAbove,
 	"EVENTS.HANDLER_TIMEOUT":          wantSecondsAbove,
@@ -137,7 +138,8 @@ var wants = map[string]string{
 
 // nullable are the keys where null, as `${VAR:}` or a bare `KEY:` gives, means "".
 var nullable = map[string]bool{"TRACING.ENDPOINT": true, "METRICS.ADDRESS": true, "HEALTH.ADDRESS": true, "HTTP.ADDRESS": true,
-	"AMQP_SSL.CA_CERTS": true, "AMQP_SSL.CERTFILE": true, "AMQP_SSL.KEYFILE": true, "LOGIN_METHOD": true}
+	"AMQP_SSL.CA_CERTS": true, "AMQP_SSL.CERTFILE": true, "AMQP_SSL.KEYFILE": true, "LOGIN_METHOD": true,
+	"RPC_REPLY_KEY_PREFIX": true}
 
 // want is the expected form of the value at a Hypha key.
 func want(key string) string {

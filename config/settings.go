@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ const (
 	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
 	DefaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
 	DefaultRPCPersistent          = true                                 // RPC_PERSISTENT: requests survive a broker restart, as nameko's
+	DefaultRPCReplyKeyPrefix      = ""                                   // RPC_REPLY_KEY_PREFIX: reply keys are bare uuids, as nameko's
 	DefaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
 	DefaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
 	DefaultEventHandlerTimeout    = 60 * time.Second                     // EVENTS.HANDLER_TIMEOUT
@@ -83,6 +85,8 @@ const (
 	wantFile         = "a file path, or empty"
 	wantCertReqs     = "required, optional or none (2, 1 or 0)"
 	wantLoginMethod  = "PLAIN, AMQPLAIN, EXTERNAL, or empty"
+	wantReplyPrefix  = `empty, or two or more dot-separated words of letters, digits, '_' and '-' not starting with "amq.", ` +
+		`such as "reply.web" (at most 218 bytes)`
 )
 
 // Settings are Hypha's own keys of config.yaml, typed and validated. Durations are written in
@@ -108,6 +112,7 @@ type Settings struct {
 	RPCMaxInFlight         int             `koanf:"RPC_MAX_IN_FLIGHT"`        // calls one client may wait on at once; >= 1
 	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
 	RPCPersistent          bool            `koanf:"RPC_PERSISTENT"`           // false: send requests, and so their replies, transient
+	RPCReplyKeyPrefix      string          `koanf:"RPC_REPLY_KEY_PREFIX"`     // "": reply keys are bare uuids (nameko's); else "<prefix>.<uuid>", for topic permissions
 	Events                 EventsSettings  `koanf:"EVENTS"`                   // event dispatch and handling
 	QueueType              string          `koanf:"QUEUE_TYPE"`               // "classic" or "quorum": the type of the durable queues Hypha declares
 	QueueDeliveryLimit     int             `koanf:"QUEUE_DELIVERY_LIMIT"`     // quorum queues' x-delivery-limit; >= 1
@@ -225,6 +230,7 @@ func DefaultSettings() Settings {
 		RPCMaxInFlight:         DefaultRPCMaxInFlight,
 		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
 		RPCPersistent:          DefaultRPCPersistent,
+		RPCReplyKeyPrefix:      DefaultRPCReplyKeyPrefix,
 		QueueType:              DefaultQueueType,
 		QueueDeliveryLimit:     DefaultQueueDeliveryLimit,
 		AMQPSSL:                SSLSettings{CertReqs: DefaultCertReqs},
@@ -267,6 +273,7 @@ func (s Settings) Validate() error {
 		{s.LogFormat != "text" && s.LogFormat != "json", "LOG_FORMAT", wantLogFormat, strconv.Quote(s.LogFormat)},
 		{s.MaxMessageSize <= 0, "MAX_MESSAGE_SIZE", wantBytes, strconv.FormatInt(s.MaxMessageSize, 10)},
 		{s.RPCMaxInFlight < 1, "RPC_MAX_IN_FLIGHT", wantInFlight, strconv.Itoa(s.RPCMaxInFlight)},
+		{!validReplyKeyPrefix(s.RPCReplyKeyPrefix), "RPC_REPLY_KEY_PREFIX", wantReplyPrefix, strconv.Quote(s.RPCReplyKeyPrefix)},
 		{s.QueueType != "classic" && s.QueueType != "quorum", "QUEUE_TYPE", wantQueueType, strconv.Quote(s.QueueType)},
 		{s.QueueDeliveryLimit < 1, "QUEUE_DELIVERY_LIMIT", wantLimit, strconv.Itoa(s.QueueDeliveryLimit)},
 		{!slices.Contains([]string{"", "PLAIN", "AMQPLAIN", "EXTERNAL"}, s.LoginMethod), "LOGIN_METHOD", wantLoginMethod,
@@ -375,6 +382,16 @@ func (d RetryDelay) Validate() error {
 }
 
 // check is one range rule of Validate: when bad, key wants want but holds got.
+// replyKeyPrefixForm is RPC_REPLY_KEY_PREFIX's form, as rpc.Config.ReplyKeyPrefix's: two or more words,
+// so that reply keys "<prefix>.<uuid>" have three or more and never match a service's "<service>.*" binding.
+var replyKeyPrefixForm = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$`)
+
+// validReplyKeyPrefix reports whether p is empty or a prefix rpc.Client takes: of replyKeyPrefixForm, not
+// starting with the broker's "amq.", and short enough for "<p>.<uuid>" to fit AMQP's 255-byte routing keys.
+func validReplyKeyPrefix(p string) bool {
+	return p == "" || replyKeyPrefixForm.MatchString(p) && !strings.HasPrefix(p, "amq.") && len(p) <= 218
+}
+
 type check struct {
 	bad            bool
 	key, want, got string

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +50,16 @@ type Config struct {
 	Owner string
 	// Exchange carries requests and replies; DefaultExchange when empty.
 	Exchange string
+	// ReplyKeyPrefix, when set, starts the routing key replies come back
+	// with: "<ReplyKeyPrefix>.<uuid>" instead of nameko's bare uuid, so that
+	// RabbitMQ's topic permissions can keep each user to its own reply keys
+	// (RPC_REPLY_KEY_PREFIX). It is two or more dot-separated words of
+	// letters, digits, '_' and '-', such as "reply.web", and does not start
+	// with "amq.": the reply keys then have three words or more, which a
+	// service's "<service>.*" binding never matches. Start fails on any
+	// other. Servers need nothing: they reply with whatever key requests
+	// carry.
+	ReplyKeyPrefix string
 	// Timeout bounds every call whose context has no sooner deadline;
 	// DefaultTimeout when zero.
 	Timeout time.Duration
@@ -72,6 +84,7 @@ type Client struct {
 	id       string
 	replyKey string
 	queue    string
+	err      error // a Config that Start refuses
 	invoke   ClientInvoker
 	consumer transport.Consumer
 
@@ -85,6 +98,9 @@ type Client struct {
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = StandaloneOwner
+	}
+	if err := checkReplyKeyPrefix(cfg.ReplyKeyPrefix); err != nil {
+		return nil, err
 	}
 	broker, err := dial.Dial(ctx, cfg.URI, dial.Options{
 		Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger, Reconnect: cfg.Reconnect, Retry: cfg.Retry,
@@ -126,8 +142,12 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 		cfg:      cfg,
 		id:       uuid.NewString(),
 		replyKey: uuid.NewString(),
+		err:      checkReplyKeyPrefix(cfg.ReplyKeyPrefix),
 		pending:  map[string]chan transport.Delivery{},
 		closed:   make(chan struct{}),
+	}
+	if cfg.ReplyKeyPrefix != "" {
+		c.replyKey = cfg.ReplyKeyPrefix + "." + c.replyKey
 	}
 	c.queue = fmt.Sprintf("rpc.reply-%s-%s", cfg.Owner, uuid.NewString())
 	c.invoke = chainClient(cfg.Interceptors, c.roundTrip)
@@ -136,8 +156,12 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 
 // Start declares the exchange and the client's reply queue (durable, expiring
 // 5 minutes after its last consumer leaves, bound with a key of its own) and
-// starts consuming replies. Calls made before Start fail.
+// starts consuming replies. Calls made before Start fail. A ReplyKeyPrefix
+// out of form fails Start, before it touches the broker.
 func (c *Client) Start(ctx context.Context) error {
+	if c.err != nil {
+		return c.err
+	}
 	if err := c.broker.DeclareExchange(ctx, transport.Exchange{Name: c.cfg.Exchange, Kind: transport.Topic, Durable: true}); err != nil {
 		return err
 	}
@@ -156,6 +180,32 @@ func (c *Client) Start(ctx context.Context) error {
 	c.consumer = consumer
 	c.mu.Unlock()
 	return nil
+}
+
+// maxReplyKeyPrefix keeps "<prefix>.<uuid>" within AMQP's 255-byte routing keys.
+const maxReplyKeyPrefix = 255 - len(".00000000-0000-0000-0000-000000000000")
+
+// replyKeyPrefixForm is Config.ReplyKeyPrefix's form: two or more words.
+var replyKeyPrefixForm = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$`)
+
+// checkReplyKeyPrefix reports a ReplyKeyPrefix out of form, saying what it
+// should be; "" (no prefix) is fine.
+func checkReplyKeyPrefix(p string) error {
+	why := ""
+	switch {
+	case p == "":
+		return nil
+	case !replyKeyPrefixForm.MatchString(p):
+		why = "want two or more dot-separated words of letters, digits, '_' and '-', such as \"reply.web\", " +
+			"so that reply keys \"<prefix>.<uuid>\" never match a service's \"<service>.*\" binding"
+	case strings.HasPrefix(p, "amq."):
+		why = "want a prefix that does not start with \"amq.\", which RabbitMQ keeps for itself"
+	case len(p) > maxReplyKeyPrefix:
+		why = fmt.Sprintf("want at most %d bytes, so that reply keys fit AMQP's 255; got %d", maxReplyKeyPrefix, len(p))
+	default:
+		return nil
+	}
+	return fmt.Errorf("hypha: rpc client ReplyKeyPrefix %q: %s", p, why)
 }
 
 // Proxy returns a proxy that calls the named service through c.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
@@ -134,4 +136,39 @@ func ExampleMethod_Params() {
 	// title *string false
 	// result: bool
 	// raises: NoSuchUser
+}
+
+// With a ReplyKeyPrefix, replies come back with the routing key
+// "<prefix>.<uuid>", which RabbitMQ's topic permissions can reserve for one
+// user (RPC_REPLY_KEY_PREFIX sets it for a service's calls).
+func ExampleDial_replyKeyPrefix() {
+	ctx := context.Background()
+	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close()
+	r := entrypoint.NewRegistry("keys_example")
+	rpc.HandleRaw(r, "reply_to", func(_ context.Context, req *rpc.RawRequest, reply *rpc.RawReply) error {
+		return reply.Reply([]byte(strconv.Quote(req.ReplyTo)), "application/json")
+	})
+	srv := rpc.NewServer(broker, r, rpc.ServerConfig{Service: "keys_example"})
+	if err := srv.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer srv.Stop(ctx)
+
+	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, ReplyKeyPrefix: "reply.web"})
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	key, err := rpc.Call[string](ctx, client.Proxy("keys_example"), "reply_to", nil)
+	fmt.Println(strings.HasPrefix(key, "reply.web."), err)
+
+	_, err = rpc.Dial(ctx, rpc.Config{URI: exampleURI, ReplyKeyPrefix: "web"})
+	fmt.Println(err != nil)
+	// Output:
+	// true <nil>
+	// true
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -10,6 +11,7 @@ func init() {
 	cliTests["call"] = testCall
 	cliTests["call errors"] = testCallErrors
 	cliTests["call timeout"] = testTimeoutOverRPCTimeout
+	cliTests["call reply key prefix"] = testReplyKeyPrefix
 	cliTests["inspect"] = testInspect
 	cliTests["config"] = testConfig
 	cliTests["usage"] = testUsage
@@ -49,6 +51,22 @@ func testTimeoutOverRPCTimeout(t *testing.T) {
 	r = hyphaEnv(t, []string{"HYPHA_RPC_TIMEOUT=0.1"}, "", "call", "echo.sleep", "ms=400")
 	r.want(t, exitTimeout)
 	r.wantErr(t, "no reply within 100ms")
+}
+
+// testReplyKeyPrefix: RPC_REPLY_KEY_PREFIX starts the reply key of the
+// command's calls; without it the key is a bare uuid, as nameko's; a prefix
+// of one word is refused by name.
+func testReplyKeyPrefix(t *testing.T) {
+	r := hyphaEnv(t, []string{"HYPHA_RPC_REPLY_KEY_PREFIX=reply.cli"}, "", "call", "echo.reply_to")
+	r.want(t, exitOK, `"reply.cli.`)
+	r = hypha(t, "", "call", "echo.reply_to")
+	r.want(t, exitOK)
+	if key, err := strconv.Unquote(strings.TrimSpace(r.stdout)); err != nil || strings.Contains(key, ".") {
+		t.Errorf("reply key without a prefix = %s, %v; want a bare uuid", r.stdout, err)
+	}
+	r = hyphaEnv(t, []string{"HYPHA_RPC_REPLY_KEY_PREFIX=cli"}, "", "call", "echo.reply_to")
+	r.want(t, exitError)
+	r.wantErr(t, `config RPC_REPLY_KEY_PREFIX: want empty, or two or more dot-separated words`, `got "cli"`)
 }
 
 func testCallErrors(t *testing.T) {

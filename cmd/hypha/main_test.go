@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,7 +142,7 @@ func (r result) wantErr(t *testing.T, parts ...string) {
 
 var echoService = &echo{}
 
-// echo answers with what it got, sleeps on demand, and has an event handler
+// echo answers with what it got (its context data, its reply key), sleeps on demand, and has an event handler
 // that fails until told otherwise.
 type echo struct {
 	healed  atomic.Bool
@@ -162,6 +163,9 @@ func (e *echo) Register(r *entrypoint.Registry) {
 		delete(d, contextdata.KeyCallIDStack)
 		return d, nil
 	}, rpc.Doc("Returns the call's context data."))
+	rpc.HandleRaw(r, "reply_to", func(_ context.Context, req *rpc.RawRequest, reply *rpc.RawReply) error {
+		return reply.Reply(strconv.AppendQuote(nil, req.ReplyTo), "application/json")
+	}, rpc.Doc("Returns the routing key its reply goes back with."))
 	rpc.Handle(r, "sleep", func(ctx context.Context, in sleepIn) (string, error) {
 		select {
 		case <-time.After(time.Duration(in.MS) * time.Millisecond):

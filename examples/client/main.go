@@ -78,8 +78,8 @@ func run(ctx context.Context) error {
 }
 
 // dialConfig is the client's connection as config.yaml sets it: the broker, the exchange, the call
-// timeout, how to reconnect and retry publishing, the reply queue's type and the login method (the
-// TLS files of AMQP_SSL are read by run).
+// timeout, how to reconnect and retry publishing, the reply queue's type, the reply key's prefix and the
+// login method (the TLS files of AMQP_SSL are read by run).
 func dialConfig(s config.Settings) rpc.Config {
 	return rpc.Config{
 		URI:       s.AMQPURI,
@@ -90,6 +90,7 @@ func dialConfig(s config.Settings) rpc.Config {
 		Retry:     transport.RetryPolicy(s.RPCRetryPolicy),
 		Transient: !s.RPCPersistent,
 		QueueType: s.QueueType, DeliveryLimit: s.QueueDeliveryLimit,
-		LoginMethod: s.LoginMethod,
+		LoginMethod:    s.LoginMethod,
+		ReplyKeyPrefix: s.RPCReplyKeyPrefix,
 	}
 }

@@ -25,6 +25,7 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 		{"RPC_RETRY_POLICY", dialConfig(s).Retry, transport.RetryPolicy{MaxRetries: 7, IntervalStart: 1, IntervalStep: 2, IntervalMax: 3}},
 		{"RPC_PERSISTENT default", dialConfig(s).Transient, false},
 		{"RPC_PERSISTENT false", dialConfig(transientSettings(s)).Transient, true},
+		{"RPC_REPLY_KEY_PREFIX", dialConfig(prefixSettings(s)).ReplyKeyPrefix, "reply.web"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,5 +39,11 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 // transientSettings is s with RPC_PERSISTENT false.
 func transientSettings(s config.Settings) config.Settings {
 	s.RPCPersistent = false
+	return s
+}
+
+// prefixSettings is s with RPC_REPLY_KEY_PREFIX reply.web.
+func prefixSettings(s config.Settings) config.Settings {
+	s.RPCReplyKeyPrefix = "reply.web"
 	return s
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/contextdata"
@@ -25,6 +27,7 @@ var rpcCases = []behaviourCase{
 	{name: "rpc expired call is not started", run: testExpiredCall},
 	{name: "rpc unknown service fails at once", run: testServiceNotFound},
 	{name: "rpc context data across two hops", run: testContextData},
+	{name: "rpc reply key prefix", run: testReplyKeyPrefix},
 }
 
 type operands struct {
@@ -315,5 +318,55 @@ func testContextData(t *testing.T, uri string) {
 	}
 	if len(b) != 3 || len(a) == 2 && (b[0] != a[0] || b[1] != a[1]) || !strings.HasPrefix(b[2], "hop_b.relay.") {
 		t.Errorf("hop_b's call-id stack = %v, want hop_a's %v and its own", b, a)
+	}
+}
+
+// keys answers with the routing key its reply goes back with, and relays
+// to next for that of next's caller.
+type keys struct{ next *rpc.Proxy }
+
+func (k keys) Register(r *entrypoint.Registry) {
+	rpc.HandleRaw(r, "reply_to", func(_ context.Context, req *rpc.RawRequest, reply *rpc.RawReply) error {
+		return reply.Reply(strconv.AppendQuote(nil, req.ReplyTo), "application/json")
+	})
+	rpc.Handle(r, "relay", func(ctx context.Context, _ struct{}) (string, error) {
+		return rpc.Call[string](ctx, k.next, "reply_to", nil)
+	})
+}
+
+type keysDeps struct {
+	fx.In
+	Next *rpc.Proxy `name:"keys_b"`
+}
+
+// testReplyKeyPrefix: replies reach clients whose reply keys have a prefix,
+// rpc.Dial's (ReplyKeyPrefix) and a service's (RPC_REPLY_KEY_PREFIX), and
+// clients without one keep nameko's bare uuid.
+func testReplyKeyPrefix(t *testing.T, uri string) {
+	startApp(t, uri, config(map[string]any{"RPC_REPLY_KEY_PREFIX": "reply.keys"}),
+		framework.Service("keys_a", func(d keysDeps) keys { return keys{next: d.Next} }),
+		framework.Service("keys_b", func() keys { return keys{} }),
+	)
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: timeout, ReplyKeyPrefix: "reply.behaviour.dial"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		proxy  *rpc.Proxy
+		method string
+		prefix string
+	}{
+		{"rpc.Dial's", c.Proxy("keys_b"), "reply_to", "reply.behaviour.dial."},
+		{"a service's", c.Proxy("keys_a"), "relay", "reply.keys."},
+		{"no prefix", client(t, uri).Proxy("keys_b"), "reply_to", ""},
+	} {
+		key, err := rpc.Call[string](ctx, tc.proxy, tc.method, nil)
+		id, found := strings.CutPrefix(key, tc.prefix)
+		if err != nil || !found || uuid.Validate(id) != nil {
+			t.Errorf("%s reply key = %q, %v; want %q and a uuid", tc.name, key, err, tc.prefix)
+		}
 	}
 }
