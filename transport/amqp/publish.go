@@ -80,7 +80,8 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 
 func (b *Broker) publishError(p transport.Publishing, err error) error {
 	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey,
-		refused(err, fmt.Sprintf("write on exchange %q", exchangeName(p.Exchange))))
+		refusedTopic(err, fmt.Sprintf("write on exchange %q", exchangeName(p.Exchange)),
+			fmt.Sprintf("write on key %q of exchange %q", p.RoutingKey, p.Exchange)))
 }
 
 // publisher owns one connection's confirm-mode channel for publishing.

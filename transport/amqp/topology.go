@@ -71,8 +71,9 @@ func (b *Broker) declareQueue(ch *amqp091.Channel, q transport.Queue) error {
 	for _, bind := range q.Bindings {
 		if err := ch.QueueBind(q.Name, bind.RoutingKey, bind.Exchange, false, nil); err != nil {
 			return fmt.Errorf("hypha: binding queue %q to exchange %q with key %q: %w",
-				q.Name, bind.Exchange, bind.RoutingKey, refused(err,
-					fmt.Sprintf("write on queue %q and read on exchange %q", q.Name, exchangeName(bind.Exchange))))
+				q.Name, bind.Exchange, bind.RoutingKey, refusedTopic(err,
+					fmt.Sprintf("write on queue %q and read on exchange %q", q.Name, exchangeName(bind.Exchange)),
+					fmt.Sprintf("read on key %q of exchange %q", bind.RoutingKey, bind.Exchange)))
 		}
 	}
 	return nil
