@@ -44,14 +44,11 @@ and a histogram of the latencies.`,
 			if err != nil {
 				return err
 			}
-			client, cfg, err := c.dial(cmd.Context(), o.timeout)
+			client, _, err := c.dialCall(cmd.Context(), &o)
 			if err != nil {
 				return err
 			}
 			defer client.Close()
-			if o.timeout == 0 {
-				o.timeout = cfg.RPCTimeout
-			}
 			ctx, err := withContextData(cmd.Context(), o.context)
 			if err != nil {
 				return err

@@ -54,14 +54,11 @@ method's arguments, from introspection), a timeout 7.`,
 			if err != nil {
 				return err
 			}
-			client, cfg, err := c.dial(cmd.Context(), o.timeout)
+			client, _, err := c.dialCall(cmd.Context(), &o)
 			if err != nil {
 				return err
 			}
 			defer client.Close()
-			if o.timeout == 0 {
-				o.timeout = cfg.RPCTimeout
-			}
 			res, err := c.call(cmd.Context(), client, service, method, in, o)
 			if err != nil {
 				return err

@@ -86,10 +86,15 @@ func (c *cli) dialBroker(ctx context.Context) (dial.Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg, err := cfg.AMQPSSL.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	b, err := dial.Dial(dctx, cfg.AMQPURI, dial.Options{Name: "hypha", Heartbeat: cfg.Heartbeat,
-		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy)})
+		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy),
+		QueueType: cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit, TLS: tlsCfg, LoginMethod: cfg.LoginMethod})
 	if err != nil {
 		return nil, c.unreachable(ctx, cfg, err)
 	}

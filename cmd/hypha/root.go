@@ -158,15 +158,33 @@ func (c *cli) dial(ctx context.Context, callTimeout time.Duration) (*rpc.Client,
 	if err != nil {
 		return nil, cfg, err
 	}
+	tlsCfg, err := cfg.AMQPSSL.TLSConfig()
+	if err != nil {
+		return nil, cfg, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	client, err := rpc.Dial(dctx, rpc.Config{
 		URI: cfg.AMQPURI, Heartbeat: cfg.Heartbeat, Exchange: cfg.RPCExchange, Timeout: max(cfg.RPCTimeout, callTimeout),
 		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy),
 		Transient: !cfg.RPCPersistent, MaxInFlight: cfg.RPCMaxInFlight, ReplyKeyPrefix: cfg.RPCReplyKeyPrefix,
+		QueueType: cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit, TLS: tlsCfg, LoginMethod: cfg.LoginMethod,
 	})
 	if err != nil {
 		return nil, cfg, c.unreachable(ctx, cfg, err)
+	}
+	return client, cfg, nil
+}
+
+// dialCall is dial for the commands that make calls: o.timeout, when not
+// given, becomes RPC_TIMEOUT.
+func (c *cli) dialCall(ctx context.Context, o *callOptions) (*rpc.Client, config.Config, error) {
+	client, cfg, err := c.dial(ctx, o.timeout)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if o.timeout == 0 {
+		o.timeout = cfg.RPCTimeout
 	}
 	return client, cfg, nil
 }

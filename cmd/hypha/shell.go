@@ -37,14 +37,11 @@ Commands: SERVICE.METHOD [ARGS...], inspect SERVICE, services, help, exit
 		Example: `  hypha shell
   hypha shell calculator users --context user_id=ann`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, cfg, err := c.dial(cmd.Context(), o.timeout)
+			client, cfg, err := c.dialCall(cmd.Context(), &o)
 			if err != nil {
 				return err
 			}
 			defer client.Close()
-			if o.timeout == 0 {
-				o.timeout = cfg.RPCTimeout
-			}
 			if history == "" {
 				if home, err := os.UserHomeDir(); err == nil {
 					history = filepath.Join(home, ".hypha_history")
