@@ -234,6 +234,7 @@ type serviceRuntime struct {
 	calls      []string                 // the services this one has proxies to
 	only       []string                 // the entrypoints it runs, when restricted
 	onExpired  func(method string)
+	onDupe     func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
 
@@ -254,6 +255,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		}),
 	}
 	rt.onExpired = t.expiredCalls(name)
+	rt.onDupe = t.duplicateCalls(name)
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -292,7 +294,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
 		Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
 		ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-		OnExpired: rt.onExpired, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
+		OnExpired: rt.onExpired, OnDuplicate: rt.onDupe, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
 	})
 	prefetches = prefetches[1:]
 	if handlers > 0 {

@@ -15,7 +15,7 @@ const (
 	// copy that comes after its deadline is dropped as expired anyway.
 	dedupeWindow = 5 * time.Minute
 	// dedupeLimit is the most requests remembered at once (each costs
-	// about 200 bytes); past it the oldest is forgotten first.
+	// about 300 bytes); past it the oldest is forgotten first.
 	dedupeLimit = 100_000
 )
 
