@@ -120,6 +120,7 @@ var wants = map[string]string{
 	"RPC_MAX_IN_FLIGHT":               wantInFlight,
 	"REDACT_UNEXPECTED_ERRORS":        wantBool,
 	"RPC_PERSISTENT":                  wantBool,
+	"RPC_RESEND":                      wantBool,
 	"EVENTS.MAX_RETRIES":              wantCount,
 	"EVENTS.PUBLISH_TIMEOUT":          wantSecondsAbove,
 	"EVENTS.HANDLER_TIMEOUT":          wantSecondsAbove,

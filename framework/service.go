@@ -261,7 +261,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	}
 	if len(calls) > 0 {
 		rt.client = rpc.NewClient(conn.broker, rpc.Config{
-			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, MaxInFlight: cfg.RPCMaxInFlight, Transient: !cfg.RPCPersistent, Logger: log,
+			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, MaxInFlight: cfg.RPCMaxInFlight, Transient: !cfg.RPCPersistent, NoResend: !cfg.RPCResend, Logger: log,
 			Interceptors: append(ics.rpcClient, ac.clientICs...),
 		})
 		if err := t.inFlightGauge(name, rt.client.InFlight); err != nil {

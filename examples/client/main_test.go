@@ -25,6 +25,8 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 		{"RPC_RETRY_POLICY", dialConfig(s).Retry, transport.RetryPolicy{MaxRetries: 7, IntervalStart: 1, IntervalStep: 2, IntervalMax: 3}},
 		{"RPC_PERSISTENT default", dialConfig(s).Transient, false},
 		{"RPC_PERSISTENT false", dialConfig(transientSettings(s)).Transient, true},
+		{"RPC_RESEND default", dialConfig(s).NoResend, false},
+		{"RPC_RESEND false", dialConfig(noResendSettings(s)).NoResend, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,6 +35,12 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noResendSettings is s with RPC_RESEND false.
+func noResendSettings(s config.Settings) config.Settings {
+	s.RPCResend = false
+	return s
 }
 
 // transientSettings is s with RPC_PERSISTENT false.
