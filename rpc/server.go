@@ -43,7 +43,13 @@ type ServerConfig struct {
 	Logger                 *slog.Logger
 }
 
-// Server consumes a service's request queue and answers each call.
+// Server consumes a service's request queue and answers each call. It
+// remembers the requests it has started (by message id and correlation id,
+// until their deadline, at most 5 minutes and 100,000 requests) and acks and
+// drops a copy of one it answered: a request its caller sent again after a
+// lost connection, or one redelivered after its ack was lost. That record is
+// this instance's own: a copy that another instance of the service takes
+// runs there.
 type Server struct {
 	broker   transport.Broker
 	cfg      ServerConfig
