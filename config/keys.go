@@ -121,6 +121,7 @@ var wants = map[string]string{
 	"REDACT_UNEXPECTED_ERRORS":        wantBool,
 	"RPC_PERSISTENT":                  wantBool,
 	"RPC_REPLY_KEY_PREFIX":            wantReplyPrefix,
+	"RPC_RESEND":                      wantBool,
 	"EVENTS.MAX_RETRIES":              wantCount,
 	"EVENTS.PUBLISH_TIMEOUT":          wantSecondsAbove,
 	"EVENTS.HANDLER_TIMEOUT":          wantSecondsAbove,

@@ -241,3 +241,20 @@ func TestLoadConfigRPCPersistent(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigRPCResend: RPC_RESEND is on unless config turns it off.
+func TestLoadConfigRPCResend(t *testing.T) {
+	isolateConfig(t)
+	for _, tt := range []struct {
+		values map[string]any
+		want   bool
+	}{{nil, true}, {map[string]any{"RPC_RESEND": false}, false}, {map[string]any{"rpc_resend": "true"}, true}} {
+		cfg, err := Load("", tt.values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RPCResend != tt.want {
+			t.Errorf("%v: RPCResend = %v, want %v", tt.values, cfg.RPCResend, tt.want)
+		}
+	}
+}

@@ -46,6 +46,7 @@ const (
 	DefaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
 	DefaultRPCPersistent          = true                                 // RPC_PERSISTENT: requests survive a broker restart, as nameko's
 	DefaultRPCReplyKeyPrefix      = ""                                   // RPC_REPLY_KEY_PREFIX: reply keys are bare uuids, as nameko's
+	DefaultRPCResend              = true                                 // RPC_RESEND: a request lost with the connection is sent again, as nameko's
 	DefaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
 	DefaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
 	DefaultEventHandlerTimeout    = 60 * time.Second                     // EVENTS.HANDLER_TIMEOUT
@@ -113,6 +114,7 @@ type Settings struct {
 	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
 	RPCPersistent          bool            `koanf:"RPC_PERSISTENT"`           // false: send requests, and so their replies, transient
 	RPCReplyKeyPrefix      string          `koanf:"RPC_REPLY_KEY_PREFIX"`     // "": reply keys are bare uuids (nameko's); else "<prefix>.<uuid>", for topic permissions
+	RPCResend              bool            `koanf:"RPC_RESEND"`               // false: send a request lost with the connection again only for idempotent calls
 	Events                 EventsSettings  `koanf:"EVENTS"`                   // event dispatch and handling
 	QueueType              string          `koanf:"QUEUE_TYPE"`               // "classic" or "quorum": the type of the durable queues Hypha declares
 	QueueDeliveryLimit     int             `koanf:"QUEUE_DELIVERY_LIMIT"`     // quorum queues' x-delivery-limit; >= 1
@@ -231,6 +233,7 @@ func DefaultSettings() Settings {
 		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
 		RPCPersistent:          DefaultRPCPersistent,
 		RPCReplyKeyPrefix:      DefaultRPCReplyKeyPrefix,
+		RPCResend:              DefaultRPCResend,
 		QueueType:              DefaultQueueType,
 		QueueDeliveryLimit:     DefaultQueueDeliveryLimit,
 		AMQPSSL:                SSLSettings{CertReqs: DefaultCertReqs},

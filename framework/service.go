@@ -234,6 +234,7 @@ type serviceRuntime struct {
 	calls      []string                 // the services this one has proxies to
 	only       []string                 // the entrypoints it runs, when restricted
 	onExpired  func(method string)
+	onDupe     func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
 
@@ -254,12 +255,13 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		}),
 	}
 	rt.onExpired = t.expiredCalls(name)
+	rt.onDupe = t.duplicateCalls(name)
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
 	if len(calls) > 0 {
 		rt.client = rpc.NewClient(conn.broker, rpc.Config{
-			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, MaxInFlight: cfg.RPCMaxInFlight, Transient: !cfg.RPCPersistent, Logger: log,
+			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, MaxInFlight: cfg.RPCMaxInFlight, Transient: !cfg.RPCPersistent, NoResend: !cfg.RPCResend, Logger: log,
 			Interceptors: append(ics.rpcClient, ac.clientICs...), ReplyKeyPrefix: cfg.RPCReplyKeyPrefix,
 		})
 		if err := t.inFlightGauge(name, rt.client.InFlight); err != nil {
@@ -292,7 +294,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
 		Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
 		ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-		OnExpired: rt.onExpired, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
+		OnExpired: rt.onExpired, OnDuplicate: rt.onDupe, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
 	})
 	prefetches = prefetches[1:]
 	if handlers > 0 {

@@ -53,6 +53,7 @@ type telemetry struct {
 	endpoints *endpoints
 	restores  metric.Int64Counter
 	expired   metric.Int64Counter
+	dupes     metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
@@ -93,6 +94,11 @@ func (t *telemetry) startMetrics() error {
 	t.restores.Add(context.Background(), 0) // exported from the start, so rate() sees the first one
 	t.expired, err = t.meter().Int64Counter("hypha.rpc.server.expired",
 		metric.WithDescription("Calls dropped unstarted because their caller's deadline had passed."), metric.WithUnit("{call}"))
+	if err != nil {
+		return err
+	}
+	t.dupes, err = t.meter().Int64Counter("hypha.rpc.server.duplicates",
+		metric.WithDescription("Copies of requests this instance had already answered, dropped unrun."), metric.WithUnit("{call}"))
 	return err
 }
 
@@ -291,6 +297,17 @@ func (t *telemetry) expiredCalls(service string) func(method string) {
 	return func(method string) {
 		if t.expired != nil {
 			t.expired.Add(context.Background(), 1,
+				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
+		}
+	}
+}
+
+// duplicateCalls counts the copies of requests a service instance had
+// already answered (hypha.rpc.server.duplicates), by service and method.
+func (t *telemetry) duplicateCalls(service string) func(method string) {
+	return func(method string) {
+		if t.dupes != nil {
+			t.dupes.Add(context.Background(), 1,
 				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
 		}
 	}

@@ -68,6 +68,16 @@ type Config struct {
 	// faster, but a request waiting in a queue is lost when the broker
 	// restarts. A Hypha server answers in the request's mode.
 	Transient bool
+	// NoResend keeps a request whose fate a lost connection left unknown
+	// (published, then the connection dropped before the broker confirmed
+	// it) from being sent again, unless the call was made through
+	// Proxy.Idempotent: the call then waits for a reply until its deadline,
+	// and fails with ErrTimeout when the request never reached the queue.
+	// By default such a request is sent again after the reconnect, as
+	// nameko's publisher does, with the same message id and correlation id,
+	// so that a Hypha server drops the copy when the first one reached it
+	// (per instance: see Server).
+	NoResend bool
 	// MaxInFlight bounds the calls waiting for their reply at once; a call
 	// over it fails at once with ErrTooManyCalls. DefaultMaxInFlight when zero.
 	MaxInFlight  int
@@ -332,6 +342,9 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		Mandatory:  true,
 		Message: transport.Message{
 			Body: bodyOf(ctx), ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
+			// One message id for every copy of the request, so that a
+			// server can tell a copy sent again from another call.
+			MessageID:     uuid.NewString(),
 			CorrelationID: call.CorrelationID, ReplyTo: c.replyKey, Persistent: !c.cfg.Transient,
 			Expiration: time.Until(call.Deadline), Headers: call.Headers,
 		},
@@ -369,7 +382,9 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 }
 
 // publish sends a request until the broker confirms it, sending it again
-// when its fate is unknown and the call is idempotent. It returns nil once
+// when its fate is unknown (unless Config.NoResend is set and the call is not
+// idempotent): a copy that reaches a server instance which already started
+// the request is dropped there, and a second reply is dropped here. It returns nil once
 // the reply may come (confirmed, or perhaps arrived), the call's error when
 // none will (no such service, the client closed, the broker refused it),
 // and nil when ctx ended: the call sees that itself.
@@ -377,9 +392,11 @@ func (c *Client) publish(ctx context.Context, call *CallInfo, p transport.Publis
 	for {
 		err := c.broker.Publish(ctx, p)
 		switch {
-		case errors.Is(err, transport.ErrUncertain) && call.Idempotent && ctx.Err() == nil:
+		case errors.Is(err, transport.ErrUncertain) && (call.Idempotent || !c.cfg.NoResend) && ctx.Err() == nil:
+			c.cfg.Logger.Debug("hypha: request may be lost with the connection; sending it again",
+				"service", call.Service, "method", call.Method, "correlation_id", call.CorrelationID)
 			p.Expiration = time.Until(call.Deadline)
-			continue // the caller said running it twice is safe; a second reply is dropped
+			continue
 		case err == nil, errors.Is(err, transport.ErrUncertain):
 			// Its reply can come to the reply queue, which outlives the connection.
 			return nil

@@ -172,3 +172,21 @@ func ExampleDial_replyKeyPrefix() {
 	// true <nil>
 	// true
 }
+
+// A client that never sends a request again after a lost connection, except
+// for the calls marked idempotent: the others wait for their reply until
+// their deadline.
+func ExampleConfig_noResend() {
+	stop := runUsers()
+	defer stop()
+
+	ctx := context.Background()
+	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, Timeout: 5 * time.Second, NoResend: true})
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	name, err := rpc.Call[string](ctx, client.Proxy("users_example").Idempotent(), "name", lookupIn{ID: 1})
+	fmt.Println(name, err)
+	// Output: ann <nil>
+}

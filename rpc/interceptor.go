@@ -20,7 +20,8 @@ type CallInfo struct {
 	// Deadline is when the caller stops waiting; zero when it sent none.
 	Deadline time.Time
 	// Idempotent says the caller made the call through Proxy.Idempotent: a
-	// request lost with the connection is sent again. Client side only.
+	// request lost with the connection is sent again even when
+	// Config.NoResend is set. Client side only.
 	Idempotent bool
 	// Exchange and RoutingKey are where the request is published.
 	Exchange   string

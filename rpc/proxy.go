@@ -32,9 +32,11 @@ type Proxy struct {
 
 // Idempotent returns a copy of p whose calls are all safe to run twice: a
 // request whose fate a lost connection left unknown is sent again rather than
-// waited on. Only the caller can know this (the callee may be a Python
-// service), and it holds for the calls made through the copy alone: the calls
-// those lead to, in interceptors or in other services, are not marked.
+// waited on, even on a client with Config.NoResend set (every client sends
+// such a request again by default). Only the caller can know this (the callee
+// may be a Python service), and it holds for the calls made through the copy
+// alone: the calls those lead to, in interceptors or in other services, are
+// not marked. Interceptors see it as CallInfo.Idempotent.
 func (p *Proxy) Idempotent() *Proxy {
 	q := *p
 	q.idempotent = true

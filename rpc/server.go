@@ -29,6 +29,9 @@ type ServerConfig struct {
 	// OnExpired, when set, is called for each call dropped because its
 	// caller's deadline passed before it started (for metrics).
 	OnExpired func(method string)
+	// OnDuplicate, when set, is called for each copy of a request this
+	// instance had already answered, acked and dropped unrun (for metrics).
+	OnDuplicate func(method string)
 	// ParentCallsTracked bounds the call-id stack to this many parents.
 	ParentCallsTracked int
 	// RedactUnexpectedErrors sends callers, in place of every error a method
@@ -40,7 +43,13 @@ type ServerConfig struct {
 	Logger                 *slog.Logger
 }
 
-// Server consumes a service's request queue and answers each call.
+// Server consumes a service's request queue and answers each call. It
+// remembers the requests it has started (by message id and correlation id,
+// until their deadline, at most 5 minutes and 100,000 requests) and acks and
+// drops a copy of one it answered: a request its caller sent again after a
+// lost connection, or one redelivered after its ack was lost. That record is
+// this instance's own: a copy that another instance of the service takes
+// runs there.
 type Server struct {
 	broker   transport.Broker
 	cfg      ServerConfig
@@ -48,6 +57,8 @@ type Server struct {
 	raw      map[string]*RawMethod
 	log      *slog.Logger
 	consumer *entrypoint.Consumer
+	// seen remembers the requests started here, to drop their copies.
+	seen *seenRequests
 	// lastExpiredLog is when a dropped expired call was last logged (Unix ns).
 	lastExpiredLog atomic.Int64
 }
@@ -66,7 +77,8 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, raw: map[string]*RawMethod{}, log: cfg.Logger}
+	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, raw: map[string]*RawMethod{}, log: cfg.Logger,
+		seen: newSeenRequests(dedupeLimit, dedupeWindow)}
 	for _, m := range entrypoint.Of[*Method](r) {
 		s.methods[m.name] = m
 	}
@@ -116,7 +128,10 @@ func (s *Server) Drain(ctx context.Context) error { return s.consumer.Drain(ctx)
 // Close closes the consumer; unacked calls go back to the queue.
 func (s *Server) Close() error { return s.consumer.Close() }
 
-// serve runs one call and settles its delivery: reply first, then ack.
+// serve runs one call and settles its delivery: reply first, then ack. A
+// copy of a request this instance already answered is acked and dropped
+// (see claim); raw methods get every copy, with its MessageID and
+// Redelivered, and decide for themselves.
 func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 	call := s.callInfo(d)
 	if !call.Deadline.IsZero() && time.Now().After(call.Deadline) {
@@ -128,6 +143,12 @@ func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 		s.serveRaw(ctx, d, call, m)
 		return
 	}
+	run, ok := s.claim(ctx, d, call)
+	if !ok {
+		return
+	}
+	answered := false
+	defer func() { s.seen.finish(run, answered) }() // on a panic too: then the copy may run
 	result, err := s.handle(ctx, d, call)
 	if err != nil && entrypoint.Abandoned(ctx) {
 		// Stopping or lost: the request runs again, here or elsewhere,
@@ -140,7 +161,7 @@ func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 		s.log.Error("hypha: result cannot be encoded as JSON", "method", call.Method, "error", encErr)
 		body, _ = encodeReply(nil, unserializable(result, encErr))
 	}
-	s.answer(d, call, body)
+	answered = s.answer(d, call, body)
 }
 
 // refuse answers a call that cannot be served (see entrypoint.ConsumerConfig)
@@ -175,8 +196,11 @@ func (s *Server) callInfo(d transport.Delivery) *CallInfo {
 }
 
 // answer publishes the reply when the caller asked for one, then acks. A
-// reply too large to send is replaced by an error saying so.
-func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) {
+// reply too large to send is replaced by an error saying so. It reports
+// false when the reply may have been lost with the connection: the request
+// then comes back and must run again.
+func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) bool {
+	sent := true
 	if d.ReplyTo != "" {
 		err := s.reply(d, body, contentTypeJSON, call.ReplyHeaders, call.Deadline)
 		if errors.Is(err, transport.ErrTooLarge) {
@@ -188,6 +212,7 @@ func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) {
 		case errors.Is(err, context.DeadlineExceeded):
 			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", call.Method)
 		case errors.Is(err, transport.ErrUncertain):
+			sent = false
 			s.log.Warn("hypha: reply may be lost with the connection; the unacked call will be redelivered", "method", call.Method)
 		case err != nil:
 			// Requeueing would run the call again only to fail the same
@@ -199,6 +224,7 @@ func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) {
 	if err := d.Ack(); err != nil {
 		s.log.Warn("hypha: ack failed", "method", call.Method, "error", err)
 	}
+	return sent
 }
 
 // handle decodes and runs the call; every failure becomes the error to reply

@@ -73,7 +73,7 @@ method's arguments, from introspection), a timeout 7.`,
 func addCallFlags(cmd *cobra.Command, o *callOptions) {
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "give up waiting for the reply after this long (default RPC_TIMEOUT)")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "context data sent with the call, key=value (repeat it)")
-	cmd.Flags().BoolVar(&o.idempotent, "idempotent", false, "the call is safe to run twice: resend it if the connection drops")
+	cmd.Flags().BoolVar(&o.idempotent, "idempotent", false, "mark the call safe to run twice (CallInfo.Idempotent); a request lost with the connection is sent again either way")
 }
 
 // splitTarget splits "service.method".

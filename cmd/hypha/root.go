@@ -167,7 +167,7 @@ func (c *cli) dial(ctx context.Context, callTimeout time.Duration) (*rpc.Client,
 	client, err := rpc.Dial(dctx, rpc.Config{
 		URI: cfg.AMQPURI, Heartbeat: cfg.Heartbeat, Exchange: cfg.RPCExchange, Timeout: max(cfg.RPCTimeout, callTimeout),
 		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy),
-		Transient: !cfg.RPCPersistent, MaxInFlight: cfg.RPCMaxInFlight, ReplyKeyPrefix: cfg.RPCReplyKeyPrefix,
+		Transient: !cfg.RPCPersistent, NoResend: !cfg.RPCResend, MaxInFlight: cfg.RPCMaxInFlight, ReplyKeyPrefix: cfg.RPCReplyKeyPrefix,
 		QueueType: cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit, TLS: tlsCfg, LoginMethod: cfg.LoginMethod,
 	})
 	if err != nil {

@@ -89,6 +89,7 @@ func dialConfig(s config.Settings) rpc.Config {
 		Reconnect: transport.ReconnectPolicy(s.Reconnect),
 		Retry:     transport.RetryPolicy(s.RPCRetryPolicy),
 		Transient: !s.RPCPersistent,
+		NoResend:  !s.RPCResend,
 		QueueType: s.QueueType, DeliveryLimit: s.QueueDeliveryLimit,
 		LoginMethod:    s.LoginMethod,
 		ReplyKeyPrefix: s.RPCReplyKeyPrefix,

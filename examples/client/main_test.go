@@ -26,6 +26,8 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 		{"RPC_PERSISTENT default", dialConfig(s).Transient, false},
 		{"RPC_PERSISTENT false", dialConfig(transientSettings(s)).Transient, true},
 		{"RPC_REPLY_KEY_PREFIX", dialConfig(prefixSettings(s)).ReplyKeyPrefix, "reply.web"},
+		{"RPC_RESEND default", dialConfig(s).NoResend, false},
+		{"RPC_RESEND false", dialConfig(noResendSettings(s)).NoResend, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,6 +36,12 @@ func TestDialConfigFollowsConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noResendSettings is s with RPC_RESEND false.
+func noResendSettings(s config.Settings) config.Settings {
+	s.RPCResend = false
+	return s
 }
 
 // transientSettings is s with RPC_PERSISTENT false.
