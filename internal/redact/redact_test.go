@@ -46,9 +46,11 @@ func TestParseError(t *testing.T) {
 			t.Errorf("ParseError(%q) = %q", uri, got)
 		}
 	}
-	_, err := url.Parse("amqp://u:s3cr3t@host:bad/")
-	if got := ParseError("amqp://u:s3cr3t@host:bad/", err); got != `invalid port ":bad" after host` {
-		t.Errorf("ParseError of a bad port = %q, want the reason", got)
+	for _, badPort := range []string{"amqp://u:s3cr3t@host:bad/"} {
+		_, err := url.Parse(badPort)
+		if got := ParseError(badPort, err); got != `invalid port ":bad" after host` {
+			t.Errorf("ParseError of a bad port = %q, want the reason", got)
+		}
 	}
 	if got := ParseError("amqp://host/", errors.New("other")); got != "other" {
 		t.Errorf("ParseError without credentials = %q, want the error itself", got)
