@@ -33,7 +33,7 @@ type Config struct {
 // Load reads the configuration in this order, each layer overriding the one before: the defaults; the
 // file (path if non-empty, else $HYPHA_CONFIG, else ./config.yaml if it exists, else none) with its
 // ${VAR} and ${VAR:default} expressions substituted; HYPHA_<KEY> environment variables, with "__"
-// between nesting levels; then overrides, whose top-level keys may be dotted paths. It fails, naming the
+// between nesting levels (HYPHA_<KEY>_FILE names a file holding the value); then overrides, whose top-level keys may be dotted paths. It fails, naming the
 // key, on a missing file, an unset ${VAR} without default, one of Hypha's keys spelled twice with
 // different values, a key inside one of Hypha's sections that is not Hypha's, or one of Hypha's keys
 // whose value does not validate. A top-level key that looks like a typo of Hypha's is a warning.

@@ -310,8 +310,11 @@ func overrideLayer(flat map[string]any, idx keyIndex, name func(key string) stri
 }
 
 // envLayer reads the HYPHA_<KEY> variables ("__" between levels), each value parsed as a YAML scalar.
+// HYPHA_<KEY>_FILE, for a KEY the defaults or the file have and no <KEY>_FILE key, names a file whose
+// content (its last line break dropped) is KEY's value: a secret delivered as a file.
 func envLayer(idx keyIndex) (layer, error) {
 	vars := map[string]string{} // dotted key -> variable
+	var fileErr error
 	raw, err := env.Provider("", env.Opt{
 		Prefix: envPrefix,
 		TransformFunc: func(k, v string) (string, any) {
@@ -319,6 +322,18 @@ func envLayer(idx keyIndex) (layer, error) {
 				return "", nil
 			}
 			key := strings.ReplaceAll(strings.TrimPrefix(k, envPrefix), "__", ".")
+			if base, ok := fileKey(idx, key); ok {
+				plain := strings.TrimSuffix(k, k[len(k)-len("_FILE"):])
+				if _, set := os.LookupEnv(plain); set && fileErr == nil {
+					fileErr = fmt.Errorf("config %s: both %s and %s are set; set one", base, plain, k)
+				}
+				b, rerr := os.ReadFile(v)
+				if rerr != nil && fileErr == nil {
+					fileErr = fmt.Errorf("config %s: reading %s: %v", base, k, rerr)
+				}
+				vars[base] = k
+				return base, parseScalar(strings.TrimRight(string(b), "\r\n"))
+			}
 			vars[key] = k
 			return key, parseScalar(v)
 		},
@@ -326,7 +341,30 @@ func envLayer(idx keyIndex) (layer, error) {
 	if err != nil {
 		return layer{}, fmt.Errorf("config: read %s* environment variables: %w", envPrefix, err)
 	}
+	if fileErr != nil {
+		return layer{}, fileErr
+	}
 	return overrideLayer(raw, idx, func(key string) string { return "$" + vars[key] })
+}
+
+// fileKey says whether key, from a HYPHA_<KEY>_FILE variable, names a file holding the value of
+// another key, which it returns: one that exists while key itself does not.
+func fileKey(idx keyIndex, key string) (string, bool) {
+	if len(key) <= len("_FILE") || !strings.EqualFold(key[len(key)-len("_FILE"):], "_FILE") {
+		return "", false
+	}
+	if _, exists := idx[strings.ToLower(key)]; exists {
+		return "", false
+	}
+	base := key[:len(key)-len("_FILE")]
+	stored, exists := idx[strings.ToLower(base)]
+	if !exists {
+		return "", false
+	}
+	if stored == "" {
+		stored = base // spelled twice: overrideLayer resolves it
+	}
+	return stored, true
 }
 
 // overridesLayer reads the overrides: nested maps, or dotted top-level keys.

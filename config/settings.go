@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hypha-go/hypha/internal/redact"
 )
 
 // Defaults of Hypha's keys: what a service gets for a key that config.yaml, the environment and the
@@ -331,10 +332,10 @@ func (t TracingSettings) Validate() error {
 	}
 	u, err := url.Parse(t.Endpoint)
 	if err != nil {
-		return fmt.Errorf("config TRACING.ENDPOINT: want %s: %v", wantEndpoint, unwrapURLError(err))
+		return fmt.Errorf("config TRACING.ENDPOINT: want %s: %s", wantEndpoint, redact.ParseError(t.Endpoint, err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("config TRACING.ENDPOINT: want %s, got %q", wantEndpoint, u.Redacted())
+		return fmt.Errorf("config TRACING.ENDPOINT: want %s, got %q", wantEndpoint, redact.URI(t.Endpoint))
 	}
 	return nil
 }
@@ -417,26 +418,17 @@ func validateAMQPURI(uris string) error {
 		uri = strings.TrimSpace(uri)
 		u, err := url.Parse(uri)
 		if err != nil {
-			return fmt.Errorf("config AMQP_URI: want %s: %v", wantAMQPURI, unwrapURLError(err))
+			return fmt.Errorf("config AMQP_URI: want %s: %s", wantAMQPURI, redact.ParseError(uri, err))
 		}
 		if u.Scheme != "amqp" && u.Scheme != "amqps" && u.Scheme != "memory" || u.Opaque != "" {
-			return fmt.Errorf("config AMQP_URI: want %s, got %q", wantAMQPURI, u.Redacted())
+			return fmt.Errorf("config AMQP_URI: want %s, got %q", wantAMQPURI, redact.URI(uri))
 		}
 		if u.Scheme == "memory" && len(list) > 1 {
 			return fmt.Errorf("config AMQP_URI: a list of URLs names a cluster's nodes, amqp:// or amqps:// only, got %q as URL %d",
-				u.Redacted(), i+1)
+				redact.URI(uri), i+1)
 		}
 	}
 	return nil
-}
-
-// unwrapURLError drops url.Error's wrapper, which repeats the URL, password included.
-func unwrapURLError(err error) error {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return urlErr.Err
-	}
-	return err
 }
 
 func secondsText(d time.Duration) string {

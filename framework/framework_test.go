@@ -259,7 +259,12 @@ const (
 
 func runChild() {
 	log := quiet
-	if os.Getenv(childLogsEnv) != "" {
+	switch os.Getenv(childLogsEnv) {
+	case "":
+	case "framework": // the framework's own logger, as LOG_LEVEL and LOG_FORMAT say
+		framework.Run(framework.Service(calculator.Name, calculator.New))
+		os.Exit(0)
+	default:
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
 	framework.Run(framework.Service(calculator.Name, calculator.New), framework.WithLogger(log))

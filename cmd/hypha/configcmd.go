@@ -3,11 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hypha-go/hypha/internal/redact"
 )
 
 // masked replaces a secret in the output of config.
@@ -81,24 +82,13 @@ func maskValue(key string, v any) any {
 }
 
 // maskURI hides the password of a URI with credentials, or of each URI of a
-// comma-separated list (a cluster's nodes); other text is kept.
+// comma-separated list (a cluster's nodes); other text is kept. A URI that
+// does not parse keeps only its scheme and what follows its last "@".
 func maskURI(s string) string {
-	if strings.Contains(s, ",") {
-		parts := strings.Split(s, ",")
-		for i, p := range parts {
-			parts[i] = maskURI(p)
-		}
-		return strings.Join(parts, ",")
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil || u.Scheme == "" {
+	if !strings.Contains(s, "@") {
 		return s
 	}
-	if _, ok := u.User.Password(); !ok {
-		return s
-	}
-	u.User = url.UserPassword(u.User.Username(), "xxxx")
-	return strings.Replace(u.String(), ":xxxx@", ":"+masked+"@", 1)
+	return strings.ReplaceAll(redact.URIs(s), redact.Mask+"@", masked+"@")
 }
 
 func formatValue(v any) string {

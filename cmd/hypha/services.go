@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
+	"github.com/hypha-go/hypha/internal/redact"
 	"github.com/hypha-go/hypha/rpc"
 	hyphaamqp "github.com/hypha-go/hypha/transport/amqp"
 )
@@ -144,7 +145,7 @@ func managementURL(uri, mgmt string) (base *url.URL, vhost string, err error) {
 	if mgmt != "" {
 		base, err = url.Parse(mgmt)
 		if err != nil {
-			return nil, "", fmt.Errorf("--management %q: %w", mgmt, err)
+			return nil, "", fmt.Errorf("--management %q: %s", maskURI(mgmt), redact.ParseError(mgmt, err))
 		}
 		if base.User == nil {
 			base.User = u.User

@@ -22,6 +22,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/hypha-go/hypha/internal/redact"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -184,7 +185,7 @@ func (b *Broker) Connect(ctx context.Context) error {
 	}
 	for _, uri := range b.uris {
 		if _, err := amqp091.ParseURI(uri); err != nil {
-			return fmt.Errorf("%w %s: %v", errBadURI, redact(uri), err)
+			return fmt.Errorf("%w %s: %s", errBadURI, redact.URI(uri), redact.ParseError(uri, err))
 		}
 	}
 	bo := newBackoff(b.opts.Reconnect)
@@ -222,7 +223,7 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 	conn, fc, err := b.open(ctx, uri)
 	if err != nil {
 		b.nextNode()
-		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact(uri), err)
+		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact.URI(uri), err)
 	}
 	sess := &session{conn: conn, pub: newPublisher(conn), frameMax: fc.frameMax()}
 	b.watchBlocked(conn)

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/hypha-go/hypha/internal/redact"
 )
 
 // defaultFrameSize is the frame_max Hypha asks for: RabbitMQ's own default.
@@ -23,7 +25,7 @@ const defaultFrameSize = 131072
 func (b *Broker) open(ctx context.Context, raw string) (*amqp091.Connection, *frameConn, error) {
 	uri, err := amqp091.ParseURI(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %v", errBadURI, redact(raw), err)
+		return nil, nil, fmt.Errorf("%w %s: %s", errBadURI, redact.URI(raw), redact.ParseError(raw, err))
 	}
 	cfg, err := b.config(uri, raw)
 	if err != nil {
@@ -82,7 +84,7 @@ func (b *Broker) config(uri amqp091.URI, raw string) (amqp091.Config, error) {
 		case "EXTERNAL":
 			cfg.SASL = append(cfg.SASL, &amqp091.ExternalAuth{})
 		default:
-			return cfg, fmt.Errorf("%w %s: unsupported auth_mechanism %q", errBadURI, redact(raw), mech)
+			return cfg, fmt.Errorf("%w %s: unsupported auth_mechanism %q", errBadURI, redact.URI(raw), mech)
 		}
 	}
 	return cfg, nil

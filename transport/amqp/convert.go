@@ -1,9 +1,7 @@
 package amqp
 
 import (
-	"fmt"
 	"math"
-	"net/url"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -147,13 +145,4 @@ func fieldSize(v any) int {
 		return 1 + tableSize(x)
 	}
 	return 0
-}
-
-// redact hides the password in a broker URI for logs and errors.
-func redact(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Sprintf("%q (not a valid AMQP URI)", "amqp://…")
-	}
-	return u.Redacted()
 }

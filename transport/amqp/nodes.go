@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/hypha-go/hypha/internal/redact"
 )
 
 // SplitURIs splits a comma-separated list of broker URIs, the form
@@ -43,7 +45,7 @@ func (b *Broker) nodeName() string {
 func (b *Broker) nodes() string {
 	out := make([]string, len(b.uris))
 	for i, u := range b.uris {
-		out[i] = redact(u)
+		out[i] = redact.URI(u)
 	}
 	return strings.Join(out, ", ")
 }
@@ -51,8 +53,8 @@ func (b *Broker) nodes() string {
 // hostPort is uri's host:port, or its redacted form when it has none.
 func hostPort(uri string) string {
 	u, err := url.Parse(uri)
-	if err != nil || u.Host == "" {
-		return redact(uri)
+	if err != nil || u.Host == "" || strings.Contains(u.Host, "@") || redact.URI(uri) != u.Redacted() {
+		return redact.URI(uri)
 	}
 	if u.Port() == "" {
 		port := "5672"

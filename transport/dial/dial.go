@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hypha-go/hypha/internal/redact"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/amqp"
 	"github.com/hypha-go/hypha/transport/memory"
@@ -48,11 +49,11 @@ func New(uri string, opts Options) (Broker, error) {
 	if len(uris) == 0 {
 		return nil, fmt.Errorf("hypha: no broker URI given; want an amqp://, amqps:// or memory:// URI")
 	}
-	scheme, _, ok := strings.Cut(uris[0], "://")
+	scheme := redact.Scheme(uris[0]) // never a piece of a password
 	switch strings.ToLower(scheme) {
 	case "amqp", "amqps":
 		for _, u := range uris[1:] {
-			if s, _, _ := strings.Cut(u, "://"); !strings.EqualFold(s, "amqp") && !strings.EqualFold(s, "amqps") {
+			if s := redact.Scheme(u); !strings.EqualFold(s, "amqp") && !strings.EqualFold(s, "amqps") {
 				return nil, fmt.Errorf("hypha: a list of broker URIs names a cluster's nodes: amqp:// or amqps:// only, got scheme %q", s)
 			}
 		}
@@ -62,9 +63,6 @@ func New(uri string, opts Options) (Broker, error) {
 			return nil, fmt.Errorf("hypha: a list of broker URIs names a cluster's nodes: amqp:// or amqps:// only, not memory://")
 		}
 		return memory.New(uris[0], memory.Options{MaxMessageSize: opts.MaxMessageSize})
-	}
-	if !ok {
-		scheme = ""
 	}
 	return nil, fmt.Errorf("hypha: broker URI scheme %q is not one of amqp://, amqps:// or memory://", scheme)
 }

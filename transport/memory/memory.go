@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hypha-go/hypha/internal/redact"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -111,7 +112,7 @@ func Reset(name string) {
 func parseURI(uri string) (string, error) {
 	scheme, name, ok := strings.Cut(uri, "://")
 	if !ok || !strings.EqualFold(scheme, Scheme) {
-		return "", fmt.Errorf("hypha: %q is not a memory:// URI", uri)
+		return "", fmt.Errorf("hypha: %q is not a memory:// URI", redact.URI(uri))
 	}
 	return name, nil
 }
