@@ -235,6 +235,11 @@ func testExpiredCall(t *testing.T, uri string) {
 	if err := p.Call(ctx, "count", nil, nil); !errors.Is(err, rpc.ErrTimeout) {
 		t.Fatalf("the queued call: err = %v, want rpc.ErrTimeout", err)
 	}
+	// The request's expiration is what was left of the 200 ms when it was
+	// sent, so it lapses about when the caller gives up; wait until it has
+	// surely lapsed before freeing the worker, or the broker could deliver
+	// it in the last milliseconds of its life.
+	time.Sleep(300 * time.Millisecond)
 	close(g.release)
 	if err := held.Result(nil); err != nil {
 		t.Fatal(err)
