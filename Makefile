@@ -13,9 +13,12 @@ broker:
 # module only, so each target names it too.
 CLI := ./cmd/hypha/...
 
-# vet runs go vet on every package, the fault tests (build tag faults) included.
+# vet runs go vet on every package, the fault tests (build tag faults) included,
+# and on the bench module (outside go.work), so that a change to the framework's
+# dependencies that the bench's go.sum lacks fails here, not at make bench.
 vet:
 	go vet -tags faults ./... $(CLI)
+	cd bench && GOWORK=off go vet ./...
 
 # staticcheck runs the staticcheck tool pinned in go.mod, on the fault tests too.
 staticcheck:
