@@ -26,6 +26,8 @@ const (
 	Broadcast
 )
 
+// String names the type as nameko's docs do: "service pool", "singleton" or
+// "broadcast".
 func (t HandlerType) String() string {
 	switch t {
 	case ServicePool:
