@@ -230,39 +230,11 @@ func TestCallsSurviveConnectionLossWithoutIdempotent(t *testing.T) {
 
 	// Calls not marked idempotent, made all along while every connection
 	// drops twice: each gets its own right answer, none fails.
-	var wg sync.WaitGroup
-	var calls, wrong atomic.Int64
-	stop := make(chan struct{})
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-				got, err := rpc.Call[float64](ctx, p, "add", rpc.Args(w*1000, i))
-				cancel()
-				calls.Add(1)
-				if err != nil || got != float64(w*1000+i) {
-					t.Logf("worker %d call %d: %v, %v", w, i, got, err)
-					wrong.Add(1)
-				}
-			}
-		})
-	}
-	for range 2 {
-		time.Sleep(500 * time.Millisecond)
-		testbroker.CloseConnections(t)
-	}
-	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-	if n := wrong.Load(); n != 0 {
-		t.Fatalf("%d of %d calls failed or got a wrong answer across the drops", n, calls.Load())
+	calls, wrong := callAcrossDrops(t, p)
+	if wrong != 0 {
+		t.Fatalf("%d of %d calls failed or got a wrong answer across the drops", wrong, calls)
 	}
 	// A request can still run twice: redelivered after its answer's ack
 	// was lost, or its copy landing after the first's record was dropped.
-	t.Logf("%d calls, %d runs", calls.Load(), runs.Load())
+	t.Logf("%d calls, %d runs", calls, runs.Load())
 }
