@@ -33,7 +33,14 @@ var ErrMalformed = errors.New("hypha: malformed message")
 // message size for its body); nothing was sent.
 var ErrTooLarge = errors.New("hypha: message too large")
 
-// Exchange types.
+// ErrInvalid is returned by Publish, the declarations and Consume for what
+// AMQP or the broker cannot take: a name, key or property over 255 bytes, a
+// name that is not UTF-8, a header value AMQP cannot carry, an expiration
+// or a prefetch out of range. Nothing was sent, the connection stays up,
+// and sending the same again fails alike: it is final, never retried.
+var ErrInvalid = errors.New("hypha: invalid for the broker")
+
+// Exchange types: the kinds an Exchange may have.
 const (
 	Topic  = "topic"
 	Direct = "direct"

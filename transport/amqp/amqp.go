@@ -24,6 +24,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/redact"
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
 // Defaults for Options left zero.
@@ -104,6 +105,7 @@ type Broker struct {
 
 	mu        sync.Mutex
 	sess      *session      // nil while disconnected
+	frameMax  int           // the frame_max of sess, or of the last session
 	ready     chan struct{} // closed while sess is up
 	unblocked chan struct{} // closed unless the broker blocked publishing
 	failed    error         // set when reconnecting gave up
@@ -154,7 +156,7 @@ func New(uri string, opts Options) *Broker {
 	close(unblocked)
 	return &Broker{
 		uris: SplitURIs(uri), opts: opts, log: opts.Logger, done: make(chan struct{}),
-		ready: make(chan struct{}), unblocked: unblocked,
+		ready: make(chan struct{}), unblocked: unblocked, frameMax: defaultFrameSize,
 		exchanges: map[string]transport.Exchange{}, queues: map[string]transport.Queue{},
 		consumers: map[*consumer]struct{}{},
 	}
@@ -247,6 +249,7 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 		return nil, transport.ErrClosed
 	}
 	b.sess = sess
+	b.frameMax = sess.frameMax
 	b.failed = nil
 	close(b.ready)
 	b.mu.Unlock()
@@ -270,8 +273,12 @@ func (b *Broker) resumeAll(conn *amqp091.Connection) error {
 }
 
 // Consume starts a consumer on opts.Queue; it resumes by itself after every
-// reconnect. While disconnected it starts with the next connection.
+// reconnect. While disconnected it starts with the next connection. A queue
+// name or prefetch AMQP cannot carry fails with transport.ErrInvalid.
 func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+	if err := wire.Consume(opts); err != nil {
+		return nil, fmt.Errorf("hypha: consuming queue %q: %w", opts.Queue, err)
+	}
 	c := newConsumer(b, opts, h)
 	b.mu.Lock()
 	if b.closed {
@@ -302,6 +309,14 @@ func (b *Broker) forget(c *consumer) {
 	b.mu.Lock()
 	delete(b.consumers, c)
 	b.mu.Unlock()
+}
+
+// limits bound what the broker sends: by the frame size of the current
+// connection, or of the last one while disconnected.
+func (b *Broker) limits() wire.Limits {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return wire.Limits{MaxMessageSize: b.opts.MaxMessageSize, FrameSize: b.frameMax}
 }
 
 // live returns the current connection, or nil while disconnected.

@@ -13,11 +13,12 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/internal/redact"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
 // defaultFrameSize is the frame_max Hypha asks for: RabbitMQ's own default.
 // It is never unlimited, so the frame reader always knows its bound.
-const defaultFrameSize = 131072
+const defaultFrameSize = wire.DefaultFrameSize
 
 // open dials the broker on a connection of our own, so that the frame reader
 // sees the plaintext frames before amqp091-go does, and opens an AMQP

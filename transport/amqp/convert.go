@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"math"
-	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
@@ -79,70 +78,4 @@ func plain(v any) any {
 		return out
 	}
 	return v
-}
-
-// contentHeaderSize is the payload size of the content header frame
-// amqp091-go writes for pub.
-func contentHeaderSize(pub amqp091.Publishing) int {
-	n := fixedHeader
-	for _, s := range [...]string{pub.ContentType, pub.ContentEncoding, pub.CorrelationId, pub.ReplyTo,
-		pub.Expiration, pub.MessageId, pub.Type, pub.UserId, pub.AppId} {
-		if s != "" {
-			n += 1 + len(s)
-		}
-	}
-	if len(pub.Headers) > 0 {
-		n += tableSize(pub.Headers)
-	}
-	if pub.DeliveryMode > 0 {
-		n++
-	}
-	if pub.Priority > 0 {
-		n++
-	}
-	if !pub.Timestamp.IsZero() {
-		n += 8
-	}
-	return n
-}
-
-// tableSize is the encoded size of t, its length included.
-func tableSize(t amqp091.Table) int {
-	n := 4
-	for k, v := range t {
-		n += 1 + len(k) + fieldSize(v)
-	}
-	return n
-}
-
-// fieldSize is the encoded size of a table value, its type octet included,
-// as amqp091-go encodes it; types it refuses count nothing.
-func fieldSize(v any) int {
-	switch x := v.(type) {
-	case nil:
-		return 1
-	case bool, byte, int8:
-		return 2
-	case int16, uint16:
-		return 3
-	case int, int32, uint32, float32:
-		return 5
-	case amqp091.Decimal:
-		return 6
-	case int64, float64, time.Time:
-		return 9
-	case string:
-		return 5 + len(x)
-	case []byte:
-		return 5 + len(x)
-	case []any:
-		n := 5
-		for _, e := range x {
-			n += fieldSize(e)
-		}
-		return n
-	case amqp091.Table:
-		return 1 + tableSize(x)
-	}
-	return 0
 }

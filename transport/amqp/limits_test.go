@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
 func TestContentHeaderSizeMatchesTheWire(t *testing.T) {
@@ -22,23 +24,32 @@ func TestContentHeaderSizeMatchesTheWire(t *testing.T) {
 		sizes <- len(p)
 		return p
 	})
-	pubs := []amqp091.Publishing{
+	msgs := []transport.Message{
 		{},
-		{ContentType: "application/json", CorrelationId: "c", ReplyTo: "r", MessageId: "m", Expiration: "100",
-			DeliveryMode: 2, Priority: 1, Timestamp: time.Unix(1, 0), Type: "t", UserId: "guest", AppId: "a"},
-		{Headers: amqp091.Table{
-			"s": "x", "b": []byte("yy"), "t": true, "i": 1, "i8": int8(1), "u8": byte(1), "i16": int16(1),
-			"u16": uint16(1), "i32": int32(1), "u32": uint32(1), "i64": int64(1), "f32": float32(1), "f64": 1.0,
-			"ts": time.Unix(1, 0), "dec": amqp091.Decimal{Scale: 1, Value: 1}, "nil": nil,
-			"a": []any{"x", 1, amqp091.Table{"k": "v"}}, "tbl": amqp091.Table{"n": amqp091.Table{"m": []any{}}},
+		{ContentType: "application/json", ContentEncoding: "utf-8", CorrelationID: "c", ReplyTo: "r", MessageID: "m",
+			Expiration: 100 * time.Millisecond, Persistent: true},
+		{Expiration: time.Microsecond, Headers: map[string]any{
+			"s": "x", "b": []byte("yy"), "t": true, "i": 1, "i-big": math.MaxInt32 + 1, "i8": int8(1), "u8": byte(1),
+			"i16": int16(1), "u16": uint16(1), "i32": int32(1), "u32": uint32(1), "i64": int64(1), "u": uint(1),
+			"u64": uint64(1), "f32": float32(1), "f64": 1.0, "ts": time.Unix(1, 0), "nil": nil,
+			"strs": []string{"a", "bc"}, "a": []any{"x", 1, map[string]any{"k": "v"}},
+			"tbl": map[string]any{"n": map[string]any{"m": []any{}}}, "empty": map[string]any{},
 		}},
 	}
-	for i, pub := range pubs {
+	for i, m := range msgs {
+		pub, err := publishing(m)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := ch.Publish("", "nowhere", false, false, pub); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := <-sizes, contentHeaderSize(pub); got != want {
-			t.Errorf("publishing %d: %d bytes on the wire, computed %d", i, got, want)
+		want, err := wire.ContentHeaderSize(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := <-sizes; got != want {
+			t.Errorf("message %d: %d bytes on the wire, computed %d", i, got, want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
 // returnsBuffer bounds the returned messages held between a basic.return and
@@ -30,15 +31,20 @@ var errNacked = errors.New("hypha: broker refused the message")
 // lost with the connection fails with transport.ErrUncertain: it may or may
 // not have arrived, and only the caller knows whether sending it twice is safe.
 // A message over the limits (its body over Options.MaxMessageSize, its
-// headers over the connection's frame size) fails with transport.ErrTooLarge
-// and is never sent.
+// properties and headers over the connection's frame size) fails with
+// transport.ErrTooLarge, and one AMQP or RabbitMQ cannot take (see
+// transport.ErrInvalid) with transport.ErrInvalid: neither is ever sent,
+// nor sent again.
 func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 	if p.Mandatory && p.MessageID == "" {
 		p.MessageID = uuid.NewString()
 	}
-	if int64(len(p.Body)) > b.opts.MaxMessageSize {
-		return b.publishError(p, fmt.Errorf("%w: message body of %d bytes is over MAX_MESSAGE_SIZE %d",
-			transport.ErrTooLarge, len(p.Body), b.opts.MaxMessageSize))
+	// amqp091-go closes the whole connection for what it cannot encode,
+	// and RabbitMQ for some of what it cannot take; the message would then
+	// go again after the reconnect, in a loop. Every check comes first.
+	lim := b.limits()
+	if err := lim.Publishing(p); err != nil {
+		return b.publishError(p, err)
 	}
 	msg, err := publishing(p.Message)
 	if err != nil {
@@ -49,11 +55,12 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 		if err != nil {
 			return b.publishError(p, err)
 		}
-		// The broker closes the whole connection for a frame over its
-		// frame_max: refuse it here, before it is written.
-		if n := contentHeaderSize(msg); n > sess.frameMax-frameOverhead {
-			return b.publishError(p, fmt.Errorf("%w: headers of %d bytes do not fit the broker's frame size %d",
-				transport.ErrTooLarge, n, sess.frameMax))
+		// A reconnect, to another node say, may have brought another frame size.
+		if sess.frameMax != lim.FrameSize {
+			lim.FrameSize = sess.frameMax
+			if err := lim.Publishing(p); err != nil {
+				return b.publishError(p, err)
+			}
 		}
 		err = sess.pub.publish(ctx, p, msg)
 		switch {
@@ -341,8 +348,6 @@ func publishing(m transport.Message) (amqp091.Publishing, error) {
 	if m.Persistent {
 		pub.DeliveryMode = amqp091.Persistent
 	}
-	if m.Expiration > 0 {
-		pub.Expiration = fmt.Sprint(max(m.Expiration.Milliseconds(), 1))
-	}
+	pub.Expiration = wire.Expiration(m.Expiration)
 	return pub, nil
 }

@@ -8,10 +8,16 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
-// DeclareExchange declares ex and records it to declare again after a reconnect.
+// DeclareExchange declares ex and records it to declare again after a
+// reconnect. A name or kind RabbitMQ cannot take fails with
+// transport.ErrInvalid, before anything is sent.
 func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
+	if err := wire.Exchange(ex); err != nil {
+		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
+	}
 	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareExchange(ch, ex) })
 	if err == nil {
 		b.mu.Lock()
@@ -22,8 +28,13 @@ func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) err
 }
 
 // DeclareQueue declares q and its bindings, and records them to declare again
-// after a reconnect.
+// after a reconnect. A name, key or argument RabbitMQ cannot take fails with
+// transport.ErrInvalid (arguments over the frame size with
+// transport.ErrTooLarge), before anything is sent.
 func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
+	if err := b.limits().Queue(q); err != nil {
+		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+	}
 	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return b.declareQueue(ch, q) })
 	if err == nil {
 		b.mu.Lock()
@@ -39,6 +50,9 @@ func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 // DeleteQueue forgets the queue named name, so that a reconnect does not
 // declare it again, and deletes it.
 func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+	if err := wire.Name("queue name", name); err != nil {
+		return fmt.Errorf("hypha: deleting queue %q: %w", name, err)
+	}
 	b.mu.Lock()
 	if _, ok := b.queues[name]; ok {
 		delete(b.queues, name)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/redact"
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
 // Scheme is the URI scheme of the embedded broker: "memory://" names the
@@ -160,7 +161,10 @@ func (b *Broker) Ready() error {
 // one that exists with another kind, durability or auto-delete fails with
 // PRECONDITION_FAILED, as with RabbitMQ.
 func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
-	err := b.locked(ctx, func() error { return b.s.declareExchange(ex) })
+	err := wire.Exchange(ex)
+	if err == nil {
+		err = b.locked(ctx, func() error { return b.s.declareExchange(ex) })
+	}
 	if err != nil {
 		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
 	}
@@ -173,6 +177,9 @@ func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) err
 // exclusive queue with RESOURCE_LOCKED, as with RabbitMQ; declaring it alike
 // restarts its x-expires countdown.
 func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
+	if err := b.limits().Queue(q); err != nil {
+		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+	}
 	args, err := NormalizeHeaders(q.Args)
 	if err != nil {
 		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
@@ -248,6 +255,9 @@ func lockedError(name string) error {
 // its consumers stop, as RabbitMQ cancels them. A queue that does not exist
 // is not an error; another connection's exclusive queue is RESOURCE_LOCKED.
 func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+	if err := wire.Name("queue name", name); err != nil {
+		return fmt.Errorf("hypha: deleting queue %q: %w", name, err)
+	}
 	err := b.locked(ctx, func() error {
 		q, ok := b.s.queues[name]
 		switch {
@@ -267,14 +277,18 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 
 // Publish routes a copy of p to the queues it reaches and returns once they
 // hold it. A missing exchange fails with NOT_FOUND, a mandatory message no
-// queue takes with transport.ErrUnroutable, a body over
-// Options.MaxMessageSize with transport.ErrTooLarge, and a header AMQP could
-// not carry with an error naming it. As with transport/amqp, a mandatory
-// message without a MessageID is given one.
+// queue takes with transport.ErrUnroutable; what transport/amqp refuses
+// before sending, this refuses alike: a body over Options.MaxMessageSize,
+// or properties and headers over RabbitMQ's default frame size, with
+// transport.ErrTooLarge, and what AMQP or RabbitMQ cannot take with
+// transport.ErrInvalid. As with transport/amqp, a mandatory message without
+// a MessageID is given one.
 func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
-	if int64(len(p.Body)) > b.opts.MaxMessageSize {
-		return publishError(p, fmt.Errorf("%w: message body of %d bytes is over MAX_MESSAGE_SIZE %d",
-			transport.ErrTooLarge, len(p.Body), b.opts.MaxMessageSize))
+	if p.Mandatory && p.MessageID == "" {
+		p.MessageID = uuid.NewString()
+	}
+	if err := b.limits().Publishing(p); err != nil {
+		return publishError(p, err)
 	}
 	headers, err := NormalizeHeaders(p.Headers)
 	if err != nil {
@@ -282,9 +296,6 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 	}
 	m := &message{Message: p.Message, exchange: p.Exchange, routingKey: p.RoutingKey}
 	m.Body, m.Headers = bytes.Clone(p.Body), headers
-	if p.Mandatory && m.MessageID == "" {
-		m.MessageID = uuid.NewString()
-	}
 	if m.Expiration > 0 {
 		m.Expiration = time.Duration(max(m.Expiration.Milliseconds(), 1)) * time.Millisecond
 	} else {
@@ -313,6 +324,9 @@ func publishError(p transport.Publishing, err error) error {
 // queue take turns; with x-single-active-consumer only the first one still
 // subscribed receives.
 func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+	if err := wire.Consume(opts); err != nil {
+		return nil, fmt.Errorf("hypha: consuming queue %q: %w", opts.Queue, err)
+	}
 	var c *consumer
 	err := b.locked(ctx, func() error {
 		q, ok := b.s.queues[opts.Queue]
@@ -370,6 +384,12 @@ func (b *Broker) closeLocked() []*consumer {
 	}
 	delete(b.s.conns, b)
 	return consumers
+}
+
+// limits bound what the connection takes, as transport/amqp's bound what
+// it sends: the frame size is RabbitMQ's default.
+func (b *Broker) limits() wire.Limits {
+	return wire.Limits{MaxMessageSize: b.opts.MaxMessageSize, FrameSize: wire.DefaultFrameSize}
 }
 
 // locked runs fn under the server's mutex on an open connection.
