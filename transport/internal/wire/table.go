@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,8 +28,9 @@ func (p *path) String() string {
 			steps = append(steps, "["+strconv.Itoa(p.index)+"]")
 		}
 	}
-	for i, j := 0, len(steps)-1; i < j; i, j = i+1, j-1 {
-		steps[i], steps[j] = steps[j], steps[i]
+	slices.Reverse(steps)
+	if len(steps) > 8 {
+		steps = slices.Concat(steps[:3], []string{"…"}, steps[len(steps)-3:])
 	}
 	return strings.Join(steps, " > ")
 }
