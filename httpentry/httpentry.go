@@ -119,9 +119,11 @@ func ContextHeaders() Option {
 // exc_type IncorrectSignature before fn runs.
 //
 // An error fn returns is answered as the route declared it (Expected,
-// Status), with its exc_type; any other error, a relayed Panic included,
-// with 500 and a body that carries only an error id, under which the log
-// has the detail. The error body is
+// Status), with its exc_type; one wrapping transport.ErrInvalid (the
+// request carried what cannot travel to the broker: a path value that makes
+// a routing key over 255 bytes, say) with 400; any other error, a relayed
+// Panic included, with 500 and a body that carries only an error id, under
+// which the log has the detail. The error body is
 // {"error": {"exc_type": ..., "value": ..., "error_id": ...}}.
 //
 // A path tag naming no wildcard of pattern, or an In that is not a struct,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/transport"
 )
 
 // HeaderPrefix starts the headers that set context data on a route with
@@ -221,6 +222,14 @@ func (x *exchange) fail(ctx context.Context, w http.ResponseWriter, err error) {
 	if status, ok := x.rt.status(err); ok {
 		x.s.log.InfoContext(ctx, "hypha: HTTP request ended with an expected error", "route", x.rt.pattern, "error", err)
 		x.write(w, status, errorBody{ExcType: excType(err), Value: message(err)})
+		return
+	}
+	if errors.Is(err, transport.ErrInvalid) {
+		// The request carried what cannot travel to the broker (a path
+		// segment that makes a routing key over 255 bytes, a header name
+		// over 255): nothing was sent, and sending it again would fail alike.
+		x.s.log.InfoContext(ctx, "hypha: HTTP request refused: it cannot be sent on", "route", x.rt.pattern, "error", err)
+		x.write(w, http.StatusBadRequest, errorBody{ExcType: excType(err), Value: message(err)})
 		return
 	}
 	id := uuid.NewString()

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport"
 )
 
 // callOptions are the flags of call (and of the shell's calls).
@@ -37,7 +38,8 @@ terminal, JSON read from stdin ("-" reads stdin too).
 
 A RemoteError prints its exc_type and value on stderr and exits 3; a missing
 service exits 4, a missing method 5, arguments that do not fit 6 (with the
-method's arguments, from introspection), a timeout 7.`,
+method's arguments, from introspection), a timeout 7; a call that cannot be
+sent at all (a name or context data AMQP cannot carry) exits 2 at once.`,
 		Example: `  hypha call calculator.add '{"a": 1, "b": 2}'
   hypha call calculator.add a=1 b=2
   hypha call calculator.add 1 2
@@ -256,6 +258,10 @@ func (c *cli) callError(ctx context.Context, client *rpc.Client, service, method
 		return withCode(exitIncorrectSignature, "%s", strings.TrimRight(msg, "\n"))
 	case errors.As(err, &re):
 		return withCode(exitRemoteError, "%s.%s raised %s: %s", service, method, re.ExcType, re.Value)
+	case errors.Is(err, transport.ErrInvalid):
+		// The command line asked for what cannot travel (a method name that
+		// makes a routing key over 255 bytes, say): nothing was sent.
+		return withCode(exitUsage, "%v", err)
 	}
 	return err
 }

@@ -85,6 +85,12 @@ func testCallErrors(t *testing.T) {
 			[]string{"incorrect signature", "expected: calculator.add(a, b)", "float64"}},
 		{"timeout", []string{"call", "echo.sleep", "ms=5000", "--timeout", "300ms"}, exitTimeout, []string{"no reply within 300ms"}},
 		{"not SERVICE.METHOD", []string{"call", "calculator"}, exitUsage, []string{"is not SERVICE.METHOD"}},
+		// Sent, these would close the broker connection, and the call would
+		// go again after each reconnect until the timeout.
+		{"routing key over 255 bytes", []string{"call", "calculator." + strings.Repeat("m", 300), "--timeout", "60s"}, exitUsage,
+			[]string{"routing key", "311 bytes", "limit of 255"}},
+		{"context key over 255 bytes", []string{"call", "calculator.add", "a=1", "b=2", "--timeout", "60s",
+			"--context", strings.Repeat("k", 260) + "=1"}, exitUsage, []string{"header", "267 bytes", "limit of 255"}},
 		{"mixed arguments", []string{"call", "calculator.add", "a=1", "2"}, exitUsage, []string{"not both"}},
 		{"broker unreachable", []string{"--broker", "amqp://guest:secret@127.0.0.1:1/", "call", "calculator.add"}, exitError,
 			[]string{"cannot connect to the broker at amqp://guest:****@127.0.0.1:1/", "--broker"}},

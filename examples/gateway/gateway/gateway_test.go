@@ -71,3 +71,54 @@ func send(t *testing.T, method, url, body string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
+
+// TestWhatCannotTravelIs400 runs the gateway with the real calculator and
+// user_service on the embedded broker, which refuses what RabbitMQ would
+// (and there, would have closed the connection over): a path value that
+// makes a routing key over 255 bytes and a context header whose name is
+// over 255 bytes are answered 400 at once, and the next request works.
+func TestWhatCannotTravelIs400(t *testing.T) {
+	app := hyphatest.Start(t,
+		framework.ConfigValues(map[string]any{"HTTP.ADDRESS": "127.0.0.1:0", "RPC_TIMEOUT": 60}),
+		framework.Service(gateway.Name, gateway.New),
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service(users.Name, users.New))
+	base := "http://" + app.Framework().HTTPAddress()
+	for _, tc := range []struct {
+		name, method, path, header, body string
+		want                             []string
+	}{
+		{"routing key", "GET", "/calculator/" + strings.Repeat("m", 250) + "?a=1&b=2", "", "", []string{"routing key", "261 bytes", "255"}},
+		{"context header", "POST", "/users/7/score", "X-Hypha-" + strings.Repeat("K", 260), `{"base_score": 1, "multiplier": 2}`,
+			[]string{"header", "267 bytes", "255"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, tc.method, base+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.header != "" {
+				req.Header.Set(tc.header, "1")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%d %s; want 400", resp.StatusCode, b)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(string(b), s) {
+					t.Errorf("%s does not say %q", b, s)
+				}
+			}
+			if status, body := send(t, "GET", base+"/calculator/add?a=2&b=3", ""); status != 200 || body != "5" {
+				t.Fatalf("the next request: %d %s", status, body)
+			}
+		})
+	}
+}
