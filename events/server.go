@@ -297,10 +297,17 @@ func deadLetterQueue(h *Handler, service string) string {
 	return DeadLetterQueue(h.Queue(service).Name)
 }
 
+// unsendable reports whether a publish failed for good: sending the same
+// again would fail alike.
+func unsendable(err error) bool {
+	return errors.Is(err, transport.ErrTooLarge) || errors.Is(err, transport.ErrInvalid)
+}
+
 // republish publishes a copy of d to queue through the default exchange, then
 // acks d. When the copy cannot be published, d goes back to its queue after
-// a pause; when it never could be (too large for the broker), it is dropped,
-// since requeueing it would only loop.
+// a pause; when it never could be (too large for the broker, or carrying
+// what the broker cannot take), it is dropped, since requeueing it would
+// only loop.
 func (s *Server) republish(h *Handler, d transport.Delivery, queue string, headers map[string]any) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
@@ -308,13 +315,13 @@ func (s *Server) republish(h *Handler, d transport.Delivery, queue string, heade
 	msg.Headers = headers
 	msg.Persistent = true
 	err := s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg})
-	if errors.Is(err, transport.ErrTooLarge) {
+	if unsendable(err) {
 		msg.Headers = ownHeaders(headers) // what did not fit was the event's own
 		err = s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg})
 	}
 	switch {
-	case errors.Is(err, transport.ErrTooLarge):
-		s.log.Error("hypha: event too large to republish; dropping it", "handler", h.name, "queue", queue,
+	case unsendable(err):
+		s.log.Error("hypha: event cannot be republished; dropping it", "handler", h.name, "queue", queue,
 			"message_id", d.MessageID, "error", err)
 		_ = d.Nack(false)
 		return
