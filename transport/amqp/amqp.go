@@ -277,7 +277,7 @@ func (b *Broker) resumeAll(conn *amqp091.Connection) error {
 // name or prefetch AMQP cannot carry fails with transport.ErrInvalid.
 func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
 	if err := wire.Consume(opts); err != nil {
-		return nil, fmt.Errorf("hypha: consuming queue %q: %w", opts.Queue, err)
+		return nil, fmt.Errorf("hypha: consuming queue %s: %w", wire.Quote(opts.Queue), err)
 	}
 	c := newConsumer(b, opts, h)
 	b.mu.Lock()

@@ -86,7 +86,7 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 }
 
 func (b *Broker) publishError(p transport.Publishing, err error) error {
-	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey,
+	return fmt.Errorf("hypha: publishing to exchange %s routing key %s: %w", wire.Quote(p.Exchange), wire.Quote(p.RoutingKey),
 		refusedTopic(err, fmt.Sprintf("write on exchange %q", exchangeName(p.Exchange)),
 			fmt.Sprintf("write on key %q of exchange %q", p.RoutingKey, p.Exchange)))
 }

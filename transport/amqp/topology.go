@@ -16,7 +16,7 @@ import (
 // transport.ErrInvalid, before anything is sent.
 func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
 	if err := wire.Exchange(ex); err != nil {
-		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
+		return fmt.Errorf("hypha: declaring exchange %s: %w", wire.Quote(ex.Name), err)
 	}
 	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareExchange(ch, ex) })
 	if err == nil {
@@ -33,7 +33,7 @@ func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) err
 // transport.ErrTooLarge), before anything is sent.
 func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 	if err := b.limits().Queue(q); err != nil {
-		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+		return fmt.Errorf("hypha: declaring queue %s: %w", wire.Quote(q.Name), err)
 	}
 	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return b.declareQueue(ch, q) })
 	if err == nil {
@@ -51,7 +51,7 @@ func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 // declare it again, and deletes it.
 func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 	if err := wire.Name("queue name", name); err != nil {
-		return fmt.Errorf("hypha: deleting queue %q: %w", name, err)
+		return fmt.Errorf("hypha: deleting queue %s: %w", wire.Quote(name), err)
 	}
 	b.mu.Lock()
 	if _, ok := b.queues[name]; ok {

@@ -178,7 +178,7 @@ func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) err
 // restarts its x-expires countdown.
 func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 	if err := b.limits().Queue(q); err != nil {
-		return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, err)
+		return fmt.Errorf("hypha: declaring queue %s: %w", wire.Quote(q.Name), err)
 	}
 	args, err := NormalizeHeaders(q.Args)
 	if err != nil {
@@ -256,7 +256,7 @@ func lockedError(name string) error {
 // is not an error; another connection's exclusive queue is RESOURCE_LOCKED.
 func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 	if err := wire.Name("queue name", name); err != nil {
-		return fmt.Errorf("hypha: deleting queue %q: %w", name, err)
+		return fmt.Errorf("hypha: deleting queue %s: %w", wire.Quote(name), err)
 	}
 	err := b.locked(ctx, func() error {
 		q, ok := b.s.queues[name]
@@ -316,7 +316,7 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 }
 
 func publishError(p transport.Publishing, err error) error {
-	return fmt.Errorf("hypha: publishing to exchange %q routing key %q: %w", p.Exchange, p.RoutingKey, err)
+	return fmt.Errorf("hypha: publishing to exchange %s routing key %s: %w", wire.Quote(p.Exchange), wire.Quote(p.RoutingKey), err)
 }
 
 // Consume starts delivering messages from opts.Queue to h, at most
@@ -325,7 +325,7 @@ func publishError(p transport.Publishing, err error) error {
 // subscribed receives.
 func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
 	if err := wire.Consume(opts); err != nil {
-		return nil, fmt.Errorf("hypha: consuming queue %q: %w", opts.Queue, err)
+		return nil, fmt.Errorf("hypha: consuming queue %s: %w", wire.Quote(opts.Queue), err)
 	}
 	var c *consumer
 	err := b.locked(ctx, func() error {

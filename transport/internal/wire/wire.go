@@ -133,8 +133,8 @@ func Exchange(ex transport.Exchange) error {
 	}
 	// RabbitMQ closes the connection for a type it does not know, and a
 	// plugin's type cannot be told from a typo before it is sent.
-	return fmt.Errorf("%w: exchange %q: the kind %q is not one of RabbitMQ's %q, %q, %q or %q", transport.ErrInvalid,
-		ex.Name, ex.Kind, transport.Topic, transport.Direct, transport.Fanout, headers)
+	return fmt.Errorf("%w: exchange %s: the kind %s is not one of RabbitMQ's %q, %q, %q or %q", transport.ErrInvalid,
+		Quote(ex.Name), clip(ex.Kind), transport.Topic, transport.Direct, transport.Fanout, headers)
 }
 
 // Queue reports why q and its bindings cannot be declared, or nil.
@@ -147,20 +147,20 @@ func (l Limits) Queue(q transport.Queue) error {
 	if len(q.Args) > 0 {
 		t, err := table(q.Args, nil, "queue argument")
 		if err != nil {
-			return fmt.Errorf("queue %q: %w", q.Name, err)
+			return fmt.Errorf("queue %s: %w", Quote(q.Name), err)
 		}
 		n += t - 4
 	}
 	if n > l.FrameSize-frameOverhead {
-		return fmt.Errorf("%w: queue %q: its declaration of %d bytes does not fit the broker's frame size %d",
-			transport.ErrTooLarge, q.Name, n, l.FrameSize)
+		return fmt.Errorf("%w: queue %s: its declaration of %d bytes does not fit the broker's frame size %d",
+			transport.ErrTooLarge, Quote(q.Name), n, l.FrameSize)
 	}
 	for _, b := range q.Bindings {
 		if err := Name("binding's exchange", b.Exchange); err != nil {
-			return fmt.Errorf("queue %q: %w", q.Name, err)
+			return fmt.Errorf("queue %s: %w", Quote(q.Name), err)
 		}
 		if err := Name("binding key", b.RoutingKey); err != nil {
-			return fmt.Errorf("queue %q: %w", q.Name, err)
+			return fmt.Errorf("queue %s: %w", Quote(q.Name), err)
 		}
 	}
 	return nil
@@ -172,8 +172,8 @@ func Consume(opts transport.ConsumeOptions) error {
 		return err
 	}
 	if opts.Prefetch < 0 || opts.Prefetch > MaxPrefetch {
-		return fmt.Errorf("%w: queue %q: prefetch %d is not within 0 and AMQP's %d", transport.ErrInvalid,
-			opts.Queue, opts.Prefetch, MaxPrefetch)
+		return fmt.Errorf("%w: queue %s: prefetch %d is not within 0 and AMQP's %d", transport.ErrInvalid,
+			Quote(opts.Queue), opts.Prefetch, MaxPrefetch)
 	}
 	return nil
 }
@@ -197,6 +197,15 @@ func shortstr(field, s string) error {
 			field, clip(s), len(s), MaxShortString)
 	}
 	return nil
+}
+
+// Quote quotes a name or key for an error message: whole when it is within
+// AMQP's limit, else cut as clip cuts it.
+func Quote(s string) string {
+	if len(s) <= MaxShortString {
+		return strconv.Quote(s)
+	}
+	return clip(s)
 }
 
 // clip quotes s, cut to its first 40 bytes: enough to tell which it was.
