@@ -11,72 +11,82 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// path is where a value sits in headers or arguments, for an error to name
-// it: each step a table key or a list index.
-type path struct {
-	up    *path
-	key   string
-	index int // -1 for a key
+// refusal is why a value in a table cannot travel, and where it sits: the
+// steps (table keys, list indexes) are gathered on the way back out, from
+// the innermost, so that a table that can travel costs no allocation.
+type refusal struct {
+	steps []string
+	why   string
 }
 
-func (p *path) String() string {
-	var steps []string
-	for ; p != nil; p = p.up {
-		if p.index < 0 {
-			steps = append(steps, clip(p.key))
-		} else {
-			steps = append(steps, "["+strconv.Itoa(p.index)+"]")
-		}
+func refuse(format string, args ...any) *refusal {
+	return &refusal{why: fmt.Sprintf(format, args...)}
+}
+
+// at adds the step under which the refused value sits.
+func (r *refusal) at(step string) *refusal {
+	r.steps = append(r.steps, step)
+	return r
+}
+
+// err is the error for a refusal in a table of what ("header").
+func (r *refusal) err(what string) error {
+	if len(r.steps) == 0 {
+		return fmt.Errorf("%w: %ss: %s", transport.ErrInvalid, what, r.why)
 	}
+	steps := slices.Clone(r.steps)
 	slices.Reverse(steps)
 	if len(steps) > 8 {
 		steps = slices.Concat(steps[:3], []string{"…"}, steps[len(steps)-3:])
 	}
-	return strings.Join(steps, " > ")
+	return fmt.Errorf("%w: %s %s: %s", transport.ErrInvalid, what, strings.Join(steps, " > "), r.why)
 }
-
-// at is the path of a value of t under key.
-func (p *path) at(key string) *path { return &path{up: p, key: key, index: -1} }
 
 // table is the encoded size of m as an AMQP field table (its length
 // included), as amqp091-go encodes what transport/amqp makes of it, or why
 // it cannot travel. what names the table's kind in errors: "header".
-func table(m map[string]any, at *path, what string) (int, error) {
-	depth := at.depth()
-	if depth > MaxDepth {
-		return 0, at.refuse(what, "tables and lists are nested deeper than %d", MaxDepth)
+func table(m map[string]any, what string) (int, error) {
+	n, r := tableSize(m, 0)
+	if r != nil {
+		return 0, r.err(what)
 	}
-	if len(m) > MaxEntries {
-		return 0, at.refuse(what, "%d entries, over the limit of %d in one table", len(m), MaxEntries)
+	return n, nil
+}
+
+// tableSize is table's size for a table depth tables and lists deep.
+func tableSize(m map[string]any, depth int) (int, *refusal) {
+	if r := container(len(m), depth, "table"); r != nil {
+		return 0, r
 	}
 	n := 4
 	for k, v := range m {
-		p := at.at(k)
 		if len(k) > MaxShortString {
-			return 0, p.refuse(what, "the name is %d bytes, over AMQP's limit of %d for a short string",
-				len(k), MaxShortString)
+			return 0, refuse("the name is %d bytes, over AMQP's limit of %d for a short string",
+				len(k), MaxShortString).at(clip(k))
 		}
-		f, err := field(v, p, what)
-		if err != nil {
-			return 0, err
+		f, r := field(v, depth)
+		if r != nil {
+			return 0, r.at(clip(k))
 		}
 		n += 1 + len(k) + f
 	}
 	return n, nil
 }
 
-// depth is how many tables and lists hold the value at p, the outermost
-// table not counted.
-func (p *path) depth() int {
-	d := 0
-	for ; p != nil; p = p.up {
-		d++
+// container checks a table or list of n entries, depth deep.
+func container(n, depth int, kind string) *refusal {
+	switch {
+	case depth > MaxDepth:
+		return refuse("tables and lists are nested deeper than %d", MaxDepth)
+	case n > MaxEntries:
+		return refuse("%d entries, over the limit of %d in one %s", n, MaxEntries, kind)
 	}
-	return d
+	return nil
 }
 
-// field is the encoded size of one value, its type octet included.
-func field(v any, at *path, what string) (int, error) {
+// field is the encoded size of one value in a container depth deep, its
+// type octet included.
+func field(v any, depth int) (int, *refusal) {
 	switch x := v.(type) {
 	case nil:
 		return 1, nil
@@ -86,7 +96,7 @@ func field(v any, at *path, what string) (int, error) {
 		return 3, nil
 	case int32, uint32:
 		return 5, nil
-	case int64:
+	case int64, time.Time:
 		return 9, nil
 	case int:
 		if x > math.MaxInt32 || x < math.MinInt32 {
@@ -94,22 +104,20 @@ func field(v any, at *path, what string) (int, error) {
 		}
 		return 5, nil
 	case uint:
-		return unsigned(uint64(x), at, what)
+		return unsigned(uint64(x))
 	case uint64:
-		return unsigned(x, at, what)
+		return unsigned(x)
 	case float32:
-		return float(float64(x), 5, at, what)
+		return float(float64(x), 5)
 	case float64:
-		return float(x, 9, at, what)
+		return float(x, 9)
 	case string:
 		return 5 + len(x), nil
 	case []byte:
 		return 5 + len(x), nil
-	case time.Time:
-		return 9, nil
 	case []string:
-		if err := list(len(x), at, what); err != nil {
-			return 0, err
+		if r := container(len(x), depth+1, "list"); r != nil {
+			return 0, r
 		}
 		n := 5
 		for _, s := range x {
@@ -117,58 +125,39 @@ func field(v any, at *path, what string) (int, error) {
 		}
 		return n, nil
 	case []any:
-		if err := list(len(x), at, what); err != nil {
-			return 0, err
+		if r := container(len(x), depth+1, "list"); r != nil {
+			return 0, r
 		}
 		n := 5
 		for i, e := range x {
-			f, err := field(e, &path{up: at, index: i}, what)
-			if err != nil {
-				return 0, err
+			f, r := field(e, depth+1)
+			if r != nil {
+				return 0, r.at("[" + strconv.Itoa(i) + "]")
 			}
 			n += f
 		}
 		return n, nil
 	case map[string]any:
-		n, err := table(x, at, what)
-		return 1 + n, err
+		n, r := tableSize(x, depth+1)
+		return 1 + n, r
 	}
-	return 0, at.refuse(what, "a value of type %T cannot travel in an AMQP table "+
+	return 0, refuse("a value of type %T cannot travel in an AMQP table "+
 		"(strings, numbers, booleans, time.Time, []byte, and lists and maps of those can)", v)
 }
 
-// list checks a list of n entries at at.
-func list(n int, at *path, what string) error {
-	switch {
-	case at.depth() > MaxDepth:
-		return at.refuse(what, "tables and lists are nested deeper than %d", MaxDepth)
-	case n > MaxEntries:
-		return at.refuse(what, "%d entries, over the limit of %d in one list", n, MaxEntries)
-	}
-	return nil
-}
-
 // unsigned is the size of an unsigned integer, sent as int64.
-func unsigned(x uint64, at *path, what string) (int, error) {
+func unsigned(x uint64) (int, *refusal) {
 	if x > math.MaxInt64 {
-		return 0, at.refuse(what, "%d is over AMQP's largest integer, %d", x, int64(math.MaxInt64))
+		return 0, refuse("%d is over AMQP's largest integer, %d", x, int64(math.MaxInt64))
 	}
 	return 9, nil
 }
 
 // float is the size of a float, which RabbitMQ refuses (closing the
 // connection) when it is NaN or infinite.
-func float(x float64, size int, at *path, what string) (int, error) {
+func float(x float64, size int) (int, *refusal) {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0, at.refuse(what, "%v cannot travel: RabbitMQ takes only finite numbers", x)
+		return 0, refuse("%v cannot travel: RabbitMQ takes only finite numbers", x)
 	}
 	return size, nil
-}
-
-// refuse is the error for the value at p.
-func (p *path) refuse(what, format string, args ...any) error {
-	if p == nil {
-		return fmt.Errorf("%w: %ss: %s", transport.ErrInvalid, what, fmt.Sprintf(format, args...))
-	}
-	return fmt.Errorf("%w: %s %s: %s", transport.ErrInvalid, what, p, fmt.Sprintf(format, args...))
 }

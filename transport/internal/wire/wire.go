@@ -106,14 +106,17 @@ func (l Limits) Publishing(p transport.Publishing) error {
 // or the reason its headers cannot travel.
 func ContentHeaderSize(m transport.Message) (int, error) {
 	n := fixedHeader + 1
-	for _, s := range [...]string{m.ContentType, m.ContentEncoding, m.CorrelationID, m.ReplyTo,
-		Expiration(m.Expiration), m.MessageID} {
+	for _, s := range [...]string{m.ContentType, m.ContentEncoding, m.CorrelationID, m.ReplyTo, m.MessageID} {
 		if s != "" {
 			n += 1 + len(s)
 		}
 	}
+	if m.Expiration > 0 {
+		var digits [20]byte
+		n += 1 + len(strconv.AppendInt(digits[:0], max(m.Expiration.Milliseconds(), 1), 10))
+	}
 	if len(m.Headers) > 0 {
-		t, err := table(m.Headers, nil, "header")
+		t, err := table(m.Headers, "header")
 		if err != nil {
 			return 0, err
 		}
@@ -145,7 +148,7 @@ func (l Limits) Queue(q transport.Queue) error {
 	// queue.declare: class, method, ticket, the name, the flags, the arguments.
 	n := 2 + 2 + 2 + 1 + len(q.Name) + 1 + 4
 	if len(q.Args) > 0 {
-		t, err := table(q.Args, nil, "queue argument")
+		t, err := table(q.Args, "queue argument")
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", Quote(q.Name), err)
 		}
