@@ -47,6 +47,12 @@ type instance struct {
 // the test's end.
 func start(t *testing.T, uri, service string, register func(r *entrypoint.Registry)) *instance {
 	t.Helper()
+	return startLogged(t, uri, service, quiet, register)
+}
+
+// startLogged is start with the instance logging to log.
+func startLogged(t *testing.T, uri, service string, log *slog.Logger, register func(r *entrypoint.Registry)) *instance {
+	t.Helper()
 	reg := entrypoint.NewRegistry(service)
 	register(reg)
 	if err := reg.Err(); err != nil {
@@ -60,7 +66,7 @@ func start(t *testing.T, uri, service string, register func(r *entrypoint.Regist
 		}
 		in.broker = b
 	}
-	cfg := timer.ServerConfig{Service: service, Pool: in.pool, Logger: quiet}
+	cfg := timer.ServerConfig{Service: service, Pool: in.pool, Logger: log}
 	if in.broker != nil {
 		in.srv = timer.NewServer(in.broker, reg, cfg)
 	} else {
