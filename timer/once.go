@@ -28,8 +28,10 @@ const (
 	reseedMax      = 30 * time.Second
 )
 
-// maxDelayMillis is the longest per-message TTL RabbitMQ accepts (2^32-1 ms,
-// about 49 days); a token due later waits in the delay queue more than once.
+// maxDelayMillis bounds a token's per-message TTL to 2^32-1 ms (about 49
+// days), which RabbitMQ takes (3.10 refuses 2^40 with "invalid expiration",
+// closing the channel); a token due later waits in the delay queue more
+// than once.
 const maxDelayMillis = 1<<32 - 1
 
 // QueueName is the queue that holds a Once timer's token: "timer-<service>.<timer>".
