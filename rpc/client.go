@@ -164,15 +164,17 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 	return c
 }
 
-// Start declares the exchange and the client's reply queue (durable, expiring
-// 5 minutes after its last consumer leaves, bound with a key of its own) and
-// starts consuming replies. Calls made before Start fail. A ReplyKeyPrefix
+// Start declares the exchange passively (see transport.Exchange) and the
+// client's reply queue (durable, expiring 5 minutes after its last consumer
+// leaves, bound with a key of its own) and starts consuming replies. Calls made before Start fail. A ReplyKeyPrefix
 // out of form fails Start, before it touches the broker.
 func (c *Client) Start(ctx context.Context) error {
 	if c.err != nil {
 		return c.err
 	}
-	if err := c.broker.DeclareExchange(ctx, transport.Exchange{Name: c.cfg.Exchange, Kind: transport.Topic, Durable: true}); err != nil {
+	// The services own the exchange; a caller only makes sure it is there,
+	// so that its user needs no configure permission on it.
+	if err := c.broker.DeclareExchange(ctx, transport.Exchange{Name: c.cfg.Exchange, Kind: transport.Topic, Durable: true, Passive: true}); err != nil {
 		return err
 	}
 	if err := c.broker.DeclareQueue(ctx, transport.Queue{

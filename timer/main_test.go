@@ -47,6 +47,14 @@ type instance struct {
 // the test's end.
 func start(t *testing.T, uri, service string, register func(r *entrypoint.Registry)) *instance {
 	t.Helper()
+	return startWith(t, uri, service, dial.Options{Logger: quiet}, register)
+}
+
+// startWith is start with the instance's connection options (its logger
+// the instance's too).
+func startWith(t *testing.T, uri, service string, opts dial.Options, register func(r *entrypoint.Registry)) *instance {
+	t.Helper()
+	opts.Name = service
 	reg := entrypoint.NewRegistry(service)
 	register(reg)
 	if err := reg.Err(); err != nil {
@@ -54,13 +62,13 @@ func start(t *testing.T, uri, service string, register func(r *entrypoint.Regist
 	}
 	in := &instance{pool: entrypoint.NewPool(4)}
 	if uri != "" {
-		b, err := dial.Dial(context.Background(), uri, dial.Options{Name: service, Logger: quiet})
+		b, err := dial.Dial(context.Background(), uri, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		in.broker = b
 	}
-	cfg := timer.ServerConfig{Service: service, Pool: in.pool, Logger: quiet}
+	cfg := timer.ServerConfig{Service: service, Pool: in.pool, Logger: opts.Logger}
 	if in.broker != nil {
 		in.srv = timer.NewServer(in.broker, reg, cfg)
 	} else {

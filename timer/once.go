@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/transport"
@@ -15,13 +18,21 @@ import (
 // DueHeader carries a Once timer's token's due time, in Unix milliseconds.
 const DueHeader = "x-hypha-due"
 
-// publishTimeout bounds publishing a token; republishPause is how long a
-// token whose successor could not be published waits before going back to
-// its queue, so that a broker refusing it cannot make the timer loop hot.
+// publishTimeout bounds publishing a token. A token that cannot be passed
+// on is replaced by a fresh one, retried from reseedStart to reseedMax
+// apart until one is published or the server drains, so that a broker
+// refusing a token can neither stop the timer nor make it loop hot.
 const (
 	publishTimeout = 30 * time.Second
-	republishPause = 5 * time.Second
+	reseedStart    = 100 * time.Millisecond
+	reseedMax      = 30 * time.Second
 )
+
+// maxDelayMillis bounds a token's per-message TTL to 2^32-1 ms (about 49
+// days), which RabbitMQ takes (3.10 refuses 2^40 with "invalid expiration",
+// closing the channel); a token due later waits in the delay queue more
+// than once.
+const maxDelayMillis = 1<<32 - 1
 
 // QueueName is the queue that holds a Once timer's token: "timer-<service>.<timer>".
 func QueueName(service, timer string) string { return "timer-" + service + "." + timer }
@@ -83,9 +94,13 @@ func (o *once) start(ctx context.Context) error {
 
 func (o *once) interval() int64 { return max(o.t.interval.Milliseconds(), 1) }
 
-// nextDue is the first multiple of interval after both due and now.
+// nextDue is the first multiple of interval after both due and now, or the
+// last multiple an int64 holds when there is none.
 func nextDue(due, now, interval int64) int64 {
-	from := max(due, now)
+	from := max(due, now, 0)
+	if from > math.MaxInt64-interval {
+		return math.MaxInt64 - math.MaxInt64%interval
+	}
 	return from - from%interval + interval
 }
 
@@ -94,25 +109,34 @@ func nextDue(due, now, interval int64) int64 {
 func (o *once) publish(ctx context.Context, due int64) error {
 	msg := transport.Message{Persistent: true, Headers: map[string]any{DueHeader: due}}
 	queue := o.queue
-	if wait := time.Until(time.UnixMilli(due)); wait >= time.Millisecond {
-		queue, msg.Expiration = o.delay, wait
+	if now := time.Now().UnixMilli(); due > now {
+		queue, msg.Expiration = o.delay, time.Duration(min(due-now, maxDelayMillis))*time.Millisecond
 	}
 	return o.s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg})
 }
 
-// serve runs the tick of a token unless it ran here already, then passes
-// the token on: the next one published, this one acked.
+// serve runs the tick of a token unless a tick of its due time or a later
+// one ran here already, then passes the token on: the next one published,
+// this one acked. A token that is not one this timer could have made is
+// replaced by a fresh one; one that came early waits again in the delay
+// queue. So no token, whatever it carries, makes the timer tick more than
+// once per due time, and a due time is a multiple of the interval.
 func (o *once) serve(ctx context.Context, d transport.Delivery) {
-	due, ok := dueOf(d.Headers)
-	if !ok {
-		o.refuse(d, fmt.Errorf("%w: the token has no %s header", transport.ErrMalformed, DueHeader))
+	now := time.Now().UnixMilli()
+	due, err := o.check(d.Headers, now)
+	if err != nil {
+		o.refuse(d, err)
 		return
 	}
 	o.mu.Lock()
 	ran := due <= o.lastDue
 	o.mu.Unlock()
-	if ran { // a second token, seeded by another instance: merge it away
+	switch {
+	case ran: // a second token, seeded by another instance: merge it away
 		_ = d.Ack()
+		return
+	case due > now: // early, from an instance whose clock is ahead: wait for it
+		o.pass(d, due)
 		return
 	}
 	_ = o.s.run(ctx, o.t)
@@ -126,38 +150,73 @@ func (o *once) serve(ctx context.Context, d transport.Delivery) {
 	o.pass(d, nextDue(due, time.Now().UnixMilli(), o.interval()))
 }
 
-// pass publishes the token due next, then acks d. When the new token cannot
-// be published, d goes back to its queue after a pause, and its tick runs
-// again rather than the timer stopping.
+// check reads a token's due time and says what is wrong with it unless it
+// is a multiple of the interval within one interval of now.
+func (o *once) check(headers map[string]any, now int64) (int64, error) {
+	interval := o.interval()
+	due, ok := dueOf(headers)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%w: the token has no integer %s header (Unix ms), it has %T", transport.ErrMalformed, DueHeader, headers[DueHeader])
+	case due%interval != 0:
+		return 0, fmt.Errorf("%w: the token's %s %d is not a multiple of the interval, %d ms", transport.ErrMalformed, DueHeader, due, interval)
+	case due < now-interval || due > now+interval:
+		return 0, fmt.Errorf("%w: the token's %s %d is more than one interval (%d ms) from now, %d", transport.ErrMalformed, DueHeader, due, interval, now)
+	}
+	return due, nil
+}
+
+// pass publishes the token due at next, then acks d. When the broker
+// refuses it, a fresh token replaces it; d goes back to its queue only when
+// the server drains before one is published, for the next instance.
 func (o *once) pass(d transport.Delivery, next int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if err := o.publish(ctx, next); err != nil {
-		o.s.log.Error("hypha: could not pass on the timer's token; it goes back to its queue", "timer", o.t.name, "error", err)
-		o.mu.Lock()
-		o.lastDue = 0
-		o.mu.Unlock()
-		select {
-		case <-time.After(republishPause):
-		case <-o.s.draining.Done():
+	err := o.publish(ctx, next)
+	cancel()
+	if err != nil {
+		o.s.log.Error("hypha: could not pass on the timer's token; seeding a fresh one", "timer", o.t.name, "queue", o.queue, "due", next, "error", err)
+		if err := o.reseed(); err != nil {
+			_ = d.Nack(true)
+			return
 		}
-		_ = d.Nack(true)
-		return
 	}
 	if err := d.Ack(); err != nil {
 		o.s.log.Warn("hypha: ack of the timer's token failed; it will come again", "timer", o.t.name, "error", err)
 	}
 }
 
+// reseed publishes a fresh token, due at the next multiple of the interval,
+// with a growing pause between attempts, until one is published or the
+// server drains.
+func (o *once) reseed() error {
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(reseedStart), backoff.WithMaxInterval(reseedMax),
+		backoff.WithMaxElapsedTime(0))
+	return backoff.Retry(func() error {
+		o.mu.Lock()
+		last := o.lastDue
+		o.mu.Unlock()
+		ctx, cancel := context.WithTimeout(o.s.draining, publishTimeout)
+		defer cancel()
+		next := nextDue(last, time.Now().UnixMilli(), o.interval())
+		err := o.publish(ctx, next)
+		if err != nil && o.s.draining.Err() == nil {
+			o.s.log.Error("hypha: could not seed a fresh token for the timer; trying again", "timer", o.t.name, "queue", o.queue, "due", next, "error", err)
+		}
+		return err
+	}, backoff.WithContext(b, o.s.draining))
+}
+
 // refuse replaces a token that cannot be served (not one of ours, say) with
 // a fresh one, so that the timer goes on.
 func (o *once) refuse(d transport.Delivery, cause error) {
-	o.s.log.Warn("hypha: timer token refused; a fresh one replaces it", "timer", o.t.name, "error", cause)
+	o.s.log.Warn("hypha: timer token refused; a fresh one replaces it", "timer", o.t.name, "queue", o.queue, "error", cause)
 	if p, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
 		o.s.log.Error("hypha: timer token handling panicked", "timer", o.t.name, "panic", fmt.Sprint(p.Value))
 	}
-	now := time.Now().UnixMilli()
-	o.pass(d, nextDue(now, now, o.interval()))
+	o.mu.Lock()
+	last := o.lastDue
+	o.mu.Unlock()
+	o.pass(d, nextDue(last, time.Now().UnixMilli(), o.interval()))
 }
 
 // dueOf reads a token's due time, whatever integer type it arrived as.
@@ -167,7 +226,7 @@ func dueOf(headers map[string]any) (int64, bool) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return v.Int(), true
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return int64(min(v.Uint(), 1<<62)), true
+		return int64(min(v.Uint(), math.MaxInt64)), true
 	}
 	return 0, false
 }

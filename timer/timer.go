@@ -85,7 +85,12 @@ func Eager() Option { return option{"timer.Eager()", func(t *Timer) { t.eager = 
 // Ticks fall due on multiples of the interval since the Unix epoch, so every
 // instance computes the same due times. Each instance seeds a token when it
 // starts; the active one runs each due time once and drops the tokens of a
-// due time it has run, so the seeds merge into one.
+// due time it has run, so the seeds merge into one. A token is not trusted:
+// one whose due time is missing, not a multiple of the interval, or more than
+// an interval from now is replaced by a fresh one, with a warning, so that no
+// token can make the timer tick more than once per interval. A token that
+// cannot be passed on is logged at error and a fresh one seeded, with
+// pauses, until the broker takes one.
 func Once() Option { return option{"timer.Once()", func(t *Timer) { t.once = true }} }
 
 // Handle registers fn to run every interval under name, with opts. A

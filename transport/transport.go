@@ -53,6 +53,12 @@ type Exchange struct {
 	Kind       string // Topic, Direct or Fanout
 	Durable    bool
 	AutoDelete bool
+	// Passive is for a user of an exchange another owns, as a caller uses a
+	// service's: an exchange that exists is taken as it is, so that the
+	// user needs no configure permission on it, which would let it delete
+	// the exchange under its owners. One that is missing is declared as
+	// described, which needs that permission.
+	Passive bool
 }
 
 // Binding routes messages published to Exchange with a matching RoutingKey

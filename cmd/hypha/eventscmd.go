@@ -111,8 +111,9 @@ func (c *cli) listen(ctx context.Context, exchanges []string, bindings []transpo
 	defer b.Close()
 	for _, ex := range exchanges {
 		// As the dispatchers and handlers declare it, so that listening
-		// before anyone dispatched works.
-		if err := b.DeclareExchange(ctx, transport.Exchange{Name: ex, Kind: transport.Topic, Durable: true}); err != nil {
+		// before anyone dispatched works; passively, as its owners' user
+		// may be the only one allowed to configure it.
+		if err := b.DeclareExchange(ctx, transport.Exchange{Name: ex, Kind: transport.Topic, Durable: true, Passive: true}); err != nil {
 			return err
 		}
 	}

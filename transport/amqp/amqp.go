@@ -80,6 +80,11 @@ type Options struct {
 	// the broker drops it, or dead-letters it where the queue has a
 	// dead-letter exchange. Zero means DefaultDeliveryLimit.
 	DeliveryLimit int
+	// TopologyCheck is how often the exchanges, queues and bindings declared
+	// through the broker are declared again while connected, so that one
+	// deleted under a running service comes back (see watchTopology); zero
+	// means DefaultTopologyCheck, negative turns the check off.
+	TopologyCheck time.Duration
 	// OnRestore, when set, is called after each reconnect has restored the
 	// connection, its topology and its consumers (for metrics).
 	OnRestore func()
@@ -103,9 +108,14 @@ type Broker struct {
 	connectMu  sync.Mutex // serialises Connect
 	supervised bool       // a supervisor keeps the connection; guarded by connectMu
 
+	// declaring serialises the topology check's declarations with
+	// DeleteQueue, so that the check cannot declare a queue being deleted.
+	declaring sync.Mutex
+
 	mu        sync.Mutex
 	sess      *session      // nil while disconnected
 	frameMax  int           // the frame_max of sess, or of the last session
+	topology  error         // what the last topology check found wrong
 	ready     chan struct{} // closed while sess is up
 	unblocked chan struct{} // closed unless the broker blocked publishing
 	failed    error         // set when reconnecting gave up
@@ -198,8 +208,9 @@ func (b *Broker) Connect(ctx context.Context) error {
 				b.log.Info("hypha: connected to the broker", "node", b.nodeName())
 			}
 			b.supervised = true
-			b.wg.Add(1)
+			b.wg.Add(2)
 			go b.supervise(sess)
+			go b.watchTopology()
 			return nil
 		}
 		if permanent(err) {
@@ -251,6 +262,7 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 	b.sess = sess
 	b.frameMax = sess.frameMax
 	b.failed = nil
+	b.topology = nil
 	close(b.ready)
 	b.mu.Unlock()
 	if err := b.resumeAll(conn); err != nil {

@@ -17,17 +17,22 @@ func (b *Broker) Connected() bool {
 	return b.sess != nil && !b.closed
 }
 
-// Ready reports nil when the broker can take work: connected, and every
-// consumer not cancelled consuming on a live channel. Otherwise it says
-// what is missing (not connected, or the queue of a consumer that is down),
-// for readiness probes.
+// Ready reports nil when the broker can take work: connected, the topology
+// declared through it whole when last checked, and every consumer not
+// cancelled consuming on a live channel. Otherwise it says what is missing
+// (not connected, an exchange gone or of another type, or the queue of a
+// consumer that is down), for readiness probes.
 func (b *Broker) Ready() error {
 	b.mu.Lock()
 	up := b.sess != nil && !b.closed
 	consumers := b.consumerList()
+	topology := b.topology
 	b.mu.Unlock()
 	if !up {
 		return errDisconnected
+	}
+	if topology != nil {
+		return topology
 	}
 	var down []string
 	for _, c := range consumers {

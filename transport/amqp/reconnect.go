@@ -85,6 +85,8 @@ func (b *Broker) reconnect() *session {
 		switch {
 		case permanent(err):
 			b.log.Error("hypha: the broker refused the connection; retrying", "error", err)
+		case code(err) == amqp091.PreconditionFailed:
+			b.log.Error("hypha: the broker refused the topology this connection declares; retrying", "error", err)
 		case attempt == 0:
 			b.log.Warn("hypha: reconnect attempt failed; retrying", "error", err)
 		default:

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -12,13 +13,18 @@ import (
 )
 
 // DeclareExchange declares ex and records it to declare again after a
-// reconnect. A name or kind RabbitMQ cannot take fails with
-// transport.ErrInvalid, before anything is sent.
+// reconnect, and to check while connected (see Options.TopologyCheck). A
+// name or kind RabbitMQ cannot take fails with transport.ErrInvalid, before
+// anything is sent.
 func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
 	if err := wire.Exchange(ex); err != nil {
 		return fmt.Errorf("hypha: declaring exchange %s: %w", wire.Quote(ex.Name), err)
 	}
-	err := b.withChannel(ctx, func(ch *amqp091.Channel) error { return declareExchange(ch, ex) })
+	sess, err := b.current(ctx)
+	if err != nil {
+		return err
+	}
+	err = declareExchange(sess.conn, ex)
 	if err == nil {
 		b.mu.Lock()
 		b.exchanges[ex.Name] = ex
@@ -53,6 +59,8 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 	if err := wire.Name("queue name", name); err != nil {
 		return fmt.Errorf("hypha: deleting queue %s: %w", wire.Quote(name), err)
 	}
+	b.declaring.Lock() // so that the topology check does not declare it again
+	defer b.declaring.Unlock()
 	b.mu.Lock()
 	if _, ok := b.queues[name]; ok {
 		delete(b.queues, name)
@@ -67,11 +75,56 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 	})
 }
 
-func declareExchange(ch *amqp091.Channel, ex transport.Exchange) error {
-	if err := ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, ex.AutoDelete, false, false, nil); err != nil {
-		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, refused(err, fmt.Sprintf("configure on exchange %q", ex.Name)))
+// declareExchange declares ex on conn, each attempt on a channel of its
+// own: a passive declare of a missing exchange closes its channel, as a
+// refusal does. A passive declare needs no permission at all.
+func declareExchange(conn *amqp091.Connection, ex transport.Exchange) error {
+	if ex.Passive {
+		err := onChannel(conn, func(ch *amqp091.Channel) error {
+			return ch.ExchangeDeclarePassive(ex.Name, ex.Kind, ex.Durable, ex.AutoDelete, false, false, nil)
+		})
+		if code(err) != amqp091.NotFound {
+			if err != nil {
+				return fmt.Errorf("hypha: checking exchange %q: %w", ex.Name, err)
+			}
+			return nil
+		}
 	}
-	return nil
+	err := onChannel(conn, func(ch *amqp091.Channel) error {
+		return ch.ExchangeDeclare(ex.Name, ex.Kind, ex.Durable, ex.AutoDelete, false, false, nil)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case code(err) == amqp091.PreconditionFailed:
+		return fmt.Errorf("hypha: exchange %q exists, but not as the durable %s exchange Hypha needs: %w; delete it "+
+			"(rabbitmqadmin delete exchange name=%s, or the management UI), and the services that own it declare it again",
+			ex.Name, ex.Kind, err, ex.Name)
+	case ex.Passive && code(err) == amqp091.AccessRefused:
+		return fmt.Errorf("hypha: exchange %q does not exist, and this user may not declare it: %w; start a service "+
+			"that declares it first, or give the user the permission configure on exchange %q (rabbitmqctl set_permissions)",
+			ex.Name, err, ex.Name)
+	}
+	return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, refused(err, fmt.Sprintf("configure on exchange %q", ex.Name)))
+}
+
+// onChannel runs fn on a channel of its own on conn.
+func onChannel(conn *amqp091.Connection, fn func(*amqp091.Channel) error) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("hypha: opening channel: %w", err)
+	}
+	defer ch.Close()
+	return fn(ch)
+}
+
+// code is the AMQP reply code of err, or 0 when err is not the broker's.
+func code(err error) int {
+	var amqpErr *amqp091.Error
+	if errors.As(err, &amqpErr) {
+		return amqpErr.Code
+	}
+	return 0
 }
 
 func (b *Broker) declareQueue(ch *amqp091.Channel, q transport.Queue) error {
@@ -105,25 +158,22 @@ func (b *Broker) redeclare(conn *amqp091.Connection) error {
 		queues = append(queues, b.queues[name])
 	}
 	b.mu.Unlock()
-	if len(exchanges) == 0 && len(queues) == 0 {
+	for _, ex := range exchanges {
+		if err := declareExchange(conn, ex); err != nil {
+			return err
+		}
+	}
+	if len(queues) == 0 {
 		return nil
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("hypha: opening channel: %w", err)
-	}
-	defer ch.Close()
-	for _, ex := range exchanges {
-		if err := declareExchange(ch, ex); err != nil {
-			return err
+	return onChannel(conn, func(ch *amqp091.Channel) error {
+		for _, q := range queues {
+			if err := b.declareQueue(ch, q); err != nil {
+				return err
+			}
 		}
-	}
-	for _, q := range queues {
-		if err := b.declareQueue(ch, q); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // withChannel runs fn on a short-lived channel, waiting for a connection

@@ -36,6 +36,16 @@ func TestDeclarationConflicts(t *testing.T) {
 			e.AutoDelete = true
 			return b.DeclareExchange(context.Background(), e)
 		}, "inequivalent arg 'auto_delete'"},
+		{"passive, of another kind", func(b transport.Broker) error {
+			return b.DeclareExchange(context.Background(), transport.Exchange{Name: "ex", Kind: transport.Fanout, Passive: true})
+		}, ""},
+		{"passive, missing, then of another kind", func(b transport.Broker) error {
+			passive := transport.Exchange{Name: "ex2", Kind: transport.Topic, Durable: true, Passive: true}
+			if err := b.DeclareExchange(context.Background(), passive); err != nil {
+				return err
+			}
+			return b.DeclareExchange(context.Background(), transport.Exchange{Name: "ex2", Kind: transport.Fanout, Durable: true})
+		}, "inequivalent arg 'type'"},
 		{"same queue", func(b transport.Broker) error { return b.DeclareQueue(context.Background(), q) }, ""},
 		{"same queue, ttl as int64, unchecked arg changed", func(b transport.Broker) error {
 			return b.DeclareQueue(context.Background(), transport.Queue{Name: "q", Durable: true,

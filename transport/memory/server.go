@@ -71,8 +71,12 @@ func (s *server) declareExchange(ex transport.Exchange) error {
 		return fmt.Errorf("%w - invalid exchange type %q (%w)", errInvalid, ex.Kind, errUnsupported)
 	}
 	old, ok := s.exchanges[ex.Name]
-	if !ok {
+	switch {
+	case !ok:
+		ex.Passive = false
 		s.exchanges[ex.Name] = &exchange{Exchange: ex}
+		return nil
+	case ex.Passive:
 		return nil
 	}
 	for _, c := range []struct {
