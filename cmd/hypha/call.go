@@ -59,7 +59,7 @@ method's arguments, from introspection), a timeout 7.`,
 				return err
 			}
 			defer client.Close()
-			res, err := c.call(cmd.Context(), client, service, method, in, o)
+			res, err := c.call(cmd.Context(), client.Client, service, method, in, o)
 			if err != nil {
 				return err
 			}

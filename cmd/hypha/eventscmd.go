@@ -13,7 +13,6 @@ import (
 
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func (c *cli) eventsCommand() *cobra.Command {
@@ -81,30 +80,10 @@ arrived, or --timeout passed.`,
 	return cmd
 }
 
-func (c *cli) dialBroker(ctx context.Context) (dial.Broker, error) {
-	cfg, err := c.config()
-	if err != nil {
-		return nil, err
-	}
-	tlsCfg, err := cfg.AMQPSSL.TLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	b, err := dial.Dial(dctx, cfg.AMQPURI, dial.Options{Name: "hypha", Heartbeat: cfg.Heartbeat,
-		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy),
-		QueueType: cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit, TLS: tlsCfg, LoginMethod: cfg.LoginMethod})
-	if err != nil {
-		return nil, c.unreachable(ctx, cfg, err)
-	}
-	return b, nil
-}
-
 func (c *cli) listen(ctx context.Context, exchanges []string, bindings []transport.Binding, verbose bool, count int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b, err := c.dialBroker(ctx)
+	b, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -219,17 +198,12 @@ is JSON; without it, the JSON on stdin (or null when stdin is a terminal).`,
 			if err != nil {
 				return err
 			}
-			cfg, err := c.config()
+			b, cfg, err := c.open(ctx)
 			if err != nil {
 				return err
 			}
-			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			d, err := events.Dial(dctx, cfg.AMQPURI, events.DispatcherConfig{Source: args[0], PublishTimeout: cfg.Events.PublishTimeout})
-			cancel()
-			if err != nil {
-				return c.unreachable(ctx, cfg, err)
-			}
-			defer d.Close()
+			defer b.Close()
+			d := events.NewDispatcher(b, events.DispatcherConfig{Source: args[0], PublishTimeout: cfg.Events.PublishTimeout})
 			if err := d.Dispatch(ctx, args[1], json.RawMessage(payload)); err != nil {
 				return fmt.Errorf("dispatching %s.%s: %w", args[0], args[1], err)
 			}
