@@ -102,6 +102,7 @@ event: its index, message id, attempts and error. The events stay on the queue.`
 				return err
 			}
 			enc := json.NewEncoder(c.out)
+			enc.SetEscapeHTML(false) // the body and headers as they are
 			if isTerminal(c.out) {
 				enc.SetIndent("", "  ")
 			}
@@ -259,6 +260,7 @@ func (c *cli) replay(ctx context.Context, dlq, target string, max int, dryRun bo
 	}
 	defer r.Close() // what was skipped or failed, or only looked at, goes back
 	enc := json.NewEncoder(c.out)
+	enc.SetEscapeHTML(false)
 	seen := map[string]bool{}
 	for i := range min(st.Messages, max) {
 		d, ok, err := r.Get(ctx)

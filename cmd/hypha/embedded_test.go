@@ -21,9 +21,8 @@ func runHere(args []string, stdin string) result {
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}
 }
 
-// TestEmbeddedBroker: the commands that go through the transport seam work
-// on the embedded broker too (in this process: it has no wire), and those
-// that need RabbitMQ say so.
+// TestEmbeddedBroker: the commands work on the embedded broker too (in this
+// process: it has no wire), since all of them go through the transport.
 func TestEmbeddedBroker(t *testing.T) {
 	t.Setenv(hyphatest.EnvAMQPURI, "")
 	app := hyphatest.Start(t, framework.Service(calculator.Name, calculator.New), framework.Service(mailer.Name, mailer.New))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
@@ -151,6 +152,9 @@ func jsonSafe(h map[string]any) map[string]any {
 func jsonSafeValue(v any) any {
 	switch v := v.(type) {
 	case []byte:
+		if !utf8.Valid(v) {
+			return map[string][]byte{"base64": v} // as JSON: the bytes, whole
+		}
 		return string(v)
 	case map[string]any:
 		return jsonSafe(v)

@@ -39,6 +39,10 @@ const dialTimeout = 5 * time.Second
 // connection of the command.
 const connectionName = "hypha"
 
+// opened, when set, sees every connection a command opens, once connected:
+// tests check there what reached it.
+var opened func(dial.Broker)
+
 // streams are the command's standard streams.
 type streams struct {
 	in       io.Reader
@@ -180,6 +184,9 @@ func (c *cli) open(ctx context.Context) (dial.Broker, config.Config, error) {
 	b, err := dial.Open(dctx, cfg.Settings, dial.Owner{Name: connectionName})
 	if err != nil {
 		return nil, cfg, c.unreachable(ctx, cfg, err)
+	}
+	if opened != nil {
+		opened(b)
 	}
 	return b, cfg, nil
 }
