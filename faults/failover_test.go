@@ -450,8 +450,3 @@ func commandOutput(ctx context.Context, name string, args ...string) (string, er
 	}
 	return string(out), err
 }
-
-// transportReconnect is the client's reconnection: quick, as the services'.
-func transportReconnect() transport.ReconnectPolicy {
-	return transport.ReconnectPolicy{IntervalStart: 100 * time.Millisecond, IntervalMax: time.Second}
-}
