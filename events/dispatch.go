@@ -17,7 +17,6 @@ package events
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -53,21 +53,9 @@ type DispatcherConfig struct {
 	// Interceptors wrap every Dispatch, the first outermost.
 	Interceptors []DispatchInterceptor
 
-	// Heartbeat is the AMQP heartbeat interval; used by Dial only (zero is
-	// amqp's default).
-	Heartbeat time.Duration
-	// Reconnect and Retry pace reconnection and retries of a publish the
-	// broker refused; used by Dial only (the zero values are amqp's
-	// defaults and no retries), as rpc.Config's.
-	Reconnect transport.ReconnectPolicy
-	Retry     transport.RetryPolicy
 	// Logger receives the connection's events; used by Dial only (nil is
 	// slog.Default()).
 	Logger *slog.Logger
-	// TLS and LoginMethod set up an amqps:// connection, as rpc.Config's
-	// do (AMQP_SSL, LOGIN_METHOD); used by Dial only.
-	TLS         *tls.Config
-	LoginMethod string
 }
 
 // EventDispatcher is what a service needs to dispatch events: the method of
@@ -106,13 +94,13 @@ func NewDispatcher(broker transport.Broker, cfg DispatcherConfig) *Dispatcher {
 
 // Dial connects to the broker at uri and returns a dispatcher that owns the
 // connection, for programs that are not services (nameko's event_dispatcher).
-// cfg's Heartbeat, Reconnect, Retry and Logger set up the connection as
-// rpc.Dial's do.
+// The connection is config's default one, as rpc.Dial's; a program that has
+// loaded config opens its connection with dial.Open and calls NewDispatcher
+// on it.
 func Dial(ctx context.Context, uri string, cfg DispatcherConfig) (*Dispatcher, error) {
-	broker, err := dial.Dial(ctx, uri, dial.Options{
-		Name: cfg.Source + "-dispatcher", Heartbeat: cfg.Heartbeat, Logger: cfg.Logger,
-		Reconnect: cfg.Reconnect, Retry: cfg.Retry, TLS: cfg.TLS, LoginMethod: cfg.LoginMethod,
-	})
+	settings := config.DefaultSettings()
+	settings.AMQPURI = uri
+	broker, err := dial.Open(ctx, settings, dial.Owner{Name: cfg.Source + "-dispatcher", Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

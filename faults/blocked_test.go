@@ -119,18 +119,13 @@ func TestBlockedConnection(t *testing.T) {
 		framework.Service(calculator.Name, calculator.New),
 	)
 	startCtx := context.Background()
-	client, err := rpc.Dial(startCtx, rpc.Config{URI: uri, Heartbeat: 2 * time.Second, Logger: log.With("side", "client")})
+	// Closing a client whose connection is blocked hangs until the alarm
+	// lifts (see TestCloseWhileBlocked); its cleanup runs after the
+	// watermark is restored.
+	client, err := openClient(startCtx, t, map[string]any{"AMQP_URI": uri, "HEARTBEAT": 2}, log.With("side", "client"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Closing a client whose connection is blocked hangs until the alarm
-	// lifts (see TestCloseWhileBlocked); this cleanup runs after the
-	// watermark is restored.
-	t.Cleanup(func() {
-		if err := client.Close(); err != nil {
-			t.Error("closing the client:", err)
-		}
-	})
 	calc := client.Proxy(calculator.Name)
 	add := func(deadline time.Duration) (float64, time.Duration, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)

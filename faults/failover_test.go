@@ -304,14 +304,12 @@ func TestClusterFailover(t *testing.T) {
 		})
 	}
 
-	client, err := rpc.Dial(context.Background(), rpc.Config{
-		URI: list, Heartbeat: 5 * time.Second, Timeout: failoverDeadline, QueueType: "quorum",
-		Reconnect: transportReconnect(), Retry: retry, Logger: slog.New(base).With("app", "client"),
-	})
+	// The client connects with the apps' settings, as a program reading
+	// their config.yaml would.
+	client, err := openClient(context.Background(), t, settings, slog.New(base).With("app", "client"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Close() })
 
 	add := &callLog{name: "calculator.add (idempotent)"}
 	score := &callLog{name: "user_service.calculate_user_score (idempotent)"}
@@ -451,9 +449,4 @@ func commandOutput(ctx context.Context, name string, args ...string) (string, er
 		err = fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), ctx.Err())
 	}
 	return string(out), err
-}
-
-// transportReconnect is the client's reconnection: quick, as the services'.
-func transportReconnect() transport.ReconnectPolicy {
-	return transport.ReconnectPolicy{IntervalStart: 100 * time.Millisecond, IntervalMax: time.Second}
 }

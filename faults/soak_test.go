@@ -239,19 +239,11 @@ func TestSoak(t *testing.T) {
 
 	proxies := make([]*rpc.Proxy, clients)
 	for i := range proxies {
-		c, err := rpc.Dial(startCtx, rpc.Config{
-			URI: uri, Heartbeat: 5 * time.Second, Timeout: callDeadline,
-			Logger:       log.With("side", fmt.Sprintf("client%d", i)),
-			Interceptors: []rpc.ClientInterceptor{callID},
-		})
+		c, err := openClient(startCtx, t, map[string]any{"AMQP_URI": uri, "HEARTBEAT": 5, "RPC_TIMEOUT": callDeadline.Seconds()},
+			log.With("side", fmt.Sprintf("client%d", i)), callID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			if err := c.Close(); err != nil {
-				t.Errorf("closing client %d: %v", i, err)
-			}
-		})
 		// add is safe to run twice: a request whose fate a dropped
 		// connection left unknown is sent again instead of waited on
 		// (README, Failure behaviour). Without this, a call in flight at a

@@ -104,11 +104,10 @@ func TestStopWhileBrokerDown(t *testing.T) {
 	if err := app.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	client, err := rpc.Dial(ctx, rpc.Config{URI: uri, Heartbeat: 5 * time.Second, Logger: log.With("side", "client")})
+	client, err := openClient(ctx, t, map[string]any{"AMQP_URI": uri, "HEARTBEAT": 5}, log.With("side", "client"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = client.Close() })
 	if err := score(ctx, client); err != nil {
 		t.Fatal("calling user_service (which calls calculator) before the broker stops:", err)
 	}
@@ -196,11 +195,10 @@ func TestStopWhileBrokerDown(t *testing.T) {
 	// app2 serves a call (user_service calling calculator) soon after.
 	callCtx, cancelCall := context.WithDeadline(context.Background(), back.Add(serviceBound))
 	defer cancelCall()
-	client2, err := rpc.Dial(callCtx, rpc.Config{URI: uri, Heartbeat: 5 * time.Second, Logger: log.With("side", "client2")})
+	client2, err := openClient(callCtx, t, map[string]any{"AMQP_URI": uri, "HEARTBEAT": 5}, log.With("side", "client2"))
 	if err != nil {
 		t.Fatalf("dialling the broker within %s of await_startup: %v", serviceBound, err)
 	}
-	t.Cleanup(func() { _ = client2.Close() })
 	var lastErr error
 	for {
 		if lastErr = score(callCtx, client2); lastErr == nil {

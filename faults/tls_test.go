@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/apptest"
@@ -157,23 +156,14 @@ func TestTLS(t *testing.T) {
 		"AMQP_URI": tlsURI(t, "guest:guest"), "AMQP_SSL": ssl("ca.pem", ""),
 	}), framework.Service(calculator.Name, calculator.New))
 
-	cfg, err := config.Load("", map[string]any{
-		"AMQP_URI": tlsURI(t, ""), "AMQP_SSL": ssl("ca.pem", "client"), "LOGIN_METHOD": "external",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsConfig, err := cfg.AMQPSSL.TLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	client, err := rpc.Dial(ctx, rpc.Config{URI: cfg.AMQPURI, TLS: tlsConfig, LoginMethod: cfg.LoginMethod, Timeout: 10 * time.Second})
+	client, err := openClient(ctx, t, map[string]any{
+		"AMQP_URI": tlsURI(t, ""), "AMQP_SSL": ssl("ca.pem", "client"), "LOGIN_METHOD": "external", "RPC_TIMEOUT": 10,
+	}, nil)
 	if err != nil {
 		t.Fatalf("EXTERNAL login with the client certificate: %v", err)
 	}
-	defer client.Close()
 	sum, err := rpc.Call[float64](ctx, client.Proxy(calculator.Name), "add", calculator.Operands{A: 2, B: 3})
 	if err != nil || sum != 5 {
 		t.Fatalf("add over TLS = %v, %v", sum, err)

@@ -15,7 +15,6 @@ package framework
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +34,6 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/httpentry"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
@@ -148,9 +146,9 @@ func New(opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	// AMQP_SSL's files are read now, so that a bad one fails New plainly.
-	tlsConfig, err := cfg.AMQPSSL.TLSConfig()
-	if err != nil {
+	// AMQP_SSL's files are read now too, so that a bad one fails New plainly
+	// rather than inside fx's error; the connection reads them again.
+	if _, err := cfg.AMQPSSL.TLSConfig(); err != nil {
 		return nil, err
 	}
 	log := ac.logger
@@ -181,7 +179,7 @@ func New(opts ...Option) (*App, error) {
 			return t, err
 		}),
 		fx.Provide(func(lc fx.Lifecycle, t *telemetry) (*connection, error) {
-			return newConnection(lc, cfg, tlsConfig, log, t, name, a.gaveUp)
+			return newConnection(lc, cfg, log, t, name, a.gaveUp)
 		}),
 		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
 		fx.Provide(func(e *endpoints, c *connection) *health { return newHealth(cfg, e, c) }),
@@ -365,18 +363,11 @@ func fail(err error) {
 // AMQP_URI's scheme says.
 type connection struct{ broker dial.Broker }
 
-func newConnection(lc fx.Lifecycle, cfg Config, tlsConfig *tls.Config, log *slog.Logger, t *telemetry, name string,
+func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, name string,
 	onGiveUp func(error)) (*connection, error) {
-	broker, err := dial.New(cfg.AMQPURI, dial.Options{
-		TLS: tlsConfig, LoginMethod: cfg.LoginMethod,
-		Heartbeat: heartbeat(cfg.Heartbeat), Name: name, Logger: log, OnRestore: t.restored, OnGiveUp: onGiveUp,
-		MaxMessageSize: cfg.MaxMessageSize,
-		Reconnect:      transport.ReconnectPolicy(cfg.Reconnect),
-		Retry:          transport.RetryPolicy(cfg.RPCRetryPolicy),
-		QueueType:      cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit,
-	})
+	broker, err := dial.FromSettings(cfg.Settings, dial.Owner{Name: name, Logger: log, OnRestore: t.restored, OnGiveUp: onGiveUp})
 	if err != nil {
-		return nil, fmt.Errorf("config AMQP_URI: %w", err)
+		return nil, err
 	}
 	c := &connection{broker: broker}
 	if err := t.connectedGauge(c.broker.Connected); err != nil {
@@ -401,12 +392,4 @@ func connectionName(services []*serviceDef) string {
 		host = "unknown"
 	}
 	return strings.Join(names, ",") + "@" + host + ":" + strconv.Itoa(os.Getpid())
-}
-
-// heartbeat maps config's 0 (no heartbeat) onto dial.Options' negative.
-func heartbeat(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

@@ -260,10 +260,9 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 		return nil, err
 	}
 	if len(calls) > 0 {
-		rt.client = rpc.NewClient(conn.broker, rpc.Config{
-			Owner: name, Exchange: cfg.RPCExchange, Timeout: cfg.RPCTimeout, MaxInFlight: cfg.RPCMaxInFlight, Transient: !cfg.RPCPersistent, NoResend: !cfg.RPCResend, Logger: log,
-			Interceptors: append(ics.rpcClient, ac.clientICs...), ReplyKeyPrefix: cfg.RPCReplyKeyPrefix,
-		})
+		rc := rpc.ConfigFrom(cfg.Settings)
+		rc.Owner, rc.Logger, rc.Interceptors = name, log, append(ics.rpcClient, ac.clientICs...)
+		rt.client = rpc.NewClient(conn.broker, rc)
 		if err := t.inFlightGauge(name, rt.client.InFlight); err != nil {
 			return nil, err
 		}

@@ -89,11 +89,14 @@ func Start(t TB, opts ...framework.Option) *App {
 			t.Errorf("hyphatest: stopping the app: %v", err)
 		}
 	})
-	if a.broker, err = dial.Dial(ctx, uri, dial.Options{Name: "hyphatest"}); err != nil {
+	// The client connects as the app does, with every key of its config.
+	if a.broker, err = dial.Open(ctx, app.Config().Settings, dial.Owner{Name: "hyphatest"}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.broker.Close() })
-	a.client = rpc.NewClient(a.broker, rpc.Config{Owner: "hyphatest", Timeout: Timeout})
+	rc := rpc.ConfigFrom(app.Config().Settings)
+	rc.Owner, rc.Timeout = "hyphatest", Timeout
+	a.client = rpc.NewClient(a.broker, rc)
 	if err := a.client.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

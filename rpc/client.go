@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -28,23 +28,11 @@ const StandaloneOwner = "standalone_rpc_client"
 
 // Config says how a client calls services.
 type Config struct {
-	// URI is the broker to connect to; used by Dial only.
+	// URI is the broker to connect to; used by Dial only, which sets up the
+	// connection as config's defaults do. A program that has loaded config
+	// opens its connection with dial.Open, so that every connection-level
+	// key applies, and calls NewClient on it.
 	URI string
-	// Heartbeat is the AMQP heartbeat interval; used by Dial only.
-	Heartbeat time.Duration
-	// Reconnect and Retry pace reconnection and publish retries; used by
-	// Dial only (the zero values are amqp's defaults and no retries).
-	Reconnect transport.ReconnectPolicy
-	Retry     transport.RetryPolicy
-	// QueueType and DeliveryLimit say how the reply queue is declared, as
-	// amqp.Options' do (QUEUE_TYPE, QUEUE_DELIVERY_LIMIT); used by Dial only.
-	QueueType     string
-	DeliveryLimit int
-	// TLS and LoginMethod set up an amqps:// connection as amqp.Options'
-	// do (AMQP_SSL, LOGIN_METHOD; see config.SSLSettings.TLSConfig); used
-	// by Dial only.
-	TLS         *tls.Config
-	LoginMethod string
 	// Owner names the client's reply queue ("rpc.reply-<Owner>-<uuid>") and,
 	// outside a worker, its call ids: a service's name, or StandaloneOwner.
 	Owner string
@@ -104,7 +92,9 @@ type Client struct {
 }
 
 // Dial connects to cfg.URI and returns a client that owns the connection, for
-// programs that are not services (nameko's ClusterRpcClient).
+// programs that are not services (nameko's ClusterRpcClient). The
+// connection is config's default one (config.DefaultSettings with AMQP_URI
+// set to cfg.URI), named after cfg.Owner.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = StandaloneOwner
@@ -112,10 +102,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err := checkReplyKeyPrefix(cfg.ReplyKeyPrefix); err != nil {
 		return nil, err
 	}
-	broker, err := dial.Dial(ctx, cfg.URI, dial.Options{
-		Heartbeat: cfg.Heartbeat, Name: cfg.Owner, Logger: cfg.Logger, Reconnect: cfg.Reconnect, Retry: cfg.Retry,
-		QueueType: cfg.QueueType, DeliveryLimit: cfg.DeliveryLimit, TLS: cfg.TLS, LoginMethod: cfg.LoginMethod,
-	})
+	settings := config.DefaultSettings()
+	settings.AMQPURI = cfg.URI
+	broker, err := dial.Open(ctx, settings, dial.Owner{Name: cfg.Owner, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -129,8 +118,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // NewClient returns a client that calls services over broker once Start has
-// declared its reply queue. cfg.URI and cfg.Heartbeat are not used: the broker
-// is connected by its owner.
+// declared its reply queue. cfg.URI is not used: the broker is connected by
+// its owner.
 func NewClient(broker transport.Broker, cfg Config) *Client {
 	if cfg.Owner == "" {
 		cfg.Owner = StandaloneOwner

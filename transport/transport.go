@@ -40,6 +40,31 @@ var ErrTooLarge = errors.New("hypha: message too large")
 // and sending the same again fails alike: it is final, never retried.
 var ErrInvalid = errors.New("hypha: invalid for the broker")
 
+// ErrNoQueue is returned when a queue looked up by name does not exist.
+var ErrNoQueue = errors.New("hypha: no such queue")
+
+// QueueState is what the broker says of a queue at one moment.
+type QueueState struct {
+	// Messages is how many messages wait to be delivered; those delivered
+	// and not yet acknowledged are not counted.
+	Messages  int
+	Consumers int
+}
+
+// QueueReader takes a queue's messages one at a time without a consumer
+// (AMQP's basic.get), for tools that look at a queue or move its messages.
+// Each delivery is settled as a consumer's is: Ack takes it off the queue,
+// Nack(true) puts it back in its place, where the next Get finds it again.
+// A delivery held unsettled is not handed out again, so a pass of Get over
+// the queue sees each message at most once; those still unsettled go back
+// to the queue, in their places, when the reader closes.
+type QueueReader interface {
+	// Get takes the next message; ok is false when the queue has none ready.
+	Get(ctx context.Context) (d Delivery, ok bool, err error)
+	// Close returns the unsettled deliveries to the queue.
+	Close() error
+}
+
 // Exchange types: the kinds an Exchange may have.
 const (
 	Topic  = "topic"

@@ -61,7 +61,7 @@ sent at all (a name or context data AMQP cannot carry) exits 2 at once.`,
 				return err
 			}
 			defer client.Close()
-			res, err := c.call(cmd.Context(), client, service, method, in, o)
+			res, err := c.call(cmd.Context(), client.Client, service, method, in, o)
 			if err != nil {
 				return err
 			}

@@ -44,7 +44,7 @@ func (c *cli) completeTarget(withMethods bool) cobra.CompletionFunc {
 			}
 			return out, cobra.ShellCompDirectiveNoFileComp
 		}
-		rows, _, err := listServices(ctx, cfg.AMQPURI, "", nil)
+		rows, _, err := c.listServices(ctx, cfg.AMQPURI, "", nil)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}

@@ -7,21 +7,27 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/transport"
 )
 
 // deadLetter is one dead-lettered event as `dlq list` and `dlq show` print it.
+// Payload is the body as JSON, to read; Body (or BodyBase64, when it is not
+// UTF-8) is the body exactly as it is on the queue.
 type deadLetter struct {
-	Index     int             `json:"index"`
-	MessageID string          `json:"message_id,omitempty"`
-	Attempts  any             `json:"attempts,omitempty"`
-	Error     string          `json:"error,omitempty"`
-	Headers   map[string]any  `json:"headers,omitempty"`
-	Payload   json.RawMessage `json:"payload"`
+	Index      int             `json:"index"`
+	MessageID  string          `json:"message_id,omitempty"`
+	Attempts   any             `json:"attempts,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	Malformed  string          `json:"malformed,omitempty"` // why the event could not be read whole
+	Headers    map[string]any  `json:"headers,omitempty"`
+	Payload    json.RawMessage `json:"payload"`
+	Body       string          `json:"body,omitempty"`
+	BodyBase64 []byte          `json:"body_base64,omitempty"`
 }
 
 func (c *cli) dlqCommand() *cobra.Command {
@@ -69,7 +75,7 @@ event: its index, message id, attempts and error. The events stay on the queue.`
 				}
 				return nil
 			}
-			letters, err := peek(cmd.Context(), cfg.AMQPURI, args[0], max)
+			letters, err := c.peek(cmd.Context(), args[0], max)
 			if err != nil {
 				return err
 			}
@@ -91,15 +97,12 @@ event: its index, message id, attempts and error. The events stay on the queue.`
 		Example: `  hypha dlq show evt-orders-order_created--mailer.send_confirmation.dlq --index 0`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := c.config()
-			if err != nil {
-				return err
-			}
-			letters, err := peek(cmd.Context(), cfg.AMQPURI, args[0], max)
+			letters, err := c.peek(cmd.Context(), args[0], max)
 			if err != nil {
 				return err
 			}
 			enc := json.NewEncoder(c.out)
+			enc.SetEscapeHTML(false) // the body and headers as they are
 			if isTerminal(c.out) {
 				enc.SetIndent("", "  ")
 			}
@@ -125,19 +128,20 @@ event: its index, message id, attempts and error. The events stay on the queue.`
 	replay := &cobra.Command{
 		Use:   "replay QUEUE.dlq",
 		Short: "Send dead-lettered events back to their handler's queue",
-		Long: `replay takes the events off QUEUE.dlq and publishes each, persistent and
-confirmed, to the handler's own queue (QUEUE, or --to) through the default
-exchange, with its x-hypha-* headers (attempts, error) removed, so the handler
-gets a fresh set of retries. Only then is the dead letter acked. --dry-run
-prints what would be replayed and leaves everything as it is.`,
+		Long: `replay takes the events that are on QUEUE.dlq when it starts and publishes
+each, persistent and confirmed, to the handler's own queue (QUEUE, or --to)
+through the default exchange: its body and headers exactly as they are on
+QUEUE.dlq, but with its x-hypha-* headers (attempts, error) removed, so the
+handler gets a fresh set of retries. Only then is the dead letter acked. Each
+event is replayed at most once per run: those the handler dead-letters again
+meanwhile wait for the next run. An event whose headers could not be read is
+skipped, one whose publish fails is counted failed (the exit code is then 1);
+both stay on QUEUE.dlq. --dry-run prints what would be replayed and leaves
+everything as it is.`,
 		Example: `  hypha dlq replay evt-orders-order_created--mailer.send_confirmation.dlq --dry-run
   hypha dlq replay evt-orders-order_created--mailer.send_confirmation.dlq --max 1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := c.config()
-			if err != nil {
-				return err
-			}
 			target := to
 			if target == "" {
 				var ok bool
@@ -145,16 +149,18 @@ prints what would be replayed and leaves everything as it is.`,
 					return usageError("%q is not a dead-letter queue (<queue>.dlq); --to names the queue to replay to", args[0])
 				}
 			}
-			n, err := c.replay(cmd.Context(), cfg.AMQPURI, args[0], target, max, dryRun)
-			if err != nil {
-				return err
+			n, err := c.replay(cmd.Context(), args[0], target, max, dryRun)
+			switch {
+			case err != nil && n == (replayed{}):
+			case dryRun:
+				fmt.Fprintf(c.err, "would replay %d event(s) from %s to %s\n", n.replayed, args[0], target)
+			default:
+				fmt.Fprintf(c.err, "replayed %d event(s) from %s to %s; skipped %d, failed %d\n", n.replayed, args[0], target, n.skipped, n.failed)
 			}
-			verb := "replayed"
-			if dryRun {
-				verb = "would replay"
+			if err == nil && n.failed > 0 {
+				err = fmt.Errorf("%d event(s) failed to replay and stay on %s; run replay again to retry them", n.failed, args[0])
 			}
-			fmt.Fprintf(c.err, "%s %d event(s) from %s to %s\n", verb, n, args[0], target)
-			return nil
+			return err
 		},
 	}
 	replay.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be replayed; change nothing")
@@ -169,127 +175,144 @@ func firstLine(s string) string {
 	return line
 }
 
-// openQueue connects and checks that queue exists, giving a clear error when it does not.
-func openQueue(ctx context.Context, uri, queue string) (*amqp.Connection, *amqp.Channel, amqp.Queue, error) {
-	conn, err := amqpDial(ctx, uri)
-	if err != nil {
-		return nil, nil, amqp.Queue{}, err
+// noQueue says that queue is not on the broker, and what to do.
+func noQueue(queue string, err error) error {
+	if errors.Is(err, transport.ErrNoQueue) {
+		return fmt.Errorf("no queue %q on this broker and vhost (hypha dlq list shows the dead-letter queues there are)", queue)
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		conn.Close()
-		return nil, nil, amqp.Queue{}, err
-	}
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	if err != nil {
-		conn.Close()
-		var ae *amqp.Error
-		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-			return nil, nil, q, fmt.Errorf("no queue %q on this broker and vhost (hypha dlq list shows the dead-letter queues there are)", queue)
-		}
-		return nil, nil, q, err
-	}
-	return conn, ch, q, nil
+	return err
 }
 
 // peek reads up to max events of queue without taking them off: each is
-// got unacked, and all go back when the channel closes.
-func peek(ctx context.Context, uri, queue string, max int) ([]deadLetter, error) {
-	conn, ch, _, err := openQueue(ctx, uri, queue)
+// got and held unsettled, and all go back, in order, when the reader closes.
+func (c *cli) peek(ctx context.Context, queue string, max int) ([]deadLetter, error) {
+	b, _, err := c.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
+	defer b.Close()
+	r, err := b.ReadQueue(ctx, queue)
+	if err != nil {
+		return nil, noQueue(queue, err)
+	}
+	defer r.Close()
 	var out []deadLetter
 	for i := 0; i < max; i++ {
-		m, ok, err := ch.Get(queue, false)
+		d, ok, err := r.Get(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			break
 		}
-		out = append(out, letterOf(i, m))
+		out = append(out, letterOf(i, d))
 	}
-	return out, nil // closing the connection requeues them, in order
+	return out, nil
 }
 
-func letterOf(i int, m amqp.Delivery) deadLetter {
-	l := deadLetter{Index: i, MessageID: m.MessageId, Headers: jsonSafe(m.Headers), Payload: m.Body}
-	l.Attempts = m.Headers[events.AttemptHeader]
-	l.Error, _ = m.Headers[events.ErrorHeader].(string)
-	if !json.Valid(m.Body) {
-		s, _ := json.Marshal(string(m.Body))
+func letterOf(i int, d transport.Delivery) deadLetter {
+	l := deadLetter{Index: i, MessageID: d.MessageID, Headers: jsonSafe(d.Headers), Payload: d.Body}
+	l.Attempts = d.Headers[events.AttemptHeader]
+	l.Error, _ = d.Headers[events.ErrorHeader].(string)
+	if d.Malformed != nil {
+		l.Malformed = d.Malformed.Error()
+	}
+	if utf8.Valid(d.Body) {
+		l.Body = string(d.Body)
+	} else {
+		l.BodyBase64 = d.Body
+	}
+	if !json.Valid(d.Body) {
+		s, _ := json.Marshal(string(d.Body))
 		l.Payload = s
 	}
 	return l
 }
 
-// replay moves up to max events from dlq to target; with dryRun it prints
-// them and moves nothing.
-func (c *cli) replay(ctx context.Context, uri, dlq, target string, max int, dryRun bool) (int, error) {
-	conn, ch, _, err := openQueue(ctx, uri, dlq)
+// replayed counts what a replay did with each event of its snapshot.
+type replayed struct {
+	replayed, skipped, failed int
+}
+
+// replay moves the events that were on dlq when it started, at most max, to
+// target, each at most once: events the failing handler dead-letters again
+// meanwhile land behind the snapshot and are not read. An event it cannot
+// replay as it was read (its headers unreadable) is skipped, and one whose
+// publish fails is counted failed; both stay on dlq, in their places. With
+// dryRun it prints the events and moves nothing.
+func (c *cli) replay(ctx context.Context, dlq, target string, max int, dryRun bool) (replayed, error) {
+	var n replayed
+	b, _, err := c.open(ctx)
 	if err != nil {
-		return 0, err
+		return n, err
 	}
-	defer conn.Close()
-	if _, err := ch.QueueDeclarePassive(target, false, false, false, false, nil); err != nil {
-		return 0, fmt.Errorf("the queue to replay to, %q, does not exist (is the handler's service running? --to names another): %w", target, err)
+	defer b.Close()
+	st, err := b.InspectQueue(ctx, dlq)
+	if err != nil {
+		return n, noQueue(dlq, err)
 	}
-	if err := ch.Confirm(false); err != nil {
-		return 0, err
+	if _, err := b.InspectQueue(ctx, target); err != nil {
+		return n, fmt.Errorf("the queue to replay to, %q, does not exist (is the handler's service running? --to names another): %w", target, err)
 	}
+	r, err := b.ReadQueue(ctx, dlq)
+	if err != nil {
+		return n, noQueue(dlq, err)
+	}
+	defer r.Close() // what was skipped or failed, or only looked at, goes back
 	enc := json.NewEncoder(c.out)
-	n := 0
-	for ; n < max; n++ {
-		m, ok, err := ch.Get(dlq, false)
+	enc.SetEscapeHTML(false)
+	seen := map[string]bool{}
+	for i := range min(st.Messages, max) {
+		d, ok, err := r.Get(ctx)
 		if err != nil {
 			return n, err
 		}
 		if !ok {
 			break
 		}
-		if dryRun {
-			if err := enc.Encode(letterOf(n, m)); err != nil {
+		switch {
+		case dryRun:
+			if err := enc.Encode(letterOf(i, d)); err != nil {
 				return n, err
 			}
-			continue // left unacked: back on the queue when the connection closes
-		}
-		if err := republish(ctx, ch, target, m); err != nil {
-			_ = m.Nack(false, true)
-			return n, fmt.Errorf("replaying event %d (message id %s) to %s: %w; it stays on %s", n, m.MessageId, target, err, dlq)
-		}
-		if err := m.Ack(false); err != nil {
-			return n, err
+			n.replayed++
+		case d.MessageID != "" && seen[d.MessageID]:
+			n.skipped++
+		case d.Malformed != nil:
+			fmt.Fprintf(c.err, "skipping event %d (message id %s): it cannot be replayed as it was sent (%v); it stays on %s\n",
+				i, d.MessageID, d.Malformed, dlq)
+			n.skipped++
+		default:
+			if err := republish(ctx, b, target, d); err != nil {
+				fmt.Fprintf(c.err, "replaying event %d (message id %s) to %s: %v; it stays on %s\n", i, d.MessageID, target, err, dlq)
+				n.failed++
+				continue
+			}
+			if err := d.Ack(); err != nil {
+				return n, fmt.Errorf("event %d (message id %s) was replayed to %s but stays on %s too: %w", i, d.MessageID, target, dlq, err)
+			}
+			seen[d.MessageID] = true
+			n.replayed++
 		}
 	}
 	return n, nil
 }
 
-// republish publishes a copy of m to queue through the default exchange,
-// without Hypha's x-hypha-* headers, and waits for the broker's confirm.
-func republish(ctx context.Context, ch *amqp.Channel, queue string, m amqp.Delivery) error {
-	headers := amqp.Table{}
-	for k, v := range m.Headers {
-		if !strings.HasPrefix(k, "x-hypha-") && k != "x-death" {
+// republish publishes a copy of d to queue through the default exchange,
+// persistent and confirmed: its body and headers exactly as read, without
+// Hypha's x-hypha-* headers, so that the handler gets a fresh set of
+// retries.
+func republish(ctx context.Context, b transport.Broker, queue string, d transport.Delivery) error {
+	headers := make(map[string]any, len(d.Headers))
+	for k, v := range d.Headers {
+		if !strings.HasPrefix(k, "x-hypha-") {
 			headers[k] = v
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, amqp.Publishing{
-		Headers: headers, ContentType: m.ContentType, ContentEncoding: m.ContentEncoding, DeliveryMode: amqp.Persistent,
-		CorrelationId: m.CorrelationId, MessageId: m.MessageId, Timestamp: m.Timestamp, Type: m.Type, AppId: m.AppId, Body: m.Body,
-	})
-	if err != nil {
-		return err
-	}
-	ok, err := conf.WaitContext(ctx)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errors.New("the broker refused the message (nack)")
-	}
-	return nil
+	return b.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: transport.Message{
+		Body: d.Body, Headers: headers, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding,
+		CorrelationID: d.CorrelationID, ReplyTo: d.ReplyTo, MessageID: d.MessageID, Persistent: true,
+	}})
 }

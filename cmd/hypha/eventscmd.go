@@ -7,13 +7,13 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func (c *cli) eventsCommand() *cobra.Command {
@@ -81,30 +81,10 @@ arrived, or --timeout passed.`,
 	return cmd
 }
 
-func (c *cli) dialBroker(ctx context.Context) (dial.Broker, error) {
-	cfg, err := c.config()
-	if err != nil {
-		return nil, err
-	}
-	tlsCfg, err := cfg.AMQPSSL.TLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	b, err := dial.Dial(dctx, cfg.AMQPURI, dial.Options{Name: "hypha", Heartbeat: cfg.Heartbeat,
-		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy),
-		QueueType: cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit, TLS: tlsCfg, LoginMethod: cfg.LoginMethod})
-	if err != nil {
-		return nil, c.unreachable(ctx, cfg, err)
-	}
-	return b, nil
-}
-
 func (c *cli) listen(ctx context.Context, exchanges []string, bindings []transport.Binding, verbose bool, count int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b, err := c.dialBroker(ctx)
+	b, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -173,6 +153,9 @@ func jsonSafe(h map[string]any) map[string]any {
 func jsonSafeValue(v any) any {
 	switch v := v.(type) {
 	case []byte:
+		if !utf8.Valid(v) {
+			return map[string][]byte{"base64": v} // as JSON: the bytes, whole
+		}
 		return string(v)
 	case map[string]any:
 		return jsonSafe(v)
@@ -220,17 +203,12 @@ is JSON; without it, the JSON on stdin (or null when stdin is a terminal).`,
 			if err != nil {
 				return err
 			}
-			cfg, err := c.config()
+			b, cfg, err := c.open(ctx)
 			if err != nil {
 				return err
 			}
-			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			d, err := events.Dial(dctx, cfg.AMQPURI, events.DispatcherConfig{Source: args[0], PublishTimeout: cfg.Events.PublishTimeout})
-			cancel()
-			if err != nil {
-				return c.unreachable(ctx, cfg, err)
-			}
-			defer d.Close()
+			defer b.Close()
+			d := events.NewDispatcher(b, events.DispatcherConfig{Source: args[0], PublishTimeout: cfg.Events.PublishTimeout})
 			if err := d.Dispatch(ctx, args[1], json.RawMessage(payload)); err != nil {
 				return fmt.Errorf("dispatching %s.%s: %w", args[0], args[1], err)
 			}

@@ -37,7 +37,7 @@ method: inspect says so and exits 8.`,
 				return err
 			}
 			defer client.Close()
-			d, err := c.fetch(cmd.Context(), client, args[0], timeout)
+			d, err := c.fetch(cmd.Context(), client.Client, args[0], timeout)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
@@ -30,7 +32,12 @@ import (
 // binary is the hypha command, built once by TestCLI for its subtests.
 var binary string
 
-func TestMain(m *testing.M) { testbroker.Main(m) }
+// TestMain checks for leaks, but readline's: the shell run in this process
+// (TestEveryConnectionTakesTheConfig) starts readline's watcher of terminal
+// resizes, a goroutine that lives as long as the process, by design.
+func TestMain(m *testing.M) {
+	testbroker.Main(m, goleak.IgnoreTopFunction("github.com/chzyer/readline.DefaultOnWidthChanged.func1.1"))
+}
 
 // TestCLI builds the binary and starts the example services (and echo) on
 // the package's vhost, then runs the end-to-end tests, in parallel, against

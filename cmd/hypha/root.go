@@ -14,7 +14,7 @@ import (
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // Exit codes, one per kind of failure a script may want to tell apart.
@@ -34,6 +34,14 @@ const (
 // dialTimeout bounds connecting to the broker: a tool should say at once
 // that it cannot reach it, not wait as a service does.
 const dialTimeout = 5 * time.Second
+
+// connectionName is what RabbitMQ's management tools show for every
+// connection of the command.
+const connectionName = "hypha"
+
+// opened, when set, sees every connection a command opens, once connected:
+// tests check there what reached it.
+var opened func(dial.Broker)
 
 // streams are the command's standard streams.
 type streams struct {
@@ -150,35 +158,62 @@ func (c *cli) config() (config.Config, error) {
 	return cfg, nil
 }
 
-// dial connects an RPC client as config.yaml says, failing within
-// dialTimeout when the broker does not answer. A callTimeout over
-// RPC_TIMEOUT raises the client's bound, so that --timeout can wait longer.
-func (c *cli) dial(ctx context.Context, callTimeout time.Duration) (*rpc.Client, config.Config, error) {
+// client is an RPC client on a connection of its own: Close closes both.
+type client struct {
+	*rpc.Client
+	broker dial.Broker
+}
+
+// Close closes the client, then its connection.
+func (c *client) Close() error {
+	err := c.Client.Close()
+	c.broker.Close()
+	return err
+}
+
+// open connects to the broker as config.yaml says, through the one mapping
+// of every connection-level key (dial.Open), failing within dialTimeout when
+// the broker does not answer.
+func (c *cli) open(ctx context.Context) (dial.Broker, config.Config, error) {
 	cfg, err := c.config()
-	if err != nil {
-		return nil, cfg, err
-	}
-	tlsCfg, err := cfg.AMQPSSL.TLSConfig()
 	if err != nil {
 		return nil, cfg, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	client, err := rpc.Dial(dctx, rpc.Config{
-		URI: cfg.AMQPURI, Heartbeat: cfg.Heartbeat, Exchange: cfg.RPCExchange, Timeout: max(cfg.RPCTimeout, callTimeout),
-		Reconnect: transport.ReconnectPolicy(cfg.Reconnect), Retry: transport.RetryPolicy(cfg.RPCRetryPolicy),
-		Transient: !cfg.RPCPersistent, NoResend: !cfg.RPCResend, MaxInFlight: cfg.RPCMaxInFlight, ReplyKeyPrefix: cfg.RPCReplyKeyPrefix,
-		QueueType: cfg.QueueType, DeliveryLimit: cfg.QueueDeliveryLimit, TLS: tlsCfg, LoginMethod: cfg.LoginMethod,
-	})
+	b, err := dial.Open(dctx, cfg.Settings, dial.Owner{Name: connectionName})
 	if err != nil {
 		return nil, cfg, c.unreachable(ctx, cfg, err)
 	}
-	return client, cfg, nil
+	if opened != nil {
+		opened(b)
+	}
+	return b, cfg, nil
+}
+
+// dial connects an RPC client as config.yaml says (open, rpc.ConfigFrom). A
+// callTimeout over RPC_TIMEOUT raises the client's bound, so that --timeout
+// can wait longer.
+func (c *cli) dial(ctx context.Context, callTimeout time.Duration) (*client, config.Config, error) {
+	b, cfg, err := c.open(ctx)
+	if err != nil {
+		return nil, cfg, err
+	}
+	rc := rpc.ConfigFrom(cfg.Settings)
+	rc.Timeout = max(rc.Timeout, callTimeout)
+	cl := &client{Client: rpc.NewClient(b, rc), broker: b}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if err := cl.Start(dctx); err != nil {
+		b.Close()
+		return nil, cfg, err
+	}
+	return cl, cfg, nil
 }
 
 // dialCall is dial for the commands that make calls: o.timeout, when not
 // given, becomes RPC_TIMEOUT.
-func (c *cli) dialCall(ctx context.Context, o *callOptions) (*rpc.Client, config.Config, error) {
+func (c *cli) dialCall(ctx context.Context, o *callOptions) (*client, config.Config, error) {
 	client, cfg, err := c.dial(ctx, o.timeout)
 	if err != nil {
 		return nil, cfg, err

@@ -6,18 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"github.com/hypha-go/hypha/internal/redact"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport"
 	hyphaamqp "github.com/hypha-go/hypha/transport/amqp"
 )
 
@@ -62,7 +61,7 @@ SERVICE given, which tells the same for those. It says which source it used.`,
 			if err != nil {
 				return err
 			}
-			rows, source, err := listServices(cmd.Context(), cfg.AMQPURI, mgmt, args)
+			rows, source, err := c.listServices(cmd.Context(), cfg.AMQPURI, mgmt, args)
 			if err != nil {
 				return err
 			}
@@ -92,7 +91,7 @@ SERVICE given, which tells the same for those. It says which source it used.`,
 
 // listServices lists the services, from the management API or else by
 // passive declares of the named ones; source says which.
-func listServices(ctx context.Context, uri, mgmt string, names []string) ([]serviceRow, string, error) {
+func (c *cli) listServices(ctx context.Context, uri, mgmt string, names []string) ([]serviceRow, string, error) {
 	queues, where, apiErr := managementQueues(ctx, uri, mgmt)
 	if apiErr == nil {
 		rows := []serviceRow{}
@@ -116,13 +115,23 @@ func listServices(ctx context.Context, uri, mgmt string, names []string) ([]serv
 		return nil, "", fmt.Errorf("the management API does not answer (%v); name the services to look for (hypha services calculator users), "+
 			"which are then looked up by a passive declare of rpc-<service>, or give --management", apiErr)
 	}
+	b, _, err := c.open(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	defer b.Close()
 	rows := []serviceRow{}
 	for _, n := range names {
-		q, ok, err := passiveQueue(ctx, uri, rpc.QueueName(n))
-		if err != nil {
+		row := serviceRow{Service: n, Queue: rpc.QueueName(n)}
+		st, err := b.InspectQueue(ctx, row.Queue)
+		switch {
+		case errors.Is(err, transport.ErrNoQueue):
+		case err != nil:
 			return nil, "", err
+		default:
+			row.Instances, row.Ready, row.Running = st.Consumers, st.Messages, true
 		}
-		rows = append(rows, serviceRow{Service: n, Queue: q.Name, Instances: q.Consumers, Ready: q.Ready, Running: ok})
+		rows = append(rows, row)
 	}
 	return rows, fmt.Sprintf("passive declare of rpc-<service> on the broker (the management API did not answer: %v); "+
 		"READY counts all messages, UNACKED is not known", apiErr), nil
@@ -200,49 +209,4 @@ func managementGet(ctx context.Context, base *url.URL, path string, out any) err
 		return fmt.Errorf("%s: %s %s", u.Host, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// amqpDial connects to the broker with amqp091-go, for what the transport
-// seam does not offer (passive declares, basic.get); memory:// is refused,
-// since the embedded broker lives inside another process.
-func amqpDial(ctx context.Context, uri string) (*amqp.Connection, error) {
-	if !strings.HasPrefix(uri, "amqp://") && !strings.HasPrefix(uri, "amqps://") {
-		return nil, fmt.Errorf("the broker %s is not RabbitMQ (amqp:// or amqps://): an embedded broker lives inside its own process", maskURI(uri))
-	}
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	conn, err := amqp.DialConfig(uri, amqp.Config{
-		Properties: amqp.Table{"connection_name": "hypha"},
-		Dial: func(network, addr string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to the broker at %s: %w", maskURI(uri), err)
-	}
-	return conn, nil
-}
-
-// passiveQueue looks the queue up with a passive declare; ok is false when it does not exist.
-func passiveQueue(ctx context.Context, uri, name string) (queueInfo, bool, error) {
-	conn, err := amqpDial(ctx, uri)
-	if err != nil {
-		return queueInfo{Name: name}, false, err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return queueInfo{Name: name}, false, err
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
-	var ae *amqp.Error
-	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-		return queueInfo{Name: name}, false, nil
-	}
-	if err != nil {
-		return queueInfo{Name: name}, false, err
-	}
-	return queueInfo{Name: name, Consumers: q.Consumers, Ready: q.Messages}, true, nil
 }

@@ -47,7 +47,7 @@ Commands: SERVICE.METHOD [ARGS...], inspect SERVICE, services, help, exit
 					history = filepath.Join(home, ".hypha_history")
 				}
 			}
-			comp := &completer{ctx: cmd.Context(), client: client, known: args, uri: cfg.AMQPURI, mgmt: mgmt,
+			comp := &completer{cli: c, ctx: cmd.Context(), client: client.Client, known: args, uri: cfg.AMQPURI, mgmt: mgmt,
 				methods: map[string][]string{}}
 			in, ok := c.in.(io.ReadCloser)
 			if !ok {
@@ -70,7 +70,7 @@ Commands: SERVICE.METHOD [ARGS...], inspect SERVICE, services, help, exit
 				if err != nil { // io.EOF: ctrl-D
 					return nil
 				}
-				if quit := c.shellLine(cmd.Context(), client, comp, strings.TrimSpace(line), o); quit {
+				if quit := c.shellLine(cmd.Context(), client.Client, comp, strings.TrimSpace(line), o); quit {
 					return nil
 				}
 			}
@@ -118,7 +118,7 @@ func (c *cli) shellLine(ctx context.Context, client *rpc.Client, comp *completer
 		printDescription(c.out, d)
 		return false
 	case "services":
-		rows, source, err := listServices(ctx, comp.uri, comp.mgmt, comp.known)
+		rows, source, err := c.listServices(ctx, comp.uri, comp.mgmt, comp.known)
 		if err != nil {
 			report(err)
 			return false
@@ -157,6 +157,7 @@ func (c *cli) shellLine(ctx context.Context, client *rpc.Client, comp *completer
 
 // completer completes service names, and method names from introspection.
 type completer struct {
+	cli       *cli
 	ctx       context.Context
 	client    *rpc.Client
 	uri, mgmt string
@@ -205,7 +206,7 @@ func (c *completer) services() []string {
 	c.listed = true
 	c.mu.Unlock()
 	if !listed {
-		if rows, _, err := listServices(c.ctx, c.uri, c.mgmt, nil); err == nil {
+		if rows, _, err := c.cli.listServices(c.ctx, c.uri, c.mgmt, nil); err == nil {
 			c.mu.Lock()
 			for _, r := range rows {
 				if !slices.Contains(c.known, r.Service) {

@@ -31,7 +31,7 @@ import (
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/examples/tour"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // dialTimeout bounds connecting to the broker.
@@ -57,15 +57,18 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading config: %w", err)
 	}
-	dc := dialConfig(cfg.Settings)
-	if dc.TLS, err = cfg.AMQPSSL.TLSConfig(); err != nil {
-		return err
-	}
 	dialCtx, cancel := context.WithTimeout(ctx, dialTimeout)
-	c, err := rpc.Dial(dialCtx, dc)
-	cancel()
+	defer cancel()
+	// dial.Open applies every connection-level key (HEARTBEAT, AMQP_SSL,
+	// MAX_MESSAGE_SIZE, RECONNECT, ...); rpc.ConfigFrom every RPC_* key.
+	broker, err := dial.Open(dialCtx, cfg.Settings, dial.Owner{Name: rpc.StandaloneOwner})
 	if err != nil {
 		return fmt.Errorf("connecting to the broker: %w", err)
+	}
+	defer broker.Close()
+	c := rpc.NewClient(broker, rpc.ConfigFrom(cfg.Settings))
+	if err := c.Start(dialCtx); err != nil {
+		return fmt.Errorf("starting the client: %w", err)
 	}
 	defer c.Close()
 	if err := tour.Run(ctx, c, os.Stdout); err != nil {
@@ -75,23 +78,4 @@ func run(ctx context.Context) error {
 		return tour.HTTP(ctx, url, os.Stdout)
 	}
 	return nil
-}
-
-// dialConfig is the client's connection as config.yaml sets it: the broker, the exchange, the call
-// timeout, how to reconnect and retry publishing, the reply queue's type, the reply key's prefix and the
-// login method (the TLS files of AMQP_SSL are read by run).
-func dialConfig(s config.Settings) rpc.Config {
-	return rpc.Config{
-		URI:       s.AMQPURI,
-		Heartbeat: s.Heartbeat,
-		Exchange:  s.RPCExchange,
-		Timeout:   s.RPCTimeout,
-		Reconnect: transport.ReconnectPolicy(s.Reconnect),
-		Retry:     transport.RetryPolicy(s.RPCRetryPolicy),
-		Transient: !s.RPCPersistent,
-		NoResend:  !s.RPCResend,
-		QueueType: s.QueueType, DeliveryLimit: s.QueueDeliveryLimit,
-		LoginMethod:    s.LoginMethod,
-		ReplyKeyPrefix: s.RPCReplyKeyPrefix,
-	}
 }

@@ -100,3 +100,8 @@ func describe(e *amqp091.Error) string {
 	}
 	return e.Error()
 }
+
+// Options are the options the Broker runs with, defaults filled in: what a
+// test or a diagnostic reads to see what reached the connection. Heartbeat
+// is zero when heartbeats are off.
+func (b *Broker) Options() Options { return b.opts }
