@@ -8,12 +8,16 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
 // InspectQueue reports the ready messages and the consumers of the queue
 // named name with a passive declare, which changes nothing;
 // transport.ErrNoQueue when there is none.
 func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.QueueState, error) {
+	if err := wire.Name("queue name", name); err != nil {
+		return transport.QueueState{}, fmt.Errorf("hypha: inspecting queue %s: %w", wire.Quote(name), err)
+	}
 	var st transport.QueueState
 	err := b.withChannel(ctx, func(ch *amqp091.Channel) error {
 		q, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
@@ -33,6 +37,9 @@ func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.Queue
 // over MaxMessageSize, arrive as Delivery.Malformed instead of closing the
 // connection. The reader does not survive a reconnect: its Get then fails.
 func (b *Broker) ReadQueue(ctx context.Context, name string) (transport.QueueReader, error) {
+	if err := wire.Name("queue name", name); err != nil {
+		return nil, fmt.Errorf("hypha: reading queue %s: %w", wire.Quote(name), err)
+	}
 	sess, err := b.current(ctx)
 	if err != nil {
 		return nil, err

@@ -6,11 +6,15 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
 // InspectQueue reports the ready messages and the consumers of the queue
 // named name; transport.ErrNoQueue when there is none.
 func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.QueueState, error) {
+	if err := wire.Name("queue name", name); err != nil {
+		return transport.QueueState{}, fmt.Errorf("hypha: inspecting queue %s: %w", wire.Quote(name), err)
+	}
 	var st transport.QueueState
 	err := b.locked(ctx, func() error {
 		q, ok := b.s.queues[name]
@@ -29,6 +33,9 @@ func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.Queue
 // the head message. Closing the reader or the connection returns what it
 // holds unsettled, as a consumer's close does.
 func (b *Broker) ReadQueue(ctx context.Context, name string) (transport.QueueReader, error) {
+	if err := wire.Name("queue name", name); err != nil {
+		return nil, fmt.Errorf("hypha: reading queue %s: %w", wire.Quote(name), err)
+	}
 	var r *reader
 	err := b.locked(ctx, func() error {
 		q, ok := b.s.queues[name]

@@ -142,6 +142,20 @@ var refusals = []refusal{
 		transport.ErrInvalid, []string{"queue name", "255"}},
 	{"delete queue name not UTF-8", func(ctx context.Context, b transport.Broker) error { return b.DeleteQueue(ctx, notUTF8) },
 		transport.ErrInvalid, []string{"queue name", "UTF-8"}},
+	{"inspect queue name", func(ctx context.Context, b transport.Broker) error {
+		_, err := b.(queueTool).InspectQueue(ctx, long)
+		return err
+	}, transport.ErrInvalid, []string{"queue name", "255"}},
+	{"read queue name not UTF-8", func(ctx context.Context, b transport.Broker) error {
+		_, err := b.(queueTool).ReadQueue(ctx, notUTF8)
+		return err
+	}, transport.ErrInvalid, []string{"queue name", "UTF-8"}},
+}
+
+// queueTool is what both brokers offer tools that look into a queue.
+type queueTool interface {
+	InspectQueue(ctx context.Context, name string) (transport.QueueState, error)
+	ReadQueue(ctx context.Context, name string) (transport.QueueReader, error)
 }
 
 // accepted are inputs at the bounds, which every broker takes.
@@ -176,17 +190,17 @@ func TestBrokersRefuseAlike(t *testing.T) {
 	}
 	defer mem.Close()
 	for _, b := range []struct {
-		name string
-		transport.Broker
+		name   string
+		broker transport.Broker
 	}{{"rabbitmq", rabbit}, {"memory", mem}} {
 		t.Run(b.name, func(t *testing.T) {
-			declare(t, b, transport.Queue{Name: "good", AutoDelete: true})
-			got, _ := consume(t, b, "good", 10)
+			declare(t, b.broker, transport.Queue{Name: "good", AutoDelete: true})
+			got, _ := consume(t, b.broker, "good", 10)
 			for _, r := range append(refusals, accepted...) {
 				t.Run(r.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 					defer cancel()
-					err := r.do(ctx, b)
+					err := r.do(ctx, b.broker)
 					switch {
 					case r.want == nil && err != nil:
 						t.Fatalf("refused: %v", err)
@@ -198,7 +212,7 @@ func TestBrokersRefuseAlike(t *testing.T) {
 							t.Errorf("%q does not say %q", err, s)
 						}
 					}
-					send(t, b, "good", r.name)
+					send(t, b.broker, "good", r.name)
 					d := recv(t, got)
 					_ = d.Ack()
 					if string(d.Body) != r.name {
