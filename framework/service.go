@@ -302,6 +302,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries, Prefetches: prefetches,
 			HandlerTimeout: rt.cfg.Events.HandlerTimeout, RetryDelay: events.RetryDelay(rt.cfg.Events.RetryDelay),
 			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
+			NamekoQueues: rt.cfg.Events.NamekoQueues,
 		})
 	}
 	if len(entrypoint.Of[*timer.Timer](reg)) > 0 {

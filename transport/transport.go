@@ -33,6 +33,11 @@ var ErrMalformed = errors.New("hypha: malformed message")
 // message size for its body); nothing was sent.
 var ErrTooLarge = errors.New("hypha: message too large")
 
+// ErrInequivalent is wrapped by DeclareQueue's error when the queue exists
+// with other properties or arguments (RabbitMQ's 406 PRECONDITION_FAILED,
+// "inequivalent arg"): nothing was changed, and declaring it as it is works.
+var ErrInequivalent = errors.New("hypha: queue exists with other properties or arguments")
+
 // Exchange types.
 const (
 	Topic  = "topic"
