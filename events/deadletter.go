@@ -24,6 +24,19 @@ import (
 //     through the queue's x-dead-letter-exchange, adding x-death (reason
 //     "rejected"). Why is in the log, as Hypha cannot add a header there.
 
+// How an event went to its dead-letter queue, as ServerConfig.OnDeadLetter
+// and the metric hypha.events.dead_lettered say it.
+const (
+	// DeadLetterCopy: a copy with every header, plus x-hypha-attempt and
+	// x-hypha-error.
+	DeadLetterCopy = "copy"
+	// DeadLetterWhole: rejected, and moved whole by the broker.
+	DeadLetterWhole = "whole"
+	// DeadLetterRecord: on a queue without a dead-letter exchange, only a
+	// record of what arrived, with x-hypha-error.
+	DeadLetterRecord = "record"
+)
+
 // declareQueue declares the handler's queue q with its dead-letter arguments
 // and reports whether the broker dead-letters its rejected events. With
 // NamekoQueues, or when the queue exists without those arguments (declared by
@@ -94,7 +107,16 @@ func (s *Server) deadLetter(h *Handler, d transport.Delivery, attempt int, cause
 	msg := d.Message
 	msg.Headers = headers
 	msg.Expiration = 0 // a dead letter waits to be read, as the broker's own do
-	s.republish(h, d, attempt, dlq, msg)
+	if s.republish(h, d, attempt, dlq, msg) {
+		s.counted(h, DeadLetterCopy)
+	}
+}
+
+// counted reports a dead letter to OnDeadLetter.
+func (s *Server) counted(h *Handler, how string) {
+	if s.cfg.OnDeadLetter != nil {
+		s.cfg.OnDeadLetter(h.name, h.source+"."+h.eventType, how)
+	}
 }
 
 // reject gives the event up to the broker, which moves it whole to the
@@ -108,7 +130,9 @@ func (s *Server) reject(h *Handler, d transport.Delivery, attempt int, cause err
 			"event", h.eventType, "message_id", d.MessageID, "attempts", attempt, "queue", dlq, "error", cause)
 		if err := d.Nack(false); err != nil {
 			s.log.Warn("hypha: reject failed; the event will come again", "handler", h.name, "error", err)
+			return
 		}
+		s.counted(h, DeadLetterWhole)
 		return
 	}
 	why := fmt.Sprintf("%v (only this record of the event is kept: its queue has no dead-letter exchange)", cause)
@@ -124,20 +148,23 @@ func (s *Server) reject(h *Handler, d transport.Delivery, attempt int, cause err
 		_ = d.Nack(false)
 		return
 	}
-	s.settle(h, d, dlq, err)
+	if s.settle(h, d, dlq, err) {
+		s.counted(h, DeadLetterRecord)
+	}
 }
 
 // republish publishes msg, a copy of d, to queue, then acks d. A copy the
 // broker cannot take now sends d back to its queue (see settle); one it
 // never would (too large, once Hypha's headers are added) leaves d to be
-// rejected, and moved whole by the broker.
-func (s *Server) republish(h *Handler, d transport.Delivery, attempt int, queue string, msg transport.Message) {
+// rejected, and moved whole by the broker. It reports whether the copy went
+// out.
+func (s *Server) republish(h *Handler, d transport.Delivery, attempt int, queue string, msg transport.Message) bool {
 	err := s.publish(queue, msg)
 	if err != nil && !transient(err) {
 		s.reject(h, d, attempt, fmt.Errorf("its copy for queue %q was refused: %w", queue, err))
-		return
+		return false
 	}
-	s.settle(h, d, queue, err)
+	return s.settle(h, d, queue, err)
 }
 
 // publish sends msg, persistent, to queue through the default exchange.
@@ -150,8 +177,9 @@ func (s *Server) publish(queue string, msg transport.Message) error {
 
 // settle acks d once err, its copy's publish, is nil; else d goes back to
 // its queue after a pause, so that a broker refusing the copy cannot make
-// the event loop hot. Drain cuts the pause short.
-func (s *Server) settle(h *Handler, d transport.Delivery, queue string, err error) {
+// the event loop hot. Drain cuts the pause short. It reports whether the
+// copy went out.
+func (s *Server) settle(h *Handler, d transport.Delivery, queue string, err error) bool {
 	if err != nil {
 		s.log.Error("hypha: could not republish the event; it goes back to its queue", "handler", h.name, "queue", queue, "error", err)
 		select {
@@ -159,11 +187,12 @@ func (s *Server) settle(h *Handler, d transport.Delivery, queue string, err erro
 		case <-s.draining.Done():
 		}
 		_ = d.Nack(true)
-		return
+		return false
 	}
 	if err := d.Ack(); err != nil {
 		s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
 	}
+	return true
 }
 
 // transient reports whether a copy's publish may succeed later: the

@@ -81,7 +81,11 @@ func readDeadLetter(t *testing.T, queue string) transport.Delivery {
 func TestUnreadableHeadersDeadLetteredWhole(t *testing.T) {
 	const source, service = "orders_unreadable", "mailer_unreadable"
 	handled := make(chan int, 4)
-	handle(t, service, 0, orderHandler(source, handled))
+	how := make(chan string, 4)
+	cfg := events.ServerConfig{OnDeadLetter: func(_, _, h string) { how <- h }}
+	if err := startLogged(t, service, cfg, orderHandler(source, handled)); err != nil {
+		t.Fatal(err)
+	}
 	headers := amqp091.Table{}
 	for i := range 8193 {
 		headers[fmt.Sprintf("h%d", i)] = int32(i)
@@ -100,6 +104,9 @@ func TestUnreadableHeadersDeadLetteredWhole(t *testing.T) {
 	}
 	if string(d.Body) != body || d.MessageID != "m-1" {
 		t.Errorf("dead letter body %q message_id %q, want the event's", d.Body, d.MessageID)
+	}
+	if got := <-how; got != events.DeadLetterWhole {
+		t.Errorf("OnDeadLetter how %q, want %q", got, events.DeadLetterWhole)
 	}
 	nextHandled(t, source, handled, 2)
 }
@@ -182,7 +189,8 @@ func TestQueueWithoutDeadLetterExchange(t *testing.T) {
 	declareAsNameko(t, source, queue)
 	var log syncBuffer
 	handled := make(chan int, 4)
-	cfg := events.ServerConfig{Logger: slog.New(slog.NewTextHandler(&log, nil))}
+	how := make(chan string, 4)
+	cfg := events.ServerConfig{Logger: slog.New(slog.NewTextHandler(&log, nil)), OnDeadLetter: func(_, _, h string) { how <- h }}
 	if err := startLogged(t, service, cfg, orderHandler(source, handled)); err != nil {
 		t.Fatalf("start on a queue nameko declared: %v", err)
 	}
@@ -203,6 +211,9 @@ func TestQueueWithoutDeadLetterExchange(t *testing.T) {
 	d := readDeadLetter(t, events.DeadLetterQueue(queue))
 	if e, _ := d.Headers[events.ErrorHeader].(string); !strings.Contains(e, "no dead-letter exchange") || string(d.Body) != `{"id": 2}` {
 		t.Errorf("dead letter %q with %s %q, want the body and an error that says why the headers are gone", d.Body, events.ErrorHeader, e)
+	}
+	if got := <-how; got != events.DeadLetterRecord {
+		t.Errorf("OnDeadLetter how %q, want %q", got, events.DeadLetterRecord)
 	}
 	nextHandled(t, source, handled, 3)
 }

@@ -69,6 +69,9 @@ type ServerConfig struct {
 	// (RabbitMQ refuses to declare a queue again with other arguments).
 	// An event such a queue cannot hand over whole is then not kept whole.
 	NamekoQueues bool
+	// OnDeadLetter, when set, is called for each event dead-lettered, with
+	// how: DeadLetterCopy, DeadLetterWhole or DeadLetterRecord.
+	OnDeadLetter func(handler, event, how string)
 }
 
 // prefetch is the prefetch of the i-th handler's queue.
