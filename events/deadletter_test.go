@@ -79,11 +79,17 @@ func readDeadLetter(t *testing.T, queue string) transport.Delivery {
 // library cannot read (a table of 8193 entries) reaches the dead-letter queue
 // with those headers and its body, and the handler goes on.
 func TestUnreadableHeadersDeadLetteredWhole(t *testing.T) {
-	const source, service = "orders_unreadable", "mailer_unreadable"
+	for _, queueType := range []string{amqp.QueueClassic, amqp.QueueQuorum} {
+		t.Run(queueType, func(t *testing.T) { testUnreadableHeaders(t, queueType) })
+	}
+}
+
+func testUnreadableHeaders(t *testing.T, queueType string) {
+	source, service := "orders_unreadable_"+queueType, "mailer_unreadable"
 	handled := make(chan int, 4)
 	how := make(chan string, 4)
 	cfg := events.ServerConfig{OnDeadLetter: func(_, _, h string) { how <- h }}
-	if err := startLogged(t, service, cfg, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, service, amqp.Options{QueueType: queueType}, cfg, orderHandler(source, handled)); err != nil {
 		t.Fatal(err)
 	}
 	headers := amqp091.Table{}
@@ -129,12 +135,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startLogged starts the handlers of service on a connection of its own
-// with cfg, logging to log, until the test ends.
-func startLogged(t *testing.T, service string, cfg events.ServerConfig, register func(r *entrypoint.Registry)) error {
+// startLogged starts the handlers of service with cfg on a connection of
+// its own with opts, until the test ends.
+func startLogged(t *testing.T, service string, opts amqp.Options, cfg events.ServerConfig, register func(r *entrypoint.Registry)) error {
 	t.Helper()
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := amqp.Dial(ctx, testbroker.URI(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +197,7 @@ func TestQueueWithoutDeadLetterExchange(t *testing.T) {
 	handled := make(chan int, 4)
 	how := make(chan string, 4)
 	cfg := events.ServerConfig{Logger: slog.New(slog.NewTextHandler(&log, nil)), OnDeadLetter: func(_, _, h string) { how <- h }}
-	if err := startLogged(t, service, cfg, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, service, amqp.Options{}, cfg, orderHandler(source, handled)); err != nil {
 		t.Fatalf("start on a queue nameko declared: %v", err)
 	}
 	if !strings.Contains(log.String(), "without a dead-letter exchange") || !strings.Contains(log.String(), "EVENTS.NAMEKO_QUEUES") {
@@ -224,16 +230,16 @@ func TestQueueWithoutDeadLetterExchange(t *testing.T) {
 func TestNamekoQueues(t *testing.T) {
 	const source = "orders_nameko"
 	handled := make(chan int, 4)
-	if err := startLogged(t, "mailer_nameko", events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, "mailer_nameko", amqp.Options{}, events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled)); err != nil {
 		t.Fatal(err)
 	}
 	declareAsNameko(t, source, "evt-orders_nameko-order_created--mailer_nameko.on_created")
 	nextHandled(t, source, handled, 1)
 
-	if err := startLogged(t, "mailer_dlx", events.ServerConfig{}, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, "mailer_dlx", amqp.Options{}, events.ServerConfig{}, orderHandler(source, handled)); err != nil {
 		t.Fatal(err)
 	}
-	err := startLogged(t, "mailer_dlx", events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled))
+	err := startLogged(t, "mailer_dlx", amqp.Options{}, events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled))
 	if !errors.Is(err, transport.ErrInequivalent) || !strings.Contains(err.Error(), "EVENTS.NAMEKO_QUEUES") {
 		t.Fatalf("start with NamekoQueues on a queue with dead-letter arguments: %v, want an error naming EVENTS.NAMEKO_QUEUES", err)
 	}
