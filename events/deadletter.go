@@ -15,8 +15,10 @@ import (
 //
 //   - An event Hypha holds whole (a payload that does not decode, a handler
 //     that failed past its retries, headers over their bounds) is copied to
-//     "<queue>.dlq" with its body, properties and every header it arrived
-//     with, plus x-hypha-attempt and x-hypha-error, then acked.
+//     "<queue>.dlq" with its body, every header it arrived with and the
+//     properties transport.Message holds (content type and encoding,
+//     message id, correlation id, reply-to), plus x-hypha-attempt and
+//     x-hypha-error, then acked.
 //   - An event the transport could not hand over whole (a body over
 //     MAX_MESSAGE_SIZE, dropped as it streamed in; headers the client
 //     library cannot read), or whose copy the broker would never take, is
