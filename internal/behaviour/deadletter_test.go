@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hypha-go/hypha/entrypoint"
@@ -19,6 +22,7 @@ import (
 var deadLetterCases = []behaviourCase{
 	{name: "events over MAX_MESSAGE_SIZE dead-lettered whole", run: testOversizeDeadLetter},
 	{name: "events dead-lettered with every header", run: testDeadLetterKeepsHeaders},
+	{name: "events on a queue nameko declared", run: testNamekoDeclaredQueue},
 }
 
 // The service reads at most serviceLimit bytes of a body; the test's own
@@ -164,4 +168,48 @@ func testDeadLetterKeepsHeaders(t *testing.T, uri string) {
 			t.Errorf("dead letter %s: %s %q, want it to mention %q", tt.body, events.ErrorHeader, e, tt.error)
 		}
 	}
+}
+
+// testNamekoDeclaredQueue: a handler's queue that exists as nameko declares
+// it, without a dead-letter exchange, does not stop the service: it is used
+// as it is, with a warning that says what to do.
+func testNamekoDeclaredQueue(t *testing.T, uri string) {
+	const service, src = "nameko_first", "nameko_src"
+	b := broker(t, uri)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := b.DeclareExchange(ctx, transport.Exchange{Name: events.ExchangeName(src), Kind: transport.Topic, Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	queue := transport.Queue{Name: "evt-" + src + "-tick--" + service + ".on_tick", Durable: true,
+		Bindings: []transport.Binding{{Exchange: events.ExchangeName(src), RoutingKey: "tick"}}}
+	if err := b.DeclareQueue(ctx, queue); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	var log syncBuffer
+	startApp(t, uri, framework.WithLogger(slog.New(slog.NewTextHandler(&log, nil))), ticker(service, src, "first", got))
+	if !strings.Contains(log.String(), "without a dead-letter exchange") || !strings.Contains(log.String(), queue.Name) {
+		t.Errorf("no warning naming the queue without a dead-letter exchange; log:\n%s", log.String())
+	}
+	dispatchTicks(t, uri, src, 1)
+	expectRuns(t, got, "first/0")
+}
+
+// syncBuffer is a log sink a test reads while the app writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
