@@ -90,7 +90,8 @@ type Server struct {
 	log       *slog.Logger
 	consumers []*entrypoint.Consumer
 	// whole says which handlers' queues the broker dead-letters rejected
-	// events of; written by Start before the first consumer starts.
+	// events of; written by Start before the first consumer starts, read
+	// only after.
 	whole map[*Handler]bool
 	// draining ends with Drain: it cuts short the pause before a requeue.
 	draining context.Context
@@ -121,29 +122,19 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.cfg.RetryDelay.Validate(); err != nil {
 		return err
 	}
+	// Every queue is declared before any consumer starts, so that s.whole
+	// is only read once written.
+	for _, h := range s.handlers {
+		if err := s.declare(ctx, h); err != nil {
+			return err
+		}
+	}
 	for i, h := range s.handlers {
-		q := h.Queue(s.cfg.Service)
-		if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
-			return err
-		}
-		// Declared first, so that a queue of that name the broker refuses
-		// stops the start instead of bouncing failed events, and so that
-		// the handler's queue never dead-letters to a queue not there.
-		if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: deadLetterQueue(h, s.cfg.Service), Durable: true}); err != nil {
-			return err
-		}
-		whole, err := s.declareQueue(ctx, q)
-		if err != nil {
-			return err
-		}
-		s.whole[h] = whole
-		if err := s.declareDelays(ctx, h, q); err != nil {
-			return err
-		}
+		queue := h.Queue(s.cfg.Service).Name
 		c := entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
-			Queue: q.Name, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
+			Queue: queue, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
 			Label:  func(transport.Delivery) string { return s.cfg.Service + "." + h.name },
-			Serve:  func(ctx context.Context, d transport.Delivery) { s.serve(ctx, h, q.Name, d) },
+			Serve:  func(ctx context.Context, d transport.Delivery) { s.serve(ctx, h, queue, d) },
 			Refuse: func(d transport.Delivery, err error) { s.refuse(h, d, err) },
 		})
 		if err := c.Start(ctx); err != nil {
@@ -152,6 +143,27 @@ func (s *Server) Start(ctx context.Context) error {
 		s.consumers = append(s.consumers, c)
 	}
 	return nil
+}
+
+// declare declares a handler's exchange, its dead-letter queue, its queue
+// and its delay queues.
+func (s *Server) declare(ctx context.Context, h *Handler) error {
+	q := h.Queue(s.cfg.Service)
+	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
+		return err
+	}
+	// Declared first, so that a queue of that name the broker refuses
+	// stops the start instead of bouncing failed events, and so that
+	// the handler's queue never dead-letters to a queue not there.
+	if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: deadLetterQueue(h, s.cfg.Service), Durable: true}); err != nil {
+		return err
+	}
+	whole, err := s.declareQueue(ctx, q)
+	if err != nil {
+		return err
+	}
+	s.whole[h] = whole
+	return s.declareDelays(ctx, h, q)
 }
 
 // declareDelays declares the delay queues the retries of a RequeueOnError
