@@ -314,8 +314,8 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"MAX_MESSAGE_SIZE", "8MiB", `config MAX_MESSAGE_SIZE: want a whole number of bytes > 0, got "8MiB"`},
 		{"RPC_MAX_IN_FLIGHT", 0, "config RPC_MAX_IN_FLIGHT: want a whole number >= 1, got 0"},
 		{"rpc_max_in_flight", "many", `config RPC_MAX_IN_FLIGHT: want a whole number >= 1, got "many"`},
-		{"EVENTS", 3, "config EVENTS: want a mapping of MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY, got 3"},
-		{"events.retries", 3, "config EVENTS.RETRIES: unknown key; EVENTS holds only MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY"},
+		{"EVENTS", 3, "config EVENTS: want a mapping of MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY, NAMEKO_QUEUES, got 3"},
+		{"events.retries", 3, "config EVENTS.RETRIES: unknown key; EVENTS holds only MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY, NAMEKO_QUEUES"},
 		{"EVENTS.MAX_RETRIES", -1, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got -1"},
 		{"EVENTS.MAX_RETRIES", 1.5, "config EVENTS.MAX_RETRIES: want a whole number >= 0, got 1.5"},
 		{"EVENTS.MAX_RETRIES", "many", `config EVENTS.MAX_RETRIES: want a whole number >= 0, got "many"`},
@@ -660,9 +660,9 @@ func TestLoadConfigEvents(t *testing.T) {
 		{name: "text timeout", file: "EVENTS:\n  PUBLISH_TIMEOUT: 30s\n",
 			err: `config EVENTS.PUBLISH_TIMEOUT: want seconds > 0, got "30s"`},
 		{name: "not a mapping", file: "EVENTS: on\n",
-			err: `config EVENTS: want a mapping of MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY, got "on"`},
+			err: `config EVENTS: want a mapping of MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY, NAMEKO_QUEUES, got "on"`},
 		{name: "unknown sub-key", file: "events:\n  dead_letter: true\n",
-			err: "config EVENTS.DEAD_LETTER: unknown key; EVENTS holds only MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY"},
+			err: "config EVENTS.DEAD_LETTER: unknown key; EVENTS holds only MAX_RETRIES, PUBLISH_TIMEOUT, HANDLER_TIMEOUT, RETRY_DELAY, NAMEKO_QUEUES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -128,6 +128,7 @@ var wants = map[string]string{
 	"EVENTS.RETRY_DELAY.INITIAL":      wantSecondsAbove,
 	"EVENTS.RETRY_DELAY.MULTIPLIER":   wantMultiplier,
 	"EVENTS.RETRY_DELAY.MAX":          wantSecondsAbove,
+	"EVENTS.NAMEKO_QUEUES":            wantBool,
 	"QUEUE_TYPE":                      wantQueueType,
 	"QUEUE_DELIVERY_LIMIT":            wantLimit,
 	"AMQP_SSL.CA_CERTS":               wantFile,

@@ -167,6 +167,9 @@ type EventsSettings struct {
 	HandlerTimeout time.Duration `koanf:"HANDLER_TIMEOUT"`
 	// RETRY_DELAY: the waits between the retries of a handler that asks for requeue on error.
 	RetryDelay RetryDelay `koanf:"RETRY_DELAY"`
+	// NAMEKO_QUEUES: declare the handlers' queues exactly as nameko does, without a dead-letter
+	// exchange, for a fleet where nameko services consume them too; false by default.
+	NamekoQueues bool `koanf:"NAMEKO_QUEUES"`
 }
 
 // RetryDelay is an exponential delay between retries: Initial before the first, then Multiplier

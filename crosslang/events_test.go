@@ -150,12 +150,14 @@ func parseEvents(t *testing.T, stdout string) []pyEvent {
 
 // startStopHandlerService starts a Hypha app whose service handles type
 // events of source with handler method, and stops it again: its start
-// declares the handler's queue. It fails t when the app does not start
-// (e.g. 406 PRECONDITION_FAILED on the queue) or stop.
-func startStopHandlerService(t *testing.T, uri, service, method, source, typ string) {
+// declares the handler's queue, with namekoQueues as nameko declares it
+// (EVENTS.NAMEKO_QUEUES). It fails t when the app does not start (e.g. 406
+// PRECONDITION_FAILED on the queue) or stop.
+func startStopHandlerService(t *testing.T, uri, service, method, source, typ string, namekoQueues bool) {
 	t.Helper()
 	app, err := framework.New(
-		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
+		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5,
+			"EVENTS": map[string]any{"NAMEKO_QUEUES": namekoQueues}}),
 		framework.WithLogger(quiet),
 		evtServiceOption(service, func(r *entrypoint.Registry) {
 			events.Handle(r, method, source, typ, func(context.Context, evtOrder) error { return nil })
@@ -279,10 +281,15 @@ func TestHyphaDispatchReachesPythonConsumer(t *testing.T) {
 					t.Fatalf("consume --declare-only printed %q, want DECLARED", out)
 				}
 				checkQueue(t, queue)
-				// Hypha declares the same queue: no 406.
-				startStopHandlerService(t, uri, tc.service, tc.mth, tc.source, tc.typ)
+				// Hypha, by default, declares the same queue with its
+				// dead-letter arguments, and takes it as nameko declared
+				// it instead of failing with 406.
+				startStopHandlerService(t, uri, tc.service, tc.mth, tc.source, tc.typ, false)
+				checkQueue(t, queue)
 			} else {
-				startStopHandlerService(t, uri, tc.service, tc.mth, tc.source, tc.typ)
+				// With EVENTS.NAMEKO_QUEUES, for a fleet where nameko services
+				// share the handler's queue, Hypha declares it as nameko does.
+				startStopHandlerService(t, uri, tc.service, tc.mth, tc.source, tc.typ, true)
 				checkQueue(t, queue)
 				// nameko declares the queue Hypha made: no 406 (consume would exit 1 before READY).
 				consumer = startEventsConsumer(t, append(pyArgs, "--count", fmt.Sprint(len(payloads)), "--timeout", "30")...)

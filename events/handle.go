@@ -151,10 +151,23 @@ func (h *Handler) validate(service string) error {
 	return nil
 }
 
-// Queue is the queue the handler of service consumes, named and declared as
-// nameko declares it (any other arguments would make RabbitMQ refuse one of
-// the two declarations).
+// Queue is the queue the handler of service consumes, named as nameko names
+// it, with the arguments that make the broker move an event the handler
+// rejects, whole, to the handler's dead-letter queue: x-dead-letter-exchange
+// "" (the default exchange) and x-dead-letter-routing-key "<queue>.dlq".
+// nameko declares the same queue without arguments; see
+// ServerConfig.NamekoQueues.
 func (h *Handler) Queue(service string) transport.Queue {
+	q := h.namekoQueue(service)
+	q.Args = map[string]any{
+		"x-dead-letter-exchange":    "",
+		"x-dead-letter-routing-key": deadLetterQueue(h, service),
+	}
+	return q
+}
+
+// namekoQueue is the handler's queue as nameko declares it: no arguments.
+func (h *Handler) namekoQueue(service string) transport.Queue {
 	base := fmt.Sprintf("evt-%s-%s", h.source, h.eventType)
 	q := transport.Queue{
 		Durable:    true,

@@ -7,9 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -65,6 +63,15 @@ type ServerConfig struct {
 	// Prefetches are the prefetches of the handlers' queues, in registration
 	// order; a handler without one gets the pool's size.
 	Prefetches []int
+	// NamekoQueues (EVENTS.NAMEKO_QUEUES) declares the handlers' queues
+	// exactly as nameko does, without the dead-letter arguments of
+	// Handler.Queue, for a fleet where nameko services consume them too
+	// (RabbitMQ refuses to declare a queue again with other arguments).
+	// An event such a queue cannot hand over whole is then not kept whole.
+	NamekoQueues bool
+	// OnDeadLetter, when set, is called for each event dead-lettered, with
+	// how: DeadLetterCopy, DeadLetterWhole or DeadLetterRecord.
+	OnDeadLetter func(handler, event, how string)
 }
 
 // prefetch is the prefetch of the i-th handler's queue.
@@ -82,6 +89,10 @@ type Server struct {
 	handlers  []*Handler
 	log       *slog.Logger
 	consumers []*entrypoint.Consumer
+	// whole says which handlers' queues the broker dead-letters rejected
+	// events of; written by Start before the first consumer starts, read
+	// only after.
+	whole map[*Handler]bool
 	// draining ends with Drain: it cuts short the pause before a requeue.
 	draining context.Context
 	drain    context.CancelFunc
@@ -98,38 +109,32 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = DefaultHandlerTimeout
 	}
-	s := &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger}
+	s := &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger, whole: map[*Handler]bool{}}
 	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
 }
 
-// Start declares each handler's exchange, queue and binding, as nameko does,
-// its dead-letter queue and, with RequeueOnError, its delay queues (see
-// RetryDelay), and starts consuming with prefetch = the pool's size.
+// Start declares each handler's exchange, its dead-letter queue, its queue
+// and binding (see Handler.Queue and declareQueue) and, with RequeueOnError,
+// its delay queues (see RetryDelay), and starts consuming with prefetch =
+// the pool's size.
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.cfg.RetryDelay.Validate(); err != nil {
 		return err
 	}
+	// Every queue is declared before any consumer starts, so that s.whole
+	// is only read once written.
+	for _, h := range s.handlers {
+		if err := s.declare(ctx, h); err != nil {
+			return err
+		}
+	}
 	for i, h := range s.handlers {
-		q := h.Queue(s.cfg.Service)
-		if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
-			return err
-		}
-		if err := s.broker.DeclareQueue(ctx, q); err != nil {
-			return err
-		}
-		// Declared now, so that a queue of that name the broker refuses
-		// stops the start instead of bouncing failed events.
-		if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: deadLetterQueue(h, s.cfg.Service), Durable: true}); err != nil {
-			return err
-		}
-		if err := s.declareDelays(ctx, h, q); err != nil {
-			return err
-		}
+		queue := h.Queue(s.cfg.Service).Name
 		c := entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
-			Queue: q.Name, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
+			Queue: queue, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
 			Label:  func(transport.Delivery) string { return s.cfg.Service + "." + h.name },
-			Serve:  func(ctx context.Context, d transport.Delivery) { s.serve(ctx, h, q.Name, d) },
+			Serve:  func(ctx context.Context, d transport.Delivery) { s.serve(ctx, h, queue, d) },
 			Refuse: func(d transport.Delivery, err error) { s.refuse(h, d, err) },
 		})
 		if err := c.Start(ctx); err != nil {
@@ -138,6 +143,27 @@ func (s *Server) Start(ctx context.Context) error {
 		s.consumers = append(s.consumers, c)
 	}
 	return nil
+}
+
+// declare declares a handler's exchange, its dead-letter queue, its queue
+// and its delay queues.
+func (s *Server) declare(ctx context.Context, h *Handler) error {
+	q := h.Queue(s.cfg.Service)
+	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
+		return err
+	}
+	// Declared first, so that a queue of that name the broker refuses
+	// stops the start instead of bouncing failed events, and so that
+	// the handler's queue never dead-letters to a queue not there.
+	if err := s.broker.DeclareQueue(ctx, transport.Queue{Name: deadLetterQueue(h, s.cfg.Service), Durable: true}); err != nil {
+		return err
+	}
+	whole, err := s.declareQueue(ctx, q)
+	if err != nil {
+		return err
+	}
+	s.whole[h] = whole
+	return s.declareDelays(ctx, h, q)
 }
 
 // declareDelays declares the delay queues the retries of a RequeueOnError
@@ -220,7 +246,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 			s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
 		}
 	case undecodable != nil:
-		s.deadLetter(h, d, attempt, undecodable, forwarded(d.Headers)) // retrying cannot help
+		s.deadLetter(h, d, attempt, undecodable) // retrying cannot help
 	case entrypoint.Abandoned(ctx):
 		// Stopping or lost: the event runs again, here or elsewhere.
 		s.log.WarnContext(ctx, "hypha: event handler gave up; the event goes back to its queue", "handler", h.name,
@@ -237,19 +263,8 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 			s.retry(h, d, attempt)
 			return
 		}
-		s.deadLetter(h, d, attempt, err, forwarded(d.Headers))
+		s.deadLetter(h, d, attempt, err)
 	}
-}
-
-// refuse dead-letters an event that cannot be served (see
-// entrypoint.ConsumerConfig). Its headers go with it only when they were
-// not the problem.
-func (s *Server) refuse(h *Handler, d transport.Delivery, cause error) {
-	var headers map[string]any
-	if _, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
-		headers = forwarded(d.Headers)
-	}
-	s.deadLetter(h, d, attemptOf(d.Headers), cause, headers)
 }
 
 func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
@@ -260,85 +275,6 @@ func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
 		}
 	}()
 	return h.call(ctx, payload)
-}
-
-// retry sends the event, with the attempt counted, to the delay queue that
-// gives it back to its queue after the attempt's delay, then acks this
-// delivery: no worker waits.
-func (s *Server) retry(h *Handler, d transport.Delivery, attempt int) {
-	headers := forwarded(d.Headers)
-	headers[AttemptHeader] = int64(attempt + 1)
-	s.republish(h, d, s.cfg.RetryDelay.Queue(h.Queue(s.cfg.Service), attempt).Name, headers)
-}
-
-// deadLetter sends the event to "<queue>.dlq" with headers, plus why (cut
-// to maxErrorHeader bytes) and how often it failed, then acks this
-// delivery, so the queue keeps flowing.
-func (s *Server) deadLetter(h *Handler, d transport.Delivery, attempt int, cause error, headers map[string]any) {
-	dlq := deadLetterQueue(h, s.cfg.Service)
-	if headers == nil {
-		headers = map[string]any{}
-	}
-	headers[AttemptHeader] = int64(attempt)
-	headers[ErrorHeader] = truncate(cause.Error(), maxErrorHeader)
-	s.log.Warn("hypha: event dead-lettered", "handler", h.name, "event", h.eventType, "message_id", d.MessageID,
-		"attempts", attempt, "queue", dlq, "error", headers[ErrorHeader])
-	s.republish(h, d, dlq, headers)
-}
-
-// deadLetterQueue is the dead-letter queue of a handler: "<queue>.dlq", but
-// for a broadcast handler without reliable delivery, whose queue name changes
-// with every instance, one shared name without the identifier, so restarts
-// do not leave a durable queue behind each.
-func deadLetterQueue(h *Handler, service string) string {
-	if h.handlerType == Broadcast && !h.reliable {
-		return DeadLetterQueue(fmt.Sprintf("evt-%s-%s--%s.%s", h.source, h.eventType, service, h.name))
-	}
-	return DeadLetterQueue(h.Queue(service).Name)
-}
-
-// unsendable reports whether a publish failed for good: sending the same
-// again would fail alike.
-func unsendable(err error) bool {
-	return errors.Is(err, transport.ErrTooLarge) || errors.Is(err, transport.ErrInvalid)
-}
-
-// republish publishes a copy of d to queue through the default exchange, then
-// acks d. When the copy cannot be published, d goes back to its queue after
-// a pause; when it never could be (too large for the broker, or carrying
-// what the broker cannot take), it is dropped, since requeueing it would
-// only loop.
-func (s *Server) republish(h *Handler, d transport.Delivery, queue string, headers map[string]any) {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	msg := d.Message
-	msg.Headers = headers
-	msg.Persistent = true
-	err := s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg})
-	if unsendable(err) {
-		msg.Headers = ownHeaders(headers) // what did not fit was the event's own
-		err = s.broker.Publish(ctx, transport.Publishing{RoutingKey: queue, Mandatory: true, Message: msg})
-	}
-	switch {
-	case unsendable(err):
-		s.log.Error("hypha: event cannot be republished; dropping it", "handler", h.name, "queue", queue,
-			"message_id", d.MessageID, "error", err)
-		_ = d.Nack(false)
-		return
-	case err != nil:
-		s.log.Error("hypha: could not republish the event; it goes back to its queue", "handler", h.name, "queue", queue, "error", err)
-		// A pause before the requeue, so that a broker refusing the copy
-		// cannot make the event loop hot; Drain cuts it short.
-		select {
-		case <-time.After(requeuePause):
-		case <-s.draining.Done():
-		}
-		_ = d.Nack(true)
-		return
-	}
-	if err := d.Ack(); err != nil {
-		s.log.Warn("hypha: ack failed; the event will come again", "handler", h.name, "error", err)
-	}
 }
 
 type deliveryKey struct{}
@@ -385,41 +321,4 @@ func attemptOf(headers map[string]any) int {
 		n = int(v.Float())
 	}
 	return max(n, 1)
-}
-
-// forwarded are the headers a retry or dead-letter copy keeps of the
-// event's: its context data, its trace context and Hypha's own, never the
-// rest, so that copies cannot grow past what a handler accepts.
-func forwarded(h map[string]any) map[string]any {
-	out := make(map[string]any, len(h)+2)
-	for k, v := range h {
-		if strings.HasPrefix(k, contextdata.HeaderPrefix) || strings.HasPrefix(k, "x-hypha-") || transport.IsTraceHeader(k) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// ownHeaders are Hypha's own headers of h: the attempt and the error.
-func ownHeaders(h map[string]any) map[string]any {
-	out := map[string]any{}
-	for _, k := range []string{AttemptHeader, ErrorHeader} {
-		if v, ok := h[k]; ok {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "… (truncated)"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
 }

@@ -235,6 +235,7 @@ type serviceRuntime struct {
 	only       []string                 // the entrypoints it runs, when restricted
 	onExpired  func(method string)
 	onDupe     func(method string)
+	onDead     func(handler, event, how string)
 	all        *runtimes // the app's running services, stopped together
 }
 
@@ -256,6 +257,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	}
 	rt.onExpired = t.expiredCalls(name)
 	rt.onDupe = t.duplicateCalls(name)
+	rt.onDead = t.deadLetters(name)
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -301,6 +303,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries, Prefetches: prefetches,
 			HandlerTimeout: rt.cfg.Events.HandlerTimeout, RetryDelay: events.RetryDelay(rt.cfg.Events.RetryDelay),
 			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
+			NamekoQueues: rt.cfg.Events.NamekoQueues, OnDeadLetter: rt.onDead,
 		})
 	}
 	if len(entrypoint.Of[*timer.Timer](reg)) > 0 {

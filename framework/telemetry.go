@@ -54,6 +54,7 @@ type telemetry struct {
 	restores  metric.Int64Counter
 	expired   metric.Int64Counter
 	dupes     metric.Int64Counter
+	dead      metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
@@ -99,6 +100,11 @@ func (t *telemetry) startMetrics() error {
 	}
 	t.dupes, err = t.meter().Int64Counter("hypha.rpc.server.duplicates",
 		metric.WithDescription("Copies of requests this instance had already answered, dropped unrun."), metric.WithUnit("{call}"))
+	if err != nil {
+		return err
+	}
+	t.dead, err = t.meter().Int64Counter("hypha.events.dead_lettered",
+		metric.WithDescription("Events sent to their dead-letter queue, by how."), metric.WithUnit("{event}"))
 	return err
 }
 
@@ -309,6 +315,17 @@ func (t *telemetry) duplicateCalls(service string) func(method string) {
 		if t.dupes != nil {
 			t.dupes.Add(context.Background(), 1,
 				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
+		}
+	}
+}
+
+// deadLetters counts the events a service's handlers dead-lettered
+// (hypha.events.dead_lettered), by service, handler, event and how.
+func (t *telemetry) deadLetters(service string) func(handler, event, how string) {
+	return func(handler, event, how string) {
+		if t.dead != nil {
+			t.dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", service),
+				attribute.String("handler", handler), attribute.String("event", event), attribute.String("how", how)))
 		}
 	}
 }

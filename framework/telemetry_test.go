@@ -3,6 +3,7 @@ package framework_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
@@ -217,5 +219,41 @@ func TestMetricsForOperations(t *testing.T) {
 	host, _ := os.Hostname()
 	if want := fmt.Sprintf("calculator,user_service@%s:%d", host, os.Getpid()); !strings.Contains(out, want) {
 		t.Errorf("no connection named %q in\n%s", want, out)
+	}
+}
+
+// failingHandler handles dl_src's "boom" events by failing.
+type failingHandler struct{}
+
+func (failingHandler) Register(r *entrypoint.Registry) {
+	events.Handle(r, "on_boom", "dl_src", "boom", func(context.Context, string) error { return errors.New("boom") })
+}
+
+// TestDeadLettersCounted: each dead-lettered event is counted, by how it
+// went to its dead-letter queue.
+func TestDeadLettersCounted(t *testing.T) {
+	app := start(t,
+		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
+		framework.Service("dl_counter", func() failingHandler { return failingHandler{} }),
+	)
+	d, err := events.Dial(context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: "dl_src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Dispatch(context.Background(), "boom", "x"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		line := metricLine(scrape(t, app.MetricsAddress()), "hypha_events_dead_lettered_total",
+			`service="dl_counter"`, `handler="on_boom"`, `event="dl_src.boom"`, `how="copy"`)
+		if strings.HasSuffix(line, " 1") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter counted; metric line %q", line)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

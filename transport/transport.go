@@ -65,6 +65,11 @@ type QueueReader interface {
 	Close() error
 }
 
+// ErrInequivalent is wrapped by DeclareQueue's error when the queue exists
+// with other properties or arguments (RabbitMQ's 406 PRECONDITION_FAILED,
+// "inequivalent arg"): nothing was changed, and declaring it as it is works.
+var ErrInequivalent = errors.New("hypha: queue exists with other properties or arguments")
+
 // Exchange types: the kinds an Exchange may have.
 const (
 	Topic  = "topic"

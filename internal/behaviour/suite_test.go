@@ -56,7 +56,7 @@ type behaviourCase struct {
 }
 
 // cases lists the suite, in the order it runs.
-var cases = slices.Concat(rpcCases, stopCases, eventCases)
+var cases = slices.Concat(rpcCases, stopCases, eventCases, deadLetterCases)
 
 // TestBehaviour runs every case on every broker: TestBehaviour/<broker>/<case>.
 func TestBehaviour(t *testing.T) {

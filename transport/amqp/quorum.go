@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"strings"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -57,7 +58,8 @@ var typeClash = regexp.MustCompile(`inequivalent arg 'x-queue-type'.*received (n
 // exists with another type, one that says which and what to do.
 func (b *Broker) declareError(q transport.Queue, err error) error {
 	var amqpErr *amqp091.Error
-	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.PreconditionFailed {
+	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.PreconditionFailed && strings.Contains(amqpErr.Reason, "inequivalent arg") {
+		err = inequivalent{err}
 		if m := typeClash.FindStringSubmatch(amqpErr.Reason); m != nil {
 			existing := m[4]
 			if existing == "" {
@@ -78,3 +80,11 @@ func (b *Broker) declareError(q transport.Queue, err error) error {
 	}
 	return fmt.Errorf("hypha: declaring queue %q: %w", q.Name, refused(err, need))
 }
+
+// inequivalent is RabbitMQ's refusal to declare a queue again otherwise than
+// it exists; it matches transport.ErrInequivalent.
+type inequivalent struct{ error }
+
+func (e inequivalent) Unwrap() error { return e.error }
+
+func (e inequivalent) Is(target error) bool { return target == transport.ErrInequivalent }

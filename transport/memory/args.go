@@ -126,16 +126,16 @@ func checkEquivalent(old, q transport.Queue) error {
 		was, want bool
 	}{{"durable", old.Durable, q.Durable}, {"exclusive", old.Exclusive, q.Exclusive}, {"auto_delete", old.AutoDelete, q.AutoDelete}} {
 		if c.was != c.want {
-			return fmt.Errorf("%w - inequivalent arg '%s' for queue '%s': received '%v' but current is '%v'",
-				errPrecondition, c.arg, q.Name, c.want, c.was)
+			return inequivalent{fmt.Errorf("%w - inequivalent arg '%s' for queue '%s': received '%v' but current is '%v'",
+				errPrecondition, c.arg, q.Name, c.want, c.was)}
 		}
 	}
 	for _, k := range equivalentArgs {
 		was, hadIt := old.Args[k]
 		want, hasIt := q.Args[k]
 		if hadIt != hasIt || (hasIt && !sameArg(was, want)) {
-			return fmt.Errorf("%w - inequivalent arg '%s' for queue '%s': received %s but current is %s",
-				errPrecondition, k, q.Name, describe(want, hasIt), describe(was, hadIt))
+			return inequivalent{fmt.Errorf("%w - inequivalent arg '%s' for queue '%s': received %s but current is %s",
+				errPrecondition, k, q.Name, describe(want, hasIt), describe(was, hadIt))}
 		}
 	}
 	return nil
@@ -147,3 +147,11 @@ func describe(v any, ok bool) string {
 	}
 	return fmt.Sprintf("'%v' (%T)", v, v)
 }
+
+// inequivalent is a refusal to declare a queue again otherwise than it
+// exists; it matches transport.ErrInequivalent.
+type inequivalent struct{ error }
+
+func (e inequivalent) Unwrap() error { return e.error }
+
+func (e inequivalent) Is(target error) bool { return target == transport.ErrInequivalent }
