@@ -93,6 +93,9 @@ func (p *Pool) GoSized(ctx context.Context, label string, size int, fn func(ctx 
 	p.mu.Unlock()
 	go func() {
 		defer func() {
+			// The budget first, so that a worker Wait no longer waits
+			// for holds none.
+			p.budget.settle(taken)
 			p.mu.Lock()
 			delete(p.running, w)
 			if len(p.running) == 0 {
@@ -100,7 +103,6 @@ func (p *Pool) GoSized(ctx context.Context, label string, size int, fn func(ctx 
 			}
 			p.mu.Unlock()
 			<-p.slots
-			p.budget.settle(taken)
 		}()
 		fn(p.ctx)
 	}()
