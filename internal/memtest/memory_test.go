@@ -1,4 +1,4 @@
-package framework_test
+package memtest_test
 
 import (
 	"bytes"
@@ -17,9 +17,12 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
+
+func TestMain(m *testing.M) { testbroker.Main(m) }
 
 // memoryHeadroom is what a service may take above its idle resident set
 // while it decodes and runs large requests, with the default settings.
@@ -55,8 +58,7 @@ func TestMemoryBoundedUnderLargeRequests(t *testing.T) {
 			t.Logf("service output:\n%s", out.String())
 		}
 	})
-	c := dial(t)
-	proxy := c.Proxy("memsvc")
+	proxy := apptest.Dial(t).Proxy("memsvc")
 	waitAnswers(t, proxy)
 
 	r := newRequester(t, uri)
@@ -206,7 +208,12 @@ type requester struct {
 
 func newRequester(t *testing.T, uri string) *requester {
 	t.Helper()
-	ch, err := dialRaw(t, uri).Channel()
+	conn, err := amqp091.Dial(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
