@@ -117,6 +117,7 @@ var wants = map[string]string{
 	"HEALTH.ADDRESS":                  wantHostPort,
 	"HTTP.ADDRESS":                    wantHostPort,
 	"MAX_MESSAGE_SIZE":                wantBytes,
+	"MAX_INFLIGHT_BYTES":              wantBytes,
 	"RPC_MAX_IN_FLIGHT":               wantInFlight,
 	"REDACT_UNEXPECTED_ERRORS":        wantBool,
 	"RPC_PERSISTENT":                  wantBool,

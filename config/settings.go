@@ -43,6 +43,7 @@ const (
 	DefaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
 	DefaultHTTPAddress            = ""                                   // HTTP.ADDRESS: no HTTP entrypoints served
 	DefaultMaxMessageSize         = 8 << 20                              // MAX_MESSAGE_SIZE: 8 MiB
+	DefaultMaxInflightBytes       = 8 << 20                              // MAX_INFLIGHT_BYTES: 8 MiB, one message of the default MAX_MESSAGE_SIZE
 	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
 	DefaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
 	DefaultRPCPersistent          = true                                 // RPC_PERSISTENT: requests survive a broker restart, as nameko's
@@ -111,6 +112,7 @@ type Settings struct {
 	Health                 HealthSettings  `koanf:"HEALTH"`                   // the /healthz and /readyz endpoints
 	HTTP                   HTTPSettings    `koanf:"HTTP"`                     // the services' HTTP entrypoints
 	MaxMessageSize         int64           `koanf:"MAX_MESSAGE_SIZE"`         // the largest message body sent or received, in bytes; > 0
+	MaxInflightBytes       int64           `koanf:"MAX_INFLIGHT_BYTES"`       // bytes of messages the process's workers decode and run at once; > 0 (see entrypoint.Budget)
 	RPCMaxInFlight         int             `koanf:"RPC_MAX_IN_FLIGHT"`        // calls one client may wait on at once; >= 1
 	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
 	RPCPersistent          bool            `koanf:"RPC_PERSISTENT"`           // false: send requests, and so their replies, transient
@@ -233,6 +235,7 @@ func DefaultSettings() Settings {
 		Health:                 HealthSettings{Address: DefaultHealthAddress},
 		HTTP:                   HTTPSettings{Address: DefaultHTTPAddress},
 		MaxMessageSize:         DefaultMaxMessageSize,
+		MaxInflightBytes:       DefaultMaxInflightBytes,
 		RPCMaxInFlight:         DefaultRPCMaxInFlight,
 		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
 		RPCPersistent:          DefaultRPCPersistent,
@@ -279,6 +282,7 @@ func (s Settings) Validate() error {
 		{s.ParentCallsTracked < 0, "PARENT_CALLS_TRACKED", wantCount, strconv.Itoa(s.ParentCallsTracked)},
 		{s.LogFormat != "text" && s.LogFormat != "json", "LOG_FORMAT", wantLogFormat, strconv.Quote(s.LogFormat)},
 		{s.MaxMessageSize <= 0, "MAX_MESSAGE_SIZE", wantBytes, strconv.FormatInt(s.MaxMessageSize, 10)},
+		{s.MaxInflightBytes <= 0, "MAX_INFLIGHT_BYTES", wantBytes, strconv.FormatInt(s.MaxInflightBytes, 10)},
 		{s.RPCMaxInFlight < 1, "RPC_MAX_IN_FLIGHT", wantInFlight, strconv.Itoa(s.RPCMaxInFlight)},
 		{!validReplyKeyPrefix(s.RPCReplyKeyPrefix), "RPC_REPLY_KEY_PREFIX", wantReplyPrefix, strconv.Quote(s.RPCReplyKeyPrefix)},
 		{s.QueueType != "classic" && s.QueueType != "quorum", "QUEUE_TYPE", wantQueueType, strconv.Quote(s.QueueType)},

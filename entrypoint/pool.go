@@ -15,6 +15,7 @@ import (
 // how a stop whose grace period is over tells the workers still running to give up.
 type Pool struct {
 	slots  chan struct{}
+	budget *Budget // nil: work takes no budget
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
@@ -25,12 +26,30 @@ type Pool struct {
 
 type worker struct{ label string }
 
+// PoolOption configures a Pool.
+type PoolOption interface{ applyPool(*Pool) }
+
+type poolOptionFunc func(*Pool)
+
+func (f poolOptionFunc) applyPool(p *Pool) { f(p) }
+
+// WithBudget makes the pool's work on a message (GoSized) wait for room in
+// b, which the pools of every service of a process share.
+func WithBudget(b *Budget) PoolOption { return poolOptionFunc(func(p *Pool) { p.budget = b }) }
+
 // NewPool returns a pool of size workers; size below 1 is taken as 1.
-func NewPool(size int) *Pool {
+func NewPool(size int, opts ...PoolOption) *Pool {
 	p := &Pool{slots: make(chan struct{}, max(size, 1)), running: map[*worker]struct{}{}}
+	for _, o := range opts {
+		o.applyPool(p)
+	}
 	p.ctx, p.cancel = context.WithCancelCause(context.Background())
 	return p
 }
+
+// Budget is the budget the pool's work on messages takes from; nil when it
+// has none.
+func (p *Pool) Budget() *Budget { return p.budget }
 
 // Size is the most workers the pool runs at once.
 func (p *Pool) Size() int { return cap(p.slots) }
@@ -42,12 +61,27 @@ func (p *Pool) Busy() int { return len(p.slots) }
 // context; label names the work in Running. It returns ctx.Err() without
 // running fn when ctx ends first, or has already ended.
 func (p *Pool) Go(ctx context.Context, label string, fn func(ctx context.Context)) error {
+	return p.GoSized(ctx, label, 0, fn)
+}
+
+// GoSized is Go for work on a message of size bytes: before it waits for a
+// slot, it waits, in turn, for the pool's Budget to have room for size bytes,
+// which it gives back when fn returns (see Budget).
+func (p *Pool) GoSized(ctx context.Context, label string, size int, fn func(ctx context.Context)) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	var taken int64
+	if p.budget != nil {
+		var err error
+		if taken, err = p.budget.acquire(ctx, int64(size)); err != nil {
+			return err
+		}
 	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
+		p.budget.release(taken)
 		return ctx.Err()
 	}
 	w := &worker{label: label}
@@ -59,6 +93,9 @@ func (p *Pool) Go(ctx context.Context, label string, fn func(ctx context.Context
 	p.mu.Unlock()
 	go func() {
 		defer func() {
+			// The budget first, so that a worker Wait no longer waits
+			// for holds none.
+			p.budget.settle(taken)
 			p.mu.Lock()
 			delete(p.running, w)
 			if len(p.running) == 0 {

@@ -134,10 +134,11 @@ func (c *Consumer) Close() error {
 	return c.consumer.Close()
 }
 
-// dispatch hands a delivery to a worker; it blocks while every worker is busy.
+// dispatch hands a delivery to a worker; it blocks while every worker is
+// busy, and while the process's budget has no room for the delivery's body.
 func (c *Consumer) dispatch(d transport.Delivery) {
 	d.Acknowledger = &settleOnce{a: d.Acknowledger}
-	if err := c.cfg.Pool.Go(c.draining, c.cfg.Label(d), func(ctx context.Context) { c.work(ctx, d) }); err != nil {
+	if err := c.cfg.Pool.GoSized(c.draining, c.cfg.Label(d), len(d.Body), func(ctx context.Context) { c.work(ctx, d) }); err != nil {
 		_ = d.Nack(true)
 	}
 }

@@ -182,6 +182,8 @@ func New(opts ...Option) (*App, error) {
 			return newConnection(lc, cfg, log, t, name, a.gaveUp)
 		}),
 		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
+		// One budget for every service of the app: memory is the process's.
+		fx.Supply(entrypoint.NewBudget(cfg.MaxInflightBytes)),
 		fx.Provide(func(e *endpoints, c *connection) *health { return newHealth(cfg, e, c) }),
 		fx.Provide(func(e *endpoints) *httpentry.Mux { return newHTTP(cfg, e) }),
 	}

@@ -94,7 +94,7 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 		fx.Supply(fx.Private, cfg),
 		fx.Provide(fx.Private, func() *slog.Logger { return svcLog }),
 		fx.Provide(fx.Private, func(p runtimeParams) (*serviceRuntime, error) {
-			rt, err := newServiceRuntime(s.name, cfg, svcLog, p.Conn, p.Telemetry, p.All, ac, proxies)
+			rt, err := newServiceRuntime(s.name, cfg, svcLog, p.Conn, p.Telemetry, p.All, p.Budget, ac, proxies)
 			if rt != nil {
 				rt.mux = p.HTTP
 			}
@@ -128,6 +128,7 @@ type runtimeParams struct {
 	Conn      *connection
 	Telemetry *telemetry
 	All       *runtimes
+	Budget    *entrypoint.Budget
 	HTTP      *httpentry.Mux
 	Only      *restriction `optional:"true"`
 }
@@ -241,12 +242,13 @@ type serviceRuntime struct {
 
 // newServiceRuntime builds a service's runtime; telemetry's interceptors
 // wrap the app's, so that those run inside the call's span.
-func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes, ac *appConfig, calls []string) (*serviceRuntime, error) {
+func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes,
+	budget *entrypoint.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
 	ics, err := t.interceptors(name)
 	if err != nil {
 		return nil, err
 	}
-	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers),
+	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers, entrypoint.WithBudget(budget)),
 		ics:        append(append(ics.rpcServer, ac.serverICs...), rpcEntrypoint(ac.entryICs)...),
 		handlerICs: append(append(ics.handlers, ac.handlerICs...), eventEntrypoint(ac.entryICs)...),
 		timerICs:   append(ics.timers, ac.entryICs...), entryICs: ac.entryICs, instrument: ics.instrument,

@@ -104,7 +104,7 @@ func (s *Server) handler(rt *Route) http.Handler {
 			return
 		}
 		done := make(chan struct{})
-		err = s.cfg.Pool.Go(ctx, label, func(poolCtx context.Context) {
+		err = s.cfg.Pool.GoSized(ctx, label, bodySize(r), func(poolCtx context.Context) {
 			defer close(done)
 			ctx, cancel := context.WithCancelCause(ctx)
 			defer cancel(nil)
@@ -120,6 +120,15 @@ func (s *Server) handler(rt *Route) http.Handler {
 			panic(http.ErrAbortHandler) // on net/http's goroutine, which aborts the response
 		}
 	})
+}
+
+// bodySize is what a request takes from the process's budget: the body's
+// declared size, or, undeclared or larger, the most a typed route reads.
+func bodySize(r *http.Request) int {
+	if r.ContentLength < 0 || r.ContentLength > MaxBodyBytes {
+		return MaxBodyBytes
+	}
+	return int(r.ContentLength)
 }
 
 // exchange is one request to one route.

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/hypha-go/hypha/internal/jsonscan"
 )
 
 // binder decodes a request's args and kwargs into a method's input struct,
@@ -155,20 +157,31 @@ func checkDecodable(t reflect.Type) error {
 	return nil
 }
 
-// bind returns a new input value filled from args and kwargs, or an error
-// saying how the arguments do not fit.
-func (b *binder) bind(args []json.RawMessage, kwargs map[string]json.RawMessage) (reflect.Value, error) {
-	if len(args) > len(b.fields) {
-		return reflect.Value{}, fmt.Errorf("takes %d positional arguments but %d were given", len(b.fields), len(args))
-	}
+// bind returns a new input value filled from req's args and kwargs, or an
+// error saying how the arguments do not fit. It checks the call's shape
+// first, walking args and kwargs in place: too many positional arguments, an
+// unknown keyword or one given twice are refused before any argument is
+// decoded, so that a request of millions of items for a method of two costs
+// a scan, not millions of values. A keyword repeated in kwargs takes its
+// last value, as a JSON object's member does.
+func (b *binder) bind(req request) (reflect.Value, error) {
 	values := make([]json.RawMessage, len(b.fields))
-	copy(values, args)
-	for name, raw := range kwargs {
+	positional := 0
+	for value := range jsonscan.Elements(req.args) {
+		if positional < len(values) {
+			values[positional] = value
+		}
+		positional++
+	}
+	if positional > len(b.fields) {
+		return reflect.Value{}, fmt.Errorf("takes %d positional arguments but %d were given", len(b.fields), positional)
+	}
+	for name, raw := range jsonscan.Members(req.kwargs) {
 		i, ok := b.byName[name]
 		if !ok {
 			return reflect.Value{}, fmt.Errorf("unexpected keyword argument %q", name)
 		}
-		if values[i] != nil {
+		if i < positional {
 			return reflect.Value{}, fmt.Errorf("got multiple values for argument %q", name)
 		}
 		values[i] = raw

@@ -1,8 +1,11 @@
 package rpc
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -77,19 +80,8 @@ func TestBindEmbeddedAndNull(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var args []json.RawMessage
-			kwargs := map[string]json.RawMessage{}
-			if tt.args != "" {
-				if err := json.Unmarshal([]byte(tt.args), &args); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if tt.kwargs != "" {
-				if err := json.Unmarshal([]byte(tt.kwargs), &kwargs); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := b.bind(args, kwargs)
+			req := request{args: []byte(cmp.Or(tt.args, "[]")), kwargs: []byte(cmp.Or(tt.kwargs, "{}"))}
+			got, err := b.bind(req)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -158,6 +150,61 @@ func TestNewBinderRefusesWhatCannotBind(t *testing.T) {
 				t.Fatalf("err = %v, want none", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestBindRefusesBeforeDecoding sends requests of millions of items that
+// cannot bind: each is refused with the Python-style error, allocating less
+// than the body's own size (a decoded list of them would take several times
+// the body).
+func TestBindRefusesBeforeDecoding(t *testing.T) {
+	type pair struct {
+		A float64 `json:"a"`
+		B float64 `json:"b"`
+	}
+	b, err := newBinder(reflect.TypeFor[pair]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1 << 20
+	var kwargs, repeated strings.Builder
+	for i := range n / 8 {
+		fmt.Fprintf(&kwargs, `"k%d":0,`, i)
+		repeated.WriteString(`"b":1,`)
+	}
+	tests := []struct {
+		name, body, wantErr string
+	}{
+		{"positional", `{"args":[` + strings.Repeat("0,", n) + `0],"kwargs":{}}`,
+			fmt.Sprintf("takes 2 positional arguments but %d were given", n+1)},
+		{"unknown keywords", `{"args":[],"kwargs":{` + kwargs.String() + `"a":1}}`, `unexpected keyword argument "k0"`},
+		{"keyword after positional", `{"args":[1],"kwargs":{` + repeated.String() + `"a":1}}`,
+			`got multiple values for argument "a"`},
+		{"repeated keyword", `{"args":[1],"kwargs":{` + repeated.String() + `"b":2}}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(tt.body)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			req, err := decodeRequest(contentTypeJSON, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := b.bind(req)
+			runtime.ReadMemStats(&after)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr == "" && got.Interface() != pair{A: 1, B: 2}:
+				t.Fatalf("got %+v, want the last value of a repeated keyword", got.Interface())
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(len(body)) {
+				t.Errorf("allocated %d bytes for a body of %d", alloc, len(body))
 			}
 		})
 	}

@@ -53,7 +53,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
 			t.Fatalf("decodeRequest accepted %q: %v", body, err)
 		}
-		if req.Args == nil || req.Kwargs == nil {
+		if argsOf(req) == nil || kwargsOf(req) == nil {
 			t.Fatalf("decodeRequest(%q) = nil args or kwargs without an error", body)
 		}
 		// An independent decode of the body agrees on what the call carries.
@@ -63,16 +63,16 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		args, _ := top["args"].([]any)
 		kwargs, _ := top["kwargs"].(map[string]any)
-		if len(args) != len(req.Args) || len(kwargs) != len(req.Kwargs) {
+		if len(args) != len(argsOf(req)) || len(kwargs) != len(kwargsOf(req)) {
 			t.Fatalf("decodeRequest(%q) = %d args, %d kwargs; the body has %d and %d",
-				body, len(req.Args), len(req.Kwargs), len(args), len(kwargs))
+				body, len(argsOf(req)), len(kwargsOf(req)), len(args), len(kwargs))
 		}
-		for name, raw := range req.Kwargs {
+		for name, raw := range kwargsOf(req) {
 			if _, ok := kwargs[name]; !ok || !json.Valid(raw) {
 				t.Fatalf("decodeRequest(%q): kwarg %q = %q, not in the body or not JSON", body, name, raw)
 			}
 		}
-		for i, raw := range req.Args {
+		for i, raw := range argsOf(req) {
 			if !json.Valid(raw) {
 				t.Fatalf("decodeRequest(%q): arg %d = %q is not JSON", body, i, raw)
 			}
@@ -230,7 +230,7 @@ func FuzzBind(f *testing.F) {
 			return
 		}
 		for _, b := range []*binder{byValue, byPointer} {
-			v, err := b.bind(req.Args, req.Kwargs)
+			v, err := b.bind(req)
 			if err != nil {
 				if v.IsValid() || err.Error() == "" {
 					t.Fatalf("bind(%q) = %v, %q: want no value with a non-empty error", body, v, err)
@@ -240,15 +240,15 @@ func FuzzBind(f *testing.F) {
 			if !v.IsValid() || v.Type() != b.typ || (v.Kind() == reflect.Pointer && v.IsNil()) {
 				t.Fatalf("bind(%q) = %v without an error, want a %s", body, v, b.typ)
 			}
-			if len(req.Args) > len(b.fields) {
-				t.Fatalf("bind(%q) took %d positional arguments for %d fields", body, len(req.Args), len(b.fields))
+			if len(argsOf(req)) > len(b.fields) {
+				t.Fatalf("bind(%q) took %d positional arguments for %d fields", body, len(argsOf(req)), len(b.fields))
 			}
 			for i, p := range b.fields {
-				_, named := req.Kwargs[p.name]
-				if p.required && i >= len(req.Args) && !named {
+				_, named := kwargsOf(req)[p.name]
+				if p.required && i >= len(argsOf(req)) && !named {
 					t.Fatalf("bind(%q) succeeded without required argument %q", body, p.name)
 				}
-				if i < len(req.Args) && named {
+				if i < len(argsOf(req)) && named {
 					t.Fatalf("bind(%q) succeeded with two values for %q", body, p.name)
 				}
 			}

@@ -240,7 +240,7 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 		return s.methodNotFound(ctx, d, call)
 	}
 	call.method = m
-	in, err := m.binder.bind(req.Args, req.Kwargs)
+	in, err := m.binder.bind(req)
 	if err != nil {
 		return nil, &RemoteError{ExcType: ErrIncorrectSignature.ExcType, ExcPath: ErrIncorrectSignature.ExcPath,
 			ExcArgs: []any{err.Error()}, Value: err.Error()}
