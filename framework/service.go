@@ -315,6 +315,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		rt.http = httpentry.NewServer(reg, httpentry.ServerConfig{
 			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
 			Interceptors: rt.entryICs, Instrument: rt.instrument,
+			MaxBodySize: rt.cfg.HTTP.MaxBodySize, WriteTimeout: rt.cfg.HTTP.WriteTimeout,
 		})
 		if err := rt.http.Mount(rt.mux); err != nil {
 			return err
