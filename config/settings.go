@@ -42,6 +42,13 @@ const (
 	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
 	DefaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
 	DefaultHTTPAddress            = ""                                   // HTTP.ADDRESS: no HTTP entrypoints served
+	DefaultHTTPReadHeaderTimeout  = 5 * time.Second                      // HTTP.READ_HEADER_TIMEOUT
+	DefaultHTTPReadTimeout        = 30 * time.Second                     // HTTP.READ_TIMEOUT: headers and body
+	DefaultHTTPWriteTimeout       = 30 * time.Second                     // HTTP.WRITE_TIMEOUT
+	DefaultHTTPIdleTimeout        = 60 * time.Second                     // HTTP.IDLE_TIMEOUT: an idle keep-alive connection
+	DefaultHTTPMaxHeaderBytes     = 64 << 10                             // HTTP.MAX_HEADER_BYTES: 64 KiB
+	DefaultHTTPMaxBodySize        = 8 << 20                              // HTTP.MAX_BODY_SIZE: 8 MiB
+	DefaultHTTPMaxConnections     = 1024                                 // HTTP.MAX_CONNECTIONS, per listener
 	DefaultMaxMessageSize         = 8 << 20                              // MAX_MESSAGE_SIZE: 8 MiB
 	DefaultMaxInflightBytes       = 8 << 20                              // MAX_INFLIGHT_BYTES: 8 MiB, one message of the default MAX_MESSAGE_SIZE
 	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
@@ -153,9 +160,17 @@ type HealthSettings struct {
 	Address string `koanf:"ADDRESS"` // host:port, numeric port; "" (or null) = METRICS.ADDRESS, both "" = no endpoints
 }
 
-// HTTPSettings place the server of the services' HTTP entrypoints (httpentry), one per process.
+// HTTPSettings place the server of the services' HTTP entrypoints (httpentry), one per process, and
+// bound every HTTP listener of the process (the routes', /metrics and the probes').
 type HTTPSettings struct {
-	Address string `koanf:"ADDRESS"` // host:port, numeric port; "" (or null) = HTTP entrypoints are not served
+	Address           string        `koanf:"ADDRESS"`             // host:port, numeric port; "" (or null) = HTTP entrypoints are not served
+	ReadHeaderTimeout time.Duration `koanf:"READ_HEADER_TIMEOUT"` // the longest to read a request's headers; > 0
+	ReadTimeout       time.Duration `koanf:"READ_TIMEOUT"`        // the longest to read a whole request, headers and body; > 0
+	WriteTimeout      time.Duration `koanf:"WRITE_TIMEOUT"`       // the longest to write a response, from its first byte; > 0
+	IdleTimeout       time.Duration `koanf:"IDLE_TIMEOUT"`        // an idle keep-alive connection is closed after this; > 0
+	MaxHeaderBytes    int           `koanf:"MAX_HEADER_BYTES"`    // the largest request line and headers, in bytes; > 0
+	MaxBodySize       int64         `koanf:"MAX_BODY_SIZE"`       // the largest request body of a route, in bytes; > 0
+	MaxConnections    int           `koanf:"MAX_CONNECTIONS"`     // open connections per listener; more wait to be accepted; >= 1
 }
 
 // EventsSettings tune event dispatch and handling.
@@ -233,7 +248,7 @@ func DefaultSettings() Settings {
 		},
 		Metrics:                MetricsSettings{Address: DefaultMetricsAddress},
 		Health:                 HealthSettings{Address: DefaultHealthAddress},
-		HTTP:                   HTTPSettings{Address: DefaultHTTPAddress},
+		HTTP:                   defaultHTTP(),
 		MaxMessageSize:         DefaultMaxMessageSize,
 		MaxInflightBytes:       DefaultMaxInflightBytes,
 		RPCMaxInFlight:         DefaultRPCMaxInFlight,
@@ -254,6 +269,20 @@ func DefaultSettings() Settings {
 				Max:        DefaultEventRetryMax,
 			},
 		},
+	}
+}
+
+// defaultHTTP is HTTP's defaults.
+func defaultHTTP() HTTPSettings {
+	return HTTPSettings{
+		Address:           DefaultHTTPAddress,
+		ReadHeaderTimeout: DefaultHTTPReadHeaderTimeout,
+		ReadTimeout:       DefaultHTTPReadTimeout,
+		WriteTimeout:      DefaultHTTPWriteTimeout,
+		IdleTimeout:       DefaultHTTPIdleTimeout,
+		MaxHeaderBytes:    DefaultHTTPMaxHeaderBytes,
+		MaxBodySize:       DefaultHTTPMaxBodySize,
+		MaxConnections:    DefaultHTTPMaxConnections,
 	}
 }
 
@@ -353,8 +382,22 @@ func (m MetricsSettings) Validate() error { return validateAddress("METRICS.ADDR
 // Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
 func (h HealthSettings) Validate() error { return validateAddress("HEALTH.ADDRESS", h.Address) }
 
-// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
-func (h HTTPSettings) Validate() error { return validateAddress("HTTP.ADDRESS", h.Address) }
+// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or the first
+// bound out of range, or nil.
+func (h HTTPSettings) Validate() error {
+	if err := validateAddress("HTTP.ADDRESS", h.Address); err != nil {
+		return err
+	}
+	return firstInvalid([]check{
+		{h.ReadHeaderTimeout <= 0, "HTTP.READ_HEADER_TIMEOUT", wantSecondsAbove, secondsText(h.ReadHeaderTimeout)},
+		{h.ReadTimeout <= 0, "HTTP.READ_TIMEOUT", wantSecondsAbove, secondsText(h.ReadTimeout)},
+		{h.WriteTimeout <= 0, "HTTP.WRITE_TIMEOUT", wantSecondsAbove, secondsText(h.WriteTimeout)},
+		{h.IdleTimeout <= 0, "HTTP.IDLE_TIMEOUT", wantSecondsAbove, secondsText(h.IdleTimeout)},
+		{h.MaxHeaderBytes <= 0, "HTTP.MAX_HEADER_BYTES", wantBytes, strconv.Itoa(h.MaxHeaderBytes)},
+		{h.MaxBodySize <= 0, "HTTP.MAX_BODY_SIZE", wantBytes, strconv.FormatInt(h.MaxBodySize, 10)},
+		{h.MaxConnections < 1, "HTTP.MAX_CONNECTIONS", wantLimit, strconv.Itoa(h.MaxConnections)},
+	})
+}
 
 // validateAddress checks that address, the value of key, is "" or host:port with a numeric port.
 func validateAddress(key, address string) error {

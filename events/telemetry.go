@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/label"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -86,8 +87,11 @@ func HandlerMetrics(mp metric.MeterProvider) (HandlerInterceptor, error) {
 		case err != nil:
 			outcome = "error"
 		}
-		attrs := metric.WithAttributes(attribute.String("service", ev.Service), attribute.String("handler", ev.Handler),
-			attribute.String("event", ev.Source+"."+ev.EventType), attribute.String("outcome", outcome))
+		// Every label is the handler's registration, never the message's:
+		// the source and event type are those it subscribed to.
+		attrs := metric.WithAttributes(attribute.String("service", label.Own(ev.Service)),
+			attribute.String("handler", label.Own(ev.Handler)),
+			attribute.String("event", label.Own(ev.Source+"."+ev.EventType)), attribute.String("outcome", outcome))
 		handled.Add(ctx, 1, attrs)
 		duration.Record(ctx, time.Since(start).Seconds(), attrs)
 		return err

@@ -8,17 +8,21 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"go.uber.org/fx"
+	"golang.org/x/net/netutil"
+
+	"github.com/hypha-go/hypha/config"
 )
 
 // endpoints serves the app's HTTP endpoints (/metrics, /healthz, /readyz):
 // one listener per address, however many paths share it. The listeners open
 // first on start, so that a taken address stops the start, and close last on
-// stop, so that probes and scrapes see the app until it is gone.
+// stop, so that probes and scrapes see the app until it is gone. Every
+// listener is held to HTTP's bounds: timeouts, header size, connections.
 type endpoints struct {
 	log       *slog.Logger
+	limits    config.HTTPSettings
 	listeners []*endpoint // in the order first asked for
 }
 
@@ -32,8 +36,8 @@ type endpoint struct {
 	server  *http.Server
 }
 
-func newEndpoints(lc fx.Lifecycle, log *slog.Logger) *endpoints {
-	e := &endpoints{log: log}
+func newEndpoints(lc fx.Lifecycle, log *slog.Logger, limits config.HTTPSettings) *endpoints {
+	e := &endpoints{log: log, limits: limits}
 	lc.Append(fx.Hook{OnStart: e.start, OnStop: e.stop})
 	return e
 }
@@ -63,8 +67,11 @@ func (e *endpoints) start(ctx context.Context) error {
 			_ = e.stop(ctx)
 			return fmt.Errorf("hypha: config %s %s: %w", ep.key, ep.address, err)
 		}
+		// Past MAX_CONNECTIONS a connection waits in the listen backlog
+		// until one closes; idle ones close after IDLE_TIMEOUT.
+		ln = netutil.LimitListener(ln, e.limits.MaxConnections)
 		ep.ln = ln
-		ep.server = &http.Server{Handler: ep.mux, ReadHeaderTimeout: 5 * time.Second}
+		ep.server = e.server(ep.mux)
 		go func(ep *endpoint) {
 			if err := ep.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				e.log.Error("hypha: HTTP endpoint stopped", "address", ln.Addr().String(), "error", err)
@@ -77,6 +84,16 @@ func (e *endpoints) start(ctx context.Context) error {
 		e.log.Info("hypha: serving " + strings.Join(urls, " "))
 	}
 	return nil
+}
+
+// server serves h within HTTP's bounds. WRITE_TIMEOUT counts from the end of
+// the request here; httpentry's routes count it from the response's first
+// byte instead, so that a handler's own run is bounded by its RPC timeouts.
+func (e *endpoints) server(h http.Handler) *http.Server {
+	l := e.limits
+	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
+		WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelDebug)}
 }
 
 // address is where the endpoint configured as address listens once started;

@@ -172,7 +172,7 @@ func New(opts ...Option) (*App, error) {
 			l.UseErrorLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.Provide(func(lc fx.Lifecycle) *endpoints { return newEndpoints(lc, log) }),
+		fx.Provide(func(lc fx.Lifecycle) *endpoints { return newEndpoints(lc, log, cfg.HTTP) }),
 		fx.Provide(func(lc fx.Lifecycle, e *endpoints) (t *telemetry, err error) {
 			t, err = newTelemetry(lc, cfg, e)
 			built = t

@@ -14,6 +14,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/httpentry"
+	"github.com/hypha-go/hypha/internal/label"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/timer"
@@ -234,9 +235,8 @@ type serviceRuntime struct {
 	timerICs   []entrypoint.Interceptor // telemetry's, then the app's
 	calls      []string                 // the services this one has proxies to
 	only       []string                 // the entrypoints it runs, when restricted
-	onExpired  func(method string)
-	onDupe     func(method string)
 	onDead     func(handler, event, how string)
+	telemetry  *telemetry
 	all        *runtimes // the app's running services, stopped together
 }
 
@@ -244,7 +244,7 @@ type serviceRuntime struct {
 // wrap the app's, so that those run inside the call's span.
 func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes,
 	budget *entrypoint.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
-	ics, err := t.interceptors(name)
+	ics, err := t.interceptors(name, calls)
 	if err != nil {
 		return nil, err
 	}
@@ -257,9 +257,8 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
 		}),
 	}
-	rt.onExpired = t.expiredCalls(name)
-	rt.onDupe = t.duplicateCalls(name)
 	rt.onDead = t.deadLetters(name)
+	rt.telemetry = t
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -294,10 +293,12 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	introspect.Register(reg)
 	handlers := len(entrypoint.Of[*events.Handler](reg))
 	prefetches := entrypoint.SplitPrefetch(rt.pool.Size(), handlers+1)
+	methods := label.NewSet(0, rpcMethods(reg)...)
 	rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
 		Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
 		ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-		OnExpired: rt.onExpired, OnDuplicate: rt.onDupe, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
+		OnExpired: rt.telemetry.expiredCalls(rt.name, methods), OnDuplicate: rt.telemetry.duplicateCalls(rt.name, methods),
+		RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
 	})
 	prefetches = prefetches[1:]
 	if handlers > 0 {
@@ -318,12 +319,25 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		rt.http = httpentry.NewServer(reg, httpentry.ServerConfig{
 			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
 			Interceptors: rt.entryICs, Instrument: rt.instrument,
+			MaxBodySize: rt.cfg.HTTP.MaxBodySize, WriteTimeout: rt.cfg.HTTP.WriteTimeout,
 		})
 		if err := rt.http.Mount(rt.mux); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// rpcMethods are the names of the RPC methods in reg, raw ones included.
+func rpcMethods(reg *entrypoint.Registry) []string {
+	var names []string
+	for _, m := range entrypoint.Of[*rpc.Method](reg) {
+		names = append(names, m.EntrypointName())
+	}
+	for _, m := range entrypoint.Of[*rpc.RawMethod](reg) {
+		names = append(names, m.EntrypointName())
+	}
+	return names
 }
 
 // start starts the client, then the event handlers, then the RPC server (so

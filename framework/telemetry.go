@@ -29,6 +29,7 @@ import (
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/internal/label"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/timer"
 )
@@ -51,18 +52,22 @@ type telemetry struct {
 	registry  *prometheus.Registry
 	address   string
 	endpoints *endpoints
-	restores  metric.Int64Counter
-	expired   metric.Int64Counter
-	dupes     metric.Int64Counter
-	dead      metric.Int64Counter
+	// httpAddress is HTTP.ADDRESS, which names the server in the HTTP
+	// metrics: otelhttp would take the Host header, any client's choice.
+	httpAddress string
+	restores    metric.Int64Counter
+	expired     metric.Int64Counter
+	dupes       metric.Int64Counter
+	dead        metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
 	t := &telemetry{
-		tracing:   cfg.Tracing,
-		prop:      propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-		address:   cfg.Metrics.Address,
-		endpoints: e,
+		tracing:     cfg.Tracing,
+		prop:        propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		address:     cfg.Metrics.Address,
+		endpoints:   e,
+		httpAddress: cfg.HTTP.Address,
 	}
 	if t.address != "" {
 		if err := t.startMetrics(); err != nil {
@@ -144,8 +149,9 @@ type serviceInterceptors struct {
 	instrument func(pattern string, h http.Handler) http.Handler
 }
 
-// interceptors builds a service's interceptors; none when telemetry is off.
-func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
+// interceptors builds a service's interceptors, given the services it
+// declared proxies to; none when telemetry is off.
+func (t *telemetry) interceptors(service string, calls []string) (serviceInterceptors, error) {
 	var ics serviceInterceptors
 	var httpOpts []otelhttp.Option
 	if t.tracing.Exporter != "none" {
@@ -165,7 +171,7 @@ func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
 		if err != nil {
 			return ics, err
 		}
-		cm, err := rpc.ClientMetrics(t.meters, service)
+		cm, err := rpc.ClientMetrics(t.meters, service, calls...)
 		if err != nil {
 			return ics, err
 		}
@@ -184,6 +190,10 @@ func (t *telemetry) interceptors(service string) (serviceInterceptors, error) {
 		ics.handlers = append(ics.handlers, hm)
 	}
 	if len(httpOpts) > 0 {
+		// The server's name and port are HTTP.ADDRESS's (with port 0 no
+		// port), never the request's Host header: each Host a client sent
+		// would be new series.
+		httpOpts = append(httpOpts, otelhttp.WithServerName(t.httpAddress))
 		ics.instrument = httpInstrument(httpOpts)
 	}
 	return ics, nil
@@ -272,7 +282,7 @@ func (t *telemetry) serviceGauge(name, description, unit, service string, value 
 	}
 	_, err := t.meter().Int64ObservableGauge(name, metric.WithDescription(description), metric.WithUnit(unit),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(value()), metric.WithAttributes(attribute.String("service", service)))
+			o.Observe(int64(value()), metric.WithAttributes(attribute.String("service", label.Own(service))))
 			return nil
 		}))
 	return err
@@ -298,23 +308,25 @@ func (t *telemetry) connectedGauge(connected func() bool) error {
 }
 
 // expiredCalls counts the calls a service dropped because their caller had
-// given up (hypha.rpc.server.expired), by service and method.
-func (t *telemetry) expiredCalls(service string) func(method string) {
+// given up (hypha.rpc.server.expired), by service and method: one of
+// methods, the service's, or "_OTHER", since the name came from the wire.
+func (t *telemetry) expiredCalls(service string, methods *label.Set) func(method string) {
 	return func(method string) {
 		if t.expired != nil {
-			t.expired.Add(context.Background(), 1,
-				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
+			t.expired.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", label.Own(service)),
+				attribute.String("method", methods.Of(method))))
 		}
 	}
 }
 
 // duplicateCalls counts the copies of requests a service instance had
-// already answered (hypha.rpc.server.duplicates), by service and method.
-func (t *telemetry) duplicateCalls(service string) func(method string) {
+// already answered (hypha.rpc.server.duplicates), by service and method (one
+// of methods, else "_OTHER").
+func (t *telemetry) duplicateCalls(service string, methods *label.Set) func(method string) {
 	return func(method string) {
 		if t.dupes != nil {
-			t.dupes.Add(context.Background(), 1,
-				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
+			t.dupes.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", label.Own(service)),
+				attribute.String("method", methods.Of(method))))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"reflect"
@@ -121,25 +122,24 @@ func (b *binder) bind(r *http.Request, dst any) error {
 	return nil
 }
 
+// errMediaType marks a body whose content type is not JSON: 415, not 400.
+var errMediaType = errors.New("unsupported media type")
+
 // decodeBody decodes a JSON body into dst; an empty body leaves it as it is.
+// The server has read the body already, within its size bound.
 func (b *binder) decodeBody(r *http.Request, dst any) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return fmt.Errorf("reading the body: %w", err)
-	}
-	if len(body) > MaxBodyBytes {
-		return fmt.Errorf("the body is over %d bytes", MaxBodyBytes)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return fmt.Errorf("content type %q: send application/json", ct)
-		}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -148,6 +148,27 @@ func (b *binder) decodeBody(r *http.Request, dst any) error {
 	}
 	if dec.More() {
 		return errors.New("the JSON body has more than one value")
+	}
+	return nil
+}
+
+// checkContentType accepts a JSON body's content type: none, or
+// application/json in any case, with charset utf-8 if any. Media types are
+// case-insensitive (RFC 9110); a +json suffix names another format, and
+// another charset another encoding, which encoding/json would misread.
+func checkContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return fmt.Errorf("%w: content type %q: send application/json", errMediaType, ct)
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return fmt.Errorf("%w: content type %q: send application/json; charset=utf-8, with no other parameter",
+				errMediaType, ct)
+		}
 	}
 	return nil
 }
@@ -184,6 +205,10 @@ func parseInto(v reflect.Value, s string) error {
 	case reflect.Float32, reflect.Float64:
 		var f float64
 		f, err = strconv.ParseFloat(s, v.Type().Bits())
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			// JSON has no NaN or Inf: the value could go no further.
+			return fmt.Errorf("%q is not a finite number", s)
+		}
 		v.SetFloat(f)
 	default:
 		return fmt.Errorf("cannot set a %s from text", v.Type())

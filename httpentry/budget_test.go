@@ -16,10 +16,10 @@ import (
 	"github.com/hypha-go/hypha/internal/apptest"
 )
 
-// uploads counts how many of its requests run at once.
-type uploads struct{ running, most atomic.Int64 }
+// bigUploads counts how many of its requests run at once.
+type bigUploads struct{ running, most atomic.Int64 }
 
-func (u *uploads) Register(r *entrypoint.Registry) {
+func (u *bigUploads) Register(r *entrypoint.Registry) {
 	httpentry.Handle(r, "POST /upload", func(_ context.Context, in struct {
 		Data string `json:"data"`
 	}) (int, error) {
@@ -35,10 +35,10 @@ func (u *uploads) Register(r *entrypoint.Registry) {
 // TestLargeBodiesTakeTurnsForTheBudget posts bodies each larger than the
 // process's whole budget, at once: every one is answered, one at a time.
 func TestLargeBodiesTakeTurnsForTheBudget(t *testing.T) {
-	u := &uploads{}
+	u := &bigUploads{}
 	app := apptest.Start(t,
 		framework.ConfigValues(map[string]any{"HTTP": map[string]any{"ADDRESS": "127.0.0.1:0"}, "MAX_INFLIGHT_BYTES": 256 << 10}),
-		framework.Service("uploads", func() *uploads { return u }),
+		framework.Service("uploads", func() *bigUploads { return u }),
 	)
 	body := `{"data": "` + strings.Repeat("x", 1<<20) + `"}`
 	var wg sync.WaitGroup

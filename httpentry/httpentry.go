@@ -36,7 +36,7 @@ import (
 // DefaultExpectedStatus is the status of an error declared with Expected.
 const DefaultExpectedStatus = http.StatusBadRequest
 
-// MaxBodyBytes bounds the body of a request to a typed route.
+// MaxBodyBytes is the default bound of a request's body (HTTP.MAX_BODY_SIZE).
 const MaxBodyBytes = 8 << 20
 
 // Route is a registered HTTP route: the entrypoint Handle and HandleHTTP add

@@ -1,20 +1,24 @@
 package httpentry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -34,7 +38,19 @@ type ServerConfig struct {
 	// Instrument, when set, wraps each route's handler, given the route's
 	// pattern: tracing and metrics (otelhttp).
 	Instrument func(pattern string, h http.Handler) http.Handler
+	// MaxBodySize bounds a request's body, read whole before the request
+	// takes a worker; DefaultMaxBodySize when zero.
+	MaxBodySize int64
+	// WriteTimeout bounds writing a response, from its first byte;
+	// DefaultWriteTimeout when zero.
+	WriteTimeout time.Duration
 }
+
+// Defaults of ServerConfig, those of config's HTTP keys.
+const (
+	DefaultMaxBodySize  = MaxBodyBytes     // HTTP.MAX_BODY_SIZE
+	DefaultWriteTimeout = 30 * time.Second // HTTP.WRITE_TIMEOUT
+)
 
 // Server serves the HTTP routes registered in a service's registry, once
 // mounted on the process's Mux.
@@ -52,6 +68,12 @@ func NewServer(r *entrypoint.Registry, cfg ServerConfig) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = DefaultMaxBodySize
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	return &Server{cfg: cfg, routes: entrypoint.Of[*Route](r), log: cfg.Logger}
 }
@@ -87,7 +109,9 @@ func (s *Server) Start() { s.serving.Store(true) }
 func (s *Server) Drain() { s.serving.Store(false) }
 
 // handler runs each request to rt in a worker of the pool, bounded by the
-// request's context and cancelled with the pool's (ErrStopping).
+// request's context and cancelled with the pool's (ErrStopping). The body is
+// read whole first, within MaxBodySize and the server's read timeout, so that
+// a client sending slowly holds its connection, never a worker.
 func (s *Server) handler(rt *Route) http.Handler {
 	label := s.cfg.Service + " " + rt.pattern
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +119,9 @@ func (s *Server) handler(rt *Route) http.Handler {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, errorBody{ExcType: "ServiceUnavailable",
 				Value: fmt.Sprintf("service %q is not serving now", s.cfg.Service)})
+			return
+		}
+		if !s.readBody(w, r) {
 			return
 		}
 		x := &exchange{s: s, rt: rt}
@@ -122,13 +149,37 @@ func (s *Server) handler(rt *Route) http.Handler {
 	})
 }
 
-// bodySize is what a request takes from the process's budget: the body's
-// declared size, or, undeclared or larger, the most a typed route reads.
+// bodySize is what a request takes from the process's budget: its body's
+// size, read whole by then (see readBody).
 func bodySize(r *http.Request) int {
-	if r.ContentLength < 0 || r.ContentLength > MaxBodyBytes {
-		return MaxBodyBytes
+	return int(max(r.ContentLength, 0))
+}
+
+// readBody replaces r's body with its bytes, read whole; false when it
+// could not be read or is too large, and the response is written.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
 	}
-	return int(r.ContentLength)
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodySize+1))
+	_ = r.Body.Close()
+	switch {
+	case err != nil:
+		s.log.DebugContext(r.Context(), "hypha: HTTP request body not read", "error", err)
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestTimeout, errorBody{ExcType: "RequestTimeout",
+			Value: "the request body could not be read in time (HTTP.READ_TIMEOUT): " + err.Error()})
+		return false
+	case int64(len(body)) > s.cfg.MaxBodySize:
+		// The rest is not read: the connection closes after the answer.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, errorBody{ExcType: "RequestTooLarge",
+			Value: fmt.Sprintf("the request body is over %d bytes (HTTP.MAX_BODY_SIZE): send less", s.cfg.MaxBodySize)})
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return true
 }
 
 // exchange is one request to one route.
@@ -170,6 +221,7 @@ func routeID(pattern string) string { return strings.Join(strings.Fields(pattern
 
 // serve runs the route, recovering a panic as a 500.
 func (x *exchange) serve(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	w = &trackingWriter{ResponseWriter: w, x: x}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler { // net/http's way to abort a response: not a failure
@@ -181,20 +233,24 @@ func (x *exchange) serve(ctx context.Context, w http.ResponseWriter, r *http.Req
 			x.fail(ctx, w, &entrypoint.PanicError{Value: p})
 		}
 	}()
-	if !x.rt.typed {
-		w = &trackingWriter{ResponseWriter: w, x: x}
-	}
 	x.rt.serve(ctx, w, r, x)
 }
 
-// trackingWriter notes that a plain handler has begun its response, so that
-// its panic is answered 500 only when it has not.
+// trackingWriter notes that a handler has begun its response, so that its
+// panic is answered 500 only when it has not, and gives writing the response
+// WriteTimeout from its first byte: the server's own write timeout counts
+// from the request, and would cut off a handler that waited on slow calls.
 type trackingWriter struct {
 	http.ResponseWriter
-	x *exchange
+	x       *exchange
+	started bool
 }
 
 func (t *trackingWriter) begun() {
+	if !t.started {
+		t.started = true
+		_ = http.NewResponseController(t.ResponseWriter).SetWriteDeadline(time.Now().Add(t.x.s.cfg.WriteTimeout))
+	}
 	t.x.mu.Lock()
 	t.x.wrote = true
 	t.x.mu.Unlock()
@@ -219,10 +275,30 @@ func (x *exchange) intercept(ctx context.Context, next entrypoint.Next) error {
 	return entrypoint.Intercept(x.s.cfg.Interceptors, info, next)(ctx)
 }
 
-// badRequest answers a request that does not fit the route: 400, IncorrectSignature.
+// badRequest answers a request that does not fit the route: 400,
+// IncorrectSignature; a body that is not JSON 415, UnsupportedMediaType.
 func (x *exchange) badRequest(ctx context.Context, w http.ResponseWriter, err error) {
 	x.s.log.InfoContext(ctx, "hypha: HTTP request refused", "route", x.rt.pattern, "error", err)
+	if errors.Is(err, errMediaType) {
+		x.write(w, http.StatusUnsupportedMediaType, errorBody{ExcType: "UnsupportedMediaType", Value: err.Error()})
+		return
+	}
 	x.write(w, http.StatusBadRequest, errorBody{ExcType: "IncorrectSignature", Value: err.Error()})
+}
+
+// unavailable is the status and body of a call the handler made that found
+// no service to answer (503) or no answer in time (504), or false. The body
+// names neither the service nor the method: those are the route's inside.
+func unavailable(err error) (int, errorBody, bool) {
+	switch {
+	case errors.Is(err, rpc.ErrServiceNotFound):
+		return http.StatusServiceUnavailable, errorBody{ExcType: "ServiceUnavailable",
+			Value: "a service this route needs is not running; try again later"}, true
+	case errors.Is(err, rpc.ErrTimeout):
+		return http.StatusGatewayTimeout, errorBody{ExcType: "Timeout",
+			Value: "a service this route needs did not answer in time"}, true
+	}
+	return 0, errorBody{}, false
 }
 
 // fail answers a typed handler's error: as the route declared it, or 500
@@ -239,6 +315,14 @@ func (x *exchange) fail(ctx context.Context, w http.ResponseWriter, err error) {
 		// over 255): nothing was sent, and sending it again would fail alike.
 		x.s.log.InfoContext(ctx, "hypha: HTTP request refused: it cannot be sent on", "route", x.rt.pattern, "error", err)
 		x.write(w, http.StatusBadRequest, errorBody{ExcType: excType(err), Value: message(err)})
+		return
+	}
+	if status, body, ok := unavailable(err); ok {
+		x.s.log.WarnContext(ctx, "hypha: HTTP request failed on a call", "route", x.rt.pattern, "error", err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		x.write(w, status, body)
 		return
 	}
 	id := uuid.NewString()

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hypha-go/hypha/internal/label"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -22,6 +24,7 @@ const (
 	attrRPCSystem      = attribute.Key("rpc.system")
 	attrRPCService     = attribute.Key("rpc.service")
 	attrRPCMethod      = attribute.Key("rpc.method")
+	attrRPCMethodOrig  = attribute.Key("rpc.method_original")
 	attrMsgSystem      = attribute.Key("messaging.system")
 	attrMsgDestination = attribute.Key("messaging.destination.name")
 	attrMsgRoutingKey  = attribute.Key("messaging.rabbitmq.destination.routing_key")
@@ -34,14 +37,20 @@ const (
 // ServerTracing returns a server interceptor that continues the caller's trace
 // (W3C trace context in the request headers, read by prop) with a server span
 // per handled call (calls to unknown methods included), and sends the span's context back in the reply headers.
+// A call to a method the service lacks is named "<service>/_OTHER", as the
+// RPC conventions name it, its method in rpc.method_original: span names
+// become metric labels in span-metrics pipelines, and the caller chose it.
 // Expected errors are span events carrying the exc_type; other errors set the
 // span's status to Error.
 func ServerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) ServerInterceptor {
 	tracer := tp.Tracer(instrumentation)
 	return func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error) {
 		ctx = prop.Extract(ctx, transport.HeaderCarrier(call.Headers))
-		ctx, span := tracer.Start(ctx, spanName(call), trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(callAttributes(call)...))
+		name, attrs := spanName(call), callAttributes(call)
+		if call.method == nil {
+			name, attrs = unknownMethodSpan(call)
+		}
+		ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 		defer span.End()
 		res, err := next(ctx)
 		if err != nil {
@@ -75,6 +84,23 @@ func ClientTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) 
 
 // spanName is "<service>/<method>", as the RPC conventions name spans.
 func spanName(call *CallInfo) string { return call.Service + "/" + call.Method }
+
+// unknownMethodSpan is the name and attributes of the span of a call to a
+// method the service lacks: the method as _OTHER, what the caller sent as
+// valid UTF-8 (an exporter may refuse the batch over one invalid string).
+func unknownMethodSpan(call *CallInfo) (string, []attribute.KeyValue) {
+	attrs := callAttributes(call)
+	for i, kv := range attrs {
+		switch kv.Key {
+		case attrRPCMethod:
+			attrs[i] = attrRPCMethod.String(label.Other)
+		case attrMsgRoutingKey:
+			attrs[i] = attrMsgRoutingKey.String(strings.ToValidUTF8(call.RoutingKey, "\uFFFD"))
+		}
+	}
+	attrs = append(attrs, attrRPCMethodOrig.String(strings.ToValidUTF8(call.Method, "\uFFFD")))
+	return call.Service + "/" + label.Other, attrs
+}
 
 func callAttributes(call *CallInfo) []attribute.KeyValue {
 	return []attribute.KeyValue{

@@ -106,7 +106,7 @@ func TestTracingAcrossCalls(t *testing.T) {
 		find("traced_back/fail", trace.SpanKindServer),
 		find("traced_back/fail", trace.SpanKindClient),
 		find("traced_nobody/x", trace.SpanKindClient),
-		find("traced_back/nope", trace.SpanKindServer),
+		find("traced_back/_OTHER", trace.SpanKindServer),
 	} {
 		if s.Status().Code != codes.Error {
 			t.Errorf("%s %v: status %v, want Error", s.Name(), s.SpanKind(), s.Status())
@@ -114,6 +114,11 @@ func TestTracingAcrossCalls(t *testing.T) {
 		if len(s.Events()) != 1 || s.Events()[0].Name != "exception" {
 			t.Errorf("%s %v: events %v, want one exception", s.Name(), s.SpanKind(), s.Events())
 		}
+	}
+	if s := find("traced_back/_OTHER", trace.SpanKindServer); attr(s, "rpc.method") != "_OTHER" ||
+		attr(s, "rpc.method_original") != "nope" {
+		t.Errorf("unknown method's server span: rpc.method %q, rpc.method_original %q; want _OTHER and nope",
+			attr(s, "rpc.method"), attr(s, "rpc.method_original"))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/label"
 )
 
 const instrumentation = "github.com/hypha-go/hypha/timer"
@@ -55,7 +56,8 @@ func Metrics(mp metric.MeterProvider) (entrypoint.Interceptor, error) {
 		if err != nil {
 			outcome = "error"
 		}
-		attrs := metric.WithAttributes(attribute.String("service", info.Service), attribute.String("timer", info.Name),
+		attrs := metric.WithAttributes(attribute.String("service", label.Own(info.Service)),
+			attribute.String("timer", label.Own(info.Name)),
 			attribute.String("outcome", outcome))
 		ticks.Add(ctx, 1, attrs)
 		duration.Record(ctx, time.Since(start).Seconds(), attrs)

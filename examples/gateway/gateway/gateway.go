@@ -3,7 +3,7 @@
 // its instances (a timer.Once).
 //
 //	curl 'http://127.0.0.1:8000/calculator/add?a=2&b=3'
-//	curl -X POST -H 'X-Hypha-User-Id: u-42' -d '{"base_score": 10, "multiplier": 3}' http://127.0.0.1:8000/users/7/score
+//	curl -X POST -H 'X-Hypha-User-Id: u-42' -H 'Content-Type: application/json' -d '{"base_score": 10, "multiplier": 3}' http://127.0.0.1:8000/users/7/score
 package gateway
 
 import (
@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"go.uber.org/fx"
@@ -29,6 +30,15 @@ const Name = "gateway"
 
 // HeartbeatInterval is how often one instance of the gateway logs a heartbeat.
 const HeartbeatInterval = 10 * time.Second
+
+// Operations are the calculator's methods that GET /calculator/{op}
+// forwards to. A path names one of them or gets 404: the path is any
+// client's choice, and must not reach the calculator's other methods, its
+// built-in introspection included.
+var Operations = []string{"add", "subtract", "multiply", "divide"}
+
+// ErrNoSuchOperation answers GET /calculator/{op} for an op not in Operations.
+var ErrNoSuchOperation = rpc.NewError("NoSuchOperation", "no such operation: use add, subtract, multiply or divide")
 
 // Deps are what the container injects: proxies to the services the gateway
 // exposes, and its logger.
@@ -56,7 +66,7 @@ func New(d Deps) *Service {
 func (s *Service) Register(r *entrypoint.Registry) {
 	httpentry.Handle(r, "GET /calculator/{op}", s.Calculate,
 		httpentry.Status(http.StatusUnprocessableEntity, calculator.ErrDivisionByZero),
-		httpentry.Status(http.StatusNotFound, rpc.ErrMethodNotFound))
+		httpentry.Status(http.StatusNotFound, ErrNoSuchOperation, rpc.ErrMethodNotFound))
 	httpentry.Handle(r, "POST /users/{user_id}/score", s.Score, httpentry.ContextHeaders())
 	timer.Handle(r, "heartbeat", HeartbeatInterval, s.Heartbeat, timer.Once(), timer.Eager())
 }
@@ -69,9 +79,12 @@ type CalculateIn struct {
 	B  float64 `query:"b"`
 }
 
-// Calculate calls calculator.<op>(a, b): 404 for a method calculator lacks,
+// Calculate calls calculator.<op>(a, b): 404 for an op not in Operations,
 // 422 for a division by zero.
 func (s *Service) Calculate(ctx context.Context, in CalculateIn) (float64, error) {
+	if !slices.Contains(Operations, in.Op) {
+		return 0, ErrNoSuchOperation
+	}
 	return rpc.Call[float64](ctx, s.calc, in.Op, calculator.Operands{A: in.A, B: in.B})
 }
 

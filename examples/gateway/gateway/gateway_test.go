@@ -37,6 +37,11 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/calculator/add?a=2&b=3", "", 200, "5"},
 		{"GET", "/calculator/divide?a=1&b=0", "", 422, `"exc_type":"ZeroDivisionError"`},
 		{"GET", "/calculator/add?a=two", "", 400, `"exc_type":"IncorrectSignature"`},
+		{"GET", "/calculator/add?a=NaN&b=1", "", 400, `"exc_type":"IncorrectSignature"`},
+		{"GET", "/calculator/add?a=1&b=-Inf", "", 400, `"exc_type":"IncorrectSignature"`},
+		{"GET", "/calculator/_hypha_introspect", "", 404, `"exc_type":"NoSuchOperation"`},
+		{"GET", "/calculator/%ff%fe?a=1&b=2", "", 404, `"exc_type":"NoSuchOperation"`},
+		{"GET", "/calculator/power?a=1&b=2", "", 404, `"exc_type":"NoSuchOperation"`},
 		{"POST", "/users/7/score", `{"base_score": 10, "multiplier": 3}`, 200, `{"user_id":"7","score":30}`},
 	} {
 		status, body := send(t, tc.method, base+tc.path, tc.body)
