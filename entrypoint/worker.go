@@ -33,6 +33,30 @@ func Abandoned(ctx context.Context) bool {
 	return errors.Is(cause, ErrStopping) || errors.Is(cause, ErrLost)
 }
 
+// Interrupted reports whether work that ended with err was cut short by
+// the service stopping or by a lost broker connection: Abandoned(ctx), or
+// err says a lost connection left a message's fate unknown
+// (transport.ErrUncertain). A delivery's worker then settles it by putting
+// it back on its queue, unanswered, and logs at warn: the run that follows
+// answers, and a failover is no failure an operator must act on.
+func Interrupted(ctx context.Context, err error) bool {
+	return err != nil && (Abandoned(ctx) || errors.Is(err, transport.ErrUncertain) || errors.Is(err, ErrLost))
+}
+
+// Lost reports whether d can no longer be settled because the connection
+// that carried it is gone, even before its worker's context hears of it.
+func Lost(d transport.Delivery) bool {
+	if d.Lost == nil {
+		return false
+	}
+	select {
+	case <-d.Lost:
+		return true
+	default:
+		return false
+	}
+}
+
 // ErrSettled is returned when a delivery is acked or nacked a second time.
 var ErrSettled = errors.New("hypha: delivery already settled")
 

@@ -221,7 +221,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 		}
 	case undecodable != nil:
 		s.deadLetter(h, d, attempt, undecodable, forwarded(d.Headers)) // retrying cannot help
-	case entrypoint.Abandoned(ctx):
+	case entrypoint.Interrupted(ctx, err) || entrypoint.Lost(d):
 		// Stopping or lost: the event runs again, here or elsewhere.
 		s.log.WarnContext(ctx, "hypha: event handler gave up; the event goes back to its queue", "handler", h.name,
 			"message_id", d.MessageID, "cause", context.Cause(ctx), "error", err)

@@ -203,9 +203,7 @@ func (r *RawReply) send(body []byte, contentType string, headers map[string]any)
 	var err error
 	if r.d.ReplyTo != "" {
 		err = r.s.reply(r.d, body, contentType, headers, r.call.Deadline)
-		if err != nil {
-			r.s.log.Error("hypha: reply not sent", "method", r.call.Method, "reply_to", r.d.ReplyTo, "error", err)
-		}
+		r.s.replyFailed(r.call, r.d.ReplyTo, err)
 	}
 	if !acked {
 		if ackErr := r.d.Ack(); ackErr != nil {
@@ -239,11 +237,11 @@ func (s *Server) serveRaw(ctx context.Context, d transport.Delivery, call *CallI
 	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
 		return recovered(st, func() (any, error) { return nil, m.fn(ctx, req, reply) })
 	})(ctx)
-	err = s.report(ctx, call, st, err)
 	answered, acked := reply.done()
+	err = s.report(ctx, d, call, st, err, !acked)
 	switch {
 	case answered:
-	case err != nil && !acked && entrypoint.Abandoned(ctx):
+	case isAbandoned(err):
 		_ = d.Nack(true) // stopping or lost: the request runs again, and that run answers
 	default:
 		body, encErr := encodeReply(res, err)

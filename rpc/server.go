@@ -150,7 +150,7 @@ func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 	answered := false
 	defer func() { s.seen.finish(run, answered) }() // on a panic too: then the copy may run
 	result, err := s.handle(ctx, d, call)
-	if err != nil && entrypoint.Abandoned(ctx) {
+	if isAbandoned(err) {
 		// Stopping or lost: the request runs again, here or elsewhere,
 		// and that run answers.
 		_ = d.Nack(true)
@@ -208,23 +208,31 @@ func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) bool 
 			body, _ = encodeReply(nil, replyTooLarge(err))
 			err = s.reply(d, body, contentTypeJSON, nil, call.Deadline)
 		}
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", call.Method)
-		case errors.Is(err, transport.ErrUncertain):
-			sent = false
-			s.log.Warn("hypha: reply may be lost with the connection; the unacked call will be redelivered", "method", call.Method)
-		case err != nil:
-			// Requeueing would run the call again only to fail the same
-			// way; a reply lost with the connection is redelivered anyway,
-			// since the ack below cannot reach the broker either.
-			s.log.Error("hypha: reply not sent", "method", call.Method, "reply_to", d.ReplyTo, "error", err)
-		}
+		sent = !s.replyFailed(call, d.ReplyTo, err)
 	}
 	if err := d.Ack(); err != nil {
 		s.log.Warn("hypha: ack failed", "method", call.Method, "error", err)
 	}
 	return sent
+}
+
+// replyFailed logs why a reply was not sent, if it was not, at the level
+// its cause deserves, and reports whether the reply may have been lost
+// with the connection. Every reply, plain or raw, is logged here.
+func (s *Server) replyFailed(call *CallInfo, replyTo string, err error) (lost bool) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", call.Method)
+	case errors.Is(err, transport.ErrUncertain):
+		s.log.Warn("hypha: reply may be lost with the connection; an unacked call will be redelivered", "method", call.Method)
+		return true
+	case err != nil:
+		// Requeueing would run the call again only to fail the same
+		// way; a reply lost with the connection is redelivered anyway,
+		// since the ack that follows cannot reach the broker either.
+		s.log.Error("hypha: reply not sent", "method", call.Method, "reply_to", replyTo, "error", err)
+	}
+	return false
 }
 
 // handle decodes and runs the call; every failure becomes the error to reply
@@ -251,7 +259,7 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
 		return recovered(st, func() (any, error) { return m.call(ctx, in) })
 	})(ctx)
-	return res, s.report(ctx, call, st, err)
+	return res, s.report(ctx, d, call, st, err, true)
 }
 
 // methodNotFound answers a call to a method the service lacks through the
