@@ -81,6 +81,8 @@ func testCallErrors(t *testing.T) {
 		{"service not found", []string{"call", "nobody.add"}, exitServiceNotFound, []string{`service "nobody" not found`, "rpc-nobody"}},
 		{"method not found", []string{"call", "calculator.power", "a=1"}, exitMethodNotFound,
 			[]string{`no method "power"`, "add, subtract, multiply, divide"}},
+		{"method name with a dot", []string{"call", "calculator.add.x", "a=1"}, exitMethodNotFound,
+			[]string{`no method "add.x"`, "add, subtract, multiply, divide"}},
 		{"incorrect signature", []string{"call", "calculator.add", "a=1"}, exitIncorrectSignature,
 			[]string{"incorrect signature", "expected: calculator.add(a, b)", "float64"}},
 		{"timeout", []string{"call", "echo.sleep", "ms=5000", "--timeout", "300ms"}, exitTimeout, []string{"no reply within 300ms"}},
