@@ -235,6 +235,7 @@ type serviceRuntime struct {
 	only       []string                 // the entrypoints it runs, when restricted
 	onExpired  func(method string)
 	onDupe     func(method string)
+	onNoReply  func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
 
@@ -256,6 +257,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	}
 	rt.onExpired = t.expiredCalls(name)
 	rt.onDupe = t.duplicateCalls(name)
+	rt.onNoReply = t.noReplyToCalls(name)
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -294,7 +296,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
 		Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
 		ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-		OnExpired: rt.onExpired, OnDuplicate: rt.onDupe, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
+		OnExpired: rt.onExpired, OnDuplicate: rt.onDupe, OnNoReplyTo: rt.onNoReply, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
 	})
 	prefetches = prefetches[1:]
 	if handlers > 0 {

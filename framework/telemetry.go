@@ -54,6 +54,7 @@ type telemetry struct {
 	restores  metric.Int64Counter
 	expired   metric.Int64Counter
 	dupes     metric.Int64Counter
+	noReplyTo metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
@@ -99,6 +100,11 @@ func (t *telemetry) startMetrics() error {
 	}
 	t.dupes, err = t.meter().Int64Counter("hypha.rpc.server.duplicates",
 		metric.WithDescription("Copies of requests this instance had already answered, dropped unrun."), metric.WithUnit("{call}"))
+	if err != nil {
+		return err
+	}
+	t.noReplyTo, err = t.meter().Int64Counter("hypha.rpc.server.no_reply_to",
+		metric.WithDescription("Requests that came without a reply_to: run, their outcome sent nowhere."), metric.WithUnit("{call}"))
 	return err
 }
 
@@ -308,6 +314,17 @@ func (t *telemetry) duplicateCalls(service string) func(method string) {
 	return func(method string) {
 		if t.dupes != nil {
 			t.dupes.Add(context.Background(), 1,
+				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
+		}
+	}
+}
+
+// noReplyToCalls counts the requests a service ran without a reply_to
+// (hypha.rpc.server.no_reply_to), by service and method.
+func (t *telemetry) noReplyToCalls(service string) func(method string) {
+	return func(method string) {
+		if t.noReplyTo != nil {
+			t.noReplyTo.Add(context.Background(), 1,
 				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
 		}
 	}
