@@ -303,7 +303,7 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte, 
 	defer cancel()
 	headers := c.headers(ctx, deadline)
 	if err := contextdata.Check(headers); err != nil {
-		return nil, fmt.Errorf("calling %s.%s: %v: carry less context data", service, method, err)
+		return nil, contextDataError{service: service, method: method, err: err}
 	}
 	call := &CallInfo{
 		Service: service, Method: method, CorrelationID: uuid.NewString(),

@@ -176,6 +176,28 @@ func (e serviceNotFoundError) ExcType() string      { return errUnknownServiceEx
 func (e serviceNotFoundError) ExcPath() string      { return errUnknownServiceExcPath }
 func (e serviceNotFoundError) ExcArgs() []any       { return []any{e.service} }
 
+// contextDataError is a call refused before it was sent because its
+// context data is out of bounds. It is MalformedRequest, on the wire too:
+// a handler that returns it tells its own caller that the request's
+// context data, with what the handler added, was too much to send on.
+type contextDataError struct {
+	service, method string
+	err             error
+}
+
+func (e contextDataError) Error() string {
+	return fmt.Sprintf("hypha: calling %s.%s: %v: carry less context data", e.service, e.method, e.err)
+}
+func (e contextDataError) Unwrap() error   { return e.err }
+func (e contextDataError) ExcType() string { return ErrMalformedRequest.ExcType }
+func (e contextDataError) ExcPath() string { return ErrMalformedRequest.ExcPath }
+
+// Is makes errors.Is(err, ErrMalformedRequest) hold.
+func (e contextDataError) Is(target error) bool {
+	t, ok := target.(*RemoteError)
+	return ok && t.ExcType == ErrMalformedRequest.ExcType
+}
+
 // excTyper is implemented by Go error types that name their exc_type; ExcPath
 // and ExcArgs are optional.
 type excTyper interface{ ExcType() string }
