@@ -10,6 +10,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -130,8 +131,29 @@ type Acknowledger interface {
 // ConsumeOptions say what to consume and how much at once.
 type ConsumeOptions struct {
 	Queue string
-	// Prefetch is the most unacknowledged deliveries the consumer holds at once.
+	// Prefetch is the most unacknowledged deliveries the consumer holds at
+	// once, 0 to MaxPrefetch; 0 leaves it unbounded.
 	Prefetch int
+}
+
+// MaxPrefetch is the largest prefetch: AMQP 0-9-1's basic.qos carries it
+// in 16 bits, so a larger one would wrap around to a small number.
+const MaxPrefetch = 65535
+
+// MaxName is the longest queue or exchange name and routing key, in bytes:
+// AMQP 0-9-1 carries them as short strings.
+const MaxName = 255
+
+// Validate reports options no broker can honour as given, naming what is
+// wrong: every Broker's Consume refuses them before it starts.
+func (o ConsumeOptions) Validate() error {
+	switch {
+	case o.Prefetch < 0 || o.Prefetch > MaxPrefetch:
+		return fmt.Errorf("hypha: consuming queue %q: prefetch %d: want 0 (unbounded) to %d, AMQP's limit", o.Queue, o.Prefetch, MaxPrefetch)
+	case len(o.Queue) > MaxName:
+		return fmt.Errorf("hypha: consuming queue %.40q...: its name has %d bytes, over AMQP's %d", o.Queue, len(o.Queue), MaxName)
+	}
+	return nil
 }
 
 // Handler receives deliveries one at a time, in order, from one goroutine. A

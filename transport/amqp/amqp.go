@@ -272,6 +272,9 @@ func (b *Broker) resumeAll(conn *amqp091.Connection) error {
 // Consume starts a consumer on opts.Queue; it resumes by itself after every
 // reconnect. While disconnected it starts with the next connection.
 func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	c := newConsumer(b, opts, h)
 	b.mu.Lock()
 	if b.closed {

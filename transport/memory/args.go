@@ -32,6 +32,11 @@ var unsupportedArgs = []string{
 	"x-dead-letter-strategy", "x-queue-mode",
 }
 
+// maxExpiry is the largest x-message-ttl and x-expires RabbitMQ takes, in
+// milliseconds (its timers' limit, 2^32-1): a larger one is refused there,
+// and here, where it could also overflow time.Duration.
+const maxExpiry = 1<<32 - 1
+
 // parseArgs reads normalized queue arguments, refusing bad values as
 // RabbitMQ does with PRECONDITION_FAILED.
 func parseArgs(args map[string]any) (queueArgs, error) {
@@ -46,14 +51,14 @@ func parseArgs(args map[string]any) (queueArgs, error) {
 	}
 	if v, ok := args["x-message-ttl"]; ok {
 		n, ok := integer(v)
-		if !ok || n < 0 {
+		if !ok || n < 0 || n > maxExpiry {
 			return a, fmt.Errorf("%w - invalid arg 'x-message-ttl': %v (%T)", errPrecondition, v, v)
 		}
 		a.ttl, a.hasTTL = time.Duration(n)*time.Millisecond, true
 	}
 	if v, ok := args["x-expires"]; ok {
 		n, ok := integer(v)
-		if !ok || n <= 0 {
+		if !ok || n <= 0 || n > maxExpiry {
 			return a, fmt.Errorf("%w - invalid arg 'x-expires': %v (%T)", errPrecondition, v, v)
 		}
 		a.expires = time.Duration(n) * time.Millisecond

@@ -160,7 +160,12 @@ func (b *Broker) Ready() error {
 // one that exists with another kind, durability or auto-delete fails with
 // PRECONDITION_FAILED, as with RabbitMQ.
 func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
-	err := b.locked(ctx, func() error { return b.s.declareExchange(ex) })
+	err := b.locked(ctx, func() error {
+		if len(ex.Name) > transport.MaxName {
+			return fmt.Errorf("exchange name of %d bytes: %w", len(ex.Name), errTooLong)
+		}
+		return b.s.declareExchange(ex)
+	})
 	if err != nil {
 		return fmt.Errorf("hypha: declaring exchange %q: %w", ex.Name, err)
 	}
@@ -189,8 +194,11 @@ func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 	}
 	for _, bind := range q.Bindings {
 		err := b.locked(ctx, func() error {
-			if qu.deleted {
+			switch {
+			case qu.deleted:
 				return fmt.Errorf("%w - no queue '%s'", errNotFound, q.Name)
+			case len(bind.RoutingKey) > transport.MaxName:
+				return fmt.Errorf("binding key of %d bytes: %w", len(bind.RoutingKey), errTooLong)
 			}
 			return b.s.bind(qu, bind)
 		})
@@ -209,7 +217,10 @@ func (b *Broker) declareQueue(decl transport.Queue) (*queue, error) {
 		return nil, fmt.Errorf("queues named by the broker are %w", errUnsupported)
 	case strings.HasPrefix(decl.Name, "amq."):
 		return nil, fmt.Errorf("%w - queue name '%s' contains reserved prefix 'amq.'", errRefused, decl.Name)
+	case len(decl.Name) > transport.MaxName:
+		return nil, fmt.Errorf("queue name of %d bytes: %w", len(decl.Name), errTooLong)
 	}
+
 	if q, ok := b.s.queues[decl.Name]; ok {
 		if q.owner != nil && q.owner != b {
 			return nil, lockedError(decl.Name)
@@ -272,6 +283,9 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 // not carry with an error naming it. As with transport/amqp, a mandatory
 // message without a MessageID is given one.
 func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
+	if len(p.Exchange) > transport.MaxName || len(p.RoutingKey) > transport.MaxName {
+		return publishError(p, fmt.Errorf("exchange name of %d bytes, routing key of %d: %w", len(p.Exchange), len(p.RoutingKey), errTooLong))
+	}
 	if int64(len(p.Body)) > b.opts.MaxMessageSize {
 		return publishError(p, fmt.Errorf("%w: message body of %d bytes is over MAX_MESSAGE_SIZE %d",
 			transport.ErrTooLarge, len(p.Body), b.opts.MaxMessageSize))
@@ -313,6 +327,9 @@ func publishError(p transport.Publishing, err error) error {
 // queue take turns; with x-single-active-consumer only the first one still
 // subscribed receives.
 func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	var c *consumer
 	err := b.locked(ctx, func() error {
 		q, ok := b.s.queues[opts.Queue]

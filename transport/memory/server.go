@@ -26,6 +26,8 @@ var (
 	errRefused      = errors.New("ACCESS_REFUSED")      // 403
 	errInvalid      = errors.New("COMMAND_INVALID")     // 503
 	errUnsupported  = errors.New("not supported by the embedded broker")
+	// errTooLong: a name or key AMQP could not carry (a short string).
+	errTooLong = fmt.Errorf("over AMQP's %d-byte short string (transport.MaxName)", transport.MaxName)
 )
 
 // server is one named in-process broker: what a RabbitMQ virtual host holds.

@@ -1,0 +1,50 @@
+package memory_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/hypha-go/hypha/transport"
+)
+
+// TestBoundsAsAMQPHasThem: the embedded broker refuses, with an error
+// naming it, what RabbitMQ or AMQP itself would refuse: names and keys
+// longer than a short string, a TTL or expiry past RabbitMQ's timers, a
+// prefetch AMQP's 16 bits cannot carry.
+func TestBoundsAsAMQPHasThem(t *testing.T) {
+	b := connect(t, newURI(t))
+	ctx := context.Background()
+	long := strings.Repeat("n", transport.MaxName+1)
+	exchange(t, b, "ex", transport.Topic)
+	declare(t, b, transport.Queue{Name: "q"})
+	for _, tc := range []struct {
+		name string
+		err  error
+		says string
+	}{
+		{"exchange name", b.DeclareExchange(ctx, transport.Exchange{Name: long, Kind: transport.Topic}), "256 bytes"},
+		{"queue name", b.DeclareQueue(ctx, transport.Queue{Name: long}), "256 bytes"},
+		{"binding key", b.DeclareQueue(ctx, transport.Queue{Name: "q2",
+			Bindings: []transport.Binding{{Exchange: "ex", RoutingKey: long}}}), "256 bytes"},
+		{"routing key", b.Publish(ctx, transport.Publishing{Exchange: "ex", RoutingKey: long}), "routing key of 256"},
+		{"x-message-ttl", b.DeclareQueue(ctx, transport.Queue{Name: "q3", Args: map[string]any{"x-message-ttl": int64(1 << 40)}}),
+			"x-message-ttl"},
+		{"x-expires", b.DeclareQueue(ctx, transport.Queue{Name: "q4", Args: map[string]any{"x-expires": int64(1 << 62)}}),
+			"x-expires"},
+		{"prefetch over 16 bits", consumeErr(b, transport.ConsumeOptions{Queue: "q", Prefetch: 70000}), "prefetch 70000"},
+		{"negative prefetch", consumeErr(b, transport.ConsumeOptions{Queue: "q", Prefetch: -1}), "prefetch -1"},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.says) {
+			t.Errorf("%s: err = %v; want an error saying %q", tc.name, tc.err, tc.says)
+		}
+	}
+}
+
+func consumeErr(b transport.Broker, opts transport.ConsumeOptions) error {
+	c, err := b.Consume(context.Background(), opts, func(transport.Delivery) {})
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
