@@ -88,6 +88,10 @@ func testCallErrors(t *testing.T) {
 		{"timeout", []string{"call", "echo.sleep", "ms=5000", "--timeout", "300ms"}, exitTimeout, []string{"no reply within 300ms"}},
 		{"not SERVICE.METHOD", []string{"call", "calculator"}, exitUsage, []string{"is not SERVICE.METHOD"}},
 		{"mixed arguments", []string{"call", "calculator.add", "a=1", "2"}, exitUsage, []string{"not both"}},
+		{"negative timeout", []string{"call", "calculator.add", "a=1", "b=2", "--timeout", "-2s"}, exitUsage,
+			[]string{"--timeout -2s: want a positive duration"}},
+		{"negative bench timeout", []string{"bench", "calculator.add", "a=1", "b=2", "--timeout", "-2s"}, exitUsage,
+			[]string{"--timeout -2s: want a positive duration"}},
 		{"broker unreachable", []string{"--broker", "amqp://guest:secret@127.0.0.1:1/", "call", "calculator.add"}, exitError,
 			[]string{"cannot connect to the broker at amqp://guest:****@127.0.0.1:1/", "--broker"}},
 	} {
