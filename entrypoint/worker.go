@@ -57,6 +57,51 @@ func Lost(d transport.Delivery) bool {
 	}
 }
 
+// maxCount bounds a counter read from a header: far above any retry or
+// requeue limit, and far below where adding one could overflow.
+const maxCount = 1 << 31
+
+// HeaderCount reads a counter a message carries in a header (an attempt, a
+// requeue count), whatever number type it arrived as, the same way for
+// every type: a whole number clamped to [0, 2^31]; a fraction is cut, and
+// NaN, a negative number, anything not a number or no header is 0.
+func HeaderCount(v any) int {
+	var f float64
+	switch x := v.(type) {
+	case int:
+		f = float64(x)
+	case int8:
+		f = float64(x)
+	case int16:
+		f = float64(x)
+	case int32:
+		f = float64(x)
+	case int64:
+		f = float64(x)
+	case uint8:
+		f = float64(x)
+	case uint16:
+		f = float64(x)
+	case uint32:
+		f = float64(x)
+	case uint64:
+		f = float64(x)
+	case float32:
+		f = float64(x)
+	case float64:
+		f = x
+	default:
+		return 0
+	}
+	switch {
+	case !(f >= 0): // negative, or NaN
+		return 0
+	case f >= maxCount:
+		return maxCount
+	}
+	return int(f)
+}
+
 // ErrSettled is returned when a delivery is acked or nacked a second time.
 var ErrSettled = errors.New("hypha: delivery already settled")
 

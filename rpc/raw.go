@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -280,14 +279,8 @@ func (s *Server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 	return d.Ack()
 }
 
-// requeuesOf reads RequeuesHeader, whatever integer type it arrived as.
+// requeuesOf reads RequeuesHeader, whatever number type it arrived as (see
+// entrypoint.HeaderCount).
 func requeuesOf(headers map[string]any) int {
-	v := reflect.ValueOf(headers[RequeuesHeader])
-	switch v.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return int(max(v.Int(), 0))
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return int(min(v.Uint(), 1<<31))
-	}
-	return 0
+	return entrypoint.HeaderCount(headers[RequeuesHeader])
 }
