@@ -111,9 +111,9 @@ func isAbandoned(err error) bool {
 // fate is unknown), the request runs again and that run answers, so report
 // logs it at warn, whatever the error, and returns an *abandonedError,
 // which the caller settles by requeueing it unanswered (unless requeue is
-// false: a raw method acked the request early, so no run follows). A failover thus
-// logs at one level, and no reply of a run that failed with it can race the
-// run that follows.
+// false: a raw method acked the request early, so no run follows). A
+// failover thus logs at one level, and no reply of a run that failed with
+// it can race the run that follows.
 func (s *Server) report(ctx context.Context, d transport.Delivery, call *CallInfo, st *callState, err error, requeue bool) error {
 	if err == nil {
 		return nil
