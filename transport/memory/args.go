@@ -2,6 +2,7 @@ package memory
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hypha-go/hypha/transport"
@@ -32,10 +33,11 @@ var unsupportedArgs = []string{
 	"x-dead-letter-strategy", "x-queue-mode",
 }
 
-// maxExpiry is the largest x-message-ttl and x-expires RabbitMQ takes, in
-// milliseconds (its timers' limit, 2^32-1): a larger one is refused there,
-// and here, where it could also overflow time.Duration.
-const maxExpiry = 1<<32 - 1
+// maxExpiry is the largest x-message-ttl and x-expires taken here, in
+// milliseconds: the most time.Duration holds (292 years), which a larger
+// one would overflow into a negative or wrapped-around time. RabbitMQ
+// refuses such values too, with the same PRECONDITION_FAILED.
+const maxExpiry = math.MaxInt64 / int64(time.Millisecond)
 
 // parseArgs reads normalized queue arguments, refusing bad values as
 // RabbitMQ does with PRECONDITION_FAILED.
