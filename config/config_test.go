@@ -285,6 +285,7 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"GRACE_PERIOD", -1, "config GRACE_PERIOD: want seconds >= 0, got -1"},
 		{"HEARTBEAT", true, "config HEARTBEAT: want seconds >= 0, got true"},
 		{"PARENT_CALLS_TRACKED", -1, "config PARENT_CALLS_TRACKED: want a whole number >= 0, got -1"},
+		{"PARENT_CALLS_TRACKED", 64, "config PARENT_CALLS_TRACKED: want at most 63 (the call-id stack's bound, contextdata.MaxCallIDs, less one), got 64"},
 		{"TRACING", 5, "config TRACING: want a mapping of EXPORTER, ENDPOINT, PROTOCOL, SAMPLER_RATIO, got 5"},
 		{"tracing.sampler", 0.5, "config TRACING.SAMPLER: unknown key; TRACING holds only EXPORTER, ENDPOINT, PROTOCOL, SAMPLER_RATIO"},
 		{"TRACING.EXPORTER", "jaeger", `config TRACING.EXPORTER: want otlp, console or none, got "jaeger"`},

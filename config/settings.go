@@ -70,6 +70,11 @@ const (
 // maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
 const maxPrefetch = 65535
 
+// MaxParentCallsTracked is the largest PARENT_CALLS_TRACKED: the call-id
+// stack keeps PARENT_CALLS_TRACKED+1 entries, and a message may carry at
+// most contextdata.MaxCallIDs (64) of them.
+const MaxParentCallsTracked = 63
+
 // The expected form of each kind of value, shared by the type checks at load and by Validate.
 const (
 	wantAMQPURI      = "an amqp://, amqps:// or memory:// URL"
@@ -298,6 +303,10 @@ func (s Settings) Validate() error {
 	}
 	if s.Serializer != DefaultSerializer {
 		return fmt.Errorf("config SERIALIZER: only %s is supported, got %q", wantSerializer, s.Serializer)
+	}
+	if s.ParentCallsTracked > MaxParentCallsTracked {
+		return fmt.Errorf("config PARENT_CALLS_TRACKED: want at most %d (the call-id stack's bound, contextdata.MaxCallIDs, less one), got %d",
+			MaxParentCallsTracked, s.ParentCallsTracked)
 	}
 	if s.MaxWorkers > maxPrefetch {
 		return fmt.Errorf("config MAX_WORKERS: want at most %d (AMQP's prefetch limit), got %d", maxPrefetch, s.MaxWorkers)

@@ -33,6 +33,75 @@ func Abandoned(ctx context.Context) bool {
 	return errors.Is(cause, ErrStopping) || errors.Is(cause, ErrLost)
 }
 
+// Interrupted reports whether work that ended with err was cut short by
+// the service stopping or by a lost broker connection: Abandoned(ctx), or
+// err says a lost connection left a message's fate unknown
+// (transport.ErrUncertain). A delivery's worker then settles it by putting
+// it back on its queue, unanswered, and logs at warn: the run that follows
+// answers, and a failover is no failure an operator must act on.
+func Interrupted(ctx context.Context, err error) bool {
+	return err != nil && (Abandoned(ctx) || errors.Is(err, transport.ErrUncertain) || errors.Is(err, ErrLost))
+}
+
+// Lost reports whether d can no longer be settled because the connection
+// that carried it is gone, even before its worker's context hears of it.
+func Lost(d transport.Delivery) bool {
+	if d.Lost == nil {
+		return false
+	}
+	select {
+	case <-d.Lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// maxCount bounds a counter read from a header: far above any retry or
+// requeue limit, and far below where adding one could overflow.
+const maxCount = 1 << 31
+
+// HeaderCount reads a counter a message carries in a header (an attempt, a
+// requeue count), whatever number type it arrived as, the same way for
+// every type: a whole number clamped to [0, 2^31]; a fraction is cut, and
+// NaN, a negative number, anything not a number or no header is 0.
+func HeaderCount(v any) int {
+	var f float64
+	switch x := v.(type) {
+	case int:
+		f = float64(x)
+	case int8:
+		f = float64(x)
+	case int16:
+		f = float64(x)
+	case int32:
+		f = float64(x)
+	case int64:
+		f = float64(x)
+	case uint8:
+		f = float64(x)
+	case uint16:
+		f = float64(x)
+	case uint32:
+		f = float64(x)
+	case uint64:
+		f = float64(x)
+	case float32:
+		f = float64(x)
+	case float64:
+		f = x
+	default:
+		return 0
+	}
+	switch {
+	case !(f >= 0): // negative, or NaN
+		return 0
+	case f >= maxCount:
+		return maxCount
+	}
+	return int(f)
+}
+
 // ErrSettled is returned when a delivery is acked or nacked a second time.
 var ErrSettled = errors.New("hypha: delivery already settled")
 

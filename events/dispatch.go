@@ -164,7 +164,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, eventType string, payload any
 	}
 	headers := contextdata.Outgoing(ctx, fmt.Sprintf("%s.dispatch.%s", d.cfg.Source, uuid.NewString()))
 	if err := contextdata.Check(headers); err != nil {
-		return fmt.Errorf("hypha: event %s.%s: %v: carry less context data", d.cfg.Source, eventType, err)
+		return fmt.Errorf("hypha: event %s.%s: %w: carry less context data", d.cfg.Source, eventType, err)
 	}
 	p := transport.Publishing{
 		Exchange:   exchange,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"runtime/debug"
 	"time"
 
@@ -247,7 +246,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 		}
 	case undecodable != nil:
 		s.deadLetter(h, d, attempt, undecodable) // retrying cannot help
-	case entrypoint.Abandoned(ctx):
+	case entrypoint.Interrupted(ctx, err) || entrypoint.Lost(d):
 		// Stopping or lost: the event runs again, here or elsewhere.
 		s.log.WarnContext(ctx, "hypha: event handler gave up; the event goes back to its queue", "handler", h.name,
 			"message_id", d.MessageID, "cause", context.Cause(ctx), "error", err)
@@ -307,18 +306,8 @@ func WithDelivery(ctx context.Context, messageID string, attempt int) context.Co
 	return context.WithValue(ctx, deliveryKey{}, delivery{messageID: messageID, attempt: attempt})
 }
 
-// attemptOf reads the attempt count of a delivery, whatever integer type the
-// header arrived as: 1 when it has none.
+// attemptOf reads the attempt count of a delivery, whatever number type the
+// header arrived as (see entrypoint.HeaderCount): 1 when it has none.
 func attemptOf(headers map[string]any) int {
-	v := reflect.ValueOf(headers[AttemptHeader])
-	n := 1
-	switch v.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n = int(v.Int())
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n = int(min(v.Uint(), 1<<31))
-	case reflect.Float32, reflect.Float64:
-		n = int(v.Float())
-	}
-	return max(n, 1)
+	return max(entrypoint.HeaderCount(headers[AttemptHeader]), 1)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/amqp"
@@ -24,6 +25,7 @@ func TestConfigDefaultsMatchPackages(t *testing.T) {
 		{"RPC_TIMEOUT", config.DefaultRPCTimeout, rpc.DefaultTimeout},
 		{"RPC_MAX_IN_FLIGHT", config.DefaultRPCMaxInFlight, rpc.DefaultMaxInFlight},
 		{"PARENT_CALLS_TRACKED", config.DefaultParentCallsTracked, rpc.DefaultParentCallsTracked},
+		{"PARENT_CALLS_TRACKED at most", config.MaxParentCallsTracked, contextdata.MaxCallIDs - 1},
 		{"HEARTBEAT", config.DefaultHeartbeat, amqp.DefaultHeartbeat},
 		{"RECONNECT.INTERVAL_START", config.DefaultReconnectIntervalStart, amqp.DefaultReconnectIntervalStart},
 		{"RECONNECT.INTERVAL_MAX", config.DefaultReconnectIntervalMax, amqp.DefaultReconnectIntervalMax},

@@ -237,6 +237,7 @@ type serviceRuntime struct {
 	only       []string                 // the entrypoints it runs, when restricted
 	onDead     func(handler, event, how string)
 	telemetry  *telemetry
+	onNoReply  func(method string)
 	all        *runtimes // the app's running services, stopped together
 }
 
@@ -259,6 +260,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	}
 	rt.onDead = t.deadLetters(name)
 	rt.telemetry = t
+	rt.onNoReply = t.noReplyToCalls(name)
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -298,7 +300,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
 		ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
 		OnExpired: rt.telemetry.expiredCalls(rt.name, methods), OnDuplicate: rt.telemetry.duplicateCalls(rt.name, methods),
-		RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
+		OnNoReplyTo: rt.onNoReply, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
 	})
 	prefetches = prefetches[1:]
 	if handlers > 0 {

@@ -59,6 +59,7 @@ type telemetry struct {
 	expired     metric.Int64Counter
 	dupes       metric.Int64Counter
 	dead        metric.Int64Counter
+	noReplyTo   metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
@@ -110,6 +111,11 @@ func (t *telemetry) startMetrics() error {
 	}
 	t.dead, err = t.meter().Int64Counter("hypha.events.dead_lettered",
 		metric.WithDescription("Events sent to their dead-letter queue, by how."), metric.WithUnit("{event}"))
+	if err != nil {
+		return err
+	}
+	t.noReplyTo, err = t.meter().Int64Counter("hypha.rpc.server.no_reply_to",
+		metric.WithDescription("Requests that came without a reply_to: run, their outcome sent nowhere."), metric.WithUnit("{call}"))
 	return err
 }
 
@@ -338,6 +344,17 @@ func (t *telemetry) deadLetters(service string) func(handler, event, how string)
 		if t.dead != nil {
 			t.dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", service),
 				attribute.String("handler", handler), attribute.String("event", event), attribute.String("how", how)))
+		}
+	}
+}
+
+// noReplyToCalls counts the requests a service ran without a reply_to
+// (hypha.rpc.server.no_reply_to), by service and method.
+func (t *telemetry) noReplyToCalls(service string) func(method string) {
+	return func(method string) {
+		if t.noReplyTo != nil {
+			t.noReplyTo.Add(context.Background(), 1,
+				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
 		}
 	}
 }

@@ -272,6 +272,9 @@ func (c *Client) onReply(d transport.Delivery) {
 // the client's timeout. idempotent says the caller marked this call safe to
 // run twice.
 func (c *Client) call(ctx context.Context, service, method string, body []byte, idempotent bool) (json.RawMessage, error) {
+	if err := checkTarget(service, method); err != nil {
+		return nil, err
+	}
 	select {
 	case <-c.closed:
 		return nil, fmt.Errorf("calling %s.%s: %w", service, method, ErrClosed)
@@ -291,7 +294,7 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte, 
 	defer cancel()
 	headers := c.headers(ctx, deadline)
 	if err := contextdata.Check(headers); err != nil {
-		return nil, fmt.Errorf("calling %s.%s: %v: carry less context data", service, method, err)
+		return nil, contextDataError{service: service, method: method, err: err}
 	}
 	call := &CallInfo{
 		Service: service, Method: method, CorrelationID: uuid.NewString(),
@@ -300,6 +303,24 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte, 
 		started: time.Now(),
 	}
 	return c.invoke(withBody(ctx, body), call)
+}
+
+// checkTarget refuses a service or method name no server can be reached
+// by. The request's routing key is "<service>.<method>" and a server binds
+// "<service>.*", which matches one word after the service's: a dot in
+// either name would make the request unroutable, and the caller would be
+// told the service does not exist when it is the name that is wrong.
+func checkTarget(service, method string) error {
+	switch {
+	case service == "" || strings.Contains(service, "."):
+		return fmt.Errorf("calling %s.%s: service name %q: want a name without dots, such as \"calculator\": %w",
+			service, method, service, ErrServiceNotFound)
+	case method == "" || strings.Contains(method, "."):
+		return fmt.Errorf("calling %s.%s: method name %q: want a name without dots, such as \"add\", since a "+
+			"service's binding %q routes one word after its name: %w", service, method, method, service+".*",
+			&RemoteError{ExcType: ErrMethodNotFound.ExcType, ExcPath: ErrMethodNotFound.ExcPath, ExcArgs: []any{method}, Value: method})
+	}
+	return nil
 }
 
 // headers are the request's context data plus its deadline. Outside a worker

@@ -159,7 +159,7 @@ func (s *Server) duplicate(d transport.Delivery, call *CallInfo) {
 	s.log.Debug("hypha: dropping a copy of a request already answered", "method", call.Method,
 		"message_id", d.MessageID, "correlation_id", d.CorrelationID, "redelivered", d.Redelivered)
 	if s.cfg.OnDuplicate != nil {
-		s.cfg.OnDuplicate(call.Method)
+		s.cfg.OnDuplicate(s.methodLabel(call.Method))
 	}
 	_ = d.Ack()
 }

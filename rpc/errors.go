@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+
+	"github.com/hypha-go/hypha/contextdata"
 )
 
 // Local failures.
@@ -176,6 +178,27 @@ func (e serviceNotFoundError) ExcType() string      { return errUnknownServiceEx
 func (e serviceNotFoundError) ExcPath() string      { return errUnknownServiceExcPath }
 func (e serviceNotFoundError) ExcArgs() []any       { return []any{e.service} }
 
+// contextDataError is a call refused before it was sent because its
+// context data is out of bounds (it wraps contextdata.ErrOutOfBounds). It
+// is MalformedRequest, on the wire too (see toRemote): a handler that
+// returns it tells its own caller that the request's context data, with
+// what the handler added, was too much to send on.
+type contextDataError struct {
+	service, method string
+	err             error
+}
+
+func (e contextDataError) Error() string {
+	return fmt.Sprintf("hypha: calling %s.%s: %v: carry less context data", e.service, e.method, e.err)
+}
+func (e contextDataError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrMalformedRequest) hold.
+func (e contextDataError) Is(target error) bool {
+	t, ok := target.(*RemoteError)
+	return ok && t.ExcType == ErrMalformedRequest.ExcType
+}
+
 // excTyper is implemented by Go error types that name their exc_type; ExcPath
 // and ExcArgs are optional.
 type excTyper interface{ ExcType() string }
@@ -208,6 +231,11 @@ func toRemote(err error) *RemoteError {
 		return out
 	}
 	out := &RemoteError{ExcType: plainExcType, ExcPath: typePath(err), Value: err.Error()}
+	if errors.Is(err, contextdata.ErrOutOfBounds) {
+		// A call or dispatch the handler made refused its context data:
+		// the request's, with what the handler added, is too much to send on.
+		out.ExcType, out.ExcPath = ErrMalformedRequest.ExcType, ErrMalformedRequest.ExcPath
+	}
 	var typed excTyper
 	if errors.As(err, &typed) {
 		out.ExcType = typed.ExcType()

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/hypha-go/hypha/contextdata"
 )
 
 func TestRemoteErrorFromAPeer(t *testing.T) {
@@ -99,5 +102,23 @@ func TestToRemoteOfJoinedErrors(t *testing.T) {
 				t.Errorf("toRemote = %s / %q / %v, want %s / %q", got.ExcType, got.Value, got.ExcArgs, tt.wantType, tt.wantValue)
 			}
 		})
+	}
+}
+
+// TestContextDataOutOfBoundsIsMalformedRequest: a handler that returns the
+// error of a call or a dispatch that refused its context data tells its
+// caller MalformedRequest, naming the limit, however it was wrapped.
+func TestContextDataOutOfBoundsIsMalformedRequest(t *testing.T) {
+	over := contextdata.Headers(contextdata.Data{"auth_token": strings.Repeat("t", contextdata.MaxSize)})
+	cause := contextdata.Check(over)
+	for _, err := range []error{
+		contextDataError{service: "users", method: "get", err: cause},
+		fmt.Errorf("hypha: event orders.order_created: %w: carry less context data", cause),
+	} {
+		re := WireError(fmt.Errorf("notifying: %w", err))
+		if re.ExcType != "MalformedRequest" || re.ExcPath != "nameko.exceptions.MalformedRequest" ||
+			!strings.Contains(re.Value, "contextdata.MaxSize") {
+			t.Errorf("%v on the wire: %+v; want MalformedRequest naming contextdata.MaxSize", err, re)
+		}
 	}
 }

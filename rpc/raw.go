@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -203,9 +202,7 @@ func (r *RawReply) send(body []byte, contentType string, headers map[string]any)
 	var err error
 	if r.d.ReplyTo != "" {
 		err = r.s.reply(r.d, body, contentType, headers, r.call.Deadline)
-		if err != nil {
-			r.s.log.Error("hypha: reply not sent", "method", r.call.Method, "reply_to", r.d.ReplyTo, "error", err)
-		}
+		r.s.replyFailed(r.call, r.d.ReplyTo, err)
 	}
 	if !acked {
 		if ackErr := r.d.Ack(); ackErr != nil {
@@ -239,11 +236,11 @@ func (s *Server) serveRaw(ctx context.Context, d transport.Delivery, call *CallI
 	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
 		return recovered(st, func() (any, error) { return nil, m.fn(ctx, req, reply) })
 	})(ctx)
-	err = s.report(ctx, call, st, err)
 	answered, acked := reply.done()
+	err = s.report(ctx, d, call, st, err, !acked)
 	switch {
 	case answered:
-	case err != nil && !acked && entrypoint.Abandoned(ctx):
+	case isAbandoned(err):
 		_ = d.Nack(true) // stopping or lost: the request runs again, and that run answers
 	default:
 		body, encErr := encodeReply(res, err)
@@ -282,14 +279,8 @@ func (s *Server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 	return d.Ack()
 }
 
-// requeuesOf reads RequeuesHeader, whatever integer type it arrived as.
+// requeuesOf reads RequeuesHeader, whatever number type it arrived as (see
+// entrypoint.HeaderCount).
 func requeuesOf(headers map[string]any) int {
-	v := reflect.ValueOf(headers[RequeuesHeader])
-	switch v.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return int(max(v.Int(), 0))
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return int(min(v.Uint(), 1<<31))
-	}
-	return 0
+	return entrypoint.HeaderCount(headers[RequeuesHeader])
 }

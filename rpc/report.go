@@ -6,6 +6,9 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/transport"
 )
 
 // callState is what a server learns about one call while its handler runs:
@@ -83,15 +86,49 @@ func (st *callState) stackOf(err error) []byte {
 	return st.stack
 }
 
-// report logs how a call that reached its method ended and returns the error
-// to reply with: err itself, or, with RedactUnexpectedErrors, an opaque
-// stand-in for an error the method did not declare with Expected. An error
-// relayed from a downstream call is logged with relayed=true.
-func (s *Server) report(ctx context.Context, call *CallInfo, st *callState, err error) error {
+// abandonedError is what report returns for a call abandoned with its
+// worker (see report): the call is put back on its queue, never answered.
+type abandonedError struct{ err error }
+
+func (e *abandonedError) Error() string { return "hypha: call abandoned: " + e.err.Error() }
+func (e *abandonedError) Unwrap() error { return e.err }
+
+// isAbandoned reports whether report found err's call abandoned.
+func isAbandoned(err error) bool {
+	_, ok := errors.AsType[*abandonedError](err)
+	return ok
+}
+
+// report decides how a call that reached its method ended, logs it, and
+// returns the error to reply with: err itself, or, with
+// RedactUnexpectedErrors, an opaque stand-in for an error the method did
+// not declare with Expected. An error relayed from a downstream call is
+// logged with relayed=true.
+//
+// Whether the call was abandoned is decided first, once, before any reply
+// could be composed: when the service is stopping, the delivery is lost
+// with its connection, or the error is a lost connection's (a publish whose
+// fate is unknown), the request runs again and that run answers, so report
+// logs it at warn, whatever the error, and returns an *abandonedError,
+// which the caller settles by requeueing it unanswered (unless requeue is
+// false: a raw method acked the request early, so no run follows). A
+// failover thus logs at one level, and no reply of a run that failed with
+// it can race the run that follows.
+func (s *Server) report(ctx context.Context, d transport.Delivery, call *CallInfo, st *callState, err error, requeue bool) error {
 	if err == nil {
 		return nil
 	}
 	attrs := []any{"method", call.Method, "error", err}
+	if entrypoint.Interrupted(ctx, err) || entrypoint.Lost(d) {
+		if !requeue {
+			s.log.WarnContext(ctx, "hypha: call cut short by the stop or a lost connection; it was acked, so it answers",
+				append(attrs, "cause", context.Cause(ctx))...)
+			return err
+		}
+		s.log.WarnContext(ctx, "hypha: call abandoned with its worker; it goes back to its queue and runs again",
+			append(attrs, "cause", context.Cause(ctx))...)
+		return &abandonedError{err: err}
+	}
 	if st.relayed(err) {
 		attrs = append(attrs, "relayed", true)
 	}

@@ -381,3 +381,26 @@ func TestOnlyArgsArePositional(t *testing.T) {
 		t.Fatalf("Args(1, 2) = %v", args)
 	}
 }
+
+// TestDottedNamesSayWhatIsWrong: a dot in a method name makes a routing key
+// ("math_dots.add.x") that no "<service>.*" binding routes; the caller is
+// told the method is not found, and why, not that the service is missing.
+func TestDottedNamesSayWhatIsWrong(t *testing.T) {
+	serve(t, "math_dots", 1, mathService(nil))
+	c := dial(t, 30*time.Second)
+	for _, tc := range []struct {
+		service, method string
+		want            error
+		says            string
+	}{
+		{"math_dots", "add.x", rpc.ErrMethodNotFound, `method name "add.x": want a name without dots`},
+		{"math_dots", "", rpc.ErrMethodNotFound, `method name "": want a name without dots`},
+		{"math_dots.add", "x", rpc.ErrServiceNotFound, `service name "math_dots.add": want a name without dots`},
+		{"", "add", rpc.ErrServiceNotFound, `service name "": want a name without dots`},
+	} {
+		err := c.Proxy(tc.service).Call(context.Background(), tc.method, rpc.Args(1, 2), nil)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s.%s: err = %v; want %v saying %q", tc.service, tc.method, err, tc.want, tc.says)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/label"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -32,6 +33,10 @@ type ServerConfig struct {
 	// OnDuplicate, when set, is called for each copy of a request this
 	// instance had already answered, acked and dropped unrun (for metrics).
 	OnDuplicate func(method string)
+	// OnNoReplyTo, when set, is called for each request that came without
+	// a reply_to (for metrics): it runs, as nameko's protocol allows, but
+	// its outcome reaches nobody.
+	OnNoReplyTo func(method string)
 	// ParentCallsTracked bounds the call-id stack to this many parents.
 	ParentCallsTracked int
 	// RedactUnexpectedErrors sends callers, in place of every error a method
@@ -59,8 +64,20 @@ type Server struct {
 	consumer *entrypoint.Consumer
 	// seen remembers the requests started here, to drop their copies.
 	seen *seenRequests
-	// lastExpiredLog is when a dropped expired call was last logged (Unix ns).
-	lastExpiredLog atomic.Int64
+	// expiredLog and noReplyToLog pace the warnings of dropped expired
+	// calls and of calls without a reply_to.
+	expiredLog, noReplyToLog everySecond
+}
+
+// everySecond lets a warning that any sender can cause be logged at most
+// once a second.
+type everySecond struct{ last atomic.Int64 } // Unix ns
+
+// allow reports whether the warning may be logged now.
+func (e *everySecond) allow() bool {
+	now := time.Now().UnixNano()
+	last := e.last.Load()
+	return now-last >= int64(time.Second) && e.last.CompareAndSwap(last, now)
 }
 
 // QueueName is the request queue of a service: "rpc-<service>".
@@ -134,6 +151,9 @@ func (s *Server) Close() error { return s.consumer.Close() }
 // Redelivered, and decide for themselves.
 func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 	call := s.callInfo(d)
+	if d.ReplyTo == "" {
+		s.noReplyTo(call)
+	}
 	if !call.Deadline.IsZero() && time.Now().After(call.Deadline) {
 		s.expired(call)
 		_ = d.Ack()
@@ -150,7 +170,7 @@ func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 	answered := false
 	defer func() { s.seen.finish(run, answered) }() // on a panic too: then the copy may run
 	result, err := s.handle(ctx, d, call)
-	if err != nil && entrypoint.Abandoned(ctx) {
+	if isAbandoned(err) {
 		// Stopping or lost: the request runs again, here or elsewhere,
 		// and that run answers.
 		_ = d.Nack(true)
@@ -168,6 +188,9 @@ func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 // with MalformedRequest, or Panic when serving it panicked, and acks it.
 func (s *Server) refuse(d transport.Delivery, cause error) {
 	call := s.callInfo(d)
+	if d.ReplyTo == "" {
+		s.noReplyTo(call)
+	}
 	var rerr *RemoteError
 	if p, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
 		rerr = panicked(p.Value)
@@ -208,23 +231,31 @@ func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) bool 
 			body, _ = encodeReply(nil, replyTooLarge(err))
 			err = s.reply(d, body, contentTypeJSON, nil, call.Deadline)
 		}
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", call.Method)
-		case errors.Is(err, transport.ErrUncertain):
-			sent = false
-			s.log.Warn("hypha: reply may be lost with the connection; the unacked call will be redelivered", "method", call.Method)
-		case err != nil:
-			// Requeueing would run the call again only to fail the same
-			// way; a reply lost with the connection is redelivered anyway,
-			// since the ack below cannot reach the broker either.
-			s.log.Error("hypha: reply not sent", "method", call.Method, "reply_to", d.ReplyTo, "error", err)
-		}
+		sent = !s.replyFailed(call, d.ReplyTo, err)
 	}
 	if err := d.Ack(); err != nil {
 		s.log.Warn("hypha: ack failed", "method", call.Method, "error", err)
 	}
 	return sent
+}
+
+// replyFailed logs why a reply was not sent, if it was not, at the level
+// its cause deserves, and reports whether the reply may have been lost
+// with the connection. Every reply, plain or raw, is logged here.
+func (s *Server) replyFailed(call *CallInfo, replyTo string, err error) (lost bool) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", call.Method)
+	case errors.Is(err, transport.ErrUncertain):
+		s.log.Warn("hypha: reply may be lost with the connection; an unacked call will be redelivered", "method", call.Method)
+		return true
+	case err != nil:
+		// Requeueing would run the call again only to fail the same
+		// way; a reply lost with the connection is redelivered anyway,
+		// since the ack that follows cannot reach the broker either.
+		s.log.Error("hypha: reply not sent", "method", call.Method, "reply_to", replyTo, "error", err)
+	}
+	return false
 }
 
 // handle decodes and runs the call; every failure becomes the error to reply
@@ -251,7 +282,7 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
 		return recovered(st, func() (any, error) { return m.call(ctx, in) })
 	})(ctx)
-	return res, s.report(ctx, call, st, err)
+	return res, s.report(ctx, d, call, st, err, true)
 }
 
 // methodNotFound answers a call to a method the service lacks through the
@@ -282,15 +313,38 @@ func recovered(st *callState, fn func() (any, error)) (res any, err error) {
 // warn, at most once a second, and counted through OnExpired.
 func (s *Server) expired(call *CallInfo) {
 	if s.cfg.OnExpired != nil {
-		s.cfg.OnExpired(call.Method)
+		s.cfg.OnExpired(s.methodLabel(call.Method))
 	}
-	now := time.Now().UnixNano()
-	last := s.lastExpiredLog.Load()
-	if now-last < int64(time.Second) || !s.lastExpiredLog.CompareAndSwap(last, now) {
+	if !s.expiredLog.allow() {
 		return
 	}
 	s.log.Warn("hypha: dropping a call whose caller gave up before it started (logged at most once a second)",
 		"method", call.Method, "correlation_id", call.CorrelationID, "late_by", time.Since(call.Deadline).Round(time.Millisecond))
+}
+
+// noReplyTo notes a request that came without a reply_to: it runs, and its
+// outcome reaches nobody, so it is counted through OnNoReplyTo and logged
+// at warn, at most once a second, since any sender can cause it.
+func (s *Server) noReplyTo(call *CallInfo) {
+	if s.cfg.OnNoReplyTo != nil {
+		s.cfg.OnNoReplyTo(s.methodLabel(call.Method))
+	}
+	if s.noReplyToLog.allow() {
+		s.log.Warn("hypha: a request came without reply_to; it runs, but its outcome reaches nobody (logged at most once a second)",
+			"method", call.Method, "correlation_id", call.CorrelationID)
+	}
+}
+
+// methodLabel is a method name fit for a metric's label: the name of a
+// method the service has, else label.Other, since a caller may send any.
+func (s *Server) methodLabel(method string) string {
+	if _, ok := s.methods[method]; ok {
+		return method
+	}
+	if _, ok := s.raw[method]; ok {
+		return method
+	}
+	return label.Other
 }
 
 // cancelled reports whether a handler's err is its context ending: the

@@ -173,27 +173,53 @@ func deadlineOf(d transport.Delivery) time.Time {
 	return headerDeadline(d.Headers)
 }
 
+// maxDeadlineMillis is the latest x-hypha-deadline read as a deadline: the
+// last millisecond of the year 9999. Anything later, like anything not a
+// positive finite number, is no deadline a caller could mean.
+const maxDeadlineMillis = 253402300799999
+
 // headerDeadline reads the x-hypha-deadline header (Unix milliseconds),
-// whatever number type it arrived as; zero when absent or unreadable.
+// whatever number type, or decimal string, it arrived as; zero (no deadline)
+// when absent or unreadable. Every type is read the same way: a value that
+// is not a finite number in (0, maxDeadlineMillis] (NaN, ±Inf, 1e300,
+// int64's largest, zero or negative) is no deadline, rather than one long
+// past (which would drop the call unrun) or one overflowed into nonsense.
 func headerDeadline(headers map[string]any) time.Time {
-	var ms int64
-	switch v := headers[deadlineHeader].(type) {
-	case int64:
-		ms = v
-	case int32:
-		ms = int64(v)
-	case int:
-		ms = int64(v)
-	case float64:
-		ms = int64(v)
-	case string:
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return time.Time{}
-		}
-		ms = n
-	default:
+	ms, ok := millis(headers[deadlineHeader])
+	if !ok || !(ms > 0 && ms <= maxDeadlineMillis) { // NaN fails both
 		return time.Time{}
 	}
-	return time.UnixMilli(ms)
+	return time.UnixMilli(int64(ms))
+}
+
+// millis reads a header's number, of any type a peer may send, as a float.
+func millis(v any) (float64, bool) {
+	switch v := v.(type) {
+	case int:
+		return float64(v), true
+	case int8:
+		return float64(v), true
+	case int16:
+		return float64(v), true
+	case int32:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case uint8:
+		return float64(v), true
+	case uint16:
+		return float64(v), true
+	case uint32:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	case float32:
+		return float64(v), true
+	case float64:
+		return v, true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return f, err == nil
+	}
+	return 0, false
 }

@@ -3,9 +3,11 @@ package rpc
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hypha-go/hypha/internal/jsonlimit"
 	"github.com/hypha-go/hypha/internal/jsonscan"
@@ -116,4 +118,20 @@ func kwargsOf(req request) map[string]json.RawMessage {
 		kwargs[name] = value
 	}
 	return kwargs
+}
+
+func TestHeaderDeadline(t *testing.T) {
+	at := time.UnixMilli(1_700_000_000_000)
+	for _, v := range []any{int64(1_700_000_000_000), int(1_700_000_000_000), 1.7e12, float32(1.7e12), uint64(1_700_000_000_000),
+		"1700000000000", " 1700000000000 "} {
+		if got := headerDeadline(map[string]any{deadlineHeader: v}); !got.Equal(at) && math.Abs(float64(got.Sub(at))) > float64(time.Minute) { // float32 holds it roughly
+			t.Errorf("%T %v: deadline %v, want %v", v, v, got, at)
+		}
+	}
+	for _, v := range []any{nil, math.NaN(), math.Inf(1), math.Inf(-1), 1e300, -1e300, int64(math.MaxInt64), uint64(math.MaxUint64),
+		int64(math.MinInt64), int64(0), int32(-1), -0.5, "1e300", "Inf", "NaN", "", "soon", true, []any{int64(1)}} {
+		if got := headerDeadline(map[string]any{deadlineHeader: v}); !got.IsZero() {
+			t.Errorf("%T %v: deadline %v, want none", v, v, got)
+		}
+	}
 }

@@ -149,7 +149,7 @@ func (s *Server) run(ctx context.Context, t *Timer) error {
 	})(ctx)
 	switch {
 	case err == nil:
-	case entrypoint.Abandoned(ctx):
+	case entrypoint.Interrupted(ctx, err):
 		s.log.WarnContext(ctx, "hypha: timer tick cancelled", "timer", t.name, "cause", context.Cause(ctx), "error", err)
 	default:
 		s.log.ErrorContext(ctx, "hypha: timer tick failed", "timer", t.name, "error", err)

@@ -173,7 +173,9 @@ type Acknowledger interface {
 // ConsumeOptions say what to consume and how much at once.
 type ConsumeOptions struct {
 	Queue string
-	// Prefetch is the most unacknowledged deliveries the consumer holds at once.
+	// Prefetch is the most unacknowledged deliveries the consumer holds at
+	// once, 0 to 65535 (AMQP's basic.qos carries 16 bits); 0 leaves it
+	// unbounded.
 	Prefetch int
 }
 

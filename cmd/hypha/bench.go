@@ -40,6 +40,9 @@ and a histogram of the latencies.`,
 			if calls < 1 || concurrency < 1 {
 				return usageError("--calls and --concurrency must be at least 1")
 			}
+			if err := o.check(); err != nil {
+				return err
+			}
 			in, err := parseArgs(args[1:], nil)
 			if err != nil {
 				return err

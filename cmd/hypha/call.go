@@ -52,6 +52,9 @@ sent at all (a name or context data AMQP cannot carry) exits 2 at once.`,
 			if err != nil {
 				return err
 			}
+			if err := o.check(); err != nil {
+				return err
+			}
 			in, err := parseArgs(args[1:], c.in)
 			if err != nil {
 				return err
@@ -76,6 +79,15 @@ func addCallFlags(cmd *cobra.Command, o *callOptions) {
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "give up waiting for the reply after this long (default RPC_TIMEOUT)")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "context data sent with the call, key=value (repeat it)")
 	cmd.Flags().BoolVar(&o.idempotent, "idempotent", false, "mark the call safe to run twice (CallInfo.Idempotent); a request lost with the connection is sent again either way")
+}
+
+// check refuses call options no call can honour: a negative --timeout
+// would otherwise fail every call at once, or be ignored.
+func (o callOptions) check() error {
+	if o.timeout < 0 {
+		return usageError("--timeout %v: want a positive duration, such as 2s (or leave it out for RPC_TIMEOUT)", o.timeout)
+	}
+	return nil
 }
 
 // splitTarget splits "service.method".

@@ -2,7 +2,11 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -276,13 +280,7 @@ func (a ack) Ack() error              { return a.d.Ack(false) }
 func (a ack) Nack(requeue bool) error { return a.d.Nack(false, requeue) }
 
 func delivery(d amqp091.Delivery, lost <-chan struct{}) transport.Delivery {
-	var exp time.Duration
-	if d.Expiration != "" {
-		var ms int64
-		if _, err := fmt.Sscan(d.Expiration, &ms); err == nil {
-			exp = time.Duration(ms) * time.Millisecond
-		}
-	}
+	exp := expiration(d.Expiration)
 	var malformed error
 	if why, ok := d.Headers[malformedHeader]; ok {
 		// Put there by the frame reader: see frames.go.
@@ -309,4 +307,25 @@ func delivery(d amqp091.Delivery, lost <-chan struct{}) transport.Delivery {
 		Lost:         lost,
 		Acknowledger: ack{d},
 	}
+}
+
+// maxExpiration is the longest message expiration read: a larger one would
+// overflow time.Duration, and RabbitMQ keeps no message for longer anyway.
+const maxExpiration = time.Duration(math.MaxInt64 / int64(time.Millisecond) * int64(time.Millisecond))
+
+// expiration reads a message's expiration property (milliseconds, as
+// decimal text): zero (none) unless it is a whole number of at least 1,
+// and at most maxExpiration, so that no peer's text turns into a negative
+// or wrapped-around budget.
+func expiration(s string) time.Duration {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-"):
+		return maxExpiration
+	case err != nil || ms <= 0:
+		return 0
+	case ms > int64(maxExpiration/time.Millisecond):
+		return maxExpiration
+	}
+	return time.Duration(ms) * time.Millisecond
 }

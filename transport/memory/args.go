@@ -2,6 +2,7 @@ package memory
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hypha-go/hypha/transport"
@@ -32,6 +33,12 @@ var unsupportedArgs = []string{
 	"x-dead-letter-strategy", "x-queue-mode",
 }
 
+// maxExpiry is the largest x-message-ttl and x-expires taken here, in
+// milliseconds: the most time.Duration holds (292 years), which a larger
+// one would overflow into a negative or wrapped-around time. RabbitMQ
+// refuses such values too, with the same PRECONDITION_FAILED.
+const maxExpiry = math.MaxInt64 / int64(time.Millisecond)
+
 // parseArgs reads normalized queue arguments, refusing bad values as
 // RabbitMQ does with PRECONDITION_FAILED.
 func parseArgs(args map[string]any) (queueArgs, error) {
@@ -46,14 +53,14 @@ func parseArgs(args map[string]any) (queueArgs, error) {
 	}
 	if v, ok := args["x-message-ttl"]; ok {
 		n, ok := integer(v)
-		if !ok || n < 0 {
+		if !ok || n < 0 || n > maxExpiry {
 			return a, fmt.Errorf("%w - invalid arg 'x-message-ttl': %v (%T)", errPrecondition, v, v)
 		}
 		a.ttl, a.hasTTL = time.Duration(n)*time.Millisecond, true
 	}
 	if v, ok := args["x-expires"]; ok {
 		n, ok := integer(v)
-		if !ok || n <= 0 {
+		if !ok || n <= 0 || n > maxExpiry {
 			return a, fmt.Errorf("%w - invalid arg 'x-expires': %v (%T)", errPrecondition, v, v)
 		}
 		a.expires = time.Duration(n) * time.Millisecond

@@ -217,6 +217,7 @@ func (b *Broker) declareQueue(decl transport.Queue) (*queue, error) {
 	case strings.HasPrefix(decl.Name, "amq."):
 		return nil, fmt.Errorf("%w - queue name '%s' contains reserved prefix 'amq.'", errRefused, decl.Name)
 	}
+
 	if q, ok := b.s.queues[decl.Name]; ok {
 		if q.owner != nil && q.owner != b {
 			return nil, lockedError(decl.Name)
