@@ -12,33 +12,50 @@ import (
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
+// ownedClient is an RPC client with the connection it was opened on: Close
+// closes both, as a program's shutdown does.
+type ownedClient struct {
+	*rpc.Client
+	broker dial.Broker
+}
+
+// Close closes the client, then its connection.
+func (c ownedClient) Close() error {
+	err := c.Client.Close()
+	if cerr := c.broker.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // openClient connects an RPC client as a program that has loaded config
 // does: the settings are config's with values on top, the connection is
 // dial.Open's and the client's Config rpc.ConfigFrom's. The client and its
-// connection are closed when the test ends; ics wrap its calls.
+// connection are closed when the test ends, if the test has not closed
+// them; ics wrap its calls.
 func openClient(ctx context.Context, t *testing.T, values map[string]any, log *slog.Logger,
-	ics ...rpc.ClientInterceptor) (*rpc.Client, error) {
+	ics ...rpc.ClientInterceptor) (ownedClient, error) {
 	t.Helper()
 	cfg, err := config.Load("", values)
 	if err != nil {
-		return nil, err
+		return ownedClient{}, err
 	}
 	b, err := dial.Open(ctx, cfg.Settings, dial.Owner{Name: rpc.StandaloneOwner, Logger: log})
 	if err != nil {
-		return nil, err
+		return ownedClient{}, err
 	}
 	rc := rpc.ConfigFrom(cfg.Settings)
 	rc.Logger, rc.Interceptors = log, ics
 	c := rpc.NewClient(b, rc)
 	if err := c.Start(ctx); err != nil {
 		b.Close()
-		return nil, err
+		return ownedClient{}, err
 	}
+	oc := ownedClient{Client: c, broker: b}
 	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
+		if err := oc.Close(); err != nil {
 			t.Error("closing the client:", err)
 		}
-		b.Close()
 	})
-	return c, nil
+	return oc, nil
 }

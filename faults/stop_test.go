@@ -89,7 +89,7 @@ func TestStopWhileBrokerDown(t *testing.T) {
 		t.Cleanup(func() { _, _ = stop() })
 		return app, stop
 	}
-	score := func(ctx context.Context, c *rpc.Client) error {
+	score := func(ctx context.Context, c ownedClient) error {
 		got, err := rpc.Call[users.Score](ctx, c.Proxy(users.Name), "calculate_user_score",
 			users.ScoreIn{UserID: 7, BaseScore: 6, Multiplier: 7})
 		if err == nil && got.Score != 42 {

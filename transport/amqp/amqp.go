@@ -110,7 +110,10 @@ type Broker struct {
 
 	// declaring serialises the topology check's declarations with
 	// DeleteQueue, so that the check cannot declare a queue being deleted.
-	declaring sync.Mutex
+	// It is a one-slot semaphore rather than a mutex so that a deletion
+	// can give up with its context: on a connection the broker blocked, a
+	// check waits for answers until the alarm lifts or Close drops it.
+	declaring chan struct{}
 
 	mu        sync.Mutex
 	sess      *session      // nil while disconnected
@@ -168,7 +171,7 @@ func New(uri string, opts Options) *Broker {
 		uris: SplitURIs(uri), opts: opts, log: opts.Logger, done: make(chan struct{}),
 		ready: make(chan struct{}), unblocked: unblocked, frameMax: defaultFrameSize,
 		exchanges: map[string]transport.Exchange{}, queues: map[string]transport.Queue{},
-		consumers: map[*consumer]struct{}{},
+		consumers: map[*consumer]struct{}{}, declaring: make(chan struct{}, 1),
 	}
 }
 

@@ -59,8 +59,12 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 	if err := wire.Name("queue name", name); err != nil {
 		return fmt.Errorf("hypha: deleting queue %s: %w", wire.Quote(name), err)
 	}
-	b.declaring.Lock() // so that the topology check does not declare it again
-	defer b.declaring.Unlock()
+	select { // so that the topology check does not declare it again
+	case b.declaring <- struct{}{}:
+		defer func() { <-b.declaring }()
+	case <-ctx.Done():
+		return fmt.Errorf("hypha: deleting queue %q: %w", name, ctx.Err())
+	}
 	b.mu.Lock()
 	if _, ok := b.queues[name]; ok {
 		delete(b.queues, name)

@@ -49,8 +49,12 @@ func (b *Broker) watchTopology() {
 // checkTopology finds the exchanges that are gone, then declares the whole
 // recorded topology again on conn, and keeps what went wrong for Ready.
 func (b *Broker) checkTopology(conn *amqp091.Connection) {
-	b.declaring.Lock()
-	defer b.declaring.Unlock()
+	select {
+	case b.declaring <- struct{}{}:
+		defer func() { <-b.declaring }()
+	case <-b.done:
+		return
+	}
 	b.mu.Lock()
 	var owned []string
 	for name, ex := range b.exchanges {
