@@ -79,8 +79,11 @@ func run(args []string, verbose, allow bool, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// Ctrl-C reaches go test too (same process group); testreport waits for
-	// it to end and still reports what ran.
-	signal.Ignore(os.Interrupt)
+	// it to end and still reports what ran. Caught, not ignored: an ignored
+	// signal would stay ignored in go test, which inherits it through exec.
+	interrupts := make(chan os.Signal, 1)
+	signal.Notify(interrupts, os.Interrupt)
+	defer signal.Stop(interrupts)
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(stderr, "testreport: %v\n", err)
 		return 2
