@@ -51,6 +51,12 @@ type once struct {
 
 	mu      sync.Mutex
 	lastDue int64 // the due time (Unix ms) of the last tick run here
+	// waiting is the due time of the last early token sent back to wait,
+	// and fresh that of the last token published to replace a refused
+	// one: a second token for either is dropped rather than passed on, so
+	// that a flood of copies collapses to one token per due time instead of
+	// being passed on, one for one, for ever.
+	waiting, fresh int64
 }
 
 func newOnce(s *Server, t *Timer) *once {
@@ -130,12 +136,19 @@ func (o *once) serve(ctx context.Context, d transport.Delivery) {
 	}
 	o.mu.Lock()
 	ran := due <= o.lastDue
+	early, waits := due > now, due <= o.waiting
+	if early && !waits {
+		o.waiting = due
+	}
 	o.mu.Unlock()
 	switch {
 	case ran: // a second token, seeded by another instance: merge it away
 		_ = d.Ack()
 		return
-	case due > now: // early, from an instance whose clock is ahead: wait for it
+	case early && waits: // another token of this due time waits already
+		_ = d.Ack()
+		return
+	case early: // from an instance whose clock is ahead: wait for it
 		o.pass(d, due)
 		return
 	}
@@ -214,9 +227,17 @@ func (o *once) refuse(d transport.Delivery, cause error) {
 		o.s.log.Error("hypha: timer token handling panicked", "timer", o.t.name, "panic", fmt.Sprint(p.Value))
 	}
 	o.mu.Lock()
-	last := o.lastDue
+	next := nextDue(o.lastDue, time.Now().UnixMilli(), o.interval())
+	replaced := next <= o.fresh
+	if !replaced {
+		o.fresh = next
+	}
 	o.mu.Unlock()
-	o.pass(d, nextDue(last, time.Now().UnixMilli(), o.interval()))
+	if replaced { // a fresh token of that due time is on its way already
+		_ = d.Ack()
+		return
+	}
+	o.pass(d, next)
 }
 
 // dueOf reads a token's due time, whatever integer type it arrived as.
