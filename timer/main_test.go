@@ -109,9 +109,12 @@ func (in *instance) Kill() {
 	})
 }
 
-// counter counts ticks and the most that ever ran at once.
+// counter counts ticks and the most that ever ran at once, the ticks whose
+// context was cancelled before their hold was over, and when (Unix ms) the
+// first and the latest tick began.
 type counter struct {
-	n, running, most atomic.Int64
+	n, running, most, cancelled atomic.Int64
+	first, latest               atomic.Int64
 }
 
 func (c *counter) tick(hold time.Duration) timer.Func {
@@ -124,10 +127,14 @@ func (c *counter) tick(hold time.Duration) timer.Func {
 				break
 			}
 		}
+		began := time.Now().UnixMilli()
+		c.first.CompareAndSwap(0, began)
+		c.latest.Store(began)
 		c.n.Add(1)
 		select {
 		case <-time.After(hold):
 		case <-ctx.Done():
+			c.cancelled.Add(1)
 		}
 		return nil
 	}

@@ -18,27 +18,36 @@ import (
 
 // Two instances of a service with a Once timer: one ticks, the other waits;
 // when the ticking one dies mid-tick, the other takes over, running the
-// interrupted tick again.
+// interrupted tick again: its first tick falls in the interval of the tick
+// that was lost, rather than in the next.
 func TestOnceTakesOverFromALostInstance(t *testing.T) {
 	t.Parallel()
 	for _, b := range brokers {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			uri := b.uri(t)
-			const interval = 50 * time.Millisecond
+			// Long enough that the token's redelivery, well under half of
+			// it, cannot carry the tick run again into the next interval.
+			const interval = time.Second
+			ms := interval.Milliseconds()
 			var first, second counter
 			a := start(t, uri, "svc", func(r *entrypoint.Registry) {
-				timer.Handle(r, "beat", interval, first.tick(interval/2), timer.Once())
+				timer.Handle(r, "beat", interval, first.tick(interval/2), timer.Once(), timer.Eager())
 			})
 			start(t, uri, "svc", func(r *entrypoint.Registry) {
 				timer.Handle(r, "beat", interval, second.tick(interval/2), timer.Once())
 			})
-			waitFor(t, "3 ticks", func() bool { return first.n.Load() >= 3 })
+			waitFor(t, "2 ticks", func() bool { return first.n.Load() >= 2 })
 			if n := second.n.Load(); n != 0 {
 				t.Fatalf("the second instance ticked %d times while the first held the token", n)
 			}
 			waitFor(t, "a tick under way", func() bool { return first.running.Load() == 1 })
+			lost := first.latest.Load()
 			a.Kill()
+			waitFor(t, "a tick on the second instance", func() bool { return second.n.Load() >= 1 })
+			if got, want := second.first.Load()/ms, lost/ms; got != want {
+				t.Fatalf("the second instance's first tick fell %d intervals after the lost one, want in the same: the interrupted tick was not run again", got-want)
+			}
 			waitFor(t, "3 ticks on the second instance", func() bool { return second.n.Load() >= 3 })
 		})
 	}
@@ -73,7 +82,8 @@ func TestOnceSeedsMerge(t *testing.T) {
 	}
 }
 
-// A stopping instance's tick gets its grace period; the token goes on to the
+// A stopping instance's tick gets its grace period: it runs to its end, its
+// context not cancelled, before the stop returns; the token goes on to the
 // next instance, which ticks on.
 func TestOnceHandsOverOnStop(t *testing.T) {
 	t.Parallel()
@@ -84,13 +94,19 @@ func TestOnceHandsOverOnStop(t *testing.T) {
 			const interval = 50 * time.Millisecond
 			var first, second counter
 			a := start(t, uri, "svc", func(r *entrypoint.Registry) {
-				timer.Handle(r, "beat", interval, first.tick(0), timer.Once())
+				timer.Handle(r, "beat", interval, first.tick(4*interval), timer.Once())
 			})
-			waitFor(t, "a tick", func() bool { return first.n.Load() >= 1 })
 			start(t, uri, "svc", func(r *entrypoint.Registry) {
 				timer.Handle(r, "beat", interval, second.tick(0), timer.Once())
 			})
-			a.Stop(time.Second)
+			waitFor(t, "a tick under way", func() bool { return first.running.Load() == 1 })
+			a.Stop(5 * time.Second)
+			if n := first.running.Load(); n != 0 {
+				t.Fatalf("%d ticks still running after the stop: it did not wait for them", n)
+			}
+			if n := first.cancelled.Load(); n != 0 {
+				t.Fatalf("%d ticks cancelled within their grace period", n)
+			}
 			waitFor(t, "2 ticks on the second instance", func() bool { return second.n.Load() >= 2 })
 		})
 	}

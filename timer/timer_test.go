@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,8 +41,7 @@ func TestRegistrationErrors(t *testing.T) {
 	}
 }
 
-// A tick that overruns its interval delays the next: ticks never overlap
-// and do not pile up.
+// A tick that overruns its interval delays the next: ticks never overlap.
 func TestTicksNeverOverlap(t *testing.T) {
 	t.Parallel()
 	var c counter
@@ -52,6 +52,42 @@ func TestTicksNeverOverlap(t *testing.T) {
 	in.Stop(time.Second)
 	if m := c.most.Load(); m != 1 {
 		t.Fatalf("%d ticks ran at once, want 1", m)
+	}
+}
+
+// The ticks an overrun missed are not made up: after a tick that overran
+// several intervals, the next starts at once and the ones after it an
+// interval apart, not in a burst.
+func TestMissedTicksAreNotMadeUp(t *testing.T) {
+	t.Parallel()
+	const interval = 20 * time.Millisecond
+	var (
+		mu     sync.Mutex
+		starts []time.Time
+	)
+	in := start(t, "", "svc", func(r *entrypoint.Registry) {
+		timer.Handle(r, "overrun", interval, func(ctx context.Context) error {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			n := len(starts)
+			mu.Unlock()
+			if n == 1 {
+				time.Sleep(10 * interval) // misses ten ticks
+			}
+			return nil
+		}, timer.Eager())
+	})
+	waitFor(t, "5 ticks", func() bool { mu.Lock(); defer mu.Unlock(); return len(starts) >= 5 })
+	in.Stop(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	// The second tick follows the overrun at once; from the third on, a
+	// tick starts no sooner than an interval after the last began (a busy
+	// machine only widens the gaps).
+	for i := 2; i < 5; i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < interval/2 {
+			t.Fatalf("tick %d began %s after the one before, want an interval (%s): missed ticks were made up", i+1, gap, interval)
+		}
 	}
 }
 
