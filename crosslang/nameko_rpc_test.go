@@ -2,13 +2,18 @@ package crosslang_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/examples/calculator/calculator"
+	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -76,3 +81,72 @@ func TestHyphaCallsRealNameko(t *testing.T) {
 		t.Errorf("nameko's call_id_stack = %q; want [%s.<...> py_service.context.<uuid>]", got.CallIDStack, rpc.StandaloneOwner)
 	}
 }
+
+// whoami is a Hypha service that returns the context data of each call.
+type whoami struct{}
+
+func (whoami) Register(r *entrypoint.Registry) {
+	rpc.Handle(r, "context", func(ctx context.Context, _ struct{}) (contextdata.Data, error) {
+		return contextdata.From(ctx), nil
+	})
+}
+
+func TestNamekoProxyCallsHypha(t *testing.T) {
+	uri := testbroker.URI(t)
+	startApp(t, uri,
+		framework.Service(calculator.Name, calculator.New),
+		framework.Service("whoami", func() whoami { return whoami{} }),
+	)
+
+	calls := `[["calculator", "add", [1, 2], {}],
+		["calculator", "add", [], {"a": 1.5, "b": 2}],
+		["calculator", "divide", [1, 0], {}],
+		["calculator", "nope", [], {}],
+		["calculator", "add", [1], {}],
+		["whoami", "context", [], {}]]`
+	out := runStandalone(t, uri, "rpc", calls, `{"user_id": "u-42", "custom_key": "custom-value"}`)
+	type result struct {
+		Result any               `json:"result"`
+		Error  map[string]string `json:"error"`
+	}
+	var got []result
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("standalone.py printed %q: %v", line, err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != 6 {
+		t.Fatalf("standalone.py printed %d results, want 6:\n%s", len(got), out)
+	}
+	if got[0].Result != 3.0 || got[0].Error != nil {
+		t.Errorf("calculator.add(1, 2) = %+v, want 3", got[0])
+	}
+	if got[1].Result != 3.5 || got[1].Error != nil {
+		t.Errorf("calculator.add(a=1.5, b=2) = %+v, want 3.5", got[1])
+	}
+	for i, want := range []map[string]string{
+		2: {"raised": "RemoteError", "exc_type": "ZeroDivisionError", "value": "division by zero"},
+		// nameko raises the exceptions it registers as themselves.
+		3: {"raised": "MethodNotFound", "value": "nope"},
+	} {
+		if want != nil && !reflect.DeepEqual(got[i].Error, want) {
+			t.Errorf("call %d: nameko raised %v, want %v", i, got[i].Error, want)
+		}
+	}
+	if got[4].Error["raised"] != "IncorrectSignature" {
+		t.Errorf("calculator.add(1): nameko raised %v, want IncorrectSignature", got[4].Error)
+	}
+	data, _ := got[5].Result.(map[string]any)
+	if data["user_id"] != "u-42" || data["custom_key"] != "custom-value" {
+		t.Errorf("whoami.context() = %v; want user_id u-42 and custom_key custom-value", got[5].Result)
+	}
+	// nameko 2.14's standalone proxy names its calls standalone_rpc_proxy.call.<uuid>.
+	stack := stringsOf(data[contextdata.KeyCallIDStack])
+	if len(stack) != 2 || !namekoProxyCallID.MatchString(stack[0]) || !strings.HasPrefix(stack[1], "whoami.context.") {
+		t.Errorf("whoami.context() call_id_stack = %q, want [standalone_rpc_proxy.call.<uuid> whoami.context.<uuid>]", stack)
+	}
+}
+
+var namekoProxyCallID = regexp.MustCompile(`^standalone_rpc_proxy\.call\.` + uuidRE + `$`)

@@ -2,7 +2,8 @@
 
     python3 standalone.py URI rpc CALLS_JSON [CONTEXT_DATA_JSON]
         CALLS_JSON is a list of [service, method, args, kwargs]; prints one JSON line per call:
-        {"result": ...} or {"error": {"exc_type", "value"}} (what nameko's RemoteError keeps).
+        {"result": ...} or {"error": {"raised", "exc_type", "value"}}: the class nameko raised, and for its RemoteError what
+        it keeps (exc_type and value).
     python3 standalone.py URI dispatch SOURCE TYPE PAYLOAD_JSON
 """
 import json
@@ -24,7 +25,11 @@ def main(argv):
                 try:
                     out = {"result": getattr(getattr(proxy, service), method)(*args, **kwargs)}
                 except RemoteError as exc:
-                    out = {"error": {"exc_type": exc.exc_type, "value": exc.value}}
+                    out = {"error": {"raised": "RemoteError", "exc_type": exc.exc_type, "value": exc.value}}
+                except Exception as exc:
+                    # nameko raises its own registered exceptions (MethodNotFound,
+                    # IncorrectSignature, ...) as themselves, not as RemoteError.
+                    out = {"error": {"raised": type(exc).__name__, "value": str(exc)}}
                 sys.stdout.write(json.dumps(out) + "\n")
                 sys.stdout.flush()
     elif command == "dispatch":
