@@ -120,8 +120,8 @@ func (s *namekoService) lines(prefix string) []string {
 }
 
 // startNameko runs `nameko run module:class` on the vhost of uri until the
-// test ends, and returns once a consumer is on a queue named, or beginning
-// with, each of queues: nameko declares and consumes its queues as it starts,
+// test ends, and returns once a consumer is on a queue named each of queues
+// (or beginning with it, when it ends with "*"): nameko declares and consumes its queues as it starts,
 // and prints nothing when it is ready. It stops it with SIGTERM, then SIGKILL
 // when nameko's graceful stop hangs.
 func startNameko(t *testing.T, uri, module, class string, queues ...string) *namekoService {
@@ -182,7 +182,7 @@ func startNameko(t *testing.T, uri, module, class string, queues ...string) *nam
 	}
 }
 
-// unconsumed returns those of queues (names or name prefixes) that have no
+// unconsumed returns those of queues (names, or prefixes ending with "*") that have no
 // queue with a consumer on the test's vhost.
 func unconsumed(t *testing.T, queues []string) ([]string, error) {
 	out, err := testbroker.Rabbitmqctl("-q", "list_queues", "-p", testbroker.VHost(t), "name", "consumers")
@@ -194,7 +194,8 @@ func unconsumed(t *testing.T, queues []string) ([]string, error) {
 		found := false
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
-			if len(f) == 2 && strings.HasPrefix(f[0], q) && f[1] != "0" {
+			name, prefix := strings.CutSuffix(q, "*")
+			if len(f) == 2 && (f[0] == name || prefix && strings.HasPrefix(f[0], name)) && f[1] != "0" {
 				found = true
 			}
 		}
