@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,3 +152,57 @@ func TestNamekoProxyCallsHypha(t *testing.T) {
 }
 
 var namekoProxyCallID = regexp.MustCompile(`^standalone_rpc_proxy\.call\.` + uuidRE + `$`)
+
+func TestHyphaThroughNamekoToHypha(t *testing.T) {
+	uri := testbroker.URI(t)
+	var mu sync.Mutex
+	var seen []seenCall
+	record := func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
+		mu.Lock()
+		seen = append(seen, seenCall{call.Service, call.Method, contextdata.From(ctx), maps.Clone(call.Headers)})
+		mu.Unlock()
+		return next(ctx)
+	}
+	startApp(t, uri, framework.ServerInterceptors(record), framework.Service(calculator.Name, calculator.New))
+	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
+
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctx = contextdata.With(contextdata.WithUserID(ctx, "u-7"), "tenant", "acme")
+	got, err := rpc.Call[float64](ctx, c.Proxy("py_service"), "relay", map[string]any{"a": 2, "b": 3})
+	if err != nil || got != 6 {
+		t.Fatalf("py_service.relay(a=2, b=3) = %v, %v; want 6", got, err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0].service != calculator.Name || seen[0].method != "multiply" {
+		t.Fatalf("Hypha saw %+v, want one call of calculator.multiply", seen)
+	}
+	down := seen[0]
+	if down.data["user_id"] != "u-7" || down.data["tenant"] != "acme" {
+		t.Errorf("calculator's context data = %v, want user_id u-7 and tenant acme", down.data)
+	}
+	// nameko keeps every header it receives as context data and forwards all
+	// of it prefixed: Hypha's deadline comes back as nameko.x-hypha-deadline,
+	// which is not context data, nor the deadline of this call.
+	if _, ok := down.headers["nameko.x-hypha-deadline"]; !ok {
+		t.Errorf("calculator's headers = %v; want nameko.x-hypha-deadline, forwarded by nameko", down.headers)
+	}
+	for key := range down.data {
+		if strings.HasPrefix(key, "x-hypha-") {
+			t.Errorf("calculator's context data has %s = %#v, a header nameko forwarded", key, down.data[key])
+		}
+	}
+	stack := contextdata.CallIDStack(contextdata.WithData(context.Background(), down.data))
+	relayID := regexp.MustCompile(`^py_service\.relay\.` + uuidRE + `$`)
+	if len(stack) != 3 || !strings.HasPrefix(stack[0], rpc.StandaloneOwner+".") || !relayID.MatchString(stack[1]) ||
+		!calcMultiplyID.MatchString(stack[2]) {
+		t.Errorf("calculator's call_id_stack = %q, want [%s.<...> py_service.relay.<uuid> calculator.multiply.<uuid>]", stack, rpc.StandaloneOwner)
+	}
+}
