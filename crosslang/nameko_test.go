@@ -150,8 +150,11 @@ func startNameko(t *testing.T, uri, module, class string, queues ...string) *nam
 		waitErr = cmd.Wait()
 		close(done)
 	}()
+	started := time.Now()
 	t.Cleanup(func() {
 		defer cancel()
+		stopping := time.Now()
+		defer func() { t.Logf("nameko run %s:%s stopped in %v", module, class, time.Since(stopping).Round(time.Millisecond)) }()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -168,6 +171,7 @@ func startNameko(t *testing.T, uri, module, class string, queues ...string) *nam
 	for {
 		missing, err := unconsumed(t, queues)
 		if err == nil && len(missing) == 0 {
+			t.Logf("nameko run %s:%s consumed after %v", module, class, time.Since(started).Round(time.Millisecond))
 			return s
 		}
 		select {
