@@ -154,7 +154,9 @@ func startNameko(t *testing.T, uri, module, class string, queues ...string) *nam
 	t.Cleanup(func() {
 		defer cancel()
 		stopping := time.Now()
-		defer func() { t.Logf("nameko run %s:%s stopped in %v", module, class, time.Since(stopping).Round(time.Millisecond)) }()
+		defer func() {
+			t.Logf("nameko run %s:%s stopped in %v", module, class, time.Since(stopping).Round(time.Millisecond))
+		}()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
