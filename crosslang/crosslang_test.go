@@ -69,7 +69,7 @@ func startApp(t *testing.T, uri string, opts ...framework.Option) {
 const uuidRE = `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`
 
 var (
-	pythonCallID   = regexp.MustCompile(`^standalone_rpc_client\.` + uuidRE + `\.` + uuidRE + `$`)
+	pythonCallID   = regexp.MustCompile(`^standalone_rpc_proxy\.call\.` + uuidRE + `$`)
 	userServiceID  = regexp.MustCompile(`^user_service\.calculate_user_score\.` + uuidRE + `$`)
 	calcMultiplyID = regexp.MustCompile(`^calculator\.multiply\.` + uuidRE + `$`)
 )
@@ -193,7 +193,7 @@ func TestNamekoClientCallsHypha(t *testing.T) {
 	// The Python caller's id, as the Python client sent it to user_service.
 	sent := stringsOf(up.headers["nameko.call_id_stack"])
 	if len(sent) != 1 || !pythonCallID.MatchString(sent[0]) {
-		t.Fatalf("user_service received nameko.call_id_stack %#v; want one standalone_rpc_client.<uuid>.<uuid>",
+		t.Fatalf("user_service received nameko.call_id_stack %#v; want one standalone_rpc_proxy.call.<uuid>",
 			up.headers["nameko.call_id_stack"])
 	}
 
