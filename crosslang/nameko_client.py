@@ -61,10 +61,10 @@ class NamekoRpcClient:
     True}`, nameko.amqp.publish.get_producer).
     """
 
-    def __init__(self, uri, owner="standalone_rpc_client", exchange=RPC_EXCHANGE):
+    def __init__(self, uri, owner="standalone_rpc_proxy", exchange=RPC_EXCHANGE):
         self.owner = owner
-        # The client's own id, used in call_id_stack entries
-        # ("standalone_rpc_client.<client-uuid>.<call-uuid>").
+        # The client's own id: nameko 2.14's standalone proxy is a worker of
+        # entrypoint "call", so its call ids read "standalone_rpc_proxy.call.<uuid>".
         self.client_id = str(uuid.uuid4())
         self.exchange = Exchange(exchange, type="topic", durable=True)
         self._replies = {}  # correlation_id -> decoded reply body
@@ -131,7 +131,8 @@ class NamekoRpcClient:
     # -- requests ----------------------------------------------------------
 
     def call_id_stack(self):
-        return ["{}.{}.{}".format(self.owner, self.client_id, uuid.uuid4())]
+        # One id for the proxy's life, as nameko 2.14's standalone proxy has one worker context.
+        return ["{}.call.{}".format(self.owner, self.client_id)]
 
     def publish_request(self, service, method, args=(), kwargs=None, context=None):
         """Publish one request; return its correlation id.
@@ -302,8 +303,7 @@ def check_unknown_service(client):
 def check_context_headers(client):
     context = {
         # Sent in place of the generated stack, in the standalone client's form.
-        "call_id_stack": ["standalone_rpc_client.{}.{}".format(
-            client.client_id, uuid.uuid4())],
+        "call_id_stack": client.call_id_stack(),
         "user_id": "u-42",
         "language": "en-gb",
         "custom_key": "custom-value",

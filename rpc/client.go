@@ -23,8 +23,12 @@ import (
 // succeeded: without its reply queue, no reply could reach it.
 var errNotStarted = errors.New("hypha: rpc client not started: call Start first, or use Dial")
 
-// StandaloneOwner names the reply queue and call ids of a client that is not a service.
-const StandaloneOwner = "standalone_rpc_client"
+// StandaloneOwner names the reply queue and call ids of a client that is not
+// a service, as nameko 2.14's standalone proxy (ClusterRpcProxy) names its
+// own: reply queues rpc.reply-standalone_rpc_proxy-<uuid>, call ids
+// standalone_rpc_proxy.call.<uuid>. (nameko 3.0's release candidates renamed
+// it standalone_rpc_client; 2.14 is the protocol Hypha speaks.)
+const StandaloneOwner = "standalone_rpc_proxy"
 
 // Config says how a client calls services.
 type Config struct {
@@ -79,7 +83,6 @@ type Client struct {
 	broker   transport.Broker
 	owns     bool // Dial made the broker connection, so Close closes it
 	cfg      Config
-	id       string
 	replyKey string
 	queue    string
 	err      error // a Config that Start refuses
@@ -139,7 +142,6 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 	c := &Client{
 		broker:   broker,
 		cfg:      cfg,
-		id:       uuid.NewString(),
 		replyKey: uuid.NewString(),
 		err:      checkReplyKeyPrefix(cfg.ReplyKeyPrefix),
 		pending:  map[string]chan transport.Delivery{},
@@ -324,9 +326,10 @@ func checkTarget(service, method string) error {
 }
 
 // headers are the request's context data plus its deadline. Outside a worker
-// the call-id stack starts with this client's own id.
+// the call-id stack starts with this call's own id, <Owner>.call.<uuid>: the
+// shape of nameko 2.14's standalone proxy, whose worker's entrypoint is "call".
 func (c *Client) headers(ctx context.Context, deadline time.Time) map[string]any {
-	h := contextdata.Outgoing(ctx, fmt.Sprintf("%s.%s.%s", c.cfg.Owner, c.id, uuid.NewString()))
+	h := contextdata.Outgoing(ctx, fmt.Sprintf("%s.call.%s", c.cfg.Owner, uuid.NewString()))
 	h[deadlineHeader] = deadline.UnixMilli()
 	return h
 }
