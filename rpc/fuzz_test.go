@@ -90,6 +90,10 @@ func FuzzDecodeReply(f *testing.F) {
 		`{"result": null, "error": {"exc_type": 1, "exc_path": null, "exc_args": null, "value": []}}`,
 		`{"result": null, "error": {}}`,
 		`{"result": [1, {"a": "b"}], "error": false}`,
+		`{"result": 1, "result": {"b": 2}, "error": {"exc_type": "X"}, "error": null}`,
+		`{"r\u0065sult": "escaped", "Result": 1, "ERROR": {}}`,
+		` { "error" : null , "result" : [ 1 , "x" ] } `,
+		`{"error": {"exc_type": "X", "exc_args": ["a"]}, "result": 5}`,
 		`{"result": {"deep": ` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}, "error": null}`,
 	} {
 		f.Add([]byte(b))
@@ -99,23 +103,52 @@ func FuzzDecodeReply(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		result, err := decodeReply(body)
-		var remote *RemoteError
-		switch {
-		case err == nil:
-			if result != nil && !json.Valid(result) {
-				t.Fatalf("decodeReply(%q) = result %q, which is not JSON", body, result)
-			}
-		case errors.As(err, &remote):
-			if result != nil {
-				t.Fatalf("decodeReply(%q) = result %q alongside remote error %v", body, result, err)
-			}
-		case result != nil:
-			t.Fatalf("decodeReply(%q) = result %q alongside error %v", body, result, err)
-		}
 		if err != nil && err.Error() == "" {
 			t.Fatalf("decodeReply(%q) failed with an empty message (%#v)", body, err)
 		}
+		wantResult, wantRemote, wantErr := replyModel(body)
+		var remote *RemoteError
+		switch {
+		case wantErr != nil:
+			if err == nil || errors.As(err, &remote) || result != nil {
+				t.Fatalf("decodeReply(%q) = %q, %v; want a local error (%v)", body, result, err, wantErr)
+			}
+		case wantRemote != nil:
+			if !errors.As(err, &remote) || result != nil || !reflect.DeepEqual(*remote, *wantRemote) {
+				t.Fatalf("decodeReply(%q) = %q, %#v; want the remote error %#v", body, result, err, wantRemote)
+			}
+		default:
+			if err != nil || !bytes.Equal(result, wantResult) {
+				t.Fatalf("decodeReply(%q) = %q, %v; want the result %q", body, result, err, wantResult)
+			}
+		}
 	})
+}
+
+// replyModel is what a nameko reply body says, read with encoding/json
+// alone: a result, a remote error, or why it is no reply.
+func replyModel(body []byte) (result json.RawMessage, remote *RemoteError, err error) {
+	if err := jsonlimit.CheckDepth(body, jsonlimit.MaxDepth); err != nil {
+		return nil, nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, nil, err
+	}
+	if fields == nil {
+		return nil, nil, errors.New("null is not an object")
+	}
+	if raw, ok := fields["error"]; ok && string(raw) != "null" {
+		var e RemoteError
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, nil, err
+		}
+		return nil, &e, nil
+	}
+	if raw, ok := fields["result"]; ok {
+		return raw, nil, nil
+	}
+	return json.RawMessage("null"), nil, nil
 }
 
 func FuzzRemoteError(f *testing.F) {
