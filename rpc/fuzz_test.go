@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -243,6 +244,9 @@ func FuzzBind(f *testing.F) {
 		`{"args": [], "kwargs": {"name": "x", "count": 1, "Plain": true, "fragile": "boom"}}`,
 		`{"args": [], "kwargs": {"name": "x", "count": 1, "Plain": true, "scores": {"a": 256}, "nested": [[{"a": 1}], null]}}`,
 		`{"args": [null, null], "kwargs": {"Plain": null}}`,
+		`{"args": [], "kwargs": {"name": "a", "count": 1, "name": "b", "Plain": true, "count": 2}}`,
+		`{"args": [ "a" , 1 ], "kwargs": {"Plain": true, "fragile": "x" , "raw": [ 1 ], "work": {"zip": 7}}}`,
+		`{"args": ["a", 1, null, "n"], "kwargs": {"Plain": false, "meta": {"x": [1.5, "y", null]}, "tags": null}}`,
 	} {
 		f.Add([]byte(b))
 	}
@@ -286,7 +290,84 @@ func FuzzBind(f *testing.F) {
 				}
 			}
 		}
+		want, whyNot := bindModel(argsOf(req), kwargsOf(req))
+		for _, b := range []*binder{byValue, byPointer} {
+			v, err := b.bind(req)
+			switch {
+			case whyNot != "" && err == nil:
+				t.Fatalf("bind(%q) succeeded; want an error: %s", body, whyNot)
+			case whyNot == "" && err != nil:
+				t.Fatalf("bind(%q) failed: %v; want %#v", body, err, want)
+			case err == nil:
+				got := reflect.Indirect(v).Interface()
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("bind(%q) = %#v; want %#v", body, got, want)
+				}
+			}
+		}
 	})
+}
+
+type bindParam struct {
+	name     string
+	required bool
+}
+
+// bindParams are bindTarget's arguments in order, as a Python signature
+// would list them, and whether each is required.
+var bindParams = []bindParam{
+	{"name", true}, {"count", true}, {"ratio", false}, {"note", false}, {"tags", false}, {"home", false},
+	{"work", false}, {"meta", false}, {"raw", false}, {"scores", false}, {"fragile", false}, {"Plain", true},
+	{"nested", false},
+}
+
+// bindModel binds args and kwargs to bindTarget as Python binds a call to a
+// signature, then decodes the arguments as one JSON object with
+// encoding/json. It returns the bound value, or why the call does not fit.
+func bindModel(args []json.RawMessage, kwargs map[string]json.RawMessage) (want bindTarget, whyNot string) {
+	if len(args) > len(bindParams) {
+		return want, "too many positional arguments"
+	}
+	values := map[string]json.RawMessage{}
+	for i, a := range args {
+		values[bindParams[i].name] = a
+	}
+	for name, v := range kwargs {
+		if !slices.ContainsFunc(bindParams, func(p bindParam) bool { return p.name == name }) {
+			return want, "unexpected keyword " + name
+		}
+		if _, twice := values[name]; twice {
+			return want, "two values for " + name
+		}
+		values[name] = v
+	}
+	object := []byte("{")
+	for _, p := range bindParams {
+		v, ok := values[p.name]
+		if p.required && (!ok || string(bytes.TrimSpace(v)) == "null") {
+			return want, "no value for required " + p.name
+		}
+		if ok {
+			if len(object) > 1 {
+				object = append(object, ',')
+			}
+			object = fmt.Appendf(object, "%q:%s", p.name, v)
+		}
+	}
+	object = append(object, '}')
+	if err := unmarshalNoPanic(object, &want); err != nil {
+		return bindTarget{}, err.Error()
+	}
+	return want, ""
+}
+
+func unmarshalNoPanic(b []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return json.Unmarshal(b, v)
 }
 
 // decodeNumbers decodes data into v keeping numbers as json.Number, so that
