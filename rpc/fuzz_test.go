@@ -381,14 +381,6 @@ func unmarshalNoPanic(b []byte, v any) (err error) {
 	return json.Unmarshal(b, v)
 }
 
-// decodeNumbers decodes data into v keeping numbers as json.Number, so that
-// valid JSON such as 1e400 decodes.
-func decodeNumbers(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	return dec.Decode(v)
-}
-
 func sortedKeys(m map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
