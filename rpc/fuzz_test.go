@@ -169,6 +169,7 @@ func FuzzRemoteError(f *testing.F) {
 		`{"exc_type": "IncorrectSignature", "exc_path": "nameko.exceptions.IncorrectSignature", "exc_args": [], "value": ""}`,
 		`{"exc_type": "X", "exc_args": [3000000000, 1e300, -0.0, {"k": [null, true]}, "\u00e9\ud83d\ude00"], "extra": 1}`,
 		`{"exc_args": null}`,
+		`{"exc_type": "X", "exc_args": "not a list", "EXC_TYPE": "Y", "value": "v"}`,
 		`{"exc_type": "\ud800", "value": "\u0000"}`,
 	} {
 		f.Add([]byte(b))
@@ -181,6 +182,28 @@ func FuzzRemoteError(f *testing.F) {
 		if json.Unmarshal(body, &in) != nil {
 			return
 		}
+		// The model: the four fields as encoding/json reads them, exc_args
+		// as any value, a list of one when it is not a list.
+		var model struct {
+			ExcType string `json:"exc_type"`
+			ExcPath string `json:"exc_path"`
+			ExcArgs any    `json:"exc_args"`
+			Value   string `json:"value"`
+		}
+		if err := json.Unmarshal(body, &model); err != nil {
+			t.Fatalf("%q decodes as %#v, but not as the four fields: %v", body, in, err)
+		}
+		want := RemoteError{ExcType: model.ExcType, ExcPath: model.ExcPath, Value: model.Value}
+		switch args := model.ExcArgs.(type) {
+		case nil:
+		case []any:
+			want.ExcArgs = args
+		default:
+			want.ExcArgs = []any{args}
+		}
+		if !reflect.DeepEqual(in, want) {
+			t.Fatalf("%q decodes as %#v, want %#v", body, in, want)
+		}
 		out, err := json.Marshal(&in)
 		if err != nil {
 			t.Fatalf("%#v decoded from %q does not encode: %v", in, body, err)
@@ -189,9 +212,9 @@ func FuzzRemoteError(f *testing.F) {
 		if err := json.Unmarshal(out, &fields); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"exc_args", "exc_path", "exc_type", "value"}
-		if got := sortedKeys(fields); !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q encodes as %s: fields %v, want %v", body, out, got, want)
+		names := []string{"exc_args", "exc_path", "exc_type", "value"}
+		if got := sortedKeys(fields); !reflect.DeepEqual(got, names) {
+			t.Fatalf("%q encodes as %s: fields %v, want %v", body, out, got, names)
 		}
 		if !bytes.HasPrefix(fields["exc_args"], []byte("[")) {
 			t.Fatalf("%q encodes as %s: exc_args is not a list", body, out)
