@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -400,39 +401,107 @@ func TestSanitizeFraming(t *testing.T) {
 
 func FuzzSanitize(f *testing.F) {
 	hdr := func(t []byte) []byte { return rawHeader(1, 3, flagHeaders|flagReplyTo, t, shortstr("reply")) }
+	small := tuneFrame(frameMinSize, 0) // frame_max 4096 from here on
 	f.Add(hdr(tbl("id", fieldL(3000000000))))
 	f.Add(hdr(tbl("x", fieldA(fieldF(tbl("y", fieldL(-1)))))))
 	f.Add(hdr(bigTable(8193)))
 	f.Add(hdr(tbl("a", bigArray(8193))))
+	f.Add(hdr(tbl("a", bigArray(8192))))
 	f.Add(hdr(nested(33)))
+	f.Add(hdr(nested(32)))
 	f.Add(hdr(tbl("a", []byte{'U'})))
+	f.Add(hdr(tbl("a", []byte{'U', 0, 1}, "b", fieldA([]byte{'U', 0, 2})))) // an AMQP 0-9 short int amqp091-go does not read
 	f.Add(hdr(tbl("a", fieldS("truncated"))[:12]))
-	f.Add(hdr(tbl("pad", fieldS(strings.Repeat("x", 4070)))))
-	f.Add(append(tuneFrame(4096, 0), hdr(tbl("pad", fieldS(strings.Repeat("x", 5000))))...))
+	f.Add(append(small, hdr(tbl("pad", fieldS(strings.Repeat("x", 4040))))...))
+	f.Add(append(small, hdr(tbl("pad", fieldS(strings.Repeat("x", 4070))))...))
+	f.Add(append(tuneFrame(frameMinSize, 0), hdr(tbl("pad", fieldS(strings.Repeat("x", 5000))))...))
 	f.Add(rawHeader(1, 1<<40, 0))
 	f.Add(bytes.Join([][]byte{rawHeader(1, 30, 0), rawHeader(2, 2, 0), rawFrame(frameBody, 1, make([]byte, 20)),
 		rawFrame(frameBody, 2, []byte("ok")), rawFrame(frameMethod, 1, []byte{0, 60, 0, 60}), rawFrame(frameBody, 1, make([]byte, 10))}, nil))
 	f.Add(rawHeader(1, 0, flagMore|flagContentType, []byte{0x80, 0x00}, shortstr("x")))
+	// Well-formed: every property, every field type amqp091-go reads.
+	every := tbl("t", []byte{'t', 1}, "B", []byte{'B', 2}, "b", []byte{'b', 0xff}, "s", []byte{'s', 0, 1}, "u", []byte{'u', 0, 2},
+		"I", []byte{'I', 0, 0, 0, 3}, "i", []byte{'i', 0, 0, 0, 4}, "f", []byte{'f', 0x3f, 0x80, 0, 0}, "D", []byte{'D', 2, 0, 0, 1, 0},
+		"l", fieldl(-5), "d", []byte{'d', 0x3f, 0xf0, 0, 0, 0, 0, 0, 0}, "T", append([]byte{'T'}, fieldl(1700000000)[1:]...), "V", []byte{'V'},
+		"S", fieldS("str"), "x", append([]byte{'x'}, longstr([]byte{0, 1, 2})...), "A", fieldA(fieldS("a"), fieldl(1), []byte{'V'}),
+		"F", fieldF(tbl("k", fieldS("v"))))
+	f.Add(bytes.Join([][]byte{tuneFrame(64<<10, 60), rawFrame(frameMethod, 1, []byte{0, 60, 0, 60, 1, 2}),
+		rawHeader(1, 5, 0xfffc, shortstr("application/json"), shortstr("utf-8"), every, []byte{2}, []byte{9},
+			shortstr("corr"), shortstr("reply"), shortstr("60000"), shortstr("id"), fieldl(1)[1:],
+			shortstr("type"), shortstr("user"), shortstr("app"), shortstr("cluster")),
+		rawFrame(frameBody, 1, []byte("he")), rawFrame(frameBody, 1, []byte("llo")), rawFrame(frameHeartbeat, 0, nil),
+		rawHeader(2, 0, 0)}, nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		out, err := sanitize(in, frameLimits{maxBody: 16, frameSize: frameMinSize})
+		const client = 128 << 10
+		limits := frameLimits{maxBody: 16, frameSize: client}
+		out, err := sanitize(in, limits)
 		// A frame may grow by its marker, a short one by at most the marker
 		// and the frame-end.
 		if len(out) > len(in)+(len(in)/8+1)*(maxWhy+40) {
 			t.Fatalf("%d bytes out of %d", len(out), len(in))
 		}
-		fs, serr := splitFrames(out, err == nil)
-		if serr != nil {
-			t.Fatal(serr)
+		outFrames, rest := modelFrames(out)
+		if err == nil && len(rest) > 0 {
+			t.Fatalf("%d bytes of a partial frame out", len(rest))
 		}
-		for _, fr := range fs {
-			if fr.typ != frameHeader {
+		var inHeaders []modelFrame
+		inFrames, _ := modelFrames(in)
+		for _, fr := range inFrames {
+			if fr.typ == frameHeader {
+				inHeaders = append(inHeaders, fr)
+			}
+		}
+		limit := uint32(client)
+		for _, fr := range outFrames {
+			if limit = modelTune(fr, client, limit); fr.typ != frameHeader {
 				continue
 			}
-			if _, err := parseHeader(fr.payload, frameMinSize); err != nil {
-				t.Fatalf("content header out: %v", err)
+			if fr.end != frameEnd || len(fr.payload) > int(limit)-frameOverhead {
+				t.Fatalf("content header of %d bytes, frame-end %#x, out with frame_max %d", len(fr.payload), fr.end, limit)
+			}
+			table, _, err := modelHeader(fr.payload, false)
+			if err != nil {
+				t.Fatalf("content header out that amqp091-go cannot read: %v", err)
+			}
+			// Headers without the marker are the headers that came in,
+			// py-amqp's 'L' read as the 'l' it became.
+			sent, _, err := modelHeader(inHeaders[0].payload, true)
+			inHeaders = inHeaders[1:]
+			if _, marked := table[malformedHeader]; err == nil && !marked && !reflect.DeepEqual(table, sent) {
+				t.Fatalf("headers %v came out as %v", sent, table)
 			}
 		}
+		if wellFormed(in, client, uint64(limits.maxBody)) && (err != nil || !bytes.Equal(out, in)) {
+			t.Fatalf("well-formed input changed (error %v):\n in %x\nout %x", err, in, out)
+		}
 	})
+}
+
+// wellFormed reports whether in is whole frames amqp091-go reads as they
+// are, content headers of bodies within maxBody: what the frame reader must
+// pass through unchanged.
+func wellFormed(in []byte, client uint32, maxBody uint64) bool {
+	frames, rest := modelFrames(in)
+	if len(rest) > 0 {
+		return false
+	}
+	limit := client
+	for _, fr := range frames {
+		limit = modelTune(fr, client, limit)
+		switch fr.typ {
+		case frameMethod, frameBody, frameHeartbeat:
+		case frameHeader:
+			if fr.end != frameEnd || len(fr.payload) > int(limit)-frameOverhead {
+				return false
+			}
+			if _, body, err := modelHeader(fr.payload, false); err != nil || body > maxBody {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // loop repeats b forever.
