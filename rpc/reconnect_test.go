@@ -2,7 +2,9 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,17 +36,35 @@ func waitAnswer(t *testing.T, p *rpc.Proxy, d time.Duration) time.Duration {
 
 func TestCallsSurviveConnectionLoss(t *testing.T) {
 	var runs atomic.Int64
+	started := make(chan struct{}, 4)
 	serve(t, "math_reconnect", 4, func(r *entrypoint.Registry) {
 		mathService(nil)(r)
 		rpc.Handle(r, "slow_double", func(_ context.Context, in struct {
 			X int `json:"x"`
 		}) (int, error) {
 			runs.Add(1)
+			started <- struct{}{}
 			time.Sleep(600 * time.Millisecond)
 			return 2 * in.X, nil
 		})
 	})
-	c := dial(t, 10*time.Second)
+	// The client's log says when a reply came that no call waited for: a
+	// second reply to the in-flight call would show there.
+	var logs logBuffer
+	var inflightID atomic.Value
+	c, err := rpc.Dial(context.Background(), rpc.Config{
+		URI: testbroker.URI(t), Timeout: 10 * time.Second, Logger: logs.logger(),
+		Interceptors: []rpc.ClientInterceptor{func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
+			if call.Method == "slow_double" {
+				inflightID.Store(call.CorrelationID)
+			}
+			return next(ctx, call)
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	p := c.Proxy("math_reconnect")
 	waitAnswer(t, p, 5*time.Second)
 
@@ -52,7 +72,11 @@ func TestCallsSurviveConnectionLoss(t *testing.T) {
 	// and either that reply or the redelivered call's reaches the caller,
 	// exactly once.
 	inflight := p.CallAsync(context.Background(), "slow_double", map[string]any{"x": 21})
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-started: // the call is running now
+	case <-time.After(waitBound):
+		t.Fatal("slow_double did not start")
+	}
 	testbroker.CloseConnections(t)
 	// A call made during the outage waits for the reconnect.
 	during := p.CallAsync(context.Background(), "add", rpc.Args(40, 2))
@@ -65,9 +89,25 @@ func TestCallsSurviveConnectionLoss(t *testing.T) {
 	if err := during.Result(&sum); err != nil || sum != 42 {
 		t.Fatalf("call during the outage: %v, %v", sum, err)
 	}
-	t.Logf("slow_double ran %d time(s) (at-least-once execution)", runs.Load())
 	if took := waitAnswer(t, p, 5*time.Second); took > time.Second {
 		t.Errorf("answering again took %v", took)
+	}
+	// Once the request is settled (its copy, if any, run or dropped) and a
+	// later call has come back through the same reply queue, any second
+	// reply would have arrived.
+	waitQueueEmpty(t, rpc.QueueName("math_reconnect"))
+	waitAnswer(t, p, 5*time.Second)
+	corr, _ := inflightID.Load().(string)
+	if corr == "" {
+		t.Fatal("the client interceptor saw no slow_double call")
+	}
+	if extra := logs.count(t, "hypha: dropping reply nobody waits for", "correlation_id", corr); extra != 0 {
+		t.Fatalf("the in-flight call got %d replies, want exactly 1 (slow_double ran %d times)", 1+extra, runs.Load())
+	}
+	// Executions are at least once: a run whose delivery the drop lost is
+	// abandoned and its copy runs; never more than that one copy.
+	if n := runs.Load(); n < 1 || n > 2 {
+		t.Fatalf("slow_double ran %d times, want once, or twice when the drop lost its delivery", n)
 	}
 
 	// Twice more, with calls running all along: every call gets its own
@@ -105,21 +145,47 @@ func callAcrossDrops(t *testing.T, p *rpc.Proxy) (calls, wrong int64) {
 			}
 		})
 	}
-	for range 2 {
-		time.Sleep(500 * time.Millisecond)
-		testbroker.CloseConnections(t)
+	// Each drop comes once calls are being answered again since the one
+	// before, and the calls go on until some are answered after the second.
+	answered := func() int64 { return made.Load() - bad.Load() }
+	for drop := range 3 {
+		since := answered()
+		eventually(t, "calls answered between the drops", func() bool { return answered() >= since+20 })
+		if drop < 2 {
+			testbroker.CloseConnections(t)
+		}
 	}
-	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()
 	return made.Load(), bad.Load()
 }
 
+// count is the number of records with message msg whose attribute key is
+// value.
+func (b *logBuffer) count(t *testing.T, msg, key string, value any) int {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for line := range strings.Lines(b.buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["msg"] == msg && rec[key] == value {
+			n++
+		}
+	}
+	return n
+}
+
 func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
+	started := make(chan struct{}, 2)
 	serve(t, "math_outage", 2, func(r *entrypoint.Registry) {
 		rpc.Handle(r, "sleep", func(_ context.Context, in struct {
 			MS int `json:"ms"`
 		}) (string, error) {
+			started <- struct{}{}
 			time.Sleep(time.Duration(in.MS) * time.Millisecond)
 			return "slept", nil
 		})
@@ -134,7 +200,10 @@ func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
 		<-reply.Done()
 		ended <- time.Since(start)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-started: // the call is running when the connections drop
+	case <-reply.Done():
+	}
 	testbroker.CloseConnections(t) // rabbitmqctl may take longer than the deadline
 	err := reply.Result(nil)
 	took := <-ended
