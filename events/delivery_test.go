@@ -89,6 +89,31 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	}
 }
 
+// waitSettled waits up to d until no queue of the test's vhost holds a
+// message ready or unacknowledged: every delivery has then been handled and
+// settled (handlers record before the ack), and none is left to come.
+func waitSettled(t *testing.T, d time.Duration) {
+	t.Helper()
+	var out string
+	settled := waitFor(d, func() bool {
+		var err error
+		out, err = testbroker.Rabbitmqctl("list_queues", "-q", "--no-table-headers", "-p", testbroker.VHost(t),
+			"name", "messages_ready", "messages_unacknowledged")
+		if err != nil {
+			t.Fatalf("rabbitmqctl list_queues: %v\n%s", err, out)
+		}
+		for line := range strings.Lines(out) {
+			if f := strings.Fields(line); len(f) == 3 && (f[1] != "0" || f[2] != "0") {
+				return false
+			}
+		}
+		return true
+	})
+	if !settled {
+		t.Fatalf("queues not settled within %v:\n%s", d, out)
+	}
+}
+
 // idCounter records how often each id was handled.
 type idCounter struct {
 	mu  sync.Mutex
@@ -247,7 +272,7 @@ func TestHandlerTypesFanOut(t *testing.T) {
 	if !waitFor(10*time.Second, complete) {
 		t.Error("not every handler got its events within 10 s")
 	}
-	time.Sleep(300 * time.Millisecond) // catch extra deliveries
+	waitSettled(t, 10*time.Second) // any extra delivery has been counted by now
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -344,7 +369,7 @@ func TestReliableDeliveryWhileHandlerDown(t *testing.T) {
 		u, _, _ := got.stats()
 		t.Errorf("after the restart %d of %d events arrived within 20 s; missing e.g. %v", u, n, got.missing(n))
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitSettled(t, 10*time.Second) // any duplicate has been counted by now
 	unique, deliveries, dups := got.stats()
 	t.Logf("handler down: dispatched=%d unique=%d deliveries=%d duplicates=%d", n, unique, deliveries, dups)
 	if dups != 0 {
@@ -438,7 +463,7 @@ func TestDispatchThroughConnectionDrops(t *testing.T) {
 		u, _, _ := got.stats()
 		t.Errorf("%d of %d events handled within 60 s; missing e.g. %v", u, total, got.missing(total))
 	}
-	time.Sleep(300 * time.Millisecond) // let redeliveries in flight land
+	waitSettled(t, 30*time.Second) // redeliveries in flight have landed
 	unique, deliveries, dups := got.stats()
 	waitFor(10*time.Second, func() bool { return handlerRestores.Load() >= 2 && dispatcherRestores.Load() >= 2 })
 	hr, dr := handlerRestores.Load(), dispatcherRestores.Load()
