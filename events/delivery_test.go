@@ -89,10 +89,11 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	}
 }
 
-// waitSettled waits up to d until no queue of the test's vhost holds a
-// message ready or unacknowledged: every delivery has then been handled and
-// settled (handlers record before the ack), and none is left to come.
-func waitSettled(t *testing.T, d time.Duration) {
+// waitSettled waits up to d until no handler queue of source's events (its
+// dead-letter queues aside, which keep what they hold) has a message ready
+// or unacknowledged: every delivery has then been handled and settled
+// (handlers record before the ack), and none is left to come.
+func waitSettled(t *testing.T, source string, d time.Duration) {
 	t.Helper()
 	var out string
 	settled := waitFor(d, func() bool {
@@ -103,7 +104,11 @@ func waitSettled(t *testing.T, d time.Duration) {
 			t.Fatalf("rabbitmqctl list_queues: %v\n%s", err, out)
 		}
 		for line := range strings.Lines(out) {
-			if f := strings.Fields(line); len(f) == 3 && (f[1] != "0" || f[2] != "0") {
+			f := strings.Fields(line)
+			if len(f) != 3 || !strings.HasPrefix(f[0], "evt-"+source+"-") || strings.HasSuffix(f[0], ".dlq") {
+				continue
+			}
+			if f[1] != "0" || f[2] != "0" {
 				return false
 			}
 		}
@@ -272,7 +277,7 @@ func TestHandlerTypesFanOut(t *testing.T) {
 	if !waitFor(10*time.Second, complete) {
 		t.Error("not every handler got its events within 10 s")
 	}
-	waitSettled(t, 10*time.Second) // any extra delivery has been counted by now
+	waitSettled(t, source, 10*time.Second) // any extra delivery has been counted by now
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -369,7 +374,7 @@ func TestReliableDeliveryWhileHandlerDown(t *testing.T) {
 		u, _, _ := got.stats()
 		t.Errorf("after the restart %d of %d events arrived within 20 s; missing e.g. %v", u, n, got.missing(n))
 	}
-	waitSettled(t, 10*time.Second) // any duplicate has been counted by now
+	waitSettled(t, source, 10*time.Second) // any duplicate has been counted by now
 	unique, deliveries, dups := got.stats()
 	t.Logf("handler down: dispatched=%d unique=%d deliveries=%d duplicates=%d", n, unique, deliveries, dups)
 	if dups != 0 {
@@ -463,7 +468,7 @@ func TestDispatchThroughConnectionDrops(t *testing.T) {
 		u, _, _ := got.stats()
 		t.Errorf("%d of %d events handled within 60 s; missing e.g. %v", u, total, got.missing(total))
 	}
-	waitSettled(t, 30*time.Second) // redeliveries in flight have landed
+	waitSettled(t, source, 30*time.Second) // redeliveries in flight have landed
 	unique, deliveries, dups := got.stats()
 	waitFor(10*time.Second, func() bool { return handlerRestores.Load() >= 2 && dispatcherRestores.Load() >= 2 })
 	hr, dr := handlerRestores.Load(), dispatcherRestores.Load()
