@@ -200,7 +200,7 @@ func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	reply := p.CallAsync(ctx, "sleep", map[string]any{"ms": 2000})
+	reply := p.CallAsync(ctx, "sleep", map[string]any{"ms": 5000})
 	ended := make(chan time.Duration, 1)
 	go func() {
 		<-reply.Done()
@@ -216,7 +216,9 @@ func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
 	if !errors.Is(err, rpc.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
-	if took > 1500*time.Millisecond {
+	// At its deadline, not when the reply comes 5 s later: generous for
+	// -race on a loaded machine.
+	if took > 3*time.Second {
 		t.Fatalf("failed after %v, want at its 700ms deadline", took)
 	}
 }
