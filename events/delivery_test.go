@@ -89,6 +89,36 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	}
 }
 
+// waitSettled waits up to d until no handler queue of source's events (its
+// dead-letter queues aside, which keep what they hold) has a message ready
+// or unacknowledged: every delivery has then been handled and settled
+// (handlers record before the ack), and none is left to come.
+func waitSettled(t *testing.T, source string, d time.Duration) {
+	t.Helper()
+	var out string
+	settled := waitFor(d, func() bool {
+		var err error
+		out, err = testbroker.Rabbitmqctl("list_queues", "-q", "--no-table-headers", "-p", testbroker.VHost(t),
+			"name", "messages_ready", "messages_unacknowledged")
+		if err != nil {
+			t.Fatalf("rabbitmqctl list_queues: %v\n%s", err, out)
+		}
+		for line := range strings.Lines(out) {
+			f := strings.Fields(line)
+			if len(f) != 3 || !strings.HasPrefix(f[0], "evt-"+source+"-") || strings.HasSuffix(f[0], ".dlq") {
+				continue
+			}
+			if f[1] != "0" || f[2] != "0" {
+				return false
+			}
+		}
+		return true
+	})
+	if !settled {
+		t.Fatalf("queues not settled within %v:\n%s", d, out)
+	}
+}
+
 // idCounter records how often each id was handled.
 type idCounter struct {
 	mu  sync.Mutex
@@ -247,7 +277,7 @@ func TestHandlerTypesFanOut(t *testing.T) {
 	if !waitFor(10*time.Second, complete) {
 		t.Error("not every handler got its events within 10 s")
 	}
-	time.Sleep(300 * time.Millisecond) // catch extra deliveries
+	waitSettled(t, source, 10*time.Second) // any extra delivery has been counted by now
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -344,7 +374,7 @@ func TestReliableDeliveryWhileHandlerDown(t *testing.T) {
 		u, _, _ := got.stats()
 		t.Errorf("after the restart %d of %d events arrived within 20 s; missing e.g. %v", u, n, got.missing(n))
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitSettled(t, source, 10*time.Second) // any duplicate has been counted by now
 	unique, deliveries, dups := got.stats()
 	t.Logf("handler down: dispatched=%d unique=%d deliveries=%d duplicates=%d", n, unique, deliveries, dups)
 	if dups != 0 {
@@ -438,7 +468,7 @@ func TestDispatchThroughConnectionDrops(t *testing.T) {
 		u, _, _ := got.stats()
 		t.Errorf("%d of %d events handled within 60 s; missing e.g. %v", u, total, got.missing(total))
 	}
-	time.Sleep(300 * time.Millisecond) // let redeliveries in flight land
+	waitSettled(t, source, 30*time.Second) // redeliveries in flight have landed
 	unique, deliveries, dups := got.stats()
 	waitFor(10*time.Second, func() bool { return handlerRestores.Load() >= 2 && dispatcherRestores.Load() >= 2 })
 	hr, dr := handlerRestores.Load(), dispatcherRestores.Load()

@@ -60,7 +60,7 @@ func TestHandlerCutShortByALostConnection(t *testing.T) {
 			t.Fatalf("run %d never came", run+1)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitSettled(t, "orders_failover", 10*time.Second) // the second run's outcome is settled, and logged
 	if out := logs.String(); strings.Contains(out, "level=ERROR") || !strings.Contains(out, "level=WARN") {
 		t.Fatalf("want the failover logged at warn, never at error:\n%s", out)
 	}

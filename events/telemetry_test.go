@@ -20,7 +20,8 @@ import (
 
 func TestEventTracingAndMetrics(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	consumed := consumerEnded{make(chan struct{}, 1)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSpanProcessor(consumed))
 	defer tp.Shutdown(context.Background())
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -37,12 +38,8 @@ func TestEventTracingAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	done := make(chan struct{}, 1)
 	r := entrypoint.NewRegistry("traced_mailer")
-	events.Handle(r, "on_created", "traced_orders", "order_created", func(context.Context, order) error {
-		done <- struct{}{}
-		return nil
-	})
+	events.Handle(r, "on_created", "traced_orders", "order_created", func(context.Context, order) error { return nil })
 	srv := events.NewServer(b, r, events.ServerConfig{Service: "traced_mailer", ParentCallsTracked: 10,
 		Interceptors: []events.HandlerInterceptor{events.HandlerTracing(tp, prop), metrics}})
 	if err := srv.Start(ctx); err != nil {
@@ -55,12 +52,13 @@ func TestEventTracingAndMetrics(t *testing.T) {
 	if err := d.Dispatch(ctx, "order_created", order{ID: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// The consumer span ends after the handler returns and after the
+	// metrics interceptor, inside the tracing one, has counted it.
 	select {
-	case <-done:
+	case <-consumed.ended:
 	case <-time.After(5 * time.Second):
-		t.Fatal("the event never arrived")
+		t.Fatal("the event was never handled: no consumer span ended")
 	}
-	time.Sleep(50 * time.Millisecond) // the consumer span ends after the handler returns
 
 	var producer, consumer sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {
@@ -96,3 +94,20 @@ func TestEventTracingAndMetrics(t *testing.T) {
 		t.Errorf("hypha.events.handled did not count the event: %+v", rm)
 	}
 }
+
+// consumerEnded signals on ended each time a consumer span ends.
+type consumerEnded struct{ ended chan struct{} }
+
+func (c consumerEnded) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+func (c consumerEnded) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanKind() == trace.SpanKindConsumer {
+		select {
+		case c.ended <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c consumerEnded) Shutdown(context.Context) error   { return nil }
+func (c consumerEnded) ForceFlush(context.Context) error { return nil }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/contextdata"
@@ -320,9 +321,13 @@ func TestRunExitsNonZeroWhenItCannotStart(t *testing.T) {
 	}
 }
 
-// front calls back after a pause: when the app stops during that pause, back
-// must still answer, because front has not finished.
-type front struct{ back *rpc.Proxy }
+// front calls back once told to: when the app stops before that, back must
+// still answer, because front has not finished.
+type front struct {
+	back    *rpc.Proxy
+	started chan struct{}
+	proceed chan struct{}
+}
 
 type frontDeps struct {
 	fx.In
@@ -331,16 +336,18 @@ type frontDeps struct {
 
 func (f *front) Register(r *entrypoint.Registry) {
 	rpc.Handle(r, "relay", func(ctx context.Context, _ struct{}) (float64, error) {
-		time.Sleep(400 * time.Millisecond)
+		close(f.started)
+		<-f.proceed
 		return rpc.Call[float64](ctx, f.back, "add", rpc.Args(20, 22))
 	})
 }
 
 func TestStopLetsCallersFinishFirst(t *testing.T) {
+	f := &front{started: make(chan struct{}), proceed: make(chan struct{})}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
 		framework.WithLogger(quiet),
-		framework.Service("front", func(d frontDeps) *front { return &front{back: d.Back} }),
+		framework.Service("front", func(d frontDeps) *front { f.back = d.Back; return f }),
 		framework.Service("back", calculator.New),
 	)
 	if err != nil {
@@ -350,14 +357,49 @@ func TestStopLetsCallersFinishFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	reply := dial(t).Proxy("front").CallAsync(context.Background(), "relay", nil)
-	time.Sleep(150 * time.Millisecond) // front's worker is pausing now
-	if err := app.Stop(context.Background()); err != nil {
+	select {
+	case <-f.started: // front's worker is waiting now
+	case <-time.After(10 * time.Second):
+		t.Fatal("front's relay did not start")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- app.Stop(context.Background()) }()
+	// front calls back only once the stop is under way: its request queue
+	// has lost its consumer.
+	conn, err := amqp091.Dial(testbroker.URI(t))
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
+	for deadline := time.Now().Add(10 * time.Second); rpcConsumers(t, conn, "front") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("front still consumes 10 s after Stop began")
+		}
+	}
+	close(f.proceed)
 	var got float64
 	if err := reply.Result(&got); err != nil || got != 42 {
 		t.Fatalf("front's reply = %v, %v; back stopped before front finished", got, err)
 	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rpcConsumers is the number of consumers of service's request queue, read
+// with a passive declare on a channel of its own.
+func rpcConsumers(t *testing.T, conn *amqp091.Connection, service string) int {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(rpc.QueueName(service), true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.Consumers
 }
 
 // nestedDeps declares its proxy in an embedded fx.In struct (InnerDeps), and

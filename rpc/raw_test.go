@@ -139,8 +139,10 @@ func TestRawEarlyAckOutlivesTheConnection(t *testing.T) {
 			}
 			return nil
 		})
+		rpc.Handle(r, "ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
 	})
-	_ = dial(t, 30*time.Second).Proxy(service).CallAsync(context.Background(), "upload", struct{}{})
+	p := dial(t, 30*time.Second).Proxy(service)
+	_ = p.CallAsync(context.Background(), "upload", struct{}{})
 	select {
 	case <-acked:
 	case <-time.After(waitBound):
@@ -149,7 +151,13 @@ func TestRawEarlyAckOutlivesTheConnection(t *testing.T) {
 	if out, err := testbroker.Rabbitmqctl("close_all_connections", "-p", testbroker.VHost(t), "test: connection lost"); err != nil {
 		t.Fatalf("close_all_connections: %v\n%s", err, out)
 	}
-	time.Sleep(500 * time.Millisecond) // a lost delivery's cancellation comes at once
+	// A lost delivery's cancellation comes as the connection drops, so
+	// before the service answers again on a new one.
+	eventually(t, "the service answering again", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return p.Call(ctx, "ping", nil, nil) == nil
+	})
 	close(finish)
 	if cause := <-causes; cause != nil {
 		t.Fatalf("the early-acked method was cancelled: %v", cause)

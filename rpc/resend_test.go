@@ -129,7 +129,8 @@ func TestUncertainRequestIsSentAgain(t *testing.T) {
 				// Both copies reached the service: the second is dropped.
 				eventually(t, "the copy dropped", func() bool { return dups.Load() == 1 })
 			}
-			time.Sleep(100 * time.Millisecond)
+			// Every copy in the queue has been run or dropped by now.
+			waitQueueEmpty(t, rpc.QueueName(service))
 			if n := runs.Load(); n != 1 {
 				t.Fatalf("the handler ran %d times, want once", n)
 			}
