@@ -36,7 +36,9 @@ func (c *cli) dlqCommand() *cobra.Command {
 		Short: "Look at and replay dead-lettered events",
 		Long: `An event whose handler failed past its retries goes to the dead-letter queue
 of the handler's queue, "<queue>.dlq", with the error in the x-hypha-error
-header. dlq list and dlq show print them without taking them off the queue;
+header; one its service could not hold (over MAX_MESSAGE_SIZE, headers it
+could not read) is moved there whole by the broker, which adds x-death and no
+x-hypha-error (the reason is in the service's log). dlq list and dlq show print them without taking them off the queue;
 dlq replay sends them back to the handler's own queue (never to the source's
 exchange, where handlers that already succeeded would run again), with the
 x-hypha-* headers reset, once the handler is fixed.`,
