@@ -21,7 +21,9 @@ import (
 
 // uncertainBroker makes the first publish to key end with ErrUncertain, as
 // when the connection drops between a publish and its confirm: the request
-// is sent first when arrived is set, and lost otherwise.
+// is lost, or, when arrived is set, it reaches the broker just ahead of the
+// copy sent again. (Sent at once, its reply could end the call before the
+// client sends the copy, which the client then rightly does not send.)
 type uncertainBroker struct {
 	transport.Broker
 	key     string
@@ -37,17 +39,17 @@ func (b *uncertainBroker) Publish(ctx context.Context, p transport.Publishing) e
 	}
 	b.mu.Lock()
 	b.sent = append(b.sent, p)
-	first := len(b.sent) == 1
+	first, sent := len(b.sent) == 1, b.sent
 	b.mu.Unlock()
-	if !first {
-		return b.Broker.Publish(ctx, p)
+	if first {
+		return fmt.Errorf("publishing: %w", transport.ErrUncertain)
 	}
-	if b.arrived {
-		if err := b.Broker.Publish(ctx, p); err != nil {
+	if b.arrived && len(sent) == 2 {
+		if err := b.Broker.Publish(ctx, sent[0]); err != nil {
 			return err
 		}
 	}
-	return fmt.Errorf("publishing: %w", transport.ErrUncertain)
+	return b.Broker.Publish(ctx, p)
 }
 
 func (b *uncertainBroker) publishes() []transport.Publishing {
