@@ -78,7 +78,7 @@ func TestReplyKeyPrefixStopsSpoofing(t *testing.T) {
 	t.Parallel()
 	// Its own name, so that TestLeastPrivilege's calculator does not share its queue.
 	const calc = "topic_calculator"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second) // a bound on a stuck test, not a measure: user setup is slow on a loaded broker
 	defer cancel()
 	calcURI := topicUser(t, "topic-calc", servicePermissions(calc), serviceTopicPermissions(calc))
 	start(t, framework.ConfigValues(map[string]any{"AMQP_URI": calcURI, "RPC_REPLY_KEY_PREFIX": "reply." + calc}),
