@@ -3,14 +3,21 @@ package crosslang_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
 )
 
@@ -127,5 +134,96 @@ func TestHyphaDispatchReachesNamekoHandlers(t *testing.T) {
 		if len(seen) != len(payloads) || (seen[0] != payloads[0] && seen[0] != payloads[1]) || seen[0] == seen[1] {
 			t.Errorf("%s got %+v, want %+v", h, seen, payloads)
 		}
+	}
+}
+
+func TestHyphaThroughNamekoToHyphaEvents(t *testing.T) {
+	uri := testbroker.URI(t)
+	// Both Hypha ends trace; the nameko service between them does not.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	prop := propagation.TraceContext{}
+	type received struct {
+		order   evtOrder
+		data    contextdata.Data
+		headers map[string]any
+	}
+	got := make(chan received, 10)
+	record := func(ctx context.Context, ev *events.EventInfo, next events.Next) error {
+		got <- received{data: contextdata.From(ctx), headers: maps.Clone(ev.Headers)}
+		return next(ctx)
+	}
+	startApp(t, uri, framework.HandlerInterceptors(record, events.HandlerTracing(tp, prop)),
+		evtServiceOption("go_sink", func(r *entrypoint.Registry) {
+			events.Handle(r, "on_forwarded", "py_relay", "order_forwarded", func(ctx context.Context, o evtOrder) error {
+				got <- received{order: o}
+				return nil
+			})
+		}))
+	startNameko(t, uri, "relay_service", "PyRelay", "evt-hy_orders-order_relayed--py_relay.relay")
+
+	d, err := events.Dial(context.Background(), uri, events.DispatcherConfig{Source: "hy_orders",
+		Interceptors: []events.DispatchInterceptor{events.DispatchTracing(tp, prop)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := contextdata.With(contextdata.WithUserID(context.Background(), "u-7"), "tenant", "acme")
+	if err := d.Dispatch(ctx, "order_relayed", evtOrder{3, "hats"}); err != nil {
+		t.Fatal(err)
+	}
+	var seen, handled received
+	for i := range 2 {
+		select {
+		case r := <-got:
+			if i == 0 {
+				seen = r
+			} else {
+				handled = r
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the Hypha handler got no event through nameko within 30 s")
+		}
+	}
+	if handled.order != (evtOrder{3, "hats"}) {
+		t.Errorf("payload = %+v, want {ID:3 Item:hats}", handled.order)
+	}
+	if seen.data["user_id"] != "u-7" || seen.data["tenant"] != "acme" {
+		t.Errorf("go_sink's context data = %v, want user_id u-7 and tenant acme", seen.data)
+	}
+	// nameko forwarded Hypha's trace headers prefixed: they are not context
+	// data, but the trace goes on across the nameko hop.
+	if _, ok := seen.headers["nameko.traceparent"]; !ok {
+		t.Errorf("go_sink's headers = %v; want nameko.traceparent, forwarded by nameko", seen.headers)
+	}
+	for key := range seen.data {
+		if key == "traceparent" || strings.HasPrefix(key, "x-hypha-") {
+			t.Errorf("go_sink's context data has %s = %#v, a header nameko forwarded", key, seen.data[key])
+		}
+	}
+	stack := contextdata.CallIDStack(contextdata.WithData(context.Background(), seen.data))
+	relayID := regexp.MustCompile(`^py_relay\.relay\.` + uuidRE + `$`)
+	ownID := regexp.MustCompile(`^go_sink\.on_forwarded\.` + uuidRE + `$`)
+	if len(stack) != 3 || !regexp.MustCompile(`^hy_orders\.dispatch\.`+uuidRE+`$`).MatchString(stack[0]) ||
+		!relayID.MatchString(stack[1]) || !ownID.MatchString(stack[2]) {
+		t.Errorf("go_sink's call_id_stack = %q, want [hy_orders.dispatch.<uuid> py_relay.relay.<uuid> go_sink.on_forwarded.<uuid>]", stack)
+	}
+	tp.ForceFlush(context.Background())
+	var producer, consumer sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		switch s.SpanKind() {
+		case trace.SpanKindProducer:
+			producer = s
+		case trace.SpanKindConsumer:
+			consumer = s
+		}
+	}
+	if producer == nil || consumer == nil {
+		t.Fatalf("spans %v; want a producer span and a consumer span", spanNames(rec.Ended()))
+	}
+	if consumer.Parent().SpanID() != producer.SpanContext().SpanID() || consumer.Parent().TraceID() != producer.SpanContext().TraceID() {
+		t.Errorf("go_sink's span has parent %s/%s, want the dispatch span %s/%s: the trace broke at the nameko hop",
+			consumer.Parent().TraceID(), consumer.Parent().SpanID(), producer.SpanContext().TraceID(), producer.SpanContext().SpanID())
 	}
 }

@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
@@ -164,10 +169,17 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 		mu.Unlock()
 		return next(ctx)
 	}
-	startApp(t, uri, framework.ServerInterceptors(record), framework.Service(calculator.Name, calculator.New))
+	// Both Hypha ends trace; the nameko service between them does not.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	prop := propagation.TraceContext{}
+	startApp(t, uri, framework.ServerInterceptors(record, rpc.ServerTracing(tp, prop)),
+		framework.Service(calculator.Name, calculator.New))
 	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
 
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 20 * time.Second})
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 20 * time.Second,
+		Interceptors: []rpc.ClientInterceptor{rpc.ClientTracing(tp, prop)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,10 +207,32 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 	if _, ok := down.headers["nameko.x-hypha-deadline"]; !ok {
 		t.Errorf("calculator's headers = %v; want nameko.x-hypha-deadline, forwarded by nameko", down.headers)
 	}
+	if _, ok := down.headers["nameko.traceparent"]; !ok {
+		t.Errorf("calculator's headers = %v; want nameko.traceparent, forwarded by nameko", down.headers)
+	}
 	for key := range down.data {
-		if strings.HasPrefix(key, "x-hypha-") {
+		if strings.HasPrefix(key, "x-hypha-") || key == "traceparent" {
 			t.Errorf("calculator's context data has %s = %#v, a header nameko forwarded", key, down.data[key])
 		}
+	}
+	// The trace goes on across the nameko hop: calculator's span is a child
+	// of the client's span of the call to py_service.relay.
+	tp.ForceFlush(context.Background())
+	var client, server sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		switch {
+		case s.Name() == "py_service/relay" && s.SpanKind() == trace.SpanKindClient:
+			client = s
+		case s.Name() == calculator.Name+"/multiply" && s.SpanKind() == trace.SpanKindServer:
+			server = s
+		}
+	}
+	if client == nil || server == nil {
+		t.Fatalf("spans %v; want a client span py_service/relay and a server span %s/multiply", spanNames(rec.Ended()), calculator.Name)
+	}
+	if server.Parent().TraceID() != client.SpanContext().TraceID() || server.Parent().SpanID() != client.SpanContext().SpanID() {
+		t.Errorf("calculator's span has parent %s/%s, want the client span %s/%s: the trace broke at the nameko hop",
+			server.Parent().TraceID(), server.Parent().SpanID(), client.SpanContext().TraceID(), client.SpanContext().SpanID())
 	}
 	stack := contextdata.CallIDStack(contextdata.WithData(context.Background(), down.data))
 	relayID := regexp.MustCompile(`^py_service\.relay\.` + uuidRE + `$`)
@@ -206,4 +240,13 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 		!calcMultiplyID.MatchString(stack[2]) {
 		t.Errorf("calculator's call_id_stack = %q, want [standalone_rpc_proxy.call.<uuid> py_service.relay.<uuid> calculator.multiply.<uuid>]", stack)
 	}
+}
+
+// spanNames lists the names of spans, for a failure message.
+func spanNames(spans []sdktrace.ReadOnlySpan) []string {
+	names := make([]string, len(spans))
+	for i, s := range spans {
+		names[i] = s.Name() + " (" + s.SpanKind().String() + ")"
+	}
+	return names
 }

@@ -38,12 +38,13 @@ func DispatchTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator
 }
 
 // HandlerTracing returns a handler interceptor that continues the
-// dispatcher's trace (read from the headers by prop) with a consumer span per
+// dispatcher's trace (read from the headers by prop, or forwarded by a nameko
+// service in between: see transport.ReceivedTrace) with a consumer span per
 // handler run; a failed run sets the span's status to Error.
 func HandlerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) HandlerInterceptor {
 	tracer := tp.Tracer(instrumentation)
 	return func(ctx context.Context, ev *EventInfo, next Next) error {
-		ctx = prop.Extract(ctx, transport.HeaderCarrier(ev.Headers))
+		ctx = prop.Extract(ctx, transport.ReceivedTrace(ev.Headers))
 		attrs := append(eventAttributes(ev),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.consumer.group.name", ev.Queue),

@@ -35,7 +35,8 @@ const (
 )
 
 // ServerTracing returns a server interceptor that continues the caller's trace
-// (W3C trace context in the request headers, read by prop) with a server span
+// (W3C trace context in the request headers, read by prop, or forwarded by a
+// nameko service in between: see transport.ReceivedTrace) with a server span
 // per handled call (calls to unknown methods included), and sends the span's context back in the reply headers.
 // A call to a method the service lacks is named "<service>/_OTHER", as the
 // RPC conventions name it, its method in rpc.method_original: span names
@@ -45,7 +46,7 @@ const (
 func ServerTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) ServerInterceptor {
 	tracer := tp.Tracer(instrumentation)
 	return func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error) {
-		ctx = prop.Extract(ctx, transport.HeaderCarrier(call.Headers))
+		ctx = prop.Extract(ctx, transport.ReceivedTrace(call.Headers))
 		name, attrs := spanName(call), callAttributes(call)
 		if call.method == nil {
 			name, attrs = unknownMethodSpan(call)

@@ -220,6 +220,31 @@ func IsTraceHeader(key string) bool {
 	return key == "traceparent" || key == "tracestate" || key == "baggage"
 }
 
+// ReceivedTrace is the carrier a received message's trace context is read
+// from: its own trace headers, or, when it has no traceparent, the copies a
+// nameko service forwarded. nameko keeps every header it receives as
+// context data and sends it on prefixed ("nameko.traceparent"), but traces
+// nothing itself: reading the forwarded copies continues the caller's trace
+// across the nameko hop, with the untraced hop inside the caller's span.
+// Both sets are never mixed, and the forwarded copies are never context
+// data (see contextdata.FromHeaders).
+func ReceivedTrace(headers map[string]any) HeaderCarrier {
+	if _, ok := headers["traceparent"]; ok {
+		return HeaderCarrier(headers)
+	}
+	forwarded := HeaderCarrier{}
+	for _, key := range [...]string{"traceparent", "tracestate", "baggage"} {
+		if v, ok := headers[forwardedPrefix+key]; ok {
+			forwarded[key] = v
+		}
+	}
+	return forwarded
+}
+
+// forwardedPrefix is the prefix nameko gives every header it forwards (and
+// every context data item).
+const forwardedPrefix = "nameko."
+
 // HeaderCarrier reads and writes string values in message headers, as
 // OpenTelemetry's propagators (TextMapCarrier) expect: trace context travels
 // as plain headers.
