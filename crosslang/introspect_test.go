@@ -28,10 +28,9 @@ func (mixed) Register(r *entrypoint.Registry) {
 // introspection, and Fetch says so; where a Go and a Python instance share
 // the service's queue, Fetch asks again until the Go one answers.
 func TestIntrospectNamekoAndMixedFleet(t *testing.T) {
-	needKombu(t)
 	uri := testbroker.URI(t)
-	startPythonService(t, uri, "py_only")
-	startPythonService(t, uri, "py_mixed")
+	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
+	startNameko(t, uri, "rpc_service", "PyMixed", "rpc-py_mixed")
 	startApp(t, uri, framework.Service("py_mixed", func() mixed { return mixed{} }))
 
 	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 10 * time.Second})
@@ -41,10 +40,12 @@ func TestIntrospectNamekoAndMixedFleet(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
 
-	if _, err := introspect.Fetch(ctx, c.Proxy("py_only")); !errors.Is(err, introspect.ErrNotHypha) {
-		t.Errorf("Fetch(py_only) = %v, want ErrNotHypha", err)
+	if _, err := introspect.Fetch(ctx, c.Proxy("py_service")); !errors.Is(err, introspect.ErrNotHypha) {
+		t.Errorf("Fetch(py_service) = %v, want ErrNotHypha", err)
 	}
-	for i := range 5 { // whichever instance takes the first call
+	// Whichever instance takes the first call: each of a few calls to the
+	// Python instance would fail the loop.
+	for i := range 5 {
 		d, err := introspect.Fetch(ctx, c.Proxy("py_mixed"))
 		if err != nil {
 			t.Fatalf("Fetch(py_mixed) #%d: %v, want the Go instance's description", i, err)

@@ -1,19 +1,16 @@
 #!/usr/bin/python3
-"""nameko-style event dispatcher and event handler, for cross-language tests of Hypha.
+"""A kombu consumer that declares and reads an event handler's queue as nameko does, for cross-language tests.
 
-They do on the wire what nameko 2.x's EventDispatcher and service-pool
-event_handler do (see shared PROTOCOL.md, "Events"), using only the standard
-library and kombu, because nameko itself is not installable on the test
-machines.
+It does on the wire what nameko 2.14's service-pool event_handler does
+(nameko/events.py, EventHandler.setup; shared PROTOCOL.md, "Events"), and
+prints every property of each event as kombu received it, which the real
+nameko (testdata/nameko) does not show.
 
 Usage:
-    nameko_events.py dispatch --uri URI --source SRC --type TYPE --payload JSON
-                              [--header KEY=VALUE ...] [--mandatory]
     nameko_events.py consume --uri URI --source SRC --type TYPE --service NAME
                              --method M [--count N] [--timeout S] [--declare-only]
 
-dispatch prints `DISPATCHED` once the broker confirmed the event. consume
-prints `DECLARED` (with --declare-only, then exits) or `READY` once consuming,
+consume prints `DECLARED` (with --declare-only, then exits) or `READY` once consuming,
 then one JSON object per event, and exits 0 after N events. Failures go to
 stderr as `ERROR: ...` with exit status 1 (2 for a usage error).
 """
@@ -24,15 +21,13 @@ import signal
 import socket
 import sys
 import time
-import uuid
 
-from amqp.exceptions import AMQPError, ChannelError
-from kombu import Connection, Consumer, Exchange, Producer, Queue
+from amqp.exceptions import AMQPError
+from kombu import Connection, Consumer, Exchange, Queue
 
 HEADER_PREFIX = "nameko."
 PERSISTENT = 2
 MAX_WORKERS = 10  # nameko's default max_workers, used as the prefetch count
-CONFIRM_TIMEOUT = 5.0
 
 
 def event_exchange(source):
@@ -76,74 +71,6 @@ def jsonable(value):
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
-
-
-# -- dispatch -------------------------------------------------------------------
-
-
-def parse_headers(pairs, source):
-    """--header KEY=VALUE items as nameko context data. Values are strings,
-    except call_id_stack, which is a JSON list. Without one, the stack is that
-    of a worker of entrypoint <source>.dispatch: ["<source>.dispatch.<uuid4>"]."""
-    context = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError("--header {!r}: want KEY=VALUE".format(pair))
-        if key.startswith(HEADER_PREFIX):
-            key = key[len(HEADER_PREFIX):]
-        if key == "call_id_stack":
-            value = json.loads(value)
-            if not isinstance(value, list):
-                raise ValueError("--header call_id_stack: want a JSON list")
-        context[key] = value
-    context.setdefault("call_id_stack", ["{}.dispatch.{}".format(source, uuid.uuid4())])
-    # nameko HeaderEncoder: every non-null context item as "nameko.<key>".
-    return {HEADER_PREFIX + k: v for k, v in context.items() if v is not None}
-
-
-def dispatch(opts):
-    try:
-        payload = json.loads(opts.payload)
-    except ValueError as exc:
-        return error("--payload is not JSON: {}".format(exc))
-    try:
-        headers = parse_headers(opts.header, opts.source)
-    except ValueError as exc:
-        return error(str(exc))
-
-    exchange = event_exchange(opts.source)
-    # nameko.amqp.publish.Publisher: a producer on a confirm channel
-    # (use_confirms=True), json serializer, delivery_mode PERSISTENT,
-    # priority 0, mandatory False unless asked.
-    conn = Connection(opts.uri, transport_options={"confirm_publish": True})
-    try:
-        conn.connect()
-        producer = Producer(conn.channel())
-        producer.publish(
-            payload,
-            exchange=exchange,
-            routing_key=opts.type,
-            declare=[exchange],  # the dispatcher declares the exchange too
-            serializer="json",  # application/json, utf-8
-            delivery_mode=PERSISTENT,
-            priority=0,
-            mandatory=opts.mandatory,
-            headers=headers,
-            retry=False,
-            timeout=CONFIRM_TIMEOUT,
-        )
-    except ChannelError as exc:
-        if "NO_ROUTE" in str(exc):
-            # nameko: UndeliverableMessage
-            return error("UndeliverableMessage: {}".format(exc))
-        return error(describe(exc))
-    except (AMQPError, OSError) as exc:
-        return error(describe(exc))
-    finally:
-        conn.release()
-    print("DISPATCHED", flush=True)
-    return 0
 
 
 # -- consume --------------------------------------------------------------------
@@ -239,16 +166,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("dispatch", help="dispatch one event, as nameko's EventDispatcher")
-    d.add_argument("--uri", required=True)
-    d.add_argument("--source", required=True, help="dispatching service: exchange <SRC>.events")
-    d.add_argument("--type", required=True, help="event type (the routing key)")
-    d.add_argument("--payload", required=True, help="the event payload, as JSON")
-    d.add_argument("--header", action="append", default=[], metavar="KEY=VALUE",
-                   help="context data, sent as header nameko.KEY (repeatable)")
-    d.add_argument("--mandatory", action="store_true",
-                   help="publish mandatory: an unrouted event is an error")
-
     c = sub.add_parser("consume", help="handle events, as a nameko service-pool event_handler")
     c.add_argument("--uri", required=True)
     c.add_argument("--source", required=True, help="dispatching service")
@@ -262,8 +179,6 @@ def main(argv=None):
                    help="declare the exchange, queue and binding, then exit")
 
     opts = parser.parse_args(argv)
-    if opts.command == "dispatch":
-        return dispatch(opts)
     if opts.count < 1:
         parser.error("--count must be at least 1")
     return consume(opts)

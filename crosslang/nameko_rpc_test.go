@@ -104,6 +104,7 @@ func TestNamekoProxyCallsHypha(t *testing.T) {
 	startApp(t, uri,
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service("whoami", func() whoami { return whoami{} }),
+		framework.Service("uploads", func() uploads { return uploads{} }),
 	)
 
 	calls := `[["calculator", "add", [1, 2], {}],
@@ -111,7 +112,10 @@ func TestNamekoProxyCallsHypha(t *testing.T) {
 		["calculator", "divide", [1, 0], {}],
 		["calculator", "nope", [], {}],
 		["calculator", "add", [1], {}],
-		["whoami", "context", [], {}]]`
+		["whoami", "context", [], {}],
+		["nobody", "anything", [], {}],
+		["uploads", "store", [], {"name": "a.txt", "size": 3}],
+		["uploads", "refuse", [], {}]]`
 	out := runStandalone(t, uri, "rpc", calls, `{"user_id": "u-42", "custom_key": "custom-value"}`)
 	type result struct {
 		Result any               `json:"result"`
@@ -125,8 +129,8 @@ func TestNamekoProxyCallsHypha(t *testing.T) {
 		}
 		got = append(got, r)
 	}
-	if len(got) != 6 {
-		t.Fatalf("standalone.py printed %d results, want 6:\n%s", len(got), out)
+	if len(got) != 9 {
+		t.Fatalf("standalone.py printed %d results, want 9:\n%s", len(got), out)
 	}
 	if got[0].Result != 3.0 || got[0].Error != nil {
 		t.Errorf("calculator.add(1, 2) = %+v, want 3", got[0])
@@ -138,6 +142,9 @@ func TestNamekoProxyCallsHypha(t *testing.T) {
 		2: {"raised": "RemoteError", "exc_type": "ZeroDivisionError", "value": "division by zero"},
 		// nameko raises the exceptions it registers as themselves.
 		3: {"raised": "MethodNotFound", "value": "nope"},
+		6: {"raised": "UnknownService", "value": "Unknown service `" + "nobody`"},
+		// Raw methods answer as any other.
+		8: {"raised": "RemoteError", "exc_type": "QuotaExceeded", "value": "no space left"},
 	} {
 		if want != nil && !reflect.DeepEqual(got[i].Error, want) {
 			t.Errorf("call %d: nameko raised %v, want %v", i, got[i].Error, want)
@@ -145,6 +152,9 @@ func TestNamekoProxyCallsHypha(t *testing.T) {
 	}
 	if got[4].Error["raised"] != "IncorrectSignature" {
 		t.Errorf("calculator.add(1): nameko raised %v, want IncorrectSignature", got[4].Error)
+	}
+	if want := map[string]any{"stored": "a.txt", "size": 3.0}; !reflect.DeepEqual(got[7].Result, want) || got[7].Error != nil {
+		t.Errorf("uploads.store(name=a.txt, size=3), a raw method: %+v, want %v", got[7], want)
 	}
 	data, _ := got[5].Result.(map[string]any)
 	if data["user_id"] != "u-42" || data["custom_key"] != "custom-value" {

@@ -40,3 +40,12 @@ class PyService(object):
     def relay(self, a, b):
         """Calls calculator.multiply (a Hypha service) from inside a nameko worker."""
         return self.calculator.multiply(a=a, b=b)
+
+
+class PyMixed(object):
+    """The Python instance of a service whose other instance is Go."""
+    name = "py_mixed"
+
+    @rpc
+    def greet(self, name):
+        return "hello, %s" % name
