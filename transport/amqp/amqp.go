@@ -241,7 +241,7 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 		b.nextNode()
 		return nil, fmt.Errorf("hypha: connecting to %s: %w", redact.URI(uri), err)
 	}
-	sess := &session{conn: conn, pub: newPublisher(conn), frameMax: fc.frameMax()}
+	sess := &session{conn: conn, pub: newPublisher(conn), frameMax: fc.FrameMax()}
 	b.watchBlocked(conn)
 	if err := b.redeclare(conn); err != nil {
 		conn.Close()

@@ -13,6 +13,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/internal/redact"
+	"github.com/hypha-go/hypha/transport/amqp/internal/frame"
 	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
@@ -23,7 +24,7 @@ const defaultFrameSize = wire.DefaultFrameSize
 // open dials the broker on a connection of our own, so that the frame reader
 // sees the plaintext frames before amqp091-go does, and opens an AMQP
 // connection on it. amqp091.DialConfig would wrap TLS itself and hide them.
-func (b *Broker) open(ctx context.Context, raw string) (*amqp091.Connection, *frameConn, error) {
+func (b *Broker) open(ctx context.Context, raw string) (*amqp091.Connection, *frame.Conn, error) {
 	uri, err := amqp091.ParseURI(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w %s: %s", errBadURI, redact.URI(raw), redact.ParseError(raw, err))
@@ -43,13 +44,17 @@ func (b *Broker) open(ctx context.Context, raw string) (*amqp091.Connection, *fr
 			return nil, nil, err
 		}
 	}
-	fc := newFrameConn(nc, frameLimits{maxBody: b.opts.MaxMessageSize, heartbeatOff: b.opts.Heartbeat == 0})
+	fc := frame.NewConn(nc, frame.Limits{
+		MaxBody:      b.opts.MaxMessageSize,
+		FrameSize:    uint32(cfg.FrameSize),
+		HeartbeatOff: b.opts.Heartbeat == 0,
+	})
 	conn, err := amqp091.Open(fc, cfg)
 	if err != nil {
 		fc.Close()
 		return nil, nil, err
 	}
-	fc.setFrameMax(conn.Config.FrameSize)
+	fc.SetFrameMax(conn.Config.FrameSize)
 	return conn, fc, nil
 }
 

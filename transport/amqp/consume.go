@@ -14,6 +14,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp/internal/frame"
 )
 
 // consumer is one queue consumed on a channel of its own, resumed on a new
@@ -282,10 +283,10 @@ func (a ack) Nack(requeue bool) error { return a.d.Nack(false, requeue) }
 func delivery(d amqp091.Delivery, lost <-chan struct{}) transport.Delivery {
 	exp := expiration(d.Expiration)
 	var malformed error
-	if why, ok := d.Headers[malformedHeader]; ok {
-		// Put there by the frame reader: see frames.go.
+	if why, ok := d.Headers[frame.MalformedHeader]; ok {
+		// Put there by the frame reader: see package frame.
 		malformed = fmt.Errorf("%w: %v", transport.ErrMalformed, why)
-		delete(d.Headers, malformedHeader)
+		delete(d.Headers, frame.MalformedHeader)
 	}
 	return transport.Delivery{
 		Malformed: malformed,

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/hypha-go/hypha/transport/amqp/internal/frame"
 )
 
 // fakeBroker is an amqp091-go channel on a fake broker inside the test
@@ -87,14 +89,14 @@ func (l *fakeBroker) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
-		if typ == frameHeader {
+		if typ == frame.TypeHeader {
 			select {
 			case l.headers <- payload:
 			default: // nobody asked for it
 			}
 			continue
 		}
-		if typ != frameMethod || len(payload) < 4 {
+		if typ != frame.TypeMethod || len(payload) < 4 {
 			continue
 		}
 		var reply []byte
@@ -119,8 +121,16 @@ func (l *fakeBroker) serve(c net.Conn) {
 }
 
 func send(c net.Conn, ch uint16, payload []byte) bool {
-	_, err := c.Write(rawFrame(frameMethod, ch, payload))
+	_, err := c.Write(rawFrame(frame.TypeMethod, ch, payload))
 	return err == nil
+}
+
+// rawFrame is a frame of type typ on channel ch that carries payload.
+func rawFrame(typ byte, ch uint16, payload []byte) []byte {
+	f := []byte{typ, byte(ch >> 8), byte(ch)}
+	f = binary.BigEndian.AppendUint32(f, uint32(len(payload)))
+	f = append(f, payload...)
+	return append(f, frame.End)
 }
 
 func readFrame(r *bufio.Reader) (typ byte, ch uint16, payload []byte, err error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp/internal/frame"
 )
 
 // watched is a Broker consuming a fresh queue, counting reconnects.
@@ -89,7 +90,7 @@ func (w *watched) ordinary(t *testing.T) {
 // nearFrameMax pads a header to 4 bytes under frame_max, in the last 8
 // bytes that amqp091-go refuses: the frame's payload is 14 fixed bytes,
 // the type, reply-to and correlation id properties, and the table.
-const nearFrameMax = defaultFrameSize - 4 - fixedHeader - (1 + len("near frame_max")) - (1 + len("reply-here")) -
+const nearFrameMax = defaultFrameSize - 4 - frame.FixedHeader - (1 + len("near frame_max")) - (1 + len("reply-here")) -
 	(1 + len("corr")) - (4 + 1 + len("pad") + 5)
 
 func TestHostileHeadersDoNotStopTheConsumer(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/transport/amqp/internal/frame"
 	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
@@ -69,7 +70,7 @@ func TestPublishOverTheLimitsFailsAndTheConnectionStays(t *testing.T) {
 	}
 	// Just under the frame size goes: the fixed part, the delivery mode
 	// (always sent) and the table.
-	pad := defaultFrameSize - frameOverhead - fixedHeader - 1 - (4 + 1 + len("pad") + 5)
+	pad := defaultFrameSize - frame.Overhead - frame.FixedHeader - 1 - (4 + 1 + len("pad") + 5)
 	err := w.b.Publish(ctx, transport.Publishing{RoutingKey: w.queue,
 		Message: transport.Message{Headers: map[string]any{"pad": strings.Repeat("x", pad)}}})
 	if err != nil {

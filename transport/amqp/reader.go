@@ -33,7 +33,7 @@ func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.Queue
 // ReadQueue opens a reader of the queue named name on a channel of its own:
 // Get is basic.get without auto-ack, and closing the channel returns what
 // the reader holds unsettled. Deliveries pass through the frame reader as a
-// consumer's do (see frames.go): headers amqp091-go cannot read, or a body
+// consumer's do (see package frame): headers amqp091-go cannot read, or a body
 // over MaxMessageSize, arrive as Delivery.Malformed instead of closing the
 // connection. The reader does not survive a reconnect: its Get then fails.
 func (b *Broker) ReadQueue(ctx context.Context, name string) (transport.QueueReader, error) {

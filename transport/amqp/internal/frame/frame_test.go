@@ -1,4 +1,4 @@
-package amqp
+package frame
 
 import (
 	"bytes"
@@ -9,6 +9,17 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Limits as transport/amqp sets them: RabbitMQ's default frame_max, which
+// Hypha asks for, and the default MAX_MESSAGE_SIZE of 8 MiB.
+const (
+	defaultFrameSize = 131072
+	defaultMaxBody   = 8 << 20
 )
 
 // Builders for raw AMQP frames and field tables.
@@ -17,7 +28,7 @@ func rawFrame(typ byte, ch uint16, payload []byte) []byte {
 	f := []byte{typ, byte(ch >> 8), byte(ch)}
 	f = binary.BigEndian.AppendUint32(f, uint32(len(payload)))
 	f = append(f, payload...)
-	return append(f, frameEnd)
+	return append(f, End)
 }
 
 // rawHeader is a content header frame; props are the encoded properties flags announces.
@@ -28,7 +39,7 @@ func rawHeader(ch uint16, body uint64, flags uint16, props ...[]byte) []byte {
 	for _, x := range props {
 		p = append(p, x...)
 	}
-	return rawFrame(frameHeader, ch, p)
+	return rawFrame(TypeHeader, ch, p)
 }
 
 func shortstr(s string) []byte { return append([]byte{byte(len(s))}, s...) }
@@ -83,14 +94,14 @@ func tuneFrame(frameMax uint32, heartbeat uint16) []byte {
 	p := []byte{0, 10, 0, 30, 0x07, 0xff}
 	p = binary.BigEndian.AppendUint32(p, frameMax)
 	p = binary.BigEndian.AppendUint16(p, heartbeat)
-	return rawFrame(frameMethod, 0, p)
+	return rawFrame(TypeMethod, 0, p)
 }
 
-func sanitize(in []byte, limits frameLimits) ([]byte, error) {
-	if limits.frameSize == 0 {
-		limits.frameSize = defaultFrameSize
+func sanitize(in []byte, limits Limits) ([]byte, error) {
+	if limits.FrameSize == 0 {
+		limits.FrameSize = defaultFrameSize
 	}
-	return io.ReadAll(newFrameReader(bytes.NewReader(in), limits))
+	return io.ReadAll(NewReader(bytes.NewReader(in), limits))
 }
 
 // frame is one parsed frame of the sanitizer's output.
@@ -121,7 +132,7 @@ func splitFrames(out []byte, complete bool) ([]frame, error) {
 			break
 		}
 		fs = append(fs, frame{out[0], binary.BigEndian.Uint16(out[1:3]), out[7 : 7+size]})
-		if out[0] == frameHeader && out[7+size] != frameEnd {
+		if out[0] == TypeHeader && out[7+size] != End {
 			return fs, errors.New("content header without frame-end")
 		}
 		out = out[8+size:]
@@ -136,10 +147,10 @@ func splitFrames(out []byte, complete bool) ([]frame, error) {
 // property present, nothing left over, a table amqp091-go reads with no 'L'.
 func parseHeader(p []byte, frameMax int) (parsedHeader, error) {
 	var h parsedHeader
-	if len(p) > frameMax-frameOverhead {
+	if len(p) > frameMax-Overhead {
 		return h, fmt.Errorf("content header of %d bytes over frame_max %d", len(p), frameMax)
 	}
-	if len(p) < fixedHeader {
+	if len(p) < FixedHeader {
 		return h, errors.New("short content header")
 	}
 	h.body = binary.BigEndian.Uint64(p[4:12])
@@ -148,7 +159,7 @@ func parseHeader(p []byte, frameMax int) (parsedHeader, error) {
 	if h.flags&0x3 != 0 {
 		return h, fmt.Errorf("flags %#x", h.flags)
 	}
-	p = p[fixedHeader:]
+	p = p[FixedHeader:]
 	str := func(f uint16) error {
 		if len(p) < 1 || len(p) < 1+int(p[0]) {
 			return fmt.Errorf("property %#x truncated", f)
@@ -203,7 +214,7 @@ func parseHeader(p []byte, frameMax int) (parsedHeader, error) {
 
 // marker returns the malformed marker's value in an encoded table's content.
 func marker(t []byte) (string, bool) {
-	key := append(shortstr(malformedHeader), 'S')
+	key := append(shortstr(MalformedHeader), 'S')
 	i := bytes.Index(t, key)
 	if i < 0 {
 		return "", false
@@ -240,8 +251,8 @@ func TestSanitizeHeaders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := rawHeader(3, 2, flagContentType|flagHeaders|after, shortstr("application/json"), tt.table, corr, replyTo)
-			in = append(in, rawFrame(frameBody, 3, []byte("{}"))...)
-			out, err := sanitize(in, frameLimits{maxBody: 100})
+			in = append(in, rawFrame(TypeBody, 3, []byte("{}"))...)
+			out, err := sanitize(in, Limits{MaxBody: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +285,7 @@ func TestSanitizeHeaders(t *testing.T) {
 
 func TestSanitizeFrameSize(t *testing.T) {
 	const frameMax = 4096
-	limits := frameLimits{maxBody: 100, frameSize: frameMax}
+	limits := Limits{MaxBody: 100, FrameSize: frameMax}
 	for _, n := range []int{frameMax - 40, frameMax - 30, frameMax - 20, frameMax, 3 * frameMax} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			table := tbl("pad", fieldS(strings.Repeat("x", n)))
@@ -291,7 +302,7 @@ func TestSanitizeFrameSize(t *testing.T) {
 				t.Fatal(err)
 			}
 			why, malformed := marker(h.headers)
-			fits := fixedHeader+len(table)+2 <= frameMax-frameOverhead
+			fits := FixedHeader+len(table)+2 <= frameMax-Overhead
 			if malformed == fits || (malformed && !strings.Contains(why, "do not fit the frame size 4096")) {
 				t.Errorf("table of %d bytes: marker %q", len(table), why)
 			}
@@ -303,17 +314,17 @@ func TestSanitizeFrameSize(t *testing.T) {
 }
 
 func TestSanitizeOversizedBody(t *testing.T) {
-	limits := frameLimits{maxBody: 10}
+	limits := Limits{MaxBody: 10}
 	var in []byte
 	in = append(in, rawHeader(1, 25, flagHeaders, tbl("keep", fieldS("me")))...)
 	in = append(in, rawHeader(2, 4, 0)...)
-	in = append(in, rawFrame(frameBody, 1, bytes.Repeat([]byte{'a'}, 10))...)
-	in = append(in, rawFrame(frameBody, 2, []byte("ok!!"))...)
-	in = append(in, rawFrame(frameBody, 1, bytes.Repeat([]byte{'a'}, 10))...)
-	in = append(in, rawFrame(frameHeartbeat, 0, nil)...)
-	in = append(in, rawFrame(frameBody, 1, bytes.Repeat([]byte{'a'}, 5))...)
+	in = append(in, rawFrame(TypeBody, 1, bytes.Repeat([]byte{'a'}, 10))...)
+	in = append(in, rawFrame(TypeBody, 2, []byte("ok!!"))...)
+	in = append(in, rawFrame(TypeBody, 1, bytes.Repeat([]byte{'a'}, 10))...)
+	in = append(in, rawFrame(TypeHeartbeat, 0, nil)...)
+	in = append(in, rawFrame(TypeBody, 1, bytes.Repeat([]byte{'a'}, 5))...)
 	in = append(in, rawHeader(1, 3, 0)...)
-	in = append(in, rawFrame(frameBody, 1, []byte("new"))...)
+	in = append(in, rawFrame(TypeBody, 1, []byte("new"))...)
 	out, err := sanitize(in, limits)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +358,7 @@ func TestSanitizeOversizedBody(t *testing.T) {
 
 func TestSanitizeTune(t *testing.T) {
 	for _, off := range []bool{false, true} {
-		r := newFrameReader(bytes.NewReader(tuneFrame(65536, 60)), frameLimits{frameSize: defaultFrameSize, heartbeatOff: off})
+		r := NewReader(bytes.NewReader(tuneFrame(65536, 60)), Limits{FrameSize: defaultFrameSize, HeartbeatOff: off})
 		out, err := io.ReadAll(r)
 		if err != nil {
 			t.Fatal(err)
@@ -366,7 +377,7 @@ func TestSanitizePropertiesTruncated(t *testing.T) {
 	// The reply-to claims 200 bytes, the frame ends first: what was read is
 	// kept, with the marker.
 	in := rawHeader(1, 0, flagContentType|flagCorrelationID|flagReplyTo, shortstr("text/plain"), shortstr("c"), []byte{200, 'r'})
-	out, err := sanitize(in, frameLimits{maxBody: 10})
+	out, err := sanitize(in, Limits{MaxBody: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,21 +398,21 @@ func TestSanitizePropertiesTruncated(t *testing.T) {
 func TestSanitizeFraming(t *testing.T) {
 	for name, in := range map[string][]byte{
 		"unknown frame type": rawFrame(7, 0, nil),
-		"bad frame-end":      append(rawHeader(1, 0, 0)[:7+fixedHeader], 0),
-		"short header":       rawFrame(frameHeader, 1, []byte{0, 60}),
+		"bad frame-end":      append(rawHeader(1, 0, 0)[:7+FixedHeader], 0),
+		"short header":       rawFrame(TypeHeader, 1, []byte{0, 60}),
 	} {
-		if _, err := sanitize(in, frameLimits{}); !errors.Is(err, errFraming) {
+		if _, err := sanitize(in, Limits{}); !errors.Is(err, errFraming) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := sanitize(rawHeader(1, 0, 0)[:10], frameLimits{}); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := sanitize(rawHeader(1, 0, 0)[:10], Limits{}); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("cut short: %v", err)
 	}
 }
 
 func FuzzSanitize(f *testing.F) {
 	hdr := func(t []byte) []byte { return rawHeader(1, 3, flagHeaders|flagReplyTo, t, shortstr("reply")) }
-	small := tuneFrame(frameMinSize, 0) // frame_max 4096 from here on
+	small := tuneFrame(minSize, 0) // frame_max 4096 from here on
 	f.Add(hdr(tbl("id", fieldL(3000000000))))
 	f.Add(hdr(tbl("x", fieldA(fieldF(tbl("y", fieldL(-1)))))))
 	f.Add(hdr(bigTable(8193)))
@@ -414,10 +425,10 @@ func FuzzSanitize(f *testing.F) {
 	f.Add(hdr(tbl("a", fieldS("truncated"))[:12]))
 	f.Add(append(small, hdr(tbl("pad", fieldS(strings.Repeat("x", 4040))))...))
 	f.Add(append(small, hdr(tbl("pad", fieldS(strings.Repeat("x", 4070))))...))
-	f.Add(append(tuneFrame(frameMinSize, 0), hdr(tbl("pad", fieldS(strings.Repeat("x", 5000))))...))
+	f.Add(append(tuneFrame(minSize, 0), hdr(tbl("pad", fieldS(strings.Repeat("x", 5000))))...))
 	f.Add(rawHeader(1, 1<<40, 0))
-	f.Add(bytes.Join([][]byte{rawHeader(1, 30, 0), rawHeader(2, 2, 0), rawFrame(frameBody, 1, make([]byte, 20)),
-		rawFrame(frameBody, 2, []byte("ok")), rawFrame(frameMethod, 1, []byte{0, 60, 0, 60}), rawFrame(frameBody, 1, make([]byte, 10))}, nil))
+	f.Add(bytes.Join([][]byte{rawHeader(1, 30, 0), rawHeader(2, 2, 0), rawFrame(TypeBody, 1, make([]byte, 20)),
+		rawFrame(TypeBody, 2, []byte("ok")), rawFrame(TypeMethod, 1, []byte{0, 60, 0, 60}), rawFrame(TypeBody, 1, make([]byte, 10))}, nil))
 	f.Add(rawHeader(1, 0, flagMore|flagContentType, []byte{0x80, 0x00}, shortstr("x")))
 	// Well-formed: every property, every field type amqp091-go reads.
 	every := tbl("t", []byte{'t', 1}, "B", []byte{'B', 2}, "b", []byte{'b', 0xff}, "s", []byte{'s', 0, 1}, "u", []byte{'u', 0, 2},
@@ -425,15 +436,15 @@ func FuzzSanitize(f *testing.F) {
 		"l", fieldl(-5), "d", []byte{'d', 0x3f, 0xf0, 0, 0, 0, 0, 0, 0}, "T", append([]byte{'T'}, fieldl(1700000000)[1:]...), "V", []byte{'V'},
 		"S", fieldS("str"), "x", append([]byte{'x'}, longstr([]byte{0, 1, 2})...), "A", fieldA(fieldS("a"), fieldl(1), []byte{'V'}),
 		"F", fieldF(tbl("k", fieldS("v"))))
-	f.Add(bytes.Join([][]byte{tuneFrame(64<<10, 60), rawFrame(frameMethod, 1, []byte{0, 60, 0, 60, 1, 2}),
+	f.Add(bytes.Join([][]byte{tuneFrame(64<<10, 60), rawFrame(TypeMethod, 1, []byte{0, 60, 0, 60, 1, 2}),
 		rawHeader(1, 5, 0xfffc, shortstr("application/json"), shortstr("utf-8"), every, []byte{2}, []byte{9},
 			shortstr("corr"), shortstr("reply"), shortstr("60000"), shortstr("id"), fieldl(1)[1:],
 			shortstr("type"), shortstr("user"), shortstr("app"), shortstr("cluster")),
-		rawFrame(frameBody, 1, []byte("he")), rawFrame(frameBody, 1, []byte("llo")), rawFrame(frameHeartbeat, 0, nil),
+		rawFrame(TypeBody, 1, []byte("he")), rawFrame(TypeBody, 1, []byte("llo")), rawFrame(TypeHeartbeat, 0, nil),
 		rawHeader(2, 0, 0)}, nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const client = 128 << 10
-		limits := frameLimits{maxBody: 16, frameSize: client}
+		limits := Limits{MaxBody: 16, FrameSize: client}
 		out, err := sanitize(in, limits)
 		// A frame may grow by its marker, a short one by at most the marker
 		// and the frame-end.
@@ -447,16 +458,16 @@ func FuzzSanitize(f *testing.F) {
 		var inHeaders []modelFrame
 		inFrames, _ := modelFrames(in)
 		for _, fr := range inFrames {
-			if fr.typ == frameHeader {
+			if fr.typ == TypeHeader {
 				inHeaders = append(inHeaders, fr)
 			}
 		}
 		limit := uint32(client)
 		for _, fr := range outFrames {
-			if limit = modelTune(fr, client, limit); fr.typ != frameHeader {
+			if limit = modelTune(fr, client, limit); fr.typ != TypeHeader {
 				continue
 			}
-			if fr.end != frameEnd || len(fr.payload) > int(limit)-frameOverhead {
+			if fr.end != End || len(fr.payload) > int(limit)-Overhead {
 				t.Fatalf("content header of %d bytes, frame-end %#x, out with frame_max %d", len(fr.payload), fr.end, limit)
 			}
 			table, _, err := modelHeader(fr.payload, false)
@@ -467,20 +478,20 @@ func FuzzSanitize(f *testing.F) {
 			// py-amqp's 'L' read as the 'l' it became.
 			sent, _, err := modelHeader(inHeaders[0].payload, true)
 			inHeaders = inHeaders[1:]
-			if _, marked := table[malformedHeader]; err == nil && !marked && !reflect.DeepEqual(table, sent) {
+			if _, marked := table[MalformedHeader]; err == nil && !marked && !reflect.DeepEqual(table, sent) {
 				t.Fatalf("headers %v came out as %v", sent, table)
 			}
 		}
-		if wellFormed(in, client, uint64(limits.maxBody)) && (err != nil || !bytes.Equal(out, in)) {
+		if wellFormed(in, client, uint64(limits.MaxBody)) && (err != nil || !bytes.Equal(out, in)) {
 			t.Fatalf("well-formed input changed (error %v):\n in %x\nout %x", err, in, out)
 		}
 	})
 }
 
 // wellFormed reports whether in is whole frames amqp091-go reads as they
-// are, content headers of bodies within maxBody: what the frame reader must
+// are, content headers of bodies within MaxBody: what the frame reader must
 // pass through unchanged.
-func wellFormed(in []byte, client uint32, maxBody uint64) bool {
+func wellFormed(in []byte, client uint32, MaxBody uint64) bool {
 	frames, rest := modelFrames(in)
 	if len(rest) > 0 {
 		return false
@@ -489,12 +500,12 @@ func wellFormed(in []byte, client uint32, maxBody uint64) bool {
 	for _, fr := range frames {
 		limit = modelTune(fr, client, limit)
 		switch fr.typ {
-		case frameMethod, frameBody, frameHeartbeat:
-		case frameHeader:
-			if fr.end != frameEnd || len(fr.payload) > int(limit)-frameOverhead {
+		case TypeMethod, TypeBody, TypeHeartbeat:
+		case TypeHeader:
+			if fr.end != End || len(fr.payload) > int(limit)-Overhead {
 				return false
 			}
-			if _, body, err := modelHeader(fr.payload, false); err != nil || body > maxBody {
+			if _, body, err := modelHeader(fr.payload, false); err != nil || body > MaxBody {
 				return false
 			}
 		default:
@@ -519,13 +530,13 @@ func (l *loop) Read(p []byte) (int, error) {
 // BenchmarkFrameReader reads deliveries as RabbitMQ sends them: a
 // basic.deliver, a content header with a few headers, a body.
 func BenchmarkFrameReader(b *testing.B) {
-	deliver := rawFrame(frameMethod, 1, append([]byte{0, 60, 0, 60}, make([]byte, 40)...))
+	deliver := rawFrame(TypeMethod, 1, append([]byte{0, 60, 0, 60}, make([]byte, 40)...))
 	headers := tbl("nameko.call_id_stack", fieldA(fieldS("caller.method.1234")), "nameko.user_id", fieldL(3000000000))
 	msg := bytes.Join([][]byte{deliver,
 		rawHeader(1, 256, flagContentType|flagHeaders|flagCorrelationID|flagReplyTo,
 			shortstr("application/json"), headers, shortstr("corr"), shortstr("rpc.reply-1")),
-		rawFrame(frameBody, 1, make([]byte, 256))}, nil)
-	r := newFrameReader(&loop{b: msg}, frameLimits{maxBody: DefaultMaxMessageSize, frameSize: defaultFrameSize})
+		rawFrame(TypeBody, 1, make([]byte, 256))}, nil)
+	r := NewReader(&loop{b: msg}, Limits{MaxBody: defaultMaxBody, FrameSize: defaultFrameSize})
 	buf := make([]byte, 4096)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()

@@ -1,4 +1,4 @@
-package amqp
+package frame
 
 import (
 	"encoding/binary"
@@ -144,7 +144,7 @@ func modelField(r *modelReader, depth int, py bool) (any, error) {
 // returns the headers table (nil when absent) and the body size.
 func modelHeader(p []byte, py bool) (table map[string]any, body uint64, err error) {
 	r := &modelReader{p}
-	fixed, err := r.take(fixedHeader)
+	fixed, err := r.take(FixedHeader)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -203,7 +203,7 @@ func modelFrames(b []byte) (frames []modelFrame, rest []byte) {
 // modelTune is the frame_max in force after f, a client asking for client.
 func modelTune(f modelFrame, client, current uint32) uint32 {
 	p := f.payload
-	if f.typ != frameMethod || f.ch != 0 || len(p) != tunePayload ||
+	if f.typ != TypeMethod || f.ch != 0 || len(p) != tunePayload ||
 		binary.BigEndian.Uint16(p[0:2]) != 10 || binary.BigEndian.Uint16(p[2:4]) != 30 {
 		return current
 	}
@@ -211,5 +211,5 @@ func modelTune(f modelFrame, client, current uint32) uint32 {
 	if server := binary.BigEndian.Uint32(p[6:10]); server != 0 && (client == 0 || server < client) {
 		n = server
 	}
-	return max(n, frameMinSize)
+	return max(n, minSize)
 }

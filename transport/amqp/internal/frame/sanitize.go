@@ -1,4 +1,4 @@
-package amqp
+package frame
 
 import (
 	"encoding/binary"
@@ -58,15 +58,15 @@ var errShort = errors.New("hypha: content header truncated")
 // header reads a content header frame and hands out one amqp091-go can read:
 // the same, or with 'L' integers made 'l', or with the headers replaced by
 // (or, when only the body is too large, added to) the malformed marker.
-func (r *frameReader) header(ch uint16, size uint32) error {
-	if size < fixedHeader {
+func (r *Reader) header(ch uint16, size uint32) error {
+	if size < FixedHeader {
 		return fmt.Errorf("%w: content header of %d bytes", errFraming, size)
 	}
-	r.buf = sized(r.buf, 7+fixedHeader)
+	r.buf = sized(r.buf, 7+FixedHeader)
 	if _, err := io.ReadFull(r.src, r.buf); err != nil {
 		return unexpected(err)
 	}
-	r.left = int64(size) - fixedHeader
+	r.left = int64(size) - FixedHeader
 	r.tbl, r.post = r.tbl[:0], r.post[:0]
 	var why reasons
 	kept, tbl, err := r.properties(binary.BigEndian.Uint16(r.buf[7+12:]), &why)
@@ -82,8 +82,8 @@ func (r *frameReader) header(ch uint16, size uint32) error {
 		return err
 	}
 	delete(r.skip, ch)
-	if body := binary.BigEndian.Uint64(r.buf[7+4:]); body > uint64(r.limits.maxBody) && r.limits.maxBody > 0 {
-		why.add("message body of %d bytes is over MAX_MESSAGE_SIZE %d", body, r.limits.maxBody)
+	if body := binary.BigEndian.Uint64(r.buf[7+4:]); body > uint64(r.limits.MaxBody) && r.limits.MaxBody > 0 {
+		why.add("message body of %d bytes is over MAX_MESSAGE_SIZE %d", body, r.limits.MaxBody)
 		binary.BigEndian.PutUint64(r.buf[7+4:], 0)
 		if r.skip == nil {
 			r.skip = map[uint16]uint64{}
@@ -96,7 +96,7 @@ func (r *frameReader) header(ch uint16, size uint32) error {
 		}
 		r.tbl = appendMarker(r.tbl, why.String())
 	}
-	limit := int(r.limit()) - frameOverhead
+	limit := int(r.limit()) - Overhead
 	if n := len(r.buf) - 7 + len(r.tbl) + len(r.post); tbl == goodTable && n > limit {
 		why.add("message headers of %d bytes do not fit the frame size %d", len(r.tbl), r.limit())
 		r.tbl = appendMarker(r.tbl[:0], why.String())
@@ -106,8 +106,8 @@ func (r *frameReader) header(ch uint16, size uint32) error {
 	}
 	r.buf = append(r.buf, r.tbl...)
 	r.buf = append(r.buf, r.post...)
-	r.buf = append(r.buf, frameEnd)
-	binary.BigEndian.PutUint32(r.buf[3:7], uint32(len(r.buf)-frameOverhead))
+	r.buf = append(r.buf, End)
+	binary.BigEndian.PutUint32(r.buf[3:7], uint32(len(r.buf)-Overhead))
 	binary.BigEndian.PutUint16(r.buf[7+12:], kept)
 	r.out = r.buf
 	return nil
@@ -117,7 +117,7 @@ func (r *frameReader) header(ch uint16, size uint32) error {
 // into r.buf, the headers into r.tbl, those after into r.post. It returns
 // the flags of the properties kept and what the headers table was. A
 // property that runs past the frame ends the reading, with a reason.
-func (r *frameReader) properties(flags uint16, why *reasons) (kept uint16, tbl int, err error) {
+func (r *Reader) properties(flags uint16, why *reasons) (kept uint16, tbl int, err error) {
 	for more := flags; more&flagMore != 0; {
 		if more, err = r.u16(); err != nil {
 			return kept, tbl, stop(err, why)
@@ -167,7 +167,7 @@ func stop(err error, why *reasons) error {
 
 // table reads the headers table into r.tbl, turning 'L' into 'l'. A table
 // too large for a frame is skipped without being held.
-func (r *frameReader) table(why *reasons) (int, error) {
+func (r *Reader) table(why *reasons) (int, error) {
 	var err error
 	if r.tbl, err = r.bytes(r.tbl[:0], 4); err != nil {
 		return badTable, err
@@ -196,7 +196,7 @@ func (r *frameReader) table(why *reasons) (int, error) {
 }
 
 // bytes appends the next n bytes of the content header to dst.
-func (r *frameReader) bytes(dst []byte, n int) ([]byte, error) {
+func (r *Reader) bytes(dst []byte, n int) ([]byte, error) {
 	if int64(n) > r.left {
 		return dst, errShort
 	}
@@ -210,7 +210,7 @@ func (r *frameReader) bytes(dst []byte, n int) ([]byte, error) {
 }
 
 // shortstr appends the next short string of the content header to dst.
-func (r *frameReader) shortstr(dst []byte) ([]byte, error) {
+func (r *Reader) shortstr(dst []byte) ([]byte, error) {
 	l := len(dst)
 	dst, err := r.bytes(dst, 1)
 	if err != nil {
@@ -223,7 +223,7 @@ func (r *frameReader) shortstr(dst []byte) ([]byte, error) {
 }
 
 // u16 reads the next two bytes of the content header.
-func (r *frameReader) u16() (uint16, error) {
+func (r *Reader) u16() (uint16, error) {
 	var v uint16
 	for range 2 {
 		if r.left < 1 {
@@ -245,8 +245,8 @@ func appendMarker(tbl []byte, why string) []byte {
 	if len(tbl) < 4 {
 		tbl = append(tbl[:0], 0, 0, 0, 0)
 	}
-	tbl = append(tbl, byte(len(malformedHeader)))
-	tbl = append(tbl, malformedHeader...)
+	tbl = append(tbl, byte(len(MalformedHeader)))
+	tbl = append(tbl, MalformedHeader...)
 	tbl = append(tbl, 'S')
 	tbl = binary.BigEndian.AppendUint32(tbl, uint32(len(why)))
 	tbl = append(tbl, why...)
