@@ -43,7 +43,6 @@ const (
 
 	minSize     = 4096 // the smallest frame_max AMQP allows
 	tunePayload = 12   // connection.tune: class, method, channel-max, frame-max, heartbeat
-	maxWhy      = 200  // bytes of reason kept in the marker header
 )
 
 // MalformedHeader is the header the Reader puts in a content header it had

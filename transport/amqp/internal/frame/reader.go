@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 )
 
@@ -171,17 +170,4 @@ func unexpected(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// reasons gathers why a content header had to change.
-type reasons []string
-
-func (w *reasons) add(format string, args ...any) { *w = append(*w, fmt.Sprintf(format, args...)) }
-
-func (w reasons) String() string {
-	s := strings.Join(w, "; ")
-	if len(s) > maxWhy {
-		s = s[:maxWhy]
-	}
-	return s
 }
