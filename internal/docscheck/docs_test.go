@@ -151,6 +151,7 @@ type match struct {
 	src   *source
 	start int // index in src.lines of the block's first line
 	n     int // how many of the block's lines match in turn
+	next  int // index in src.lines of the line after the last that matched
 }
 
 // find looks for want, a block's non-empty normalised lines, as consecutive
@@ -175,11 +176,14 @@ func find(want []string, srcs []source) (best match, ok bool) {
 				n++
 				j++
 			}
+			for j < len(src.lines) && src.lines[j] == "" {
+				j++
+			}
 			if n == len(want) {
-				return match{src, start, n}, true
+				return match{src, start, n, j}, true
 			}
 			if n > best.n {
-				best = match{src, start, n}
+				best = match{src, start, n, j}
 			}
 		}
 	}
@@ -223,6 +227,9 @@ func TestGoBlocksAreCompiled(t *testing.T) {
 			if best.src != nil {
 				msg += fmt.Sprintf("\nNearest: its first %d line(s) match %s:%d, but its line %d differs:\n\tdocs:   %s",
 					best.n, best.src.file, best.start+1, at[best.n], want[best.n])
+				if best.next < len(best.src.lines) {
+					msg += fmt.Sprintf("\n\t%s:%d: %s", best.src.file, best.next+1, best.src.lines[best.next])
+				}
 			} else {
 				msg += fmt.Sprintf("\nIts first line matches nothing: %s", want[0])
 			}
