@@ -2,9 +2,10 @@
 // context data does: the call-id stack, the user id, user agent, language, auth
 // token and any custom keys.
 //
-// A caller puts data on its context; the RPC client sends every item as an AMQP
-// header "nameko.<key>"; the server strips the prefix, keeps every item for the
-// handler's context, and the calls the handler makes carry it on:
+// A caller puts data on its context; the RPC client and the event dispatcher
+// send every item as an AMQP header "nameko.<key>"; the server strips the
+// prefix, keeps every item for the handler's context, and the calls the
+// handler makes carry it on:
 //
 //	ctx = contextdata.WithUserID(ctx, "u-42")
 //	ctx = contextdata.With(ctx, "tenant", "acme")

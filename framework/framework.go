@@ -1,7 +1,9 @@
 // Package framework runs Hypha services: it builds one go.uber.org/fx app in
 // which each service is a module of its own, injects its dependencies (its
-// Config, a *slog.Logger, and proxies to the services it calls), wires its
-// entrypoints to RabbitMQ and runs until SIGINT or SIGTERM.
+// Config, a *slog.Logger, its event dispatcher, and proxies to the services
+// it calls), wires its entrypoints (RPC methods, event handlers, timers, HTTP
+// routes) to the broker, RabbitMQ or the embedded one of a memory:// AMQP_URI,
+// and runs until SIGINT or SIGTERM.
 //
 // Configuration is package config's: New loads it with config.Load, logs its
 // warnings, and injects it as Config, an alias of config.Config. Settings, the

@@ -1,6 +1,8 @@
-// Package transport is Hypha's one seam to a message broker. rpc and events
-// speak only these types; transport/amqp implements them over RabbitMQ, and an
-// embedded in-process broker can implement them with the same semantics.
+// Package transport is Hypha's one seam to a message broker. rpc, events and
+// timer speak only these types. transport/amqp implements them over RabbitMQ
+// with amqp091-go; transport/memory, the embedded broker, implements them in
+// the process with RabbitMQ's semantics; transport/dial connects to either,
+// by the URI's scheme.
 //
 // The model is AMQP 0-9-1's: named exchanges route published messages by
 // routing key to bound queues; consumers take messages from a queue and
