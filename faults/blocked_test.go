@@ -17,7 +17,6 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
-	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -108,7 +107,7 @@ func TestBlockedConnection(t *testing.T) {
 
 	// Heartbeats of 2 s: a blocked connection must not be taken for a
 	// dead one while the alarm lasts (about 10 s, several heartbeat timeouts).
-	apptest.Start(t,
+	startApp(t,
 		framework.ConfigValues(map[string]any{
 			"AMQP_URI":     uri,
 			"HEARTBEAT":    2,

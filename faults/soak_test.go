@@ -30,7 +30,6 @@ import (
 
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
-	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -224,7 +223,7 @@ func TestSoak(t *testing.T) {
 		}
 	})
 
-	apptest.Start(t,
+	startApp(t,
 		framework.ConfigValues(map[string]any{
 			"AMQP_URI":     uri,
 			"RECONNECT":    map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 1},

@@ -20,7 +20,6 @@ import (
 
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
-	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -152,7 +151,7 @@ func TestTLS(t *testing.T) {
 		}
 		return m
 	}
-	apptest.Start(t, framework.ConfigValues(map[string]any{
+	startApp(t, framework.ConfigValues(map[string]any{
 		"AMQP_URI": tlsURI(t, "guest:guest"), "AMQP_SSL": ssl("ca.pem", ""),
 	}), framework.Service(calculator.Name, calculator.New))
 
@@ -179,7 +178,7 @@ func TestTLS(t *testing.T) {
 			[]string{"config AMQP_SSL.CERTFILE: " + tlsFile("expired.pem") + `: the certificate of "` + certUser + `" expired at`}},
 	} {
 		start := time.Now()
-		app, err := framework.New(framework.WithLogger(apptest.Quiet),
+		app, err := framework.New(framework.WithLogger(quiet),
 			framework.ConfigValues(map[string]any{"AMQP_URI": tlsURI(t, "guest:guest"), "AMQP_SSL": tt.ssl}),
 			framework.Service(calculator.Name, calculator.New))
 		if err == nil {

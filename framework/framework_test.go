@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -21,7 +22,6 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
-	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	transportdial "github.com/hypha-go/hypha/transport/dial"
@@ -36,11 +36,51 @@ func TestMain(m *testing.M) {
 	testbroker.Main(m)
 }
 
-var (
-	start = apptest.Start
-	dial  = apptest.Dial
-	quiet = apptest.Quiet
-)
+// timeout bounds starting and stopping an app, and a client's calls.
+const timeout = 10 * time.Second
+
+// quiet is a logger that drops everything, the default of start.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// start builds and starts an app on the package's vhost, with GRACE_PERIOD 5
+// and logs dropped unless opts say otherwise (later options win), and stops
+// it when the test ends, failing the test if stopping fails.
+func start(t testing.TB, opts ...framework.Option) *framework.App {
+	t.Helper()
+	opts = append([]framework.Option{
+		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
+		framework.WithLogger(quiet),
+	}, opts...)
+	app, err := framework.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := app.Stop(ctx); err != nil {
+			t.Error("stopping the app:", err)
+		}
+	})
+	return app
+}
+
+// dial returns a standalone client on the package's vhost whose calls time
+// out after timeout, closed when the test ends.
+func dial(t testing.TB) *rpc.Client {
+	t.Helper()
+	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
 
 // reporter is a second service that proxies calculator, beside user_service.
 type reporter struct{ calc *rpc.Proxy }

@@ -13,7 +13,6 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
-	"github.com/hypha-go/hypha/internal/apptest"
 )
 
 // bigUploads counts how many of its requests run at once.
@@ -36,7 +35,7 @@ func (u *bigUploads) Register(r *entrypoint.Registry) {
 // process's whole budget, at once: every one is answered, one at a time.
 func TestLargeBodiesTakeTurnsForTheBudget(t *testing.T) {
 	u := &bigUploads{}
-	app := apptest.Start(t,
+	app := startApp(t,
 		framework.ConfigValues(map[string]any{"HTTP": map[string]any{"ADDRESS": "127.0.0.1:0"}, "MAX_INFLIGHT_BYTES": 256 << 10}),
 		framework.Service("uploads", func() *bigUploads { return u }),
 	)

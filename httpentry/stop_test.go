@@ -8,7 +8,6 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
-	"github.com/hypha-go/hypha/internal/apptest"
 )
 
 type slow struct {
@@ -28,7 +27,7 @@ func (s *slow) Register(r *entrypoint.Registry) {
 // requests get 503.
 func TestStopFinishesRunningRequests(t *testing.T) {
 	s := &slow{started: make(chan struct{}), release: make(chan struct{})}
-	app := apptest.Start(t,
+	app := startApp(t,
 		framework.ConfigValues(map[string]any{"HTTP": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
 		framework.Service("slow", func() *slow { return s }),
 	)

@@ -17,7 +17,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/config"
-	"github.com/hypha-go/hypha/internal/apptest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -58,7 +57,12 @@ func TestMemoryBoundedUnderLargeRequests(t *testing.T) {
 			t.Logf("service output:\n%s", out.String())
 		}
 	})
-	proxy := apptest.Dial(t).Proxy("memsvc")
+	client, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	proxy := client.Proxy("memsvc")
 	waitAnswers(t, proxy)
 
 	r := newRequester(t, uri)
