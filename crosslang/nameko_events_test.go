@@ -19,6 +19,7 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/telemetry"
 )
 
 func TestNamekoDispatcherReachesHypha(t *testing.T) {
@@ -150,11 +151,13 @@ func TestHyphaThroughNamekoToHyphaEvents(t *testing.T) {
 		headers map[string]any
 	}
 	got := make(chan received, 10)
-	record := func(ctx context.Context, ev *events.EventInfo, next events.Next) error {
-		got <- received{data: contextdata.From(ctx), headers: maps.Clone(ev.Headers)}
+	record := func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+		if call.Kind == entrypoint.KindEvent && !call.Client {
+			got <- received{data: contextdata.From(ctx), headers: maps.Clone(call.Headers)}
+		}
 		return next(ctx)
 	}
-	startApp(t, uri, framework.HandlerInterceptors(record, events.HandlerTracing(tp, prop)),
+	startApp(t, uri, framework.Interceptors(record, telemetry.Tracing(tp, prop)),
 		evtServiceOption("go_sink", func(r *entrypoint.Registry) {
 			events.Handle(r, "on_forwarded", "py_relay", "order_forwarded", func(ctx context.Context, o evtOrder) error {
 				got <- received{order: o}
@@ -164,7 +167,7 @@ func TestHyphaThroughNamekoToHyphaEvents(t *testing.T) {
 	startNameko(t, uri, "relay_service", "PyRelay", "evt-hy_orders-order_relayed--py_relay.relay")
 
 	d, err := events.Dial(context.Background(), uri, events.DispatcherConfig{Source: "hy_orders",
-		Interceptors: []events.DispatchInterceptor{events.DispatchTracing(tp, prop)}})
+		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}})
 	if err != nil {
 		t.Fatal(err)
 	}

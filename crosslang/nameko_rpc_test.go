@@ -23,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/telemetry"
 )
 
 func TestHyphaCallsRealNameko(t *testing.T) {
@@ -173,10 +174,12 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 	uri := testbroker.URI(t)
 	var mu sync.Mutex
 	var seen []seenCall
-	record := func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
-		mu.Lock()
-		seen = append(seen, seenCall{call.Service, call.Method, contextdata.From(ctx), maps.Clone(call.Headers)})
-		mu.Unlock()
+	record := func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+		if call.Kind == entrypoint.KindRPC && !call.Client {
+			mu.Lock()
+			seen = append(seen, seenCall{call.Service, call.Name, contextdata.From(ctx), maps.Clone(call.Headers)})
+			mu.Unlock()
+		}
 		return next(ctx)
 	}
 	// Both Hypha ends trace; the nameko service between them does not.
@@ -184,12 +187,12 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
 	prop := propagation.TraceContext{}
-	startApp(t, uri, framework.ServerInterceptors(record, rpc.ServerTracing(tp, prop)),
+	startApp(t, uri, framework.Interceptors(record, telemetry.Tracing(tp, prop)),
 		framework.Service(calculator.Name, calculator.New))
 	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
 
 	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 20 * time.Second,
-		Interceptors: []rpc.ClientInterceptor{rpc.ClientTracing(tp, prop)}})
+		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}})
 	if err != nil {
 		t.Fatal(err)
 	}

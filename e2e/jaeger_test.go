@@ -23,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/internal/jaegertest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/telemetry"
 )
 
 func TestMain(m *testing.M) { testbroker.Main(m) }
@@ -71,7 +72,7 @@ func TestTracesInJaeger(t *testing.T) {
 	res, _ := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", "e2e_caller")))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URI(t), Timeout: 10 * time.Second,
-		Interceptors: []rpc.ClientInterceptor{rpc.ClientTracing(tp, propagation.TraceContext{})}})
+		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, propagation.TraceContext{})}})
 	if err != nil {
 		t.Fatal(err)
 	}

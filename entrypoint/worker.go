@@ -336,13 +336,3 @@ func SplitPrefetch(size, n int) []int {
 	}
 	return out
 }
-
-// Chain wraps last in interceptors, the first outermost: wrap(ic, next)
-// returns the handler that runs interceptor ic around next.
-func Chain[H, I any](last H, interceptors []I, wrap func(ic I, next H) H) H {
-	h := last
-	for i := len(interceptors) - 1; i >= 0; i-- {
-		h = wrap(interceptors[i], h)
-	}
-	return h
-}

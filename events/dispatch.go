@@ -28,6 +28,7 @@ import (
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -51,7 +52,7 @@ type DispatcherConfig struct {
 	// when zero.
 	PublishTimeout time.Duration
 	// Interceptors wrap every Dispatch, the first outermost.
-	Interceptors []DispatchInterceptor
+	Interceptors []entrypoint.Interceptor
 
 	// Logger receives the connection's events; used by Dial only (nil is
 	// slog.Default()).
@@ -178,7 +179,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, eventType string, payload any
 		Source: d.cfg.Source, EventType: eventType, MessageID: p.MessageID,
 		Exchange: exchange, RoutingKey: eventType, BodySize: len(body), Headers: p.Headers,
 	}
-	return chain(d.cfg.Interceptors, ev, func(ctx context.Context) error { return d.publish(ctx, p) })(ctx)
+	return entrypoint.Intercept(d.cfg.Interceptors, ev.dispatchCall(), func(ctx context.Context) error {
+		return d.publish(ctx, p)
+	})(ctx)
 }
 
 // publish sends p until the broker confirms it or ctx ends.

@@ -1,12 +1,12 @@
 package events
 
-import (
-	"context"
+import "github.com/hypha-go/hypha/entrypoint"
 
-	"github.com/hypha-go/hypha/entrypoint"
-)
-
-// EventInfo describes one event to interceptors on either side.
+// EventInfo describes one event to the interceptors on either side: the
+// Spec of their entrypoint.Call, whose Kind is entrypoint.KindEvent. On the
+// dispatching side (Call.Client) they wrap every Dispatch, from before the
+// publish to its confirm; on the handling side every run of a handler, the
+// payload's decoding included.
 type EventInfo struct {
 	Source     string // the dispatching service
 	EventType  string
@@ -25,20 +25,13 @@ type EventInfo struct {
 	Attempt int // 1 for the first delivery to this handler, 2 for the first retry, ...
 }
 
-// Next runs the rest of a dispatch or of a handler run.
-type Next func(ctx context.Context) error
+// dispatchCall is the entrypoint.Call of a dispatch.
+func (ev *EventInfo) dispatchCall() *entrypoint.Call {
+	return &entrypoint.Call{Kind: entrypoint.KindEvent, Client: true, Service: ev.Source, Name: ev.EventType,
+		Headers: ev.Headers, Spec: ev}
+}
 
-// DispatchInterceptor wraps every Dispatch of a Dispatcher, from before the
-// publish to its confirm.
-type DispatchInterceptor func(ctx context.Context, ev *EventInfo, next Next) error
-
-// HandlerInterceptor wraps every run of a service's event handlers; the error
-// is the handler's.
-type HandlerInterceptor func(ctx context.Context, ev *EventInfo, next Next) error
-
-// chain wraps last in interceptors, the first outermost.
-func chain[I ~func(context.Context, *EventInfo, Next) error](interceptors []I, ev *EventInfo, last Next) Next {
-	return entrypoint.Chain(last, interceptors, func(ic I, next Next) Next {
-		return func(ctx context.Context) error { return ic(ctx, ev, next) }
-	})
+// handlerCall is the entrypoint.Call of a handler run.
+func (ev *EventInfo) handlerCall() *entrypoint.Call {
+	return &entrypoint.Call{Kind: entrypoint.KindEvent, Service: ev.Service, Name: ev.Handler, Headers: ev.Headers, Spec: ev}
 }

@@ -55,7 +55,7 @@ type ServerConfig struct {
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every handler run, the first outermost.
-	Interceptors []HandlerInterceptor
+	Interceptors []entrypoint.Interceptor
 	// HandlerTimeout is each handler run's deadline; DefaultHandlerTimeout
 	// when zero.
 	HandlerTimeout time.Duration
@@ -231,7 +231,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 	// Decoding runs inside the interceptors, so a payload that does not
 	// decode is traced and counted like any failed run.
 	var undecodable error
-	err := chain(s.cfg.Interceptors, ev, func(ctx context.Context) error {
+	err := entrypoint.Intercept(s.cfg.Interceptors, ev.handlerCall(), func(ctx context.Context) error {
 		payload, err := h.decode(d.Body)
 		if err != nil {
 			undecodable = err

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/telemetry"
 	"github.com/hypha-go/hypha/transport/amqp"
 )
 
@@ -27,7 +28,7 @@ func TestEventTracingAndMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
 	prop := propagation.TraceContext{}
-	metrics, err := events.HandlerMetrics(mp)
+	metrics, err := telemetry.Metrics(mp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,14 +42,14 @@ func TestEventTracingAndMetrics(t *testing.T) {
 	r := entrypoint.NewRegistry("traced_mailer")
 	events.Handle(r, "on_created", "traced_orders", "order_created", func(context.Context, order) error { return nil })
 	srv := events.NewServer(b, r, events.ServerConfig{Service: "traced_mailer", ParentCallsTracked: 10,
-		Interceptors: []events.HandlerInterceptor{events.HandlerTracing(tp, prop), metrics}})
+		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop), metrics}})
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Stop(ctx)
 
 	d := events.NewDispatcher(b, events.DispatcherConfig{Source: "traced_orders",
-		Interceptors: []events.DispatchInterceptor{events.DispatchTracing(tp, prop)}})
+		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}})
 	if err := d.Dispatch(ctx, "order_created", order{ID: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -34,7 +35,7 @@ func (c ownedClient) Close() error {
 // connection are closed when the test ends, if the test has not closed
 // them; ics wrap its calls.
 func openClient(ctx context.Context, t *testing.T, values map[string]any, log *slog.Logger,
-	ics ...rpc.ClientInterceptor) (ownedClient, error) {
+	ics ...entrypoint.Interceptor) (ownedClient, error) {
 	t.Helper()
 	cfg, err := config.Load("", values)
 	if err != nil {

@@ -12,7 +12,6 @@ package faults_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -28,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
@@ -94,22 +94,24 @@ type failedCall struct {
 	err   string
 }
 
-// serve is a server interceptor counting the runs of each call.
-func (t *tally) serve(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
-	t.mu.Lock()
-	t.served[call.CorrelationID]++
-	t.mu.Unlock()
+// serve is an interceptor counting the runs of each call the app serves.
+func (t *tally) serve(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+	if rc, ok := call.Spec.(*rpc.CallInfo); ok && !call.Client {
+		t.mu.Lock()
+		t.served[rc.CorrelationID]++
+		t.mu.Unlock()
+	}
 	return next(ctx)
 }
 
 type callIDKey struct{}
 
 // callID is a client interceptor telling the caller its call's correlation id.
-func callID(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
+func callID(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 	if p, ok := ctx.Value(callIDKey{}).(*string); ok {
-		*p = call.CorrelationID
+		*p = call.Spec.(*rpc.CallInfo).CorrelationID
 	}
-	return next(ctx, call)
+	return next(ctx)
 }
 
 var idPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
@@ -232,7 +234,7 @@ func TestSoak(t *testing.T) {
 		}),
 		framework.WithLogger(log.With("side", "app")),
 		framework.Service(calculator.Name, calculator.New),
-		framework.ServerInterceptors(res.serve),
+		framework.Interceptors(res.serve),
 	)
 	startCtx := context.Background()
 

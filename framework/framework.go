@@ -33,9 +33,7 @@ import (
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
-	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/httpentry"
-	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
@@ -55,10 +53,8 @@ type appConfig struct {
 	overrides  map[string]any
 	logger     *slog.Logger
 	fxOptions  []fx.Option
-	serverICs  []rpc.ServerInterceptor
-	clientICs  []rpc.ClientInterceptor
-	handlerICs []events.HandlerInterceptor
-	entryICs   []entrypoint.Interceptor
+	// interceptors are the app's, of every kind and side.
+	interceptors []entrypoint.Interceptor
 }
 
 // ConfigFile reads config from path instead of $HYPHA_CONFIG or ./config.yaml.
@@ -91,32 +87,13 @@ func Options(opts ...fx.Option) Option {
 	return optionFunc(func(c *appConfig) { c.fxOptions = append(c.fxOptions, opts...) })
 }
 
-// ServerInterceptors wrap every call every service of the app handles, in the
-// order given (the first is outermost): RPC methods only (Interceptors wrap
-// every entrypoint kind).
-func ServerInterceptors(ics ...rpc.ServerInterceptor) Option {
-	return optionFunc(func(c *appConfig) { c.serverICs = append(c.serverICs, ics...) })
-}
-
-// ClientInterceptors wrap every call every service of the app makes through
-// its proxies, in the order given (the first is outermost).
-func ClientInterceptors(ics ...rpc.ClientInterceptor) Option {
-	return optionFunc(func(c *appConfig) { c.clientICs = append(c.clientICs, ics...) })
-}
-
-// HandlerInterceptors wrap every run of every event handler of the app's
-// services, in the order given (the first is outermost).
-func HandlerInterceptors(ics ...events.HandlerInterceptor) Option {
-	return optionFunc(func(c *appConfig) { c.handlerICs = append(c.handlerICs, ics...) })
-}
-
-// Interceptors wrap every run of every entrypoint of the app's services,
-// whatever its kind (entrypoint.Info says which): RPC calls, event handler
-// runs, timer ticks and HTTP requests, in the order given (the first is
-// outermost). They run inside the kind's own interceptors: for RPC inside
-// ServerInterceptors, for events inside HandlerInterceptors.
+// Interceptors wrap, in the order given (the first is outermost), every run
+// of every entrypoint of the app's services, whatever its kind: RPC calls,
+// event handler runs, timer ticks and HTTP requests; and every RPC call and
+// event dispatch the services make (entrypoint.Call says which, and which
+// side). They run inside the spans of TRACING and the measures of METRICS.
 func Interceptors(ics ...entrypoint.Interceptor) Option {
-	return optionFunc(func(c *appConfig) { c.entryICs = append(c.entryICs, ics...) })
+	return optionFunc(func(c *appConfig) { c.interceptors = append(c.interceptors, ics...) })
 }
 
 // App is a set of services that starts and stops together.

@@ -11,11 +11,12 @@ import (
 )
 
 // Interceptors wrap every entrypoint kind, here an RPC call; the same
-// interceptor would see event handler runs, timer ticks and HTTP requests.
+// interceptor would see event handler runs, timer ticks and HTTP requests,
+// and, with Call.Client set, the RPC calls and dispatches the services make.
 func ExampleInterceptors() {
-	audit := func(ctx context.Context, info *entrypoint.Info, next entrypoint.Next) error {
+	audit := func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		err := next(ctx)
-		fmt.Println(info.Kind, info.Service, info.Name, err)
+		fmt.Println(call.Kind, call.Service, call.Name, err)
 		return err
 	}
 	app, err := framework.New(

@@ -28,16 +28,21 @@ func (s *everyKind) Register(r *entrypoint.Registry) {
 	httpentry.Handle(r, "GET /ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
 }
 
-// framework.Interceptors wrap every kind of entrypoint, and say which; timer
-// ticks and HTTP requests are counted.
+// framework.Interceptors wrap every kind of entrypoint, and say which, and
+// the service's dispatches; timer ticks and HTTP requests are counted.
 func TestInterceptorsSeeEveryKind(t *testing.T) {
 	var (
-		mu   sync.Mutex
-		seen = map[entrypoint.Kind]string{}
+		mu         sync.Mutex
+		seen       = map[entrypoint.Kind]string{}
+		dispatched string
 	)
-	record := func(ctx context.Context, info *entrypoint.Info, next entrypoint.Next) error {
+	record := func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		mu.Lock()
-		seen[info.Kind] = info.Service + " " + info.Name
+		if call.Client {
+			dispatched = string(call.Kind) + " " + call.Service + " " + call.Name
+		} else {
+			seen[call.Kind] = call.Service + " " + call.Name
+		}
 		mu.Unlock()
 		return next(ctx)
 	}
@@ -62,6 +67,7 @@ func TestInterceptorsSeeEveryKind(t *testing.T) {
 	for {
 		mu.Lock()
 		done := len(seen) == len(want)
+		gotDispatched := dispatched
 		got := map[entrypoint.Kind]string{}
 		for k, v := range seen {
 			got[k] = v
@@ -72,6 +78,9 @@ func TestInterceptorsSeeEveryKind(t *testing.T) {
 				if got[k] != v {
 					t.Errorf("%s: saw %q, want %q", k, got[k], v)
 				}
+			}
+			if want := "event every_kind pinged"; gotDispatched != want {
+				t.Errorf("client side: saw %q, want %q", gotDispatched, want)
 			}
 			metrics := scrape(t, app.MetricsAddress())
 			if metricLine(metrics, "hypha_timer_ticks_total", `service="every_kind"`, `timer="tick"`, `outcome="ok"`) == "" {

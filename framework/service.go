@@ -227,12 +227,9 @@ type serviceRuntime struct {
 	http       *httpentry.Server // nil when the service has no HTTP routes
 	mux        *httpentry.Mux    // the process's, which the routes are mounted on
 	instrument func(pattern string, h http.Handler) http.Handler
-	entryICs   []entrypoint.Interceptor // the app's, of every kind
 	dispatcher *events.Dispatcher
 	conn       *connection
-	ics        []rpc.ServerInterceptor
-	handlerICs []events.HandlerInterceptor
-	timerICs   []entrypoint.Interceptor // telemetry's, then the app's
+	ics        []entrypoint.Interceptor // telemetry's, then the app's: of every kind and side
 	calls      []string                 // the services this one has proxies to
 	only       []string                 // the entrypoints it runs, when restricted
 	onDead     func(handler, event, how string)
@@ -245,17 +242,15 @@ type serviceRuntime struct {
 // wrap the app's, so that those run inside the call's span.
 func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes,
 	budget *entrypoint.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
-	ics, err := t.interceptors(name, calls)
+	ics, instrument, err := t.interceptors(name, calls)
 	if err != nil {
 		return nil, err
 	}
+	ics = append(ics, ac.interceptors...)
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers, entrypoint.WithBudget(budget)),
-		ics:        append(append(ics.rpcServer, ac.serverICs...), rpcEntrypoint(ac.entryICs)...),
-		handlerICs: append(append(ics.handlers, ac.handlerICs...), eventEntrypoint(ac.entryICs)...),
-		timerICs:   append(ics.timers, ac.entryICs...), entryICs: ac.entryICs, instrument: ics.instrument,
-		calls: calls, all: all,
+		ics: ics, instrument: instrument, calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
-			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics.dispatch,
+			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics,
 		}),
 	}
 	rt.onDead = t.deadLetters(name)
@@ -266,7 +261,7 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	}
 	if len(calls) > 0 {
 		rc := rpc.ConfigFrom(cfg.Settings)
-		rc.Owner, rc.Logger, rc.Interceptors = name, log, append(ics.rpcClient, ac.clientICs...)
+		rc.Owner, rc.Logger, rc.Interceptors = name, log, ics
 		rt.client = rpc.NewClient(conn.broker, rc)
 		if err := t.inFlightGauge(name, rt.client.InFlight); err != nil {
 			return nil, err
@@ -307,20 +302,20 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
 			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries, Prefetches: prefetches,
 			HandlerTimeout: rt.cfg.Events.HandlerTimeout, RetryDelay: events.RetryDelay(rt.cfg.Events.RetryDelay),
-			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.handlerICs,
+			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
 			NamekoQueues: rt.cfg.Events.NamekoQueues, OnDeadLetter: rt.onDead,
 		})
 	}
 	if len(entrypoint.Of[*timer.Timer](reg)) > 0 {
 		rt.timers = timer.NewServer(rt.conn.broker, reg, timer.ServerConfig{
 			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
-			Interceptors: rt.timerICs,
+			Interceptors: rt.ics,
 		})
 	}
 	if len(entrypoint.Of[*httpentry.Route](reg)) > 0 {
 		rt.http = httpentry.NewServer(reg, httpentry.ServerConfig{
 			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
-			Interceptors: rt.entryICs, Instrument: rt.instrument,
+			Interceptors: rt.ics, Instrument: rt.instrument,
 			MaxBodySize: rt.cfg.HTTP.MaxBodySize, WriteTimeout: rt.cfg.HTTP.WriteTimeout,
 		})
 		if err := rt.http.Mount(rt.mux); err != nil {

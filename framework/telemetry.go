@@ -28,10 +28,8 @@ import (
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
-	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/label"
-	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/timer"
+	hyphatelemetry "github.com/hypha-go/hypha/telemetry"
 )
 
 // defaultGRPCEndpoint is OTLP/gRPC's default, used when TRACING.ENDPOINT is
@@ -143,66 +141,37 @@ func (t *telemetry) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// serviceInterceptors are the tracing and metrics interceptors of one service.
-type serviceInterceptors struct {
-	rpcServer []rpc.ServerInterceptor
-	rpcClient []rpc.ClientInterceptor
-	handlers  []events.HandlerInterceptor
-	dispatch  []events.DispatchInterceptor
-	timers    []entrypoint.Interceptor
-	// instrument wraps an HTTP route's handler with otelhttp; nil when
-	// telemetry is off.
-	instrument func(pattern string, h http.Handler) http.Handler
-}
-
-// interceptors builds a service's interceptors, given the services it
-// declared proxies to; none when telemetry is off.
-func (t *telemetry) interceptors(service string, calls []string) (serviceInterceptors, error) {
-	var ics serviceInterceptors
+// interceptors builds a service's tracing and metrics interceptors, given
+// the services it declared proxies to, and the wrapper of its HTTP routes;
+// none when telemetry is off.
+func (t *telemetry) interceptors(service string, calls []string) ([]entrypoint.Interceptor,
+	func(pattern string, h http.Handler) http.Handler, error) {
+	var ics []entrypoint.Interceptor
 	var httpOpts []otelhttp.Option
 	if t.tracing.Exporter != "none" {
 		tp, err := t.tracerProvider(service)
 		if err != nil {
-			return ics, err
+			return nil, nil, err
 		}
 		httpOpts = append(httpOpts, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(t.prop))
-		ics.rpcServer = append(ics.rpcServer, rpc.ServerTracing(tp, t.prop))
-		ics.rpcClient = append(ics.rpcClient, rpc.ClientTracing(tp, t.prop))
-		ics.handlers = append(ics.handlers, events.HandlerTracing(tp, t.prop))
-		ics.dispatch = append(ics.dispatch, events.DispatchTracing(tp, t.prop))
-		ics.timers = append(ics.timers, timer.Tracing(tp))
+		ics = append(ics, hyphatelemetry.Tracing(tp, t.prop))
 	}
 	if t.meters != nil {
-		sm, err := rpc.ServerMetrics(t.meters)
+		m, err := hyphatelemetry.Metrics(t.meters, calls...)
 		if err != nil {
-			return ics, err
+			return nil, nil, err
 		}
-		cm, err := rpc.ClientMetrics(t.meters, service, calls...)
-		if err != nil {
-			return ics, err
-		}
-		hm, err := events.HandlerMetrics(t.meters)
-		if err != nil {
-			return ics, err
-		}
-		tm, err := timer.Metrics(t.meters)
-		if err != nil {
-			return ics, err
-		}
-		ics.timers = append(ics.timers, tm)
+		ics = append(ics, m)
 		httpOpts = append(httpOpts, otelhttp.WithMeterProvider(t.meters))
-		ics.rpcServer = append(ics.rpcServer, sm)
-		ics.rpcClient = append(ics.rpcClient, cm)
-		ics.handlers = append(ics.handlers, hm)
 	}
-	if len(httpOpts) > 0 {
-		// The server's name and port are HTTP.ADDRESS's (with port 0 no
-		// port), never the request's Host header: each Host a client sent
-		// would be new series.
-		httpOpts = append(httpOpts, otelhttp.WithServerName(t.httpAddress))
-		ics.instrument = httpInstrument(httpOpts)
+	if len(httpOpts) == 0 {
+		return ics, nil, nil
 	}
-	return ics, nil
+	// The server's name and port are HTTP.ADDRESS's (with port 0 no port),
+	// never the request's Host header: each Host a client sent would be new
+	// series.
+	httpOpts = append(httpOpts, otelhttp.WithServerName(t.httpAddress))
+	return ics, httpInstrument(httpOpts), nil
 }
 
 // httpInstrument wraps a route's handler in otelhttp: a server span named

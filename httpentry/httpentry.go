@@ -15,7 +15,7 @@
 //	func (g *Gateway) User(ctx context.Context, in UserIn) (users.User, error) { ... }
 //
 // A request runs in a worker of the service's pool, inside the app's
-// entrypoint.Interceptors (rpc.ServerInterceptor is RPC's alone), with a span
+// entrypoint.Interceptors (their Call's Spec is the *http.Request), with a span
 // that follows OpenTelemetry's HTTP conventions and goes on through the RPC
 // calls the handler makes. While the service is not started, or is stopping,
 // its routes answer 503.
@@ -142,7 +142,7 @@ func Handle[In, Out any](r *entrypoint.Registry, pattern string, fn func(context
 			return
 		}
 		var out Out
-		err := x.intercept(ctx, func(ctx context.Context) error {
+		err := x.intercept(ctx, req, func(ctx context.Context) error {
 			var err error
 			out, err = fn(ctx, in)
 			return err
@@ -171,7 +171,7 @@ func HandleHTTP(r *entrypoint.Registry, pattern string, h http.Handler, opts ...
 	}
 	rt := &Route{pattern: pattern}
 	rt.serve = func(ctx context.Context, w http.ResponseWriter, req *http.Request, x *exchange) {
-		_ = x.intercept(ctx, func(ctx context.Context) error {
+		_ = x.intercept(ctx, req, func(ctx context.Context) error {
 			h.ServeHTTP(w, req.WithContext(ctx))
 			return nil
 		})

@@ -269,10 +269,11 @@ func (t *trackingWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the server's writer (to flush, say).
 func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
-// intercept runs next inside the app's interceptors.
-func (x *exchange) intercept(ctx context.Context, next entrypoint.Next) error {
-	info := &entrypoint.Info{Kind: entrypoint.KindHTTP, Service: x.s.cfg.Service, Name: x.rt.pattern}
-	return entrypoint.Intercept(x.s.cfg.Interceptors, info, next)(ctx)
+// intercept runs next inside the app's interceptors, for the request r.
+func (x *exchange) intercept(ctx context.Context, r *http.Request, next entrypoint.Next) error {
+	call := &entrypoint.Call{Kind: entrypoint.KindHTTP, Service: x.s.cfg.Service, Name: x.rt.pattern, Spec: r,
+		Expected: func(err error) bool { _, ok := x.rt.status(err); return ok }}
+	return entrypoint.Intercept(x.s.cfg.Interceptors, call, next)(ctx)
 }
 
 // badRequest answers a request that does not fit the route: 400,

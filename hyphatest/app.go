@@ -71,7 +71,7 @@ func Start(t TB, opts ...framework.Option) *App {
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
 		framework.WithLogger(quiet),
 	}, opts...)
-	opts = append(opts, framework.ServerInterceptors(a.hub.rpc), framework.HandlerInterceptors(a.hub.event))
+	opts = append(opts, framework.Interceptors(a.hub.intercept))
 	app, err := framework.New(opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -68,7 +68,7 @@ func (w *EntrypointWaiter) Wait(timeout time.Duration) (any, error) {
 }
 
 // hub tells the waiters of an app when an entrypoint has run; its
-// interceptors wrap every RPC method and event handler of the app.
+// interceptor wraps every RPC method and event handler of the app.
 type hub struct {
 	mu      sync.Mutex
 	waiting []*EntrypointWaiter
@@ -96,14 +96,17 @@ func (h *hub) ran(service, entrypoint string, r run) {
 	h.waiting = kept
 }
 
-func (h *hub) rpc(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
-	result, err := next(ctx)
-	h.ran(call.Service, call.Method, run{result: result, err: err})
-	return result, err
-}
-
-func (h *hub) event(ctx context.Context, ev *events.EventInfo, next events.Next) error {
+// intercept hands every run of an RPC method or event handler to ran, with
+// the method's result.
+func (h *hub) intercept(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 	err := next(ctx)
-	h.ran(ev.Service, ev.Handler, run{err: err})
+	if call.Client || (call.Kind != entrypoint.KindRPC && call.Kind != entrypoint.KindEvent) {
+		return err
+	}
+	var result any
+	if rc, ok := call.Spec.(*rpc.CallInfo); ok {
+		result = rc.Result
+	}
+	h.ran(call.Service, call.Name, run{result: result, err: err})
 	return err
 }

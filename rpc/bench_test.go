@@ -23,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/telemetry"
 	"github.com/hypha-go/hypha/transport/amqp"
 )
 
@@ -153,15 +154,15 @@ func benchConcurrently(n, inFlight int, call func() error) error {
 
 // benchTelemetry returns the interceptors of one telemetry set-up, with its
 // teardown registered on tb.
-type benchTelemetry func(tb testing.TB) ([]rpc.ServerInterceptor, []rpc.ClientInterceptor)
+type benchTelemetry func(tb testing.TB) ([]entrypoint.Interceptor, []entrypoint.Interceptor)
 
-func noopTracing(testing.TB) ([]rpc.ServerInterceptor, []rpc.ClientInterceptor) {
+func noopTracing(testing.TB) ([]entrypoint.Interceptor, []entrypoint.Interceptor) {
 	tp := noop.NewTracerProvider()
 	prop := propagation.TraceContext{}
-	return []rpc.ServerInterceptor{rpc.ServerTracing(tp, prop)}, []rpc.ClientInterceptor{rpc.ClientTracing(tp, prop)}
+	return []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}, []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}
 }
 
-func sdkTracing(tb testing.TB) ([]rpc.ServerInterceptor, []rpc.ClientInterceptor) {
+func sdkTracing(tb testing.TB) ([]entrypoint.Interceptor, []entrypoint.Interceptor) {
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(tracetest.NewNoopExporter()),
 		sdktrace.WithSampler(sdktrace.AlwaysSample()),
@@ -172,37 +173,33 @@ func sdkTracing(tb testing.TB) ([]rpc.ServerInterceptor, []rpc.ClientInterceptor
 		}
 	})
 	prop := propagation.TraceContext{}
-	return []rpc.ServerInterceptor{rpc.ServerTracing(tp, prop)}, []rpc.ClientInterceptor{rpc.ClientTracing(tp, prop)}
+	return []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}, []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}
 }
 
-func sdkMetrics(tb testing.TB) ([]rpc.ServerInterceptor, []rpc.ClientInterceptor) {
+func sdkMetrics(tb testing.TB) ([]entrypoint.Interceptor, []entrypoint.Interceptor) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	tb.Cleanup(func() {
 		if err := mp.Shutdown(context.Background()); err != nil {
 			tb.Error("meter provider shutdown:", err)
 		}
 	})
-	server, err := rpc.ServerMetrics(mp)
+	metrics, err := telemetry.Metrics(mp)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	client, err := rpc.ClientMetrics(mp, "bench_client")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return []rpc.ServerInterceptor{server}, []rpc.ClientInterceptor{client}
+	return []entrypoint.Interceptor{metrics}, []entrypoint.Interceptor{metrics}
 }
 
 // hyphaCaller serves add with an rpc.Server and calls it through an rpc.Dial
-// client, with the interceptors of telemetry (none when nil).
-func hyphaCaller(telemetry benchTelemetry) func(tb testing.TB, service string) func(ctx context.Context) error {
+// client, with the interceptors setUp returns (none when nil).
+func hyphaCaller(setUp benchTelemetry) func(tb testing.TB, service string) func(ctx context.Context) error {
 	return func(tb testing.TB, service string) func(ctx context.Context) error {
 		var (
-			serverInts []rpc.ServerInterceptor
-			clientInts []rpc.ClientInterceptor
+			serverInts []entrypoint.Interceptor
+			clientInts []entrypoint.Interceptor
 		)
-		if telemetry != nil {
-			serverInts, clientInts = telemetry(tb)
+		if setUp != nil {
+			serverInts, clientInts = setUp(tb)
 		}
 		benchServe(tb, service, serverInts)
 		c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(tb), Timeout: 10 * time.Second, Interceptors: clientInts})
@@ -226,7 +223,7 @@ func hyphaCaller(telemetry benchTelemetry) func(tb testing.TB, service string) f
 
 // benchServe runs a service with just add, on a connection of its own, until
 // tb's cleanup.
-func benchServe(tb testing.TB, service string, interceptors []rpc.ServerInterceptor) {
+func benchServe(tb testing.TB, service string, interceptors []entrypoint.Interceptor) {
 	tb.Helper()
 	ctx := context.Background()
 	broker, err := amqp.Dial(ctx, testbroker.URI(tb), amqp.Options{Name: service})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -72,8 +73,10 @@ type Config struct {
 	NoResend bool
 	// MaxInFlight bounds the calls waiting for their reply at once; a call
 	// over it fails at once with ErrTooManyCalls. DefaultMaxInFlight when zero.
-	MaxInFlight  int
-	Interceptors []ClientInterceptor
+	MaxInFlight int
+	// Interceptors wrap every call the client makes (see CallInfo), the
+	// first outermost.
+	Interceptors []entrypoint.Interceptor
 	Logger       *slog.Logger
 }
 
@@ -86,7 +89,6 @@ type Client struct {
 	replyKey string
 	queue    string
 	err      error // a Config that Start refuses
-	invoke   ClientInvoker
 	consumer transport.Consumer
 
 	mu      sync.Mutex
@@ -151,7 +153,6 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 		c.replyKey = cfg.ReplyKeyPrefix + "." + c.replyKey
 	}
 	c.queue = fmt.Sprintf("rpc.reply-%s-%s", cfg.Owner, uuid.NewString())
-	c.invoke = chainClient(cfg.Interceptors, c.roundTrip)
 	return c
 }
 
@@ -299,12 +300,20 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte, 
 		return nil, contextDataError{service: service, method: method, err: err}
 	}
 	call := &CallInfo{
-		Service: service, Method: method, CorrelationID: uuid.NewString(),
+		Service: service, Method: method, CorrelationID: uuid.NewString(), Caller: c.cfg.Owner,
 		Headers: headers, Deadline: deadline, Idempotent: idempotent,
 		Exchange: c.cfg.Exchange, RoutingKey: service + "." + method, BodySize: len(body),
 		started: time.Now(),
 	}
-	return c.invoke(withBody(ctx, body), call)
+	err := entrypoint.Intercept(c.cfg.Interceptors, call.clientCall(), func(ctx context.Context) error {
+		var err error
+		call.Result, err = c.roundTrip(ctx, call, body)
+		return err
+	})(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return clientResult(call)
 }
 
 // checkTarget refuses a service or method name no server can be reached
@@ -334,9 +343,9 @@ func (c *Client) headers(ctx context.Context, deadline time.Time) map[string]any
 	return h
 }
 
-// roundTrip publishes the request and waits for its reply: the innermost
-// ClientInvoker, under the interceptors.
-func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage, error) {
+// roundTrip publishes the request, whose body is body, and waits for its
+// reply: the innermost step, under the interceptors.
+func (c *Client) roundTrip(ctx context.Context, call *CallInfo, body []byte) (json.RawMessage, error) {
 	replies := make(chan transport.Delivery, 1)
 	c.mu.Lock()
 	if len(c.pending) >= c.cfg.MaxInFlight {
@@ -356,7 +365,7 @@ func (c *Client) roundTrip(ctx context.Context, call *CallInfo) (json.RawMessage
 		RoutingKey: call.RoutingKey,
 		Mandatory:  true,
 		Message: transport.Message{
-			Body: bodyOf(ctx), ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
+			Body: body, ContentType: contentTypeJSON, ContentEncoding: encodingUTF8,
 			// One message id for every copy of the request, so that a
 			// server can tell a copy sent again from another call.
 			MessageID:     uuid.NewString(),
@@ -440,17 +449,4 @@ func (c *Client) ended(ctx context.Context, call *CallInfo) error {
 		return fmt.Errorf("calling %s.%s: %w (%v)", call.Service, call.Method, ctx.Err(), context.Cause(ctx))
 	}
 	return fmt.Errorf("calling %s.%s: %w", call.Service, call.Method, ctx.Err())
-}
-
-type bodyKey struct{}
-
-// withBody passes the encoded arguments down the interceptor chain without
-// putting them in CallInfo, where interceptors could grow to depend on them.
-func withBody(ctx context.Context, body []byte) context.Context {
-	return context.WithValue(ctx, bodyKey{}, body)
-}
-
-func bodyOf(ctx context.Context) []byte {
-	b, _ := ctx.Value(bodyKey{}).([]byte)
-	return b
 }

@@ -3,16 +3,30 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
 )
 
-// CallInfo describes one call to the interceptors on either side.
+// CallInfo describes one call to the interceptors on either side: the Spec
+// of their entrypoint.Call, whose Kind is entrypoint.KindRPC.
+//
+// On the server the interceptors wrap every call that reaches one of a
+// service's methods, typed and raw (HandleRaw), and every call to a method
+// the service lacks (Unknown is then set, and next returns
+// MethodNotFound), like nameko's worker_setup and worker_teardown. Requests
+// refused as IncorrectSignature or MalformedRequest run no interceptor. A
+// panic in one reaches the caller as Panic. On the client they wrap every
+// call, from publishing the request to the reply or its failure.
 type CallInfo struct {
 	Service       string // the called service
 	Method        string // the called method
 	CorrelationID string
+	// Caller is the calling client's Config.Owner: in a service, the
+	// service's name. Client side only.
+	Caller string
 	// Headers are the request's AMQP headers. A client interceptor may add to
 	// them before the request is sent (trace context, for one); on the server
 	// they are as received.
@@ -23,6 +37,9 @@ type CallInfo struct {
 	// request lost with the connection is sent again even when
 	// Config.NoResend is set. Client side only.
 	Idempotent bool
+	// Unknown says the service has no method of that name: the call is
+	// answered MethodNotFound. Server side only.
+	Unknown bool
 	// Exchange and RoutingKey are where the request is published.
 	Exchange   string
 	RoutingKey string
@@ -32,6 +49,12 @@ type CallInfo struct {
 	// to them (trace context); on the client they are as received, once the
 	// reply has come.
 	ReplyHeaders map[string]any
+	// Result is the call's result once next has returned: on the server the
+	// method's return value, before it is encoded (nil for a raw method); on
+	// the client the reply's result as a json.RawMessage. An interceptor may
+	// replace it, or set it when it answers without calling next; on the
+	// client a value other than a json.RawMessage is encoded as JSON.
+	Result any
 
 	method  *Method   // server side only
 	started time.Time // client side only
@@ -55,35 +78,57 @@ func (c *CallInfo) IsExpected(err error) bool {
 	return c.method != nil && c.method.IsExpected(err)
 }
 
-// ServerHandler runs the rest of a server-side call and returns the result to
-// encode in the reply.
-type ServerHandler func(ctx context.Context) (any, error)
-
-// ServerInterceptor wraps every call that reaches one of a service's methods,
-// and every call to a method the service lacks (next then returns
-// MethodNotFound; CallInfo.Method is the name the caller sent), like nameko's
-// worker_setup and worker_teardown: it can act before and after next, change
-// the context, or answer without calling next. Requests refused as
-// IncorrectSignature or MalformedRequest run no interceptor. A panic in it
-// reaches the caller as Panic. It wraps RPC methods only, typed and raw
-// (HandleRaw); entrypoint.Interceptor wraps every entrypoint kind.
-type ServerInterceptor func(ctx context.Context, call *CallInfo, next ServerHandler) (any, error)
-
-// ClientInvoker sends a call and waits for its result, the reply's JSON.
-type ClientInvoker func(ctx context.Context, call *CallInfo) (json.RawMessage, error)
-
-// ClientInterceptor wraps every call a client makes, from publishing the
-// request to the reply or its failure.
-type ClientInterceptor func(ctx context.Context, call *CallInfo, next ClientInvoker) (json.RawMessage, error)
-
-func chainServer(interceptors []ServerInterceptor, call *CallInfo, last ServerHandler) ServerHandler {
-	return entrypoint.Chain(last, interceptors, func(ic ServerInterceptor, next ServerHandler) ServerHandler {
-		return func(ctx context.Context) (any, error) { return ic(ctx, call, next) }
-	})
+// Relayed reports whether err, which the method of a server-side call
+// returned to the interceptor that was given ctx, is an error a downstream
+// service sent in reply to a call the method made, passed on as it came.
+func (c *CallInfo) Relayed(ctx context.Context, err error) bool {
+	return c.method != nil && isRelayed(ctx, err)
 }
 
-func chainClient(interceptors []ClientInterceptor, last ClientInvoker) ClientInvoker {
-	return entrypoint.Chain(last, interceptors, func(ic ClientInterceptor, next ClientInvoker) ClientInvoker {
-		return func(ctx context.Context, call *CallInfo) (json.RawMessage, error) { return ic(ctx, call, next) }
-	})
+// serverCall is the entrypoint.Call of a server-side call.
+func (c *CallInfo) serverCall() *entrypoint.Call {
+	return &entrypoint.Call{Kind: entrypoint.KindRPC, Service: c.Service, Name: c.Method, Headers: c.Headers,
+		Spec: c, Expected: c.IsExpected}
+}
+
+// clientCall is the entrypoint.Call of an outgoing call.
+func (c *CallInfo) clientCall() *entrypoint.Call {
+	return &entrypoint.Call{Kind: entrypoint.KindRPC, Client: true, Service: c.Service, Name: c.Method,
+		Headers: c.Headers, Spec: c, Expected: func(error) bool { return c.ReplyIsExpectedError() }}
+}
+
+// ExcType names err as a caller sees it: the exc_type of a *RemoteError, or
+// of the error a server would send for err; for a call's local failures
+// "UnknownService", "Timeout" or "Closed".
+func ExcType(err error) string {
+	switch {
+	case errors.Is(err, ErrServiceNotFound):
+		return errUnknownServiceExcType
+	case errors.Is(err, ErrTimeout):
+		return "Timeout"
+	case errors.Is(err, ErrClosed):
+		return "Closed"
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return re.ExcType
+	}
+	return toRemote(err).ExcType
+}
+
+// clientResult is the result an interceptor chain left in call.Result.
+func clientResult(call *CallInfo) (json.RawMessage, error) {
+	switch r := call.Result.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		return r, nil
+	default:
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("calling %s.%s: the result an interceptor set (%T) cannot be encoded as JSON: %w",
+				call.Service, call.Method, r, err)
+		}
+		return b, nil
+	}
 }

@@ -18,13 +18,13 @@ import (
 )
 
 // serveIntercepted is serve with server interceptors.
-func serveIntercepted(t *testing.T, service string, register func(r *entrypoint.Registry), interceptors ...rpc.ServerInterceptor) {
+func serveIntercepted(t *testing.T, service string, register func(r *entrypoint.Registry), interceptors ...entrypoint.Interceptor) {
 	t.Helper()
 	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(4), Interceptors: interceptors}, register)
 }
 
 // dialIntercepted is dial with client interceptors.
-func dialIntercepted(t *testing.T, interceptors ...rpc.ClientInterceptor) *rpc.Client {
+func dialIntercepted(t *testing.T, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
 	return dial(t, 5*time.Second, interceptors...)
 }
@@ -50,21 +50,15 @@ func (l *eventLog) take() []string {
 	return out
 }
 
-func recordServer(log *eventLog, name string) rpc.ServerInterceptor {
-	return func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
-		log.add("%s before", name)
-		res, err := next(ctx)
-		log.add("%s after err=%v", name, err != nil)
-		return res, err
-	}
-}
+// spec is the RPC call an interceptor is given.
+func spec(call *entrypoint.Call) *rpc.CallInfo { return call.Spec.(*rpc.CallInfo) }
 
-func recordClient(log *eventLog, name string) rpc.ClientInterceptor {
-	return func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
+func record(log *eventLog, name string) entrypoint.Interceptor {
+	return func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		log.add("%s before", name)
-		res, err := next(ctx, call)
+		err := next(ctx)
 		log.add("%s after err=%v", name, err != nil)
-		return res, err
+		return err
 	}
 }
 
@@ -74,8 +68,8 @@ func TestInterceptorOrder(t *testing.T) {
 	const service = "icpt_order"
 	var log eventLog
 	// s1 also hands the handler a context value.
-	s1 := func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
-		return recordServer(&log, "s1")(context.WithValue(ctx, ctxKey{}, "from s1"), call, next)
+	s1 := func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+		return record(&log, "s1")(context.WithValue(ctx, ctxKey{}, "from s1"), call, next)
 	}
 	serveIntercepted(t, service, func(r *entrypoint.Registry) {
 		rpc.Handle(r, "add", func(ctx context.Context, in pair) (float64, error) {
@@ -90,8 +84,8 @@ func TestInterceptorOrder(t *testing.T) {
 			log.add("handler panic")
 			panic("boom")
 		})
-	}, s1, recordServer(&log, "s2"))
-	p := dialIntercepted(t, recordClient(&log, "c1"), recordClient(&log, "c2")).Proxy(service)
+	}, s1, record(&log, "s2"))
+	p := dialIntercepted(t, record(&log, "c1"), record(&log, "c2")).Proxy(service)
 	ctx := context.Background()
 
 	around := func(handler string, failed bool) []string {
@@ -145,19 +139,27 @@ func TestInterceptorCallInfo(t *testing.T) {
 			}
 			return in.A + in.B, nil
 		})
-	}, func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
+	}, func(ctx context.Context, ec *entrypoint.Call, next entrypoint.Next) error {
+		call := spec(ec)
+		if ec.Client || ec.Kind != entrypoint.KindRPC || ec.Service != call.Service || ec.Name != call.Method {
+			t.Errorf("server interceptor: Call %+v for %s.%s", ec, call.Service, call.Method)
+		}
 		mu.Lock()
-		server = append(server, seen{call.Service, call.Method, call.CorrelationID, call.Headers, call.Deadline})
+		server = append(server, seen{call.Service, call.Method, call.CorrelationID, ec.Headers, call.Deadline})
 		mu.Unlock()
 		return next(ctx)
 	})
-	p := dialIntercepted(t, func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
-		call.Headers["x-test-header"] = "added by the client"
+	p := dialIntercepted(t, func(ctx context.Context, ec *entrypoint.Call, next entrypoint.Next) error {
+		call := spec(ec)
+		if !ec.Client || ec.Kind != entrypoint.KindRPC || ec.Service != call.Service || ec.Name != call.Method {
+			t.Errorf("client interceptor: Call %+v for %s.%s", ec, call.Service, call.Method)
+		}
+		ec.Headers["x-test-header"] = "added by the client"
 		call.Headers["nameko.tenant"] = "acme" // context data the handler sees
 		mu.Lock()
 		client = append(client, seen{call.Service, call.Method, call.CorrelationID, nil, call.Deadline})
 		mu.Unlock()
-		return next(ctx, call)
+		return next(ctx)
 	}).Proxy(service)
 
 	const calls = 3
@@ -208,31 +210,32 @@ func TestServerInterceptorShortCircuits(t *testing.T) {
 			ran.Add(1)
 			return in.A + in.B, nil
 		})
-	}, func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
+	}, func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		switch call.Headers["x-test-token"] {
 		case "good":
 			return next(ctx)
 		case "plain":
-			return nil, errors.New("refused by interceptor")
+			return errors.New("refused by interceptor")
 		case "result":
-			return 99.0, nil // answers without the handler
+			spec(call).Result = 99.0 // answers without the handler
+			return nil
 		}
-		return nil, errUnauthorized
+		return errUnauthorized
 	})
 	var sawMu sync.Mutex
 	var clientSaw error
-	token := func(tok string) rpc.ClientInterceptor {
-		return func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
+	token := func(tok string) entrypoint.Interceptor {
+		return func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 			if tok != "" {
 				call.Headers["x-test-token"] = tok
 			}
-			res, err := next(ctx, call)
+			err := next(ctx)
 			if err != nil {
 				sawMu.Lock()
 				clientSaw = err
 				sawMu.Unlock()
 			}
-			return res, err
+			return err
 		}
 	}
 	ctx := context.Background()
@@ -280,11 +283,12 @@ func TestServerInterceptorShortCircuits(t *testing.T) {
 func TestClientInterceptorShortCircuits(t *testing.T) {
 	// No service runs: a client interceptor that answers itself never
 	// reaches the broker (a real call would fail with ErrServiceNotFound).
-	cached := func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
-		if call.Method == "cached" {
-			return json.RawMessage(`"from cache"`), nil
+	cached := func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+		if call.Name == "cached" {
+			spec(call).Result = json.RawMessage(`"from cache"`)
+			return nil
 		}
-		return next(ctx, call)
+		return next(ctx)
 	}
 	p := dialIntercepted(t, cached).Proxy("icpt_nobody")
 	got, err := rpc.Call[string](context.Background(), p, "cached", nil)
@@ -313,19 +317,22 @@ func TestCallInfoIsExpected(t *testing.T) {
 		rpc.Handle(r, "undeclared", func(context.Context, struct{}) (string, error) {
 			return "", errNegative // declared by sqrt_floor, not by this method
 		})
-	}, func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
-		res, err := next(ctx)
+	}, func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+		err := next(ctx)
+		if call.IsExpected(err) != spec(call).IsExpected(err) {
+			t.Errorf("%s: Call.IsExpected = %v, CallInfo.IsExpected = %v", call.Name, call.IsExpected(err), spec(call).IsExpected(err))
+		}
 		mu.Lock()
-		expected[call.Method] = call.IsExpected(err)
+		expected[call.Name] = spec(call).IsExpected(err)
 		mu.Unlock()
-		return res, err
+		return err
 	})
-	p := dialIntercepted(t, func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
-		res, err := next(ctx, call)
+	p := dialIntercepted(t, func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+		err := next(ctx)
 		mu.Lock()
-		clientExpected[call.Method] = call.IsExpected(err)
+		clientExpected[call.Name] = spec(call).IsExpected(err)
 		mu.Unlock()
-		return res, err
+		return err
 	}).Proxy(service)
 	ctx := context.Background()
 
@@ -373,7 +380,7 @@ func TestPanickingInterceptorsDoNotCrash(t *testing.T) {
 	var calls atomic.Int64
 	serveIntercepted(t, "ic_panic", func(r *entrypoint.Registry) {
 		rpc.Handle(r, "ok", func(context.Context, struct{}) (string, error) { return "ok", nil })
-	}, func(ctx context.Context, call *rpc.CallInfo, next rpc.ServerHandler) (any, error) {
+	}, func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		if calls.Add(1) == 1 {
 			panic("interceptor boom")
 		}
@@ -388,7 +395,7 @@ func TestPanickingInterceptorsDoNotCrash(t *testing.T) {
 	if got, err := rpc.Call[string](context.Background(), c.Proxy("ic_panic"), "ok", nil); err != nil || got != "ok" {
 		t.Fatalf("after the panic: %q, %v", got, err)
 	}
-	panicky := dialIntercepted(t, func(context.Context, *rpc.CallInfo, rpc.ClientInvoker) (json.RawMessage, error) {
+	panicky := dialIntercepted(t, func(context.Context, *entrypoint.Call, entrypoint.Next) error {
 		panic("client boom")
 	})
 	if err := panicky.Proxy("ic_panic").Call(context.Background(), "ok", nil, nil); err == nil || !strings.Contains(err.Error(), "client boom") {
@@ -400,15 +407,15 @@ func TestIdempotentMarksOnlyItsOwnCall(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	var c *rpc.Client
-	c = dialIntercepted(t, func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
+	c = dialIntercepted(t, func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		mu.Lock()
-		seen[call.Method] = call.Idempotent
+		seen[call.Name] = spec(call).Idempotent
 		mu.Unlock()
-		if call.Method == "outer" {
+		if call.Name == "outer" {
 			// A call an interceptor makes on the way, with the call's context.
 			_ = c.Proxy("idem_nobody").Call(ctx, "inner", nil, nil)
 		}
-		return next(ctx, call)
+		return next(ctx)
 	})
 	ctx := context.Background()
 	p := c.Proxy("idem_nobody")

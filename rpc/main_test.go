@@ -54,7 +54,7 @@ func serveWith(t *testing.T, cfg rpc.ServerConfig, register func(r *entrypoint.R
 }
 
 // dial returns a standalone client closed when the test ends.
-func dial(t *testing.T, timeout time.Duration, interceptors ...rpc.ClientInterceptor) *rpc.Client {
+func dial(t *testing.T, timeout time.Duration, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
 	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout, Interceptors: interceptors})
 	if err != nil {

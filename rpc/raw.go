@@ -233,9 +233,12 @@ func (s *Server) serveRaw(ctx context.Context, d transport.Delivery, call *CallI
 		Requeues: requeuesOf(d.Headers), Deadline: call.Deadline,
 	}
 	reply := &RawReply{s: s, d: d, call: call}
-	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
-		return recovered(st, func() (any, error) { return nil, m.fn(ctx, req, reply) })
+	err := entrypoint.Intercept(s.cfg.Interceptors, call.serverCall(), func(ctx context.Context) error {
+		var err error
+		call.Result, err = recovered(st, func() (any, error) { return nil, m.fn(ctx, req, reply) })
+		return err
 	})(ctx)
+	res := call.Result
 	answered, acked := reply.done()
 	err = s.report(ctx, d, call, st, err, !acked)
 	switch {

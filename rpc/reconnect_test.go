@@ -59,11 +59,11 @@ func TestCallsSurviveConnectionLoss(t *testing.T) {
 	var inflightID atomic.Value
 	c, err := rpc.Dial(context.Background(), rpc.Config{
 		URI: testbroker.URI(t), Timeout: 10 * time.Second, Logger: logs.logger(),
-		Interceptors: []rpc.ClientInterceptor{func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
-			if call.Method == "slow_double" {
-				inflightID.Store(call.CorrelationID)
+		Interceptors: []entrypoint.Interceptor{func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
+			if call.Name == "slow_double" {
+				inflightID.Store(spec(call).CorrelationID)
 			}
-			return next(ctx, call)
+			return next(ctx)
 		}},
 	})
 	if err != nil {

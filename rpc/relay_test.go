@@ -15,6 +15,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/telemetry"
 )
 
 // logBuffer collects a logger's JSON lines, from any goroutine.
@@ -88,11 +89,11 @@ func TestRelayedErrors(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	metrics, err := rpc.ServerMetrics(mp)
+	metrics, err := telemetry.Metrics(mp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	front, logs := serveRelay(t, "relay", rpc.ServerConfig{Interceptors: []rpc.ServerInterceptor{metrics}})
+	front, logs := serveRelay(t, "relay", rpc.ServerConfig{Interceptors: []entrypoint.Interceptor{metrics}})
 	ctx := context.Background()
 
 	tests := []struct {
@@ -102,10 +103,10 @@ func TestRelayedErrors(t *testing.T) {
 		wantRelayed bool
 		wantOutcome string
 	}{
-		{method: "invalid", errIs: errOrderInvalid, wantLevel: "INFO", wantRelayed: true, wantOutcome: rpc.OutcomeExpectedError},
-		{method: "too_large", errIs: errBatchTooLarge, wantLevel: "ERROR", wantRelayed: true, wantOutcome: rpc.OutcomeRemoteError},
-		{method: "panic", errIs: &rpc.RemoteError{ExcType: "Panic", ExcPath: "runtime.Panic"}, wantLevel: "ERROR", wantRelayed: true, wantOutcome: rpc.OutcomeRemoteError},
-		{method: "local", wantLevel: "ERROR", wantOutcome: rpc.OutcomeError},
+		{method: "invalid", errIs: errOrderInvalid, wantLevel: "INFO", wantRelayed: true, wantOutcome: telemetry.OutcomeExpectedError},
+		{method: "too_large", errIs: errBatchTooLarge, wantLevel: "ERROR", wantRelayed: true, wantOutcome: telemetry.OutcomeRemoteError},
+		{method: "panic", errIs: &rpc.RemoteError{ExcType: "Panic", ExcPath: "runtime.Panic"}, wantLevel: "ERROR", wantRelayed: true, wantOutcome: telemetry.OutcomeRemoteError},
+		{method: "local", wantLevel: "ERROR", wantOutcome: telemetry.OutcomeError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {

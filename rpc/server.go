@@ -44,8 +44,10 @@ type ServerConfig struct {
 	// value is "internal error; reference <id>"; the error's log line carries
 	// the same id as error_id. Expected errors go out as they are.
 	RedactUnexpectedErrors bool
-	Interceptors           []ServerInterceptor
-	Logger                 *slog.Logger
+	// Interceptors wrap every call to the service's methods (see
+	// CallInfo), the first outermost.
+	Interceptors []entrypoint.Interceptor
+	Logger       *slog.Logger
 }
 
 // Server consumes a service's request queue and answers each call. It
@@ -279,10 +281,12 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
 	ctx, st := withCallState(ctx)
-	res, err := chainServer(s.cfg.Interceptors, call, func(ctx context.Context) (any, error) {
-		return recovered(st, func() (any, error) { return m.call(ctx, in) })
+	err = entrypoint.Intercept(s.cfg.Interceptors, call.serverCall(), func(ctx context.Context) error {
+		var err error
+		call.Result, err = recovered(st, func() (any, error) { return m.call(ctx, in) })
+		return err
 	})(ctx)
-	return res, s.report(ctx, d, call, st, err, true)
+	return call.Result, s.report(ctx, d, call, st, err, true)
 }
 
 // methodNotFound answers a call to a method the service lacks through the
@@ -290,10 +294,12 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 func (s *Server) methodNotFound(ctx context.Context, d transport.Delivery, call *CallInfo) (any, error) {
 	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
-	return chainServer(s.cfg.Interceptors, call, func(context.Context) (any, error) {
-		return nil, &RemoteError{ExcType: ErrMethodNotFound.ExcType, ExcPath: ErrMethodNotFound.ExcPath,
+	call.Unknown = true
+	err := entrypoint.Intercept(s.cfg.Interceptors, call.serverCall(), func(context.Context) error {
+		return &RemoteError{ExcType: ErrMethodNotFound.ExcType, ExcPath: ErrMethodNotFound.ExcPath,
 			ExcArgs: []any{call.Method}, Value: call.Method}
 	})(ctx)
+	return call.Result, err
 }
 
 // recovered runs the handler, turning its panic into a Panic error, so that

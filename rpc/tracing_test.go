@@ -14,6 +14,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/telemetry"
 )
 
 func attr(s sdktrace.ReadOnlySpan, key string) string {
@@ -32,14 +33,14 @@ func TestTracingAcrossCalls(t *testing.T) {
 	prop := propagation.TraceContext{}
 
 	// "traced_front" calls "traced_back" with the trace carried in headers.
-	back := dialIntercepted(t, rpc.ClientTracing(tp, prop))
-	serveIntercepted(t, "traced_back", mathService(nil), rpc.ServerTracing(tp, prop))
+	back := dialIntercepted(t, telemetry.Tracing(tp, prop))
+	serveIntercepted(t, "traced_back", mathService(nil), telemetry.Tracing(tp, prop))
 	serveIntercepted(t, "traced_front", func(r *entrypoint.Registry) {
 		rpc.Handle(r, "relay", func(ctx context.Context, in pair) (float64, error) {
 			return rpc.Call[float64](ctx, back.Proxy("traced_back"), "add", in)
 		})
-	}, rpc.ServerTracing(tp, prop))
-	c := dialIntercepted(t, rpc.ClientTracing(tp, prop))
+	}, telemetry.Tracing(tp, prop))
+	c := dialIntercepted(t, telemetry.Tracing(tp, prop))
 	ctx := context.Background()
 
 	if got, err := rpc.Call[float64](ctx, c.Proxy("traced_front"), "relay", pair{1, 2}); err != nil || got != 3 {
@@ -136,7 +137,7 @@ func TestTimeoutIsOnTheClientSpan(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
 	serve(t, "traced_slow", 2, mathService(nil))
-	c := dialIntercepted(t, rpc.ClientTracing(tp, propagation.TraceContext{}))
+	c := dialIntercepted(t, telemetry.Tracing(tp, propagation.TraceContext{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := c.Proxy("traced_slow").Call(ctx, "sleep", map[string]any{"ms": 500}, nil); !errors.Is(err, rpc.ErrTimeout) {

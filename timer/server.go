@@ -22,7 +22,8 @@ type ServerConfig struct {
 	Pool               *entrypoint.Pool
 	ParentCallsTracked int
 	Logger             *slog.Logger
-	// Interceptors wrap every tick, the first outermost.
+	// Interceptors wrap every tick, the first outermost; the Spec of their
+	// entrypoint.Call is the *Timer that ticks.
 	Interceptors []entrypoint.Interceptor
 }
 
@@ -143,8 +144,8 @@ func (s *Server) label(t *Timer) string { return s.cfg.Service + "." + t.name }
 func (s *Server) run(ctx context.Context, t *Timer) error {
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, t.name, uuid.NewString())
 	ctx = contextdata.Incoming(ctx, nil, id, s.cfg.ParentCallsTracked+1)
-	info := &entrypoint.Info{Kind: entrypoint.KindTimer, Service: s.cfg.Service, Name: t.name}
-	err := entrypoint.Intercept(s.cfg.Interceptors, info, func(ctx context.Context) error {
+	call := &entrypoint.Call{Kind: entrypoint.KindTimer, Service: s.cfg.Service, Name: t.name, Spec: t}
+	err := entrypoint.Intercept(s.cfg.Interceptors, call, func(ctx context.Context) error {
 		return s.call(ctx, t)
 	})(ctx)
 	switch {

@@ -152,14 +152,14 @@ func TestTickContextAndFailures(t *testing.T) {
 
 func TestInterceptorsSeeTheTimer(t *testing.T) {
 	t.Parallel()
-	infos := make(chan entrypoint.Info, 10)
+	infos := make(chan entrypoint.Call, 10)
 	reg := entrypoint.NewRegistry("svc")
 	timer.Handle(reg, "tick", 5*time.Millisecond, func(context.Context) error { return nil }, timer.Eager())
 	pool := entrypoint.NewPool(1)
 	srv := timer.NewServer(nil, reg, timer.ServerConfig{Service: "svc", Pool: pool, Logger: quiet,
-		Interceptors: []entrypoint.Interceptor{func(ctx context.Context, info *entrypoint.Info, next entrypoint.Next) error {
+		Interceptors: []entrypoint.Interceptor{func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 			select {
-			case infos <- *info:
+			case infos <- *call:
 			default:
 			}
 			return next(ctx)
@@ -171,7 +171,9 @@ func TestInterceptorsSeeTheTimer(t *testing.T) {
 	_ = srv.Drain(context.Background())
 	_ = pool.Wait(context.Background())
 	_ = srv.Close()
-	if want := (entrypoint.Info{Kind: entrypoint.KindTimer, Service: "svc", Name: "tick"}); got != want {
-		t.Fatalf("info = %+v, want %+v", got, want)
+	tm, _ := got.Spec.(*timer.Timer)
+	if got.Kind != entrypoint.KindTimer || got.Client || got.Service != "svc" || got.Name != "tick" ||
+		tm == nil || tm.EntrypointName() != "tick" || tm.Interval() != 5*time.Millisecond {
+		t.Fatalf("call = %+v, want the timer svc.tick", got)
 	}
 }

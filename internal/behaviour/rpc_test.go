@@ -2,7 +2,6 @@ package behaviour
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -127,11 +126,11 @@ func testResults(t *testing.T, uri string) {
 }
 
 // manyHeaders adds more headers to a request than a server reads.
-func manyHeaders(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
+func manyHeaders(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 	for i := range entrypoint.MaxHeaders + 1 {
 		call.Headers[fmt.Sprintf("x-pad-%d", i)] = i
 	}
-	return next(ctx, call)
+	return next(ctx)
 }
 
 func testErrors(t *testing.T, uri string) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
@@ -122,7 +123,7 @@ func stopApp(t *testing.T, app *framework.App) {
 func config(values map[string]any) framework.Option { return framework.ConfigValues(values) }
 
 // client dials a standalone client on uri, closed when the test ends.
-func client(t *testing.T, uri string, interceptors ...rpc.ClientInterceptor) *rpc.Client {
+func client(t *testing.T, uri string, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
 	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: timeout, Interceptors: interceptors})
 	if err != nil {

@@ -1,15 +1,16 @@
-package rpc_test
+package telemetry_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/telemetry"
 )
 
 // The client metrics' target_service and method labels are bounded whatever
@@ -18,13 +19,14 @@ func TestClientMetricLabelsAreBounded(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	ic, err := rpc.ClientMetrics(mp, "caller", "calc")
+	ic, err := telemetry.Metrics(mp, "calc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	call := func(service, method string, err error) {
-		_, _ = ic(context.Background(), &rpc.CallInfo{Service: service, Method: method},
-			func(context.Context, *rpc.CallInfo) (json.RawMessage, error) { return nil, err })
+		rc := &rpc.CallInfo{Service: service, Method: method, Caller: "caller"}
+		_ = ic(context.Background(), &entrypoint.Call{Kind: entrypoint.KindRPC, Client: true, Service: service, Name: method, Spec: rc},
+			func(context.Context) error { return err })
 	}
 	notFound := &rpc.RemoteError{ExcType: "MethodNotFound", Value: "nope"}
 	call("calc", "add", nil)
@@ -57,10 +59,10 @@ func TestClientMetricLabelsAreBounded(t *testing.T) {
 			}
 		}
 	}
-	if len(targets) != 1+rpc.MaxMetricTargets+1 || !targets["calc"] || !targets["_OTHER"] || targets["ghost0"] {
-		t.Errorf("%d target_service values, want calc, %d others that answered and _OTHER: %v", len(targets), rpc.MaxMetricTargets, targets)
+	if len(targets) != 1+telemetry.MaxMetricTargets+1 || !targets["calc"] || !targets["_OTHER"] || targets["ghost0"] {
+		t.Errorf("%d target_service values, want calc, %d others that answered and _OTHER: %v", len(targets), telemetry.MaxMetricTargets, targets)
 	}
-	if len(methods) != rpc.MaxMetricMethods+1 || !methods["add"] || !methods["_OTHER"] || methods["nope"] || methods["missing0"] {
-		t.Errorf("%d method values of calc, want %d that answered and _OTHER: %v", len(methods), rpc.MaxMetricMethods, methods)
+	if len(methods) != telemetry.MaxMetricMethods+1 || !methods["add"] || !methods["_OTHER"] || methods["nope"] || methods["missing0"] {
+		t.Errorf("%d method values of calc, want %d that answered and _OTHER: %v", len(methods), telemetry.MaxMetricMethods, methods)
 	}
 }
