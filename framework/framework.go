@@ -5,7 +5,7 @@
 //
 // Configuration is package config's: New loads it with config.Load, logs its
 // warnings, and injects it as Config, an alias of config.Config. Settings, the
-// Default* constants and the --config flag's parsing (config.Path) live there
+// defaults (config.DefaultSettings) and the --config flag's parsing (config.Path) live there
 // only, so that a program that only reads config.yaml need not link framework.
 //
 //	func main() {

@@ -33,11 +33,8 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 )
 
-// DefaultExpectedStatus is the status of an error declared with Expected.
-const DefaultExpectedStatus = http.StatusBadRequest
-
-// MaxBodyBytes is the default bound of a request's body (HTTP.MAX_BODY_SIZE).
-const MaxBodyBytes = 8 << 20
+// expectedStatus is the status of an error declared with Expected.
+const expectedStatus = http.StatusBadRequest
 
 // Route is a registered HTTP route: the entrypoint Handle and HandleHTTP add
 // to a service's registry.
@@ -81,10 +78,9 @@ type optionFunc func(*Route)
 func (f optionFunc) apply(rt *Route) { f(rt) }
 
 // Expected declares errors that are part of a typed route's contract, local
-// or relayed from an RPC call: they are answered with DefaultExpectedStatus
-// (400) and their exc_type and message, and logged at info.
+// or relayed from an RPC call: they are answered with 400 Bad Request and their exc_type and message, and logged at info.
 func Expected(errs ...error) Option {
-	return Status(DefaultExpectedStatus, errs...)
+	return Status(expectedStatus, errs...)
 }
 
 // Status declares errors, as Expected does, answered with status (a 4xx).

@@ -525,7 +525,7 @@ func BenchmarkFrameReader(b *testing.B) {
 		rawHeader(1, 256, flagContentType|flagHeaders|flagCorrelationID|flagReplyTo,
 			shortstr("application/json"), headers, shortstr("corr"), shortstr("rpc.reply-1")),
 		rawFrame(frameBody, 1, make([]byte, 256))}, nil)
-	r := newFrameReader(&loop{b: msg}, frameLimits{maxBody: DefaultMaxMessageSize, frameSize: defaultFrameSize})
+	r := newFrameReader(&loop{b: msg}, frameLimits{maxBody: defaultMaxMessageSize, frameSize: defaultFrameSize})
 	buf := make([]byte, 4096)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
