@@ -106,7 +106,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 				return errors.New("unlucky order")
 			}
 			return nil
-		}, events.RequeueOnError(true))
+		}, events.RequeueOnError())
 	})
 	d := dispatcher(t, "orders_poison")
 	ctx := context.Background()

@@ -45,7 +45,7 @@ func TestHostileEvents(t *testing.T) {
 			}
 			handled <- int(o.ID)
 			return nil
-		}, events.RequeueOnError(true))
+		}, events.RequeueOnError())
 	})
 	conn, err := amqp091.Dial(testbroker.URI(t))
 	if err != nil {

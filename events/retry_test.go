@@ -136,7 +136,7 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 					return errors.New("downstream blip")
 				}
 				return nil
-			}, events.RequeueOnError(true))
+			}, events.RequeueOnError())
 		})
 	d := dispatcher(t, source)
 	ctx := context.Background()
@@ -200,7 +200,7 @@ func TestPendingRetrySurvivesRestart(t *testing.T) {
 				}
 				retried <- fmt.Sprintf("%s attempt %d", instance, events.Attempt(ctx))
 				return nil
-			}, events.RequeueOnError(true))
+			}, events.RequeueOnError())
 		}
 	}
 	stop := startServer(t, amqp.Options{}, cfg, register("first"))
@@ -250,7 +250,7 @@ func TestBroadcastRetryGoesWithItsQueue(t *testing.T) {
 			events.Handle(r, "audit", source, "order_created", func(ctx context.Context, o order) error {
 				failed <- struct{}{}
 				return errors.New("downstream blip")
-			}, events.Type(events.Broadcast), events.ReliableDelivery(false), events.RequeueOnError(true))
+			}, events.Type(events.Broadcast), events.UnreliableDelivery(), events.RequeueOnError())
 			queue = entrypoint.Of[*events.Handler](r)[0].Queue(service)
 		})
 	if err := dispatcher(t, source).Dispatch(context.Background(), "order_created", order{ID: 1}); err != nil {

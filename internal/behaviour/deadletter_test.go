@@ -135,7 +135,7 @@ func failingAll(service, source string) framework.Option {
 		return func(r *entrypoint.Registry) {
 			events.Handle(r, "on_tick", source, "tick", func(context.Context, tick) error {
 				return errors.New("tick failed")
-			}, events.RequeueOnError(true))
+			}, events.RequeueOnError())
 		}
 	})
 }
