@@ -171,9 +171,9 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 	}
 
 	queue := fmt.Sprintf("evt-%s-order_created--%s.on_created", source, service)
-	dlx := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": events.DeadLetterQueue(queue)}
+	dlx := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": events.DeadLetterQueueName(queue)}
 	if err := declareAsIs(t, queue, true, false, dlx); err != nil {
-		t.Errorf("the handler's queue is not declared to dead-letter to %s: %v", events.DeadLetterQueue(queue), err)
+		t.Errorf("the handler's queue is not declared to dead-letter to %s: %v", events.DeadLetterQueueName(queue), err)
 	}
 	for attempt := 1; attempt <= 3; attempt++ {
 		dq := delay.Queue(transport.Queue{Name: queue, Durable: true}, attempt)

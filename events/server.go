@@ -35,9 +35,9 @@ const (
 	maxErrorHeader = 1024
 )
 
-// DeadLetterQueue is where the events a handler's queue gave up on go:
+// DeadLetterQueueName is where the events a handler's queue gave up on go:
 // "<queue>.dlq", durable.
-func DeadLetterQueue(queue string) string { return queue + ".dlq" }
+func DeadLetterQueueName(queue string) string { return queue + ".dlq" }
 
 // ServerConfig says how a service handles its events.
 type ServerConfig struct {

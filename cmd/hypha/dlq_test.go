@@ -146,7 +146,7 @@ func TestDLQReplayTakesASnapshot(t *testing.T) {
 		}
 	}
 	queue := fmt.Sprintf("evt-%s-thing--%s.%s", source, service, handler)
-	dlq := events.DeadLetterQueue(queue)
+	dlq := events.DeadLetterQueueName(queue)
 	b := openBroker(t)
 	waitMessages(t, b, dlq, 5)
 

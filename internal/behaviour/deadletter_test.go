@@ -113,7 +113,7 @@ func testOversizeDeadLetter(t *testing.T, uri string) {
 	body = append(body, `"}`...)
 	publishEvent(t, b, src, "big-1", body, eventHeaders())
 
-	d := takeDeadLetter(t, b, events.DeadLetterQueue("evt-"+src+"-tick--"+service+".on_tick"))
+	d := takeDeadLetter(t, b, events.DeadLetterQueueName("evt-"+src+"-tick--"+service+".on_tick"))
 	if d.Malformed != nil {
 		t.Fatalf("dead letter read as malformed: %v", d.Malformed)
 	}
@@ -148,7 +148,7 @@ func testDeadLetterKeepsHeaders(t *testing.T, uri string) {
 	const service, src = "header_letters", "header_src"
 	startApp(t, uri, fastRetries(2), failingAll(service, src))
 	b := wideBroker(t, uri)
-	dlq := events.DeadLetterQueue("evt-" + src + "-tick--" + service + ".on_tick")
+	dlq := events.DeadLetterQueueName("evt-" + src + "-tick--" + service + ".on_tick")
 	for _, tt := range []struct {
 		body, attempt, error string
 	}{

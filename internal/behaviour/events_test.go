@@ -256,7 +256,7 @@ func testDeadLetter(t *testing.T, uri string) {
 	if err := dispatcher(t, uri, src).Dispatch(context.Background(), "tick", "not a tick"); err != nil {
 		t.Fatal(err)
 	}
-	queue := events.DeadLetterQueue("evt-" + src + "-tick--" + service + ".on_tick")
+	queue := events.DeadLetterQueueName("evt-" + src + "-tick--" + service + ".on_tick")
 	dead := map[string]transport.Delivery{}
 	for _, d := range deadLetters(t, uri, queue, 2) {
 		dead[string(d.Body)] = d
