@@ -77,9 +77,9 @@ func ConfigValues(values map[string]any) Option {
 	})
 }
 
-// WithLogger sends the app's logs to l instead of stderr, in LOG_FORMAT at LOG_LEVEL; l's own handler
+// Logger sends the app's logs to l instead of stderr, in LOG_FORMAT at LOG_LEVEL; l's own handler
 // decides both.
-func WithLogger(l *slog.Logger) Option {
+func Logger(l *slog.Logger) Option {
 	return optionFunc(func(c *appConfig) { c.logger = l })
 }
 

@@ -148,7 +148,7 @@ func startGateway(t *testing.T) *fixture {
 			"HEALTH":  map[string]any{"ADDRESS": "127.0.0.1:0"},
 			"TRACING": map[string]any{"EXPORTER": "console"},
 		}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(logs, nil))),
 		framework.Service("backend", func() backend { return backend{} }),
 		framework.Service("gateway", func(d gatewayDeps) *gateway { return &gateway{backend: d.Backend} }),
 	)

@@ -34,7 +34,7 @@ func Start(t testing.TB, opts ...framework.Option) *framework.App {
 	t.Helper()
 	opts = append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(Quiet),
+		framework.Logger(Quiet),
 	}, opts...)
 	app, err := framework.New(opts...)
 	if err != nil {

@@ -188,7 +188,7 @@ func testNamekoDeclaredQueue(t *testing.T, uri string) {
 	}
 	got := make(chan string, 10)
 	var log syncBuffer
-	startApp(t, uri, framework.WithLogger(slog.New(slog.NewTextHandler(&log, nil))), ticker(service, src, "first", got))
+	startApp(t, uri, framework.Logger(slog.New(slog.NewTextHandler(&log, nil))), ticker(service, src, "first", got))
 	if !strings.Contains(log.String(), "without a dead-letter exchange") || !strings.Contains(log.String(), queue.Name) {
 		t.Errorf("no warning naming the queue without a dead-letter exchange; log:\n%s", log.String())
 	}
