@@ -45,8 +45,8 @@ type RetryDelay struct {
 	Max time.Duration
 }
 
-// Validate reports a setting out of range, naming its config key.
-func (r RetryDelay) Validate() error {
+// validate reports a setting out of range, naming its config key.
+func (r RetryDelay) validate() error {
 	d := r.withDefaults()
 	var errs []error
 	if r.Initial < 0 {

@@ -69,9 +69,9 @@ func TestRetryDelay(t *testing.T) {
 		{events.RetryDelay{Max: 48 * time.Hour}, "EVENTS.RETRY_DELAY.MAX"},
 		{events.RetryDelay{Initial: 2 * time.Minute}, "EVENTS.RETRY_DELAY.MAX 1m0s is under EVENTS.RETRY_DELAY.INITIAL 2m0s"},
 	} {
-		err := tt.r.Validate()
+		err := events.ValidateRetryDelay(tt.r)
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("%+v.Validate() = %v, want %q", tt.r, err, tt.want)
+			t.Errorf("%+v: validate() = %v, want %q", tt.r, err, tt.want)
 		}
 	}
 }

@@ -117,7 +117,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 // its delay queues (see RetryDelay), and starts consuming with prefetch =
 // the pool's size.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.cfg.RetryDelay.Validate(); err != nil {
+	if err := s.cfg.RetryDelay.validate(); err != nil {
 		return err
 	}
 	// Every queue is declared before any consumer starts, so that s.whole
