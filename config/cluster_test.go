@@ -42,7 +42,7 @@ func TestLoadConfigQueueType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.QueueType != "classic" || cfg.QueueDeliveryLimit != DefaultQueueDeliveryLimit {
+	if cfg.QueueType != "classic" || cfg.QueueDeliveryLimit != defaultQueueDeliveryLimit {
 		t.Fatalf("defaults: QueueType %q, QueueDeliveryLimit %d", cfg.QueueType, cfg.QueueDeliveryLimit)
 	}
 	cfg, err = Load("", map[string]any{"queue_type": " Quorum ", "QUEUE_DELIVERY_LIMIT": 5})

@@ -38,7 +38,7 @@ type Config struct {
 // different values, a key inside one of Hypha's sections that is not Hypha's, or one of Hypha's keys
 // whose value does not validate. A top-level key that looks like a typo of Hypha's is a warning.
 func Load(path string, overrides map[string]any) (Config, error) {
-	defaults, err := newLayer(settingsMap(DefaultSettings()), func(string) string { return SourceDefault })
+	defaults, err := newLayer(settingsMap(DefaultSettings()), func(string) string { return sourceDefault })
 	if err != nil {
 		return Config{}, err
 	}
@@ -155,9 +155,9 @@ func (c Config) Exists(key string) bool {
 	return ok
 }
 
-// Source says where the value at key came from: SourceDefault, the file's path (followed by the
+// Source says where the value at key came from: "default", the file's path (followed by the
 // variables its ${VAR} read, as in "config.yaml ($AMQP_URI)"), an environment variable ("$HYPHA_MAX_WORKERS")
-// or SourceOverride. A section whose keys came from several places lists them, comma-separated; an
+// or "override" (Load's overrides). A section whose keys came from several places lists them, comma-separated; an
 // absent key gives "".
 func (c Config) Source(key string) string {
 	stored, ok := c.key(key)

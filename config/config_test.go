@@ -95,7 +95,7 @@ func TestLoadConfigFindsFile(t *testing.T) {
 		want    int
 		err     string
 	}{
-		{name: "no file means defaults", want: DefaultMaxWorkers},
+		{name: "no file means defaults", want: defaultMaxWorkers},
 		{name: "./config.yaml", files: map[string]string{"config.yaml": "2"}, want: 2},
 		{name: "HYPHA_CONFIG beats ./config.yaml", files: map[string]string{"config.yaml": "2", "env.yaml": "3"},
 			envFile: "env.yaml", want: 3},
@@ -105,7 +105,7 @@ func TestLoadConfigFindsFile(t *testing.T) {
 			err: `config: file "nope.yaml" does not exist; check the path given with --config`},
 		{name: "missing HYPHA_CONFIG", files: map[string]string{"config.yaml": "2"}, envFile: "gone.yaml",
 			err: `config: file "gone.yaml" does not exist; fix or unset HYPHA_CONFIG`},
-		{name: "empty file", files: map[string]string{"config.yaml": ""}, want: DefaultMaxWorkers},
+		{name: "empty file", files: map[string]string{"config.yaml": ""}, want: defaultMaxWorkers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,7 +193,7 @@ func TestLoadConfigKeysAreCaseInsensitive(t *testing.T) {
 			want: func(s Settings) bool { return s.RPCExchange == "x" && s.MaxWorkers == 3 && s.ParentCallsTracked == 2 }},
 		{name: "lower-case nested keys", yaml: "rpc_retry_policy:\n  MAX_retries: 7\nreconnect: {interval_max: 9}",
 			want: func(s Settings) bool {
-				return s.RPCRetryPolicy.MaxRetries == 7 && s.RPCRetryPolicy.IntervalMax == DefaultRPCRetryIntervalMax &&
+				return s.RPCRetryPolicy.MaxRetries == 7 && s.RPCRetryPolicy.IntervalMax == defaultRPCRetryIntervalMax &&
 					s.Reconnect.IntervalMax == 9*time.Second
 			}},
 		{name: "both spellings, same value", yaml: "rpc_exchange: x\nRPC_EXCHANGE: x",
@@ -445,7 +445,7 @@ func TestConfigReadsServiceKeys(t *testing.T) {
 		{"Bool absent", boolean, "users.verbose", false, "config users.verbose: not set"},
 		{"Duration in seconds", duration, "users.cache_ttl", 1500 * time.Millisecond, ""},
 		{"Duration as Go writes it", duration, "users.retry.backoff", 2 * time.Minute, ""},
-		{"Duration of a standard key", duration, "GRACE_PERIOD", DefaultGracePeriod, ""},
+		{"Duration of a standard key", duration, "GRACE_PERIOD", defaultGracePeriod, ""},
 		{"Duration of text", duration, "users.db_dsn", time.Duration(0),
 			`config users.db_dsn: want seconds or a duration such as 1m30s, got "postgres://db"`},
 	} {
@@ -486,7 +486,7 @@ func TestConfigReadsServiceKeys(t *testing.T) {
 	if err := c.Unmarshal("USERS", &users); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Unmarshal("", &users); err != nil || users.Grace != DefaultGracePeriod {
+	if err := c.Unmarshal("", &users); err != nil || users.Grace != defaultGracePeriod {
 		t.Fatalf("Unmarshal of the whole config: %v, grace period %v", err, users.Grace)
 	}
 	if users.DSN != "postgres://db" || users.CacheTTL != 1500*time.Millisecond || users.Pool != 8 || users.Port != "8080" ||
@@ -503,7 +503,7 @@ func TestConfigReadsServiceKeys(t *testing.T) {
 	wantErr(t, c.Unmarshal("users", &fraction), "not a whole number")
 }
 
-// TestRepoConfigYAMLIsTheDefaults keeps the shipped config.yaml and the Default constants in step, every
+// TestRepoConfigYAMLIsTheDefaults keeps the shipped config.yaml and the defaults in step, every
 // section (TRACING, METRICS, EVENTS, ...) included.
 func TestRepoConfigYAMLIsTheDefaults(t *testing.T) {
 	path, err := filepath.Abs(filepath.Join("..", "config.yaml"))
@@ -525,7 +525,7 @@ func TestRepoConfigYAMLIsTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaults, err := newLayer(settingsMap(DefaultSettings()), func(string) string { return SourceDefault })
+	defaults, err := newLayer(settingsMap(DefaultSettings()), func(string) string { return sourceDefault })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,17 +554,17 @@ func TestLoadConfigTracingAndMetrics(t *testing.T) {
 		{name: "defaults", tracing: defaults.Tracing},
 		{name: "defaults without config.yaml", file: "# nothing\n", tracing: defaults.Tracing},
 		{name: "OTEL_* variables", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
-			tracing: TracingSettings{Exporter: "otlp", Endpoint: DefaultTracingEndpoint, Protocol: "grpc", SamplerRatio: 1}},
+			tracing: TracingSettings{Exporter: "otlp", Endpoint: defaultTracingEndpoint, Protocol: "grpc", SamplerRatio: 1}},
 		{name: "OTEL endpoint", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example:4318"},
-			tracing: TracingSettings{Exporter: "otlp", Endpoint: "https://otel.example:4318", Protocol: DefaultTracingProtocol, SamplerRatio: 1}},
+			tracing: TracingSettings{Exporter: "otlp", Endpoint: "https://otel.example:4318", Protocol: defaultTracingProtocol, SamplerRatio: 1}},
 		{name: "exporter case", env: map[string]string{"OTEL_TRACES_EXPORTER": "Console"},
-			tracing: TracingSettings{Exporter: "console", Endpoint: DefaultTracingEndpoint, Protocol: DefaultTracingProtocol, SamplerRatio: 1}},
+			tracing: TracingSettings{Exporter: "console", Endpoint: defaultTracingEndpoint, Protocol: defaultTracingProtocol, SamplerRatio: 1}},
 		{name: "HYPHA_ sampler ratio", env: map[string]string{"HYPHA_TRACING__SAMPLER_RATIO": "0.5"},
-			tracing: TracingSettings{Exporter: "none", Endpoint: DefaultTracingEndpoint, Protocol: DefaultTracingProtocol, SamplerRatio: 0.5}},
+			tracing: TracingSettings{Exporter: "none", Endpoint: defaultTracingEndpoint, Protocol: defaultTracingProtocol, SamplerRatio: 0.5}},
 		{name: "HYPHA_ beats OTEL_", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "HYPHA_TRACING__EXPORTER": "none"},
 			tracing: defaults.Tracing},
 		{name: "endpoint unchecked when not otlp", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": ""},
-			tracing: TracingSettings{Exporter: "none", Protocol: DefaultTracingProtocol, SamplerRatio: 1}},
+			tracing: TracingSettings{Exporter: "none", Protocol: defaultTracingProtocol, SamplerRatio: 1}},
 		{name: "METRICS_ADDRESS", env: map[string]string{"METRICS_ADDRESS": "127.0.0.1:9464"},
 			tracing: defaults.Tracing, metrics: MetricsSettings{Address: "127.0.0.1:9464"}},
 		{name: "METRICS_ADDRESS empty", env: map[string]string{"METRICS_ADDRESS": ""}, tracing: defaults.Tracing},
@@ -633,7 +633,7 @@ func TestLoadConfigEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaults := events(DefaultEventMaxRetries, DefaultEventPublishTimeout)
+	defaults := events(defaultEventMaxRetries, defaultEventPublishTimeout)
 	tests := []struct {
 		name string
 		file string // YAML text; "" for the repo's config.yaml
@@ -644,17 +644,17 @@ func TestLoadConfigEvents(t *testing.T) {
 		{name: "defaults", want: defaults},
 		{name: "defaults without config.yaml", file: "# nothing\n", want: defaults},
 		{name: "HYPHA_EVENTS__MAX_RETRIES", env: map[string]string{"HYPHA_EVENTS__MAX_RETRIES": "5"},
-			want: events(5, DefaultEventPublishTimeout)},
+			want: events(5, defaultEventPublishTimeout)},
 		{name: "HYPHA_EVENTS__PUBLISH_TIMEOUT", env: map[string]string{"HYPHA_EVENTS__PUBLISH_TIMEOUT": "2.5"},
-			want: events(DefaultEventMaxRetries, 2500*time.Millisecond)},
+			want: events(defaultEventMaxRetries, 2500*time.Millisecond)},
 		{name: "lower-case env", env: map[string]string{"HYPHA_events__max_retries": "0"},
-			want: events(0, DefaultEventPublishTimeout)},
+			want: events(0, defaultEventPublishTimeout)},
 		{name: "lower-case spellings", file: "events:\n  max_retries: 7\n  publish_timeout: \"0.5\"\n",
 			want: events(7, 500*time.Millisecond)},
 		{name: "mixed case, one key", file: "Events: {Max_Retries: \"1\"}\n",
-			want: events(1, DefaultEventPublishTimeout)},
+			want: events(1, defaultEventPublishTimeout)},
 		{name: "HYPHA_ beats the file", file: "EVENTS:\n  MAX_RETRIES: 7\n", env: map[string]string{"HYPHA_EVENTS__MAX_RETRIES": "2"},
-			want: events(2, DefaultEventPublishTimeout)},
+			want: events(2, defaultEventPublishTimeout)},
 		{name: "bad HYPHA_ retries", env: map[string]string{"HYPHA_EVENTS__MAX_RETRIES": "-1"},
 			err: "config EVENTS.MAX_RETRIES: want a whole number >= 0, got -1"},
 		{name: "fractional retries", file: "EVENTS:\n  MAX_RETRIES: 2.5\n",

@@ -5,7 +5,8 @@
 // nor the exporters, so a client program or a CLI can read config cheaply; package framework loads it
 // for the services it runs and hands it to them as framework.Config.
 //
-//	cfg, err := config.Load("", nil) // --config PATH, else $HYPHA_CONFIG, else ./config.yaml
+//	path, err := config.Path(os.Args[1:]) // --config PATH, if given
+//	cfg, err := config.Load(path, nil)    // else $HYPHA_CONFIG, else ./config.yaml
 //	if err != nil {
 //		log.Fatal(err) // names the key and the expected form: config MAX_WORKERS: want a whole number >= 1, got "ten"
 //	}

@@ -26,8 +26,8 @@ const fileEnv = "HYPHA_CONFIG"
 
 // The sources of values that are not a file or an environment variable.
 const (
-	SourceDefault  = "default"  // Source of a key no file, variable or override sets
-	SourceOverride = "override" // Source of a key set by Load's overrides (framework.ConfigValues)
+	sourceDefault  = "default"  // Source of a key no file, variable or override sets
+	sourceOverride = "override" // Source of a key set by Load's overrides (framework.ConfigValues)
 )
 
 // exprPattern matches one ${VAR} or ${VAR:default}; the default runs to the first "}". A "$" that does
@@ -373,5 +373,5 @@ func overridesLayer(overrides map[string]any, idx keyIndex) (layer, error) {
 	if err := k.Load(confmap.Provider(overrides, "."), nil); err != nil {
 		return layer{}, fmt.Errorf("config: overrides: %w", err)
 	}
-	return overrideLayer(k.All(), idx, func(string) string { return SourceOverride })
+	return overrideLayer(k.All(), idx, func(string) string { return sourceOverride })
 }

@@ -93,15 +93,15 @@ func TestConfigSource(t *testing.T) {
 		overrides map[string]any
 		key, want string
 	}{
-		{name: "default", key: "GRACE_PERIOD", want: SourceDefault},
-		{name: "default in a section", key: "rpc_retry_policy.max_retries", want: SourceDefault},
+		{name: "default", key: "GRACE_PERIOD", want: sourceDefault},
+		{name: "default in a section", key: "rpc_retry_policy.max_retries", want: sourceDefault},
 		{name: "file", key: "max_workers", want: "c.yaml"},
 		{name: "file, variable set", env: map[string]string{"AMQP_URI": "amqp://b/"}, key: "AMQP_URI", want: "c.yaml ($AMQP_URI)"},
 		{name: "file, variable's default", key: "RPC_EXCHANGE", want: "c.yaml"},
 		{name: "environment", env: map[string]string{"HYPHA_MAX_WORKERS": "5"}, key: "MAX_WORKERS", want: "$HYPHA_MAX_WORKERS"},
 		{name: "environment, nested", env: map[string]string{"HYPHA_mine__A": "5"}, key: "MINE.a", want: "$HYPHA_mine__A"},
 		{name: "override", env: map[string]string{"HYPHA_MAX_WORKERS": "5"}, overrides: map[string]any{"max_workers": 6},
-			key: "MAX_WORKERS", want: SourceOverride},
+			key: "MAX_WORKERS", want: sourceOverride},
 		{name: "section from several", env: map[string]string{"HYPHA_MINE__B": "5"}, key: "mine", want: "c.yaml, $HYPHA_MINE__B"},
 		{name: "absent", key: "NOPE", want: ""},
 	}
@@ -178,7 +178,7 @@ func TestLoadConfigNewKeys(t *testing.T) {
 			}},
 		{name: "RETRY_DELAY partial", yaml: "EVENTS:\n  RETRY_DELAY: {MAX: 5}",
 			want: func(s Settings) bool {
-				return s.Events.RetryDelay == RetryDelay{Initial: DefaultEventRetryInitial, Multiplier: DefaultEventRetryMultiplier, Max: 5 * time.Second}
+				return s.Events.RetryDelay == RetryDelay{Initial: defaultEventRetryInitial, Multiplier: defaultEventRetryMultiplier, Max: 5 * time.Second}
 			}},
 		{name: "RETRY_DELAY.INITIAL zero", yaml: "EVENTS: {RETRY_DELAY: {INITIAL: 0}}",
 			err: "config EVENTS.RETRY_DELAY.INITIAL: want seconds > 0, got 0"},

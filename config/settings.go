@@ -15,65 +15,66 @@ import (
 )
 
 // Defaults of Hypha's keys: what a service gets for a key that config.yaml, the environment and the
-// overrides all leave out. The values match the defaults of the rpc, events and transport/amqp
-// packages; they are written out here so that reading config links none of those packages.
+// overrides all leave out; DefaultSettings gathers them for users. The values match the defaults of
+// the rpc, events and transport/amqp packages; they are written out here so that reading config links
+// none of those packages.
 const (
-	DefaultAMQPURI                = "amqp://guest:guest@localhost:5672/" // AMQP_URI
-	DefaultRPCExchange            = "nameko-rpc"                         // RPC_EXCHANGE, shared with nameko
-	DefaultRPCTimeout             = 30 * time.Second                     // RPC_TIMEOUT
-	DefaultRPCMaxRetries          = 3                                    // RPC_RETRY_POLICY.MAX_RETRIES
-	DefaultRPCRetryIntervalStart  = 100 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_START
-	DefaultRPCRetryIntervalStep   = 200 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_STEP
-	DefaultRPCRetryIntervalMax    = time.Second                          // RPC_RETRY_POLICY.INTERVAL_MAX
-	DefaultReconnectIntervalStart = 100 * time.Millisecond               // RECONNECT.INTERVAL_START
-	DefaultReconnectIntervalMax   = 5 * time.Second                      // RECONNECT.INTERVAL_MAX
-	DefaultReconnectMaxElapsed    = time.Duration(0)                     // RECONNECT.MAX_ELAPSED: retry forever
-	DefaultMaxWorkers             = 10                                   // MAX_WORKERS, also the prefetch count
-	DefaultGracePeriod            = 10 * time.Second                     // GRACE_PERIOD
-	DefaultHeartbeat              = 60 * time.Second                     // HEARTBEAT
-	DefaultParentCallsTracked     = 10                                   // PARENT_CALLS_TRACKED
-	DefaultSerializer             = "json"                               // SERIALIZER, the only one supported
-	DefaultLogLevel               = slog.LevelInfo                       // LOG_LEVEL
-	DefaultLogFormat              = "text"                               // LOG_FORMAT: slog's text handler
-	DefaultTracingExporter        = "none"                               // TRACING.EXPORTER: traces off
-	DefaultTracingEndpoint        = "http://localhost:4318"              // TRACING.ENDPOINT: a local collector, OTLP/HTTP
-	DefaultTracingProtocol        = "http/protobuf"                      // TRACING.PROTOCOL
-	DefaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
-	DefaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
-	DefaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
-	DefaultHTTPAddress            = ""                                   // HTTP.ADDRESS: no HTTP entrypoints served
-	DefaultHTTPReadHeaderTimeout  = 5 * time.Second                      // HTTP.READ_HEADER_TIMEOUT
-	DefaultHTTPReadTimeout        = 30 * time.Second                     // HTTP.READ_TIMEOUT: headers and body
-	DefaultHTTPWriteTimeout       = 30 * time.Second                     // HTTP.WRITE_TIMEOUT
-	DefaultHTTPIdleTimeout        = 60 * time.Second                     // HTTP.IDLE_TIMEOUT: an idle keep-alive connection
-	DefaultHTTPMaxHeaderBytes     = 64 << 10                             // HTTP.MAX_HEADER_BYTES: 64 KiB
-	DefaultHTTPMaxBodySize        = 8 << 20                              // HTTP.MAX_BODY_SIZE: 8 MiB
-	DefaultHTTPMaxConnections     = 1024                                 // HTTP.MAX_CONNECTIONS, per listener
-	DefaultMaxMessageSize         = 8 << 20                              // MAX_MESSAGE_SIZE: 8 MiB
-	DefaultMaxInflightBytes       = 8 << 20                              // MAX_INFLIGHT_BYTES: 8 MiB, one message of the default MAX_MESSAGE_SIZE
-	DefaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
-	DefaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
-	DefaultRPCPersistent          = true                                 // RPC_PERSISTENT: requests survive a broker restart, as nameko's
-	DefaultRPCReplyKeyPrefix      = ""                                   // RPC_REPLY_KEY_PREFIX: reply keys are bare uuids, as nameko's
-	DefaultRPCResend              = true                                 // RPC_RESEND: a request lost with the connection is sent again, as nameko's
-	DefaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
-	DefaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
-	DefaultEventHandlerTimeout    = 60 * time.Second                     // EVENTS.HANDLER_TIMEOUT
-	DefaultEventRetryInitial      = time.Second                          // EVENTS.RETRY_DELAY.INITIAL
-	DefaultEventRetryMultiplier   = 2.0                                  // EVENTS.RETRY_DELAY.MULTIPLIER
-	DefaultEventRetryMax          = 60 * time.Second                     // EVENTS.RETRY_DELAY.MAX
-	DefaultQueueType              = "classic"                            // QUEUE_TYPE: RabbitMQ's default, as nameko's
-	DefaultQueueDeliveryLimit     = 20                                   // QUEUE_DELIVERY_LIMIT: quorum queues' x-delivery-limit
-	DefaultCertReqs               = "required"                           // AMQP_SSL.CERT_REQS: verify the broker's certificate
+	defaultAMQPURI                = "amqp://guest:guest@localhost:5672/" // AMQP_URI
+	defaultRPCExchange            = "nameko-rpc"                         // RPC_EXCHANGE, shared with nameko
+	defaultRPCTimeout             = 30 * time.Second                     // RPC_TIMEOUT
+	defaultRPCMaxRetries          = 3                                    // RPC_RETRY_POLICY.MAX_RETRIES
+	defaultRPCRetryIntervalStart  = 100 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_START
+	defaultRPCRetryIntervalStep   = 200 * time.Millisecond               // RPC_RETRY_POLICY.INTERVAL_STEP
+	defaultRPCRetryIntervalMax    = time.Second                          // RPC_RETRY_POLICY.INTERVAL_MAX
+	defaultReconnectIntervalStart = 100 * time.Millisecond               // RECONNECT.INTERVAL_START
+	defaultReconnectIntervalMax   = 5 * time.Second                      // RECONNECT.INTERVAL_MAX
+	defaultReconnectMaxElapsed    = time.Duration(0)                     // RECONNECT.MAX_ELAPSED: retry forever
+	defaultMaxWorkers             = 10                                   // MAX_WORKERS, also the prefetch count
+	defaultGracePeriod            = 10 * time.Second                     // GRACE_PERIOD
+	defaultHeartbeat              = 60 * time.Second                     // HEARTBEAT
+	defaultParentCallsTracked     = 10                                   // PARENT_CALLS_TRACKED
+	defaultSerializer             = "json"                               // SERIALIZER, the only one supported
+	defaultLogLevel               = slog.LevelInfo                       // LOG_LEVEL
+	defaultLogFormat              = "text"                               // LOG_FORMAT: slog's text handler
+	defaultTracingExporter        = "none"                               // TRACING.EXPORTER: traces off
+	defaultTracingEndpoint        = "http://localhost:4318"              // TRACING.ENDPOINT: a local collector, OTLP/HTTP
+	defaultTracingProtocol        = "http/protobuf"                      // TRACING.PROTOCOL
+	defaultTracingSamplerRatio    = 1.0                                  // TRACING.SAMPLER_RATIO: every trace
+	defaultMetricsAddress         = ""                                   // METRICS.ADDRESS: no /metrics endpoint
+	defaultHealthAddress          = ""                                   // HEALTH.ADDRESS: the same as METRICS.ADDRESS
+	defaultHTTPAddress            = ""                                   // HTTP.ADDRESS: no HTTP entrypoints served
+	defaultHTTPReadHeaderTimeout  = 5 * time.Second                      // HTTP.READ_HEADER_TIMEOUT
+	defaultHTTPReadTimeout        = 30 * time.Second                     // HTTP.READ_TIMEOUT: headers and body
+	defaultHTTPWriteTimeout       = 30 * time.Second                     // HTTP.WRITE_TIMEOUT
+	defaultHTTPIdleTimeout        = 60 * time.Second                     // HTTP.IDLE_TIMEOUT: an idle keep-alive connection
+	defaultHTTPMaxHeaderBytes     = 64 << 10                             // HTTP.MAX_HEADER_BYTES: 64 KiB
+	defaultHTTPMaxBodySize        = 8 << 20                              // HTTP.MAX_BODY_SIZE: 8 MiB
+	defaultHTTPMaxConnections     = 1024                                 // HTTP.MAX_CONNECTIONS, per listener
+	defaultMaxMessageSize         = 8 << 20                              // MAX_MESSAGE_SIZE: 8 MiB
+	defaultMaxInflightBytes       = 8 << 20                              // MAX_INFLIGHT_BYTES: 8 MiB, one message of the default MAX_MESSAGE_SIZE
+	defaultRPCMaxInFlight         = 65536                                // RPC_MAX_IN_FLIGHT
+	defaultRedactUnexpectedErrors = false                                // REDACT_UNEXPECTED_ERRORS: callers see the error
+	defaultRPCPersistent          = true                                 // RPC_PERSISTENT: requests survive a broker restart, as nameko's
+	defaultRPCReplyKeyPrefix      = ""                                   // RPC_REPLY_KEY_PREFIX: reply keys are bare uuids, as nameko's
+	defaultRPCResend              = true                                 // RPC_RESEND: a request lost with the connection is sent again, as nameko's
+	defaultEventMaxRetries        = 3                                    // EVENTS.MAX_RETRIES
+	defaultEventPublishTimeout    = 30 * time.Second                     // EVENTS.PUBLISH_TIMEOUT
+	defaultEventHandlerTimeout    = 60 * time.Second                     // EVENTS.HANDLER_TIMEOUT
+	defaultEventRetryInitial      = time.Second                          // EVENTS.RETRY_DELAY.INITIAL
+	defaultEventRetryMultiplier   = 2.0                                  // EVENTS.RETRY_DELAY.MULTIPLIER
+	defaultEventRetryMax          = 60 * time.Second                     // EVENTS.RETRY_DELAY.MAX
+	defaultQueueType              = "classic"                            // QUEUE_TYPE: RabbitMQ's default, as nameko's
+	defaultQueueDeliveryLimit     = 20                                   // QUEUE_DELIVERY_LIMIT: quorum queues' x-delivery-limit
+	defaultCertReqs               = "required"                           // AMQP_SSL.CERT_REQS: verify the broker's certificate
 )
 
 // maxPrefetch bounds MAX_WORKERS: it becomes basic.qos's prefetch-count, a 16-bit field in AMQP 0-9-1.
 const maxPrefetch = 65535
 
-// MaxParentCallsTracked is the largest PARENT_CALLS_TRACKED: the call-id
+// maxParentCallsTracked is the largest PARENT_CALLS_TRACKED: the call-id
 // stack keeps PARENT_CALLS_TRACKED+1 entries, and a message may carry at
 // most contextdata.MaxCallIDs (64) of them.
-const MaxParentCallsTracked = 63
+const maxParentCallsTracked = 63
 
 // The expected form of each kind of value, shared by the type checks at load and by Validate.
 const (
@@ -221,57 +222,58 @@ type ReconnectPolicy struct {
 	MaxElapsed    time.Duration `koanf:"MAX_ELAPSED"`    // 0 = retry forever
 }
 
-// DefaultSettings returns the settings a service runs with when config.yaml sets nothing.
+// DefaultSettings returns the settings a service runs with when config.yaml sets nothing: the one
+// place to read Hypha's defaults (as the shipped config.yaml writes them out).
 func DefaultSettings() Settings {
 	return Settings{
-		AMQPURI:     DefaultAMQPURI,
-		RPCExchange: DefaultRPCExchange,
-		RPCTimeout:  DefaultRPCTimeout,
+		AMQPURI:     defaultAMQPURI,
+		RPCExchange: defaultRPCExchange,
+		RPCTimeout:  defaultRPCTimeout,
 		RPCRetryPolicy: RetryPolicy{
-			MaxRetries:    DefaultRPCMaxRetries,
-			IntervalStart: DefaultRPCRetryIntervalStart,
-			IntervalStep:  DefaultRPCRetryIntervalStep,
-			IntervalMax:   DefaultRPCRetryIntervalMax,
+			MaxRetries:    defaultRPCMaxRetries,
+			IntervalStart: defaultRPCRetryIntervalStart,
+			IntervalStep:  defaultRPCRetryIntervalStep,
+			IntervalMax:   defaultRPCRetryIntervalMax,
 		},
 		Reconnect: ReconnectPolicy{
-			IntervalStart: DefaultReconnectIntervalStart,
-			IntervalMax:   DefaultReconnectIntervalMax,
-			MaxElapsed:    DefaultReconnectMaxElapsed,
+			IntervalStart: defaultReconnectIntervalStart,
+			IntervalMax:   defaultReconnectIntervalMax,
+			MaxElapsed:    defaultReconnectMaxElapsed,
 		},
-		MaxWorkers:         DefaultMaxWorkers,
-		GracePeriod:        DefaultGracePeriod,
-		Heartbeat:          DefaultHeartbeat,
-		ParentCallsTracked: DefaultParentCallsTracked,
-		Serializer:         DefaultSerializer,
-		LogLevel:           DefaultLogLevel,
-		LogFormat:          DefaultLogFormat,
+		MaxWorkers:         defaultMaxWorkers,
+		GracePeriod:        defaultGracePeriod,
+		Heartbeat:          defaultHeartbeat,
+		ParentCallsTracked: defaultParentCallsTracked,
+		Serializer:         defaultSerializer,
+		LogLevel:           defaultLogLevel,
+		LogFormat:          defaultLogFormat,
 		Tracing: TracingSettings{
-			Exporter:     DefaultTracingExporter,
-			Endpoint:     DefaultTracingEndpoint,
-			Protocol:     DefaultTracingProtocol,
-			SamplerRatio: DefaultTracingSamplerRatio,
+			Exporter:     defaultTracingExporter,
+			Endpoint:     defaultTracingEndpoint,
+			Protocol:     defaultTracingProtocol,
+			SamplerRatio: defaultTracingSamplerRatio,
 		},
-		Metrics:                MetricsSettings{Address: DefaultMetricsAddress},
-		Health:                 HealthSettings{Address: DefaultHealthAddress},
+		Metrics:                MetricsSettings{Address: defaultMetricsAddress},
+		Health:                 HealthSettings{Address: defaultHealthAddress},
 		HTTP:                   defaultHTTP(),
-		MaxMessageSize:         DefaultMaxMessageSize,
-		MaxInflightBytes:       DefaultMaxInflightBytes,
-		RPCMaxInFlight:         DefaultRPCMaxInFlight,
-		RedactUnexpectedErrors: DefaultRedactUnexpectedErrors,
-		RPCPersistent:          DefaultRPCPersistent,
-		RPCReplyKeyPrefix:      DefaultRPCReplyKeyPrefix,
-		RPCResend:              DefaultRPCResend,
-		QueueType:              DefaultQueueType,
-		QueueDeliveryLimit:     DefaultQueueDeliveryLimit,
-		AMQPSSL:                SSLSettings{CertReqs: DefaultCertReqs},
+		MaxMessageSize:         defaultMaxMessageSize,
+		MaxInflightBytes:       defaultMaxInflightBytes,
+		RPCMaxInFlight:         defaultRPCMaxInFlight,
+		RedactUnexpectedErrors: defaultRedactUnexpectedErrors,
+		RPCPersistent:          defaultRPCPersistent,
+		RPCReplyKeyPrefix:      defaultRPCReplyKeyPrefix,
+		RPCResend:              defaultRPCResend,
+		QueueType:              defaultQueueType,
+		QueueDeliveryLimit:     defaultQueueDeliveryLimit,
+		AMQPSSL:                SSLSettings{CertReqs: defaultCertReqs},
 		Events: EventsSettings{
-			MaxRetries:     DefaultEventMaxRetries,
-			PublishTimeout: DefaultEventPublishTimeout,
-			HandlerTimeout: DefaultEventHandlerTimeout,
+			MaxRetries:     defaultEventMaxRetries,
+			PublishTimeout: defaultEventPublishTimeout,
+			HandlerTimeout: defaultEventHandlerTimeout,
 			RetryDelay: RetryDelay{
-				Initial:    DefaultEventRetryInitial,
-				Multiplier: DefaultEventRetryMultiplier,
-				Max:        DefaultEventRetryMax,
+				Initial:    defaultEventRetryInitial,
+				Multiplier: defaultEventRetryMultiplier,
+				Max:        defaultEventRetryMax,
 			},
 		},
 	}
@@ -280,14 +282,14 @@ func DefaultSettings() Settings {
 // defaultHTTP is HTTP's defaults.
 func defaultHTTP() HTTPSettings {
 	return HTTPSettings{
-		Address:           DefaultHTTPAddress,
-		ReadHeaderTimeout: DefaultHTTPReadHeaderTimeout,
-		ReadTimeout:       DefaultHTTPReadTimeout,
-		WriteTimeout:      DefaultHTTPWriteTimeout,
-		IdleTimeout:       DefaultHTTPIdleTimeout,
-		MaxHeaderBytes:    DefaultHTTPMaxHeaderBytes,
-		MaxBodySize:       DefaultHTTPMaxBodySize,
-		MaxConnections:    DefaultHTTPMaxConnections,
+		Address:           defaultHTTPAddress,
+		ReadHeaderTimeout: defaultHTTPReadHeaderTimeout,
+		ReadTimeout:       defaultHTTPReadTimeout,
+		WriteTimeout:      defaultHTTPWriteTimeout,
+		IdleTimeout:       defaultHTTPIdleTimeout,
+		MaxHeaderBytes:    defaultHTTPMaxHeaderBytes,
+		MaxBodySize:       defaultHTTPMaxBodySize,
+		MaxConnections:    defaultHTTPMaxConnections,
 	}
 }
 
@@ -296,17 +298,17 @@ func (s Settings) Validate() error {
 	if err := validateAMQPURI(s.AMQPURI); err != nil {
 		return err
 	}
-	for _, v := range []interface{ Validate() error }{s.RPCRetryPolicy, s.Reconnect, s.Tracing, s.Metrics, s.Health, s.HTTP, s.Events, s.AMQPSSL} {
-		if err := v.Validate(); err != nil {
+	for _, v := range []interface{ validate() error }{s.RPCRetryPolicy, s.Reconnect, s.Tracing, s.Metrics, s.Health, s.HTTP, s.Events, s.AMQPSSL} {
+		if err := v.validate(); err != nil {
 			return err
 		}
 	}
-	if s.Serializer != DefaultSerializer {
+	if s.Serializer != defaultSerializer {
 		return fmt.Errorf("config SERIALIZER: only %s is supported, got %q", wantSerializer, s.Serializer)
 	}
-	if s.ParentCallsTracked > MaxParentCallsTracked {
+	if s.ParentCallsTracked > maxParentCallsTracked {
 		return fmt.Errorf("config PARENT_CALLS_TRACKED: want at most %d (the call-id stack's bound, contextdata.MaxCallIDs, less one), got %d",
-			MaxParentCallsTracked, s.ParentCallsTracked)
+			maxParentCallsTracked, s.ParentCallsTracked)
 	}
 	if s.MaxWorkers > maxPrefetch {
 		return fmt.Errorf("config MAX_WORKERS: want at most %d (AMQP's prefetch limit), got %d", maxPrefetch, s.MaxWorkers)
@@ -332,9 +334,9 @@ func (s Settings) Validate() error {
 	})
 }
 
-// Validate reports a CERT_REQS that is not one of the three, or a CERTFILE without its KEYFILE (or the
+// validate reports a CERT_REQS that is not one of the three, or a CERTFILE without its KEYFILE (or the
 // reverse), or nil. The files are read when the app starts.
-func (t SSLSettings) Validate() error {
+func (t SSLSettings) validate() error {
 	return firstInvalid([]check{
 		{!slices.Contains([]string{"required", "optional", "none"}, t.CertReqs), "AMQP_SSL.CERT_REQS", wantCertReqs,
 			strconv.Quote(t.CertReqs)},
@@ -343,8 +345,8 @@ func (t SSLSettings) Validate() error {
 	})
 }
 
-// Validate reports the first field of RPC_RETRY_POLICY out of range, or nil.
-func (p RetryPolicy) Validate() error {
+// validate reports the first field of RPC_RETRY_POLICY out of range, or nil.
+func (p RetryPolicy) validate() error {
 	return firstInvalid([]check{
 		{p.MaxRetries < 0, "RPC_RETRY_POLICY.MAX_RETRIES", wantCount, strconv.Itoa(p.MaxRetries)},
 		{p.IntervalStart < 0, "RPC_RETRY_POLICY.INTERVAL_START", wantSeconds, secondsText(p.IntervalStart)},
@@ -353,8 +355,8 @@ func (p RetryPolicy) Validate() error {
 	})
 }
 
-// Validate reports the first field of RECONNECT out of range, or nil.
-func (p ReconnectPolicy) Validate() error {
+// validate reports the first field of RECONNECT out of range, or nil.
+func (p ReconnectPolicy) validate() error {
 	return firstInvalid([]check{
 		{p.IntervalStart <= 0, "RECONNECT.INTERVAL_START", wantSecondsAbove, secondsText(p.IntervalStart)},
 		{p.IntervalMax < p.IntervalStart, "RECONNECT.INTERVAL_MAX",
@@ -363,8 +365,8 @@ func (p ReconnectPolicy) Validate() error {
 	})
 }
 
-// Validate reports the first field of TRACING out of range, or nil. The endpoint matters only to otlp.
-func (t TracingSettings) Validate() error {
+// validate reports the first field of TRACING out of range, or nil. The endpoint matters only to otlp.
+func (t TracingSettings) validate() error {
 	if err := firstInvalid([]check{
 		{!slices.Contains([]string{"otlp", "console", "none"}, t.Exporter), "TRACING.EXPORTER", wantExporter,
 			strconv.Quote(t.Exporter)},
@@ -385,15 +387,15 @@ func (t TracingSettings) Validate() error {
 	return nil
 }
 
-// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
-func (m MetricsSettings) Validate() error { return validateAddress("METRICS.ADDRESS", m.Address) }
+// validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
+func (m MetricsSettings) validate() error { return validateAddress("METRICS.ADDRESS", m.Address) }
 
-// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
-func (h HealthSettings) Validate() error { return validateAddress("HEALTH.ADDRESS", h.Address) }
+// validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or nil.
+func (h HealthSettings) validate() error { return validateAddress("HEALTH.ADDRESS", h.Address) }
 
-// Validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or the first
+// validate reports an ADDRESS that is neither "" nor host:port with a numeric port, or the first
 // bound out of range, or nil.
-func (h HTTPSettings) Validate() error {
+func (h HTTPSettings) validate() error {
 	if err := validateAddress("HTTP.ADDRESS", h.Address); err != nil {
 		return err
 	}
@@ -423,8 +425,8 @@ func validateAddress(key, address string) error {
 	return nil
 }
 
-// Validate reports the first field of EVENTS out of range, or nil.
-func (e EventsSettings) Validate() error {
+// validate reports the first field of EVENTS out of range, or nil.
+func (e EventsSettings) validate() error {
 	if err := firstInvalid([]check{
 		{e.MaxRetries < 0, "EVENTS.MAX_RETRIES", wantCount, strconv.Itoa(e.MaxRetries)},
 		{e.PublishTimeout <= 0, "EVENTS.PUBLISH_TIMEOUT", wantSecondsAbove, secondsText(e.PublishTimeout)},
@@ -432,11 +434,11 @@ func (e EventsSettings) Validate() error {
 	}); err != nil {
 		return err
 	}
-	return e.RetryDelay.Validate()
+	return e.RetryDelay.validate()
 }
 
-// Validate reports the first field of EVENTS.RETRY_DELAY out of range, or nil.
-func (d RetryDelay) Validate() error {
+// validate reports the first field of EVENTS.RETRY_DELAY out of range, or nil.
+func (d RetryDelay) validate() error {
 	return firstInvalid([]check{
 		{d.Initial <= 0, "EVENTS.RETRY_DELAY.INITIAL", wantSecondsAbove, secondsText(d.Initial)},
 		{!(d.Multiplier >= 1), "EVENTS.RETRY_DELAY.MULTIPLIER", wantMultiplier, strconv.FormatFloat(d.Multiplier, 'f', -1, 64)},

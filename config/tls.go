@@ -13,7 +13,7 @@ import (
 // system's roots). An unreadable file, a file without a certificate, or a client certificate that has
 // expired or is not valid yet is an error naming the key.
 func (t SSLSettings) TLSConfig() (*tls.Config, error) {
-	if t.CACerts == "" && t.CertFile == "" && t.KeyFile == "" && t.CertReqs == DefaultCertReqs {
+	if t.CACerts == "" && t.CertFile == "" && t.KeyFile == "" && t.CertReqs == defaultCertReqs {
 		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.CertReqs == "none"}

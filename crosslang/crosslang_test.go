@@ -61,7 +61,7 @@ func startApp(t *testing.T, uri string, opts ...framework.Option) {
 	t.Helper()
 	opts = append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 	}, opts...)
 	app, err := framework.New(opts...)
 	if err != nil {

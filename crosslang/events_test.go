@@ -158,7 +158,7 @@ func startStopHandlerService(t *testing.T, uri, service, method, source, typ str
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5,
 			"EVENTS": map[string]any{"NAMEKO_QUEUES": namekoQueues}}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		evtServiceOption(service, func(r *entrypoint.Registry) {
 			events.Handle(r, method, source, typ, func(context.Context, evtOrder) error { return nil })
 		}),

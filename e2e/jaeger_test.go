@@ -42,7 +42,7 @@ func runApp(t *testing.T, tracing map[string]any, services ...framework.Option) 
 	t.Helper()
 	opts := append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "TRACING": tracing}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	}, services...)
 	app, err := framework.New(opts...)
 	if err != nil {

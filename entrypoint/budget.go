@@ -7,11 +7,6 @@ import (
 	"sync"
 )
 
-// DefaultBudget is the bytes of messages a process decodes and runs at
-// once by default (MAX_INFLIGHT_BYTES): 8 MiB, one message of the default
-// MAX_MESSAGE_SIZE.
-const DefaultBudget = 8 << 20
-
 // SmallMessage is the largest message that runs without waiting for the
 // budget. MAX_WORKERS of them cost little next to one large message, and a
 // worker's nested call with small arguments to a service of the same

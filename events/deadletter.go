@@ -213,9 +213,9 @@ func transient(err error) bool {
 // do not leave a durable queue behind each.
 func deadLetterQueue(h *Handler, service string) string {
 	if h.handlerType == Broadcast && !h.reliable {
-		return DeadLetterQueue(fmt.Sprintf("evt-%s-%s--%s.%s", h.source, h.eventType, service, h.name))
+		return DeadLetterQueueName(fmt.Sprintf("evt-%s-%s--%s.%s", h.source, h.eventType, service, h.name))
 	}
-	return DeadLetterQueue(h.namekoQueue(service).Name)
+	return DeadLetterQueueName(h.namekoQueue(service).Name)
 }
 
 // copyHeaders is a copy of h that Hypha's headers can be set in; every

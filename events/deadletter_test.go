@@ -102,7 +102,7 @@ func testUnreadableHeaders(t *testing.T, queueType string) {
 		amqp091.Publishing{ContentType: "application/json", MessageId: "m-1", Headers: headers, Body: []byte(body)}); err != nil {
 		t.Fatal(err)
 	}
-	d := readDeadLetter(t, events.DeadLetterQueue(fmt.Sprintf("evt-%s-order_created--%s.on_created", source, service)))
+	d := readDeadLetter(t, events.DeadLetterQueueName(fmt.Sprintf("evt-%s-order_created--%s.on_created", source, service)))
 	// Read again, the dead letter's headers are what made the event
 	// unreadable: they travelled with it.
 	if d.Malformed == nil || !strings.Contains(d.Malformed.Error(), "over 8192 entries") {
@@ -214,7 +214,7 @@ func TestQueueWithoutDeadLetterExchange(t *testing.T) {
 		amqp091.Publishing{Headers: tooMany, Body: []byte(`{"id": 2}`)}); err != nil {
 		t.Fatal(err)
 	}
-	d := readDeadLetter(t, events.DeadLetterQueue(queue))
+	d := readDeadLetter(t, events.DeadLetterQueueName(queue))
 	if e, _ := d.Headers[events.ErrorHeader].(string); !strings.Contains(e, "no dead-letter exchange") || string(d.Body) != `{"id": 2}` {
 		t.Errorf("dead letter %q with %s %q, want the body and an error that says why the headers are gone", d.Body, events.ErrorHeader, e)
 	}

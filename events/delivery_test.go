@@ -241,7 +241,7 @@ func TestHandlerTypesFanOut(t *testing.T) {
 				events.Handle(r, "pool", source, eventType, on("pool"), events.Type(events.ServicePool))
 				events.Handle(r, "single", source, eventType, on("single"), events.Type(events.Singleton))
 				events.Handle(r, "bcast", source, eventType, on("bcast"),
-					events.Type(events.Broadcast), events.ReliableDelivery(false))
+					events.Type(events.Broadcast), events.UnreliableDelivery())
 			})
 		}
 	}
@@ -512,7 +512,7 @@ func TestBroadcastReliableNeedsIdentifier(t *testing.T) {
 	// The two valid ways out.
 	r = entrypoint.NewRegistry("svc_cfg")
 	events.Handle(r, "bcast_stable", "src_cfg", "tick", noop, events.Type(events.Broadcast), events.BroadcastIdentifier("host-1"))
-	events.Handle(r, "bcast_volatile", "src_cfg", "tick", noop, events.Type(events.Broadcast), events.ReliableDelivery(false))
+	events.Handle(r, "bcast_volatile", "src_cfg", "tick", noop, events.Type(events.Broadcast), events.UnreliableDelivery())
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}

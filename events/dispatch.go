@@ -33,9 +33,9 @@ import (
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
-// Defaults for the zero values of DispatcherConfig.
 const (
-	DefaultPublishTimeout = 30 * time.Second
+	// defaultPublishTimeout is DispatcherConfig.PublishTimeout's default, EVENTS.PUBLISH_TIMEOUT's.
+	defaultPublishTimeout = 30 * time.Second
 	contentTypeJSON       = "application/json"
 )
 
@@ -48,8 +48,8 @@ type DispatcherConfig struct {
 	// "<Source>.events".
 	Source string
 	// PublishTimeout bounds a Dispatch whose context has no sooner deadline:
-	// waiting for a reconnect, retries and the confirm. DefaultPublishTimeout
-	// when zero.
+	// waiting for a reconnect, retries and the confirm. 30 s
+	// (EVENTS.PUBLISH_TIMEOUT's default) when zero.
 	PublishTimeout time.Duration
 	// Interceptors wrap every Dispatch, the first outermost.
 	Interceptors []entrypoint.Interceptor
@@ -88,7 +88,7 @@ type Dispatcher struct {
 // NewDispatcher returns a dispatcher publishing over broker.
 func NewDispatcher(broker transport.Broker, cfg DispatcherConfig) *Dispatcher {
 	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = DefaultPublishTimeout
+		cfg.PublishTimeout = defaultPublishTimeout
 	}
 	return &Dispatcher{broker: broker, cfg: cfg, declaring: make(chan struct{}, 1)}
 }

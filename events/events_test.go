@@ -106,7 +106,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 				return errors.New("unlucky order")
 			}
 			return nil
-		}, events.RequeueOnError(true))
+		}, events.RequeueOnError())
 	})
 	d := dispatcher(t, "orders_poison")
 	ctx := context.Background()
@@ -129,7 +129,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dlq := events.DeadLetterQueue("evt-orders_poison-order_created--mailer_poison.on_created")
+	dlq := events.DeadLetterQueueName("evt-orders_poison-order_created--mailer_poison.on_created")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		q, err := ch.QueueDeclarePassive(dlq, true, false, false, false, nil)
@@ -170,7 +170,7 @@ func TestRefusedDeadLetterQueueStopsTheStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dlq := events.DeadLetterQueue("evt-orders_dlq-order_created--mailer_dlq.on_created")
+	dlq := events.DeadLetterQueueName("evt-orders_dlq-order_created--mailer_dlq.on_created")
 	if _, err := ch.QueueDeclare(dlq, true, false, false, false, amqp091.Table{"x-max-length": int32(1)}); err != nil {
 		t.Fatal(err)
 	}

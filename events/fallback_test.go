@@ -35,7 +35,7 @@ func failingHandler(source string, began chan<- time.Time, why string) func(r *e
 func TestCopyRefusedForNowRequeuesAfterAPause(t *testing.T) {
 	const source, service = "orders_requeue", "mailer_requeue"
 	queue := fmt.Sprintf("evt-%s-order_created--%s.on_created", source, service)
-	dlq := events.DeadLetterQueue(queue)
+	dlq := events.DeadLetterQueueName(queue)
 	began := make(chan time.Time, 8)
 	how := make(chan string, 4)
 	var log syncBuffer
@@ -102,7 +102,7 @@ func TestCopyThatNeverFitsMovesTheEventWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	next(t, began)
-	d := readDeadLetter(t, events.DeadLetterQueue(queue))
+	d := readDeadLetter(t, events.DeadLetterQueueName(queue))
 	if string(d.Body) != string(body) || d.Headers["big"] != big {
 		t.Errorf("dead letter %q, big header kept: %v; want the event as it came", d.Body, d.Headers["big"] == big)
 	}

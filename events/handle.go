@@ -40,6 +40,19 @@ func (t HandlerType) String() string {
 	return fmt.Sprintf("HandlerType(%d)", int(t))
 }
 
+// goName names the type as Go code writes it, for an option's String.
+func (t HandlerType) goName() string {
+	switch t {
+	case ServicePool:
+		return "events.ServicePool"
+	case Singleton:
+		return "events.Singleton"
+	case Broadcast:
+		return "events.Broadcast"
+	}
+	return fmt.Sprintf("events.HandlerType(%d)", int(t))
+}
+
 // Handler is a registered event handler: the entrypoint Handle adds to a
 // service's registry.
 type Handler struct {
@@ -68,7 +81,7 @@ func (h *Handler) EventType() string { return h.eventType }
 // Type is the handler type: ServicePool, Singleton or Broadcast.
 func (h *Handler) Type() HandlerType { return h.handlerType }
 
-// Reliable reports whether the handler's queue outlives its consumers (see ReliableDelivery).
+// Reliable reports whether the handler's queue outlives its consumers (see UnreliableDelivery).
 func (h *Handler) Reliable() bool { return h.reliable }
 
 // Requeues reports whether a failed event is retried before it is dead-lettered (see RequeueOnError).
@@ -77,38 +90,47 @@ func (h *Handler) Requeues() bool { return h.requeue }
 // PayloadType is the type the event's payload is decoded into.
 func (h *Handler) PayloadType() reflect.Type { return h.payload }
 
-// HandlerOption configures a handler registered with Handle.
-type HandlerOption interface{ applyHandler(*Handler) }
+// Option configures a handler registered with Handle; it prints as the call
+// that made it.
+type Option interface {
+	apply(*Handler)
+	String() string
+}
 
-type handlerOptionFunc func(*Handler)
+type option struct {
+	name string
+	fn   func(*Handler)
+}
 
-func (f handlerOptionFunc) applyHandler(h *Handler) { f(h) }
+func (o option) apply(h *Handler) { o.fn(h) }
+func (o option) String() string   { return o.name }
 
 // Type sets the handler type: ServicePool (the default), Singleton or Broadcast.
-func Type(t HandlerType) HandlerOption {
-	return handlerOptionFunc(func(h *Handler) { h.handlerType = t })
+func Type(t HandlerType) Option {
+	return option{"events.Type(" + t.goName() + ")", func(h *Handler) { h.handlerType = t }}
 }
 
 // BroadcastIdentifier names this instance's queue of a Broadcast handler. With
 // reliable delivery it must be stable across restarts (a host name, a pod
 // name), or events sent while the instance was down are lost with its old queue.
-func BroadcastIdentifier(id string) HandlerOption {
-	return handlerOptionFunc(func(h *Handler) { h.identifier, h.stableID = id, true })
+func BroadcastIdentifier(id string) Option {
+	return option{fmt.Sprintf("events.BroadcastIdentifier(%q)", id), func(h *Handler) { h.identifier, h.stableID = id, true }}
 }
 
-// ReliableDelivery (default true) keeps the handler's queue when no handler
-// runs, so events sent meanwhile wait for it; false deletes the queue when
-// its last consumer leaves.
-func ReliableDelivery(on bool) HandlerOption {
-	return handlerOptionFunc(func(h *Handler) { h.reliable = on })
+// UnreliableDelivery deletes the handler's queue when its last consumer leaves
+// (nameko's reliable_delivery=False), so events sent while no handler runs are
+// lost. Without it the queue is durable and kept, and those events wait for
+// the handler.
+func UnreliableDelivery() Option {
+	return option{"events.UnreliableDelivery()", func(h *Handler) { h.reliable = false }}
 }
 
-// RequeueOnError (default false) retries an event whose handler failed, up to
-// EVENTS.MAX_RETRIES times, each after a longer delay (see RetryDelay), before
-// dead-lettering it. Without it a failed event goes to the dead-letter queue
-// at once.
-func RequeueOnError(on bool) HandlerOption {
-	return handlerOptionFunc(func(h *Handler) { h.requeue = on })
+// RequeueOnError retries an event whose handler failed (nameko's
+// requeue_on_error=True), up to EVENTS.MAX_RETRIES times, each after a longer
+// delay (see RetryDelay), before dead-lettering it. Without it a failed event
+// goes to the dead-letter queue at once.
+func RequeueOnError() Option {
+	return option{"events.RequeueOnError()", func(h *Handler) { h.requeue = true }}
 }
 
 // Handle registers fn as the handler name of the service that owns r, for
@@ -117,7 +139,7 @@ func RequeueOnError(on bool) HandlerOption {
 // when T is not a pointer, map, slice or interface, goes straight to the
 // dead-letter queue. fn returning nil acks the event; an error (or a panic)
 // retries or dead-letters it, per RequeueOnError.
-func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string, fn func(context.Context, T) error, opts ...HandlerOption) {
+func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string, fn func(context.Context, T) error, opts ...Option) {
 	h := &Handler{
 		name: name, source: sourceService, eventType: eventType, reliable: true,
 		identifier: strings.ReplaceAll(uuid.NewString(), "-", ""), // nameko: uuid4().hex
@@ -126,7 +148,7 @@ func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string
 		call:       func(ctx context.Context, payload any) error { return fn(ctx, payload.(T)) },
 	}
 	for _, o := range opts {
-		o.applyHandler(h)
+		o.apply(h)
 	}
 	if err := h.validate(r.Service()); err != nil {
 		r.Fail(err)
@@ -144,7 +166,7 @@ func (h *Handler) validate(service string) error {
 		return fmt.Errorf("%s: unknown handler type %v", where, h.handlerType)
 	case h.handlerType == Broadcast && h.reliable && !h.stableID:
 		return fmt.Errorf("%s: a broadcast handler with reliable delivery needs a stable events.BroadcastIdentifier "+
-			"(a random one would strand its queue at every restart), or events.ReliableDelivery(false)", where)
+			"(a random one would strand its queue at every restart), or events.UnreliableDelivery()", where)
 	case strings.ContainsAny(h.eventType, "*#"):
 		return fmt.Errorf("%s: event type %q has a wildcard; handle one event type per handler", where, h.eventType)
 	}

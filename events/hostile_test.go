@@ -45,7 +45,7 @@ func TestHostileEvents(t *testing.T) {
 			}
 			handled <- int(o.ID)
 			return nil
-		}, events.RequeueOnError(true))
+		}, events.RequeueOnError())
 	})
 	conn, err := amqp091.Dial(testbroker.URI(t))
 	if err != nil {
@@ -56,7 +56,7 @@ func TestHostileEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dlq := events.DeadLetterQueue(fmt.Sprintf("evt-%s-order_created--%s.on_created", source, service))
+	dlq := events.DeadLetterQueueName(fmt.Sprintf("evt-%s-order_created--%s.on_created", source, service))
 	send := func(headers amqp091.Table, body string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

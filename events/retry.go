@@ -10,11 +10,11 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// Defaults for the zero fields of RetryDelay (EVENTS.RETRY_DELAY).
+// Defaults for the zero fields of RetryDelay (EVENTS.RETRY_DELAY's), and its bound.
 const (
-	DefaultRetryDelayInitial    = time.Second
-	DefaultRetryDelayMultiplier = 2.0
-	DefaultRetryDelayMax        = time.Minute
+	defaultRetryDelayInitial    = time.Second
+	defaultRetryDelayMultiplier = 2.0
+	defaultRetryDelayMax        = time.Minute
 	// MaxRetryDelay bounds RetryDelay.Max: a delay is a queue's
 	// x-message-ttl, in milliseconds.
 	MaxRetryDelay = 24 * time.Hour
@@ -36,18 +36,17 @@ const (
 // declare the same queues and the handlers of one event that fail together
 // retry apart.
 type RetryDelay struct {
-	// Initial is the delay of the first retry; DefaultRetryDelayInitial when zero.
+	// Initial is the delay of the first retry; 1 s when zero.
 	Initial time.Duration
-	// Multiplier lengthens each next delay; 1 or more,
-	// DefaultRetryDelayMultiplier when zero.
+	// Multiplier lengthens each next delay; 1 or more, 2 when zero.
 	Multiplier float64
 	// Max bounds every delay, jitter included; at most MaxRetryDelay,
-	// DefaultRetryDelayMax when zero.
+	// 60 s when zero.
 	Max time.Duration
 }
 
-// Validate reports a setting out of range, naming its config key.
-func (r RetryDelay) Validate() error {
+// validate reports a setting out of range, naming its config key.
+func (r RetryDelay) validate() error {
 	d := r.withDefaults()
 	var errs []error
 	if r.Initial < 0 {
@@ -66,13 +65,13 @@ func (r RetryDelay) Validate() error {
 
 func (r RetryDelay) withDefaults() RetryDelay {
 	if r.Initial <= 0 {
-		r.Initial = DefaultRetryDelayInitial
+		r.Initial = defaultRetryDelayInitial
 	}
 	if r.Multiplier <= 0 {
-		r.Multiplier = DefaultRetryDelayMultiplier
+		r.Multiplier = defaultRetryDelayMultiplier
 	}
 	if r.Max <= 0 {
-		r.Max = DefaultRetryDelayMax
+		r.Max = defaultRetryDelayMax
 	}
 	return r
 }

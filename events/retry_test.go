@@ -69,9 +69,9 @@ func TestRetryDelay(t *testing.T) {
 		{events.RetryDelay{Max: 48 * time.Hour}, "EVENTS.RETRY_DELAY.MAX"},
 		{events.RetryDelay{Initial: 2 * time.Minute}, "EVENTS.RETRY_DELAY.MAX 1m0s is under EVENTS.RETRY_DELAY.INITIAL 2m0s"},
 	} {
-		err := tt.r.Validate()
+		err := events.ValidateRetryDelay(tt.r)
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("%+v.Validate() = %v, want %q", tt.r, err, tt.want)
+			t.Errorf("%+v: validate() = %v, want %q", tt.r, err, tt.want)
 		}
 	}
 }
@@ -136,7 +136,7 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 					return errors.New("downstream blip")
 				}
 				return nil
-			}, events.RequeueOnError(true))
+			}, events.RequeueOnError())
 		})
 	d := dispatcher(t, source)
 	ctx := context.Background()
@@ -171,9 +171,9 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 	}
 
 	queue := fmt.Sprintf("evt-%s-order_created--%s.on_created", source, service)
-	dlx := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": events.DeadLetterQueue(queue)}
+	dlx := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": events.DeadLetterQueueName(queue)}
 	if err := declareAsIs(t, queue, true, false, dlx); err != nil {
-		t.Errorf("the handler's queue is not declared to dead-letter to %s: %v", events.DeadLetterQueue(queue), err)
+		t.Errorf("the handler's queue is not declared to dead-letter to %s: %v", events.DeadLetterQueueName(queue), err)
 	}
 	for attempt := 1; attempt <= 3; attempt++ {
 		dq := delay.Queue(transport.Queue{Name: queue, Durable: true}, attempt)
@@ -200,7 +200,7 @@ func TestPendingRetrySurvivesRestart(t *testing.T) {
 				}
 				retried <- fmt.Sprintf("%s attempt %d", instance, events.Attempt(ctx))
 				return nil
-			}, events.RequeueOnError(true))
+			}, events.RequeueOnError())
 		}
 	}
 	stop := startServer(t, amqp.Options{}, cfg, register("first"))
@@ -250,7 +250,7 @@ func TestBroadcastRetryGoesWithItsQueue(t *testing.T) {
 			events.Handle(r, "audit", source, "order_created", func(ctx context.Context, o order) error {
 				failed <- struct{}{}
 				return errors.New("downstream blip")
-			}, events.Type(events.Broadcast), events.ReliableDelivery(false), events.RequeueOnError(true))
+			}, events.Type(events.Broadcast), events.UnreliableDelivery(), events.RequeueOnError())
 			queue = entrypoint.Of[*events.Handler](r)[0].Queue(service)
 		})
 	if err := dispatcher(t, source).Dispatch(context.Background(), "order_created", order{ID: 1}); err != nil {

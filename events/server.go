@@ -22,11 +22,9 @@ const (
 	AttemptHeader = "x-hypha-attempt"
 	// ErrorHeader holds why an event was dead-lettered.
 	ErrorHeader = "x-hypha-error"
-	// DefaultMaxRetries is EVENTS.MAX_RETRIES's default.
-	DefaultMaxRetries = 3
-	// DefaultHandlerTimeout is EVENTS.HANDLER_TIMEOUT's default: a handler
+	// defaultHandlerTimeout is EVENTS.HANDLER_TIMEOUT's default: a handler
 	// run's deadline.
-	DefaultHandlerTimeout = 60 * time.Second
+	defaultHandlerTimeout = 60 * time.Second
 	// settleTimeout bounds republishing an event for a retry or to the
 	// dead-letter queue.
 	settleTimeout = 30 * time.Second
@@ -37,9 +35,9 @@ const (
 	maxErrorHeader = 1024
 )
 
-// DeadLetterQueue is where the events a handler's queue gave up on go:
+// DeadLetterQueueName is where the events a handler's queue gave up on go:
 // "<queue>.dlq", durable.
-func DeadLetterQueue(queue string) string { return queue + ".dlq" }
+func DeadLetterQueueName(queue string) string { return queue + ".dlq" }
 
 // ServerConfig says how a service handles its events.
 type ServerConfig struct {
@@ -47,7 +45,8 @@ type ServerConfig struct {
 	// Pool runs the handlers; the service's RPC methods share it.
 	Pool *entrypoint.Pool
 	// MaxRetries bounds retries of a failing event (RequeueOnError); 0
-	// means none: the first failure dead-letters it.
+	// means none: the first failure dead-letters it (EVENTS.MAX_RETRIES's
+	// default is 3: see config.DefaultSettings).
 	MaxRetries int
 	// RetryDelay paces those retries (EVENTS.RETRY_DELAY); its zero fields
 	// are the defaults.
@@ -56,8 +55,8 @@ type ServerConfig struct {
 	Logger             *slog.Logger
 	// Interceptors wrap every handler run, the first outermost.
 	Interceptors []entrypoint.Interceptor
-	// HandlerTimeout is each handler run's deadline; DefaultHandlerTimeout
-	// when zero.
+	// HandlerTimeout is each handler run's deadline; 60 s
+	// (EVENTS.HANDLER_TIMEOUT's default) when zero.
 	HandlerTimeout time.Duration
 	// Prefetches are the prefetches of the handlers' queues, in registration
 	// order; a handler without one gets the pool's size.
@@ -106,7 +105,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 		cfg.Logger = slog.Default()
 	}
 	if cfg.HandlerTimeout <= 0 {
-		cfg.HandlerTimeout = DefaultHandlerTimeout
+		cfg.HandlerTimeout = defaultHandlerTimeout
 	}
 	s := &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger, whole: map[*Handler]bool{}}
 	s.draining, s.drain = context.WithCancel(context.Background())
@@ -118,7 +117,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 // its delay queues (see RetryDelay), and starts consuming with prefetch =
 // the pool's size.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.cfg.RetryDelay.Validate(); err != nil {
+	if err := s.cfg.RetryDelay.validate(); err != nil {
 		return err
 	}
 	// Every queue is declared before any consumer starts, so that s.whole

@@ -60,7 +60,7 @@ func TestHandlerHasADeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dlq := events.DeadLetterQueue("evt-orders_deadline-order_created--mailer_deadline.on_created")
+	dlq := events.DeadLetterQueueName("evt-orders_deadline-order_created--mailer_deadline.on_created")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		msg, ok, err := ch.Get(dlq, true)

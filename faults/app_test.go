@@ -23,7 +23,7 @@ func startApp(t testing.TB, opts ...framework.Option) *framework.App {
 	t.Helper()
 	opts = append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 	}, opts...)
 	app, err := framework.New(opts...)
 	if err != nil {

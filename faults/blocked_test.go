@@ -114,7 +114,7 @@ func TestBlockedConnection(t *testing.T) {
 			"GRACE_PERIOD": 3,
 			"RECONNECT":    map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 1},
 		}),
-		framework.WithLogger(log.With("side", "app")),
+		framework.Logger(log.With("side", "app")),
 		framework.Service(calculator.Name, calculator.New),
 	)
 	startCtx := context.Background()
@@ -311,7 +311,7 @@ func TestCloseWhileBlocked(t *testing.T) {
 	release := make(chan struct{})
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": grace.Seconds()}),
-		framework.WithLogger(log.With("side", "app")),
+		framework.Logger(log.With("side", "app")),
 		framework.Service("napper", func() *napper { return &napper{release: release} }),
 	)
 	if err != nil {

@@ -285,7 +285,7 @@ func TestClusterFailover(t *testing.T) {
 		{mailer.Name, framework.Service(mailer.Name, mailer.New), mailed},
 	} {
 		app, err := framework.New(framework.ConfigValues(settings), svc.opt,
-			framework.WithLogger(slog.New(svc.log).With("app", svc.name)))
+			framework.Logger(slog.New(svc.log).With("app", svc.name)))
 		if err != nil {
 			t.Fatal(err)
 		}

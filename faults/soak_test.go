@@ -232,7 +232,7 @@ func TestSoak(t *testing.T) {
 			"HEARTBEAT":    5,
 			"GRACE_PERIOD": 5,
 		}),
-		framework.WithLogger(log.With("side", "app")),
+		framework.Logger(log.With("side", "app")),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Interceptors(res.serve),
 	)

@@ -68,7 +68,7 @@ func TestStopWhileBrokerDown(t *testing.T) {
 				// that the app is back within the bound below.
 				"RECONNECT": map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 1},
 			}),
-			framework.WithLogger(log.With("side", side)),
+			framework.Logger(log.With("side", side)),
 			framework.Service(calculator.Name, calculator.New),
 			framework.Service(users.Name, users.New),
 		)

@@ -178,7 +178,7 @@ func TestTLS(t *testing.T) {
 			[]string{"config AMQP_SSL.CERTFILE: " + tlsFile("expired.pem") + `: the certificate of "` + certUser + `" expired at`}},
 	} {
 		start := time.Now()
-		app, err := framework.New(framework.WithLogger(quiet),
+		app, err := framework.New(framework.Logger(quiet),
 			framework.ConfigValues(map[string]any{"AMQP_URI": tlsURI(t, "guest:guest"), "AMQP_SSL": tt.ssl}),
 			framework.Service(calculator.Name, calculator.New))
 		if err == nil {

@@ -27,7 +27,7 @@ func TestNewWarnsOfConfigTypos(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			_, err := framework.New(framework.WithLogger(log), framework.ConfigValues(tt.values),
+			_, err := framework.New(framework.Logger(log), framework.ConfigValues(tt.values),
 				framework.Service(calculator.Name, calculator.New))
 			if err != nil {
 				t.Fatal(err)

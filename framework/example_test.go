@@ -16,7 +16,7 @@ import (
 func ExampleNew() {
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://framework-example"}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
 	)

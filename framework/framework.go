@@ -7,7 +7,7 @@
 //
 // Configuration is package config's: New loads it with config.Load, logs its
 // warnings, and injects it as Config, an alias of config.Config. Settings, the
-// Default* constants and the --config flag's parsing (config.Path) live there
+// defaults (config.DefaultSettings) and the --config flag's parsing (config.Path) live there
 // only, so that a program that only reads config.yaml need not link framework.
 //
 //	func main() {
@@ -75,9 +75,9 @@ func ConfigValues(values map[string]any) Option {
 	})
 }
 
-// WithLogger sends the app's logs to l instead of stderr, in LOG_FORMAT at LOG_LEVEL; l's own handler
+// Logger sends the app's logs to l instead of stderr, in LOG_FORMAT at LOG_LEVEL; l's own handler
 // decides both.
-func WithLogger(l *slog.Logger) Option {
+func Logger(l *slog.Logger) Option {
 	return optionFunc(func(c *appConfig) { c.logger = l })
 }
 

@@ -49,7 +49,7 @@ func start(t testing.TB, opts ...framework.Option) *framework.App {
 	t.Helper()
 	opts = append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 	}, opts...)
 	app, err := framework.New(opts...)
 	if err != nil {
@@ -232,7 +232,7 @@ func TestStopDuringCallStillReplies(t *testing.T) {
 	s := &slow{started: make(chan struct{})}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Service("slow", func() *slow { return s }),
 	)
 	if err != nil {
@@ -271,7 +271,7 @@ func TestNewRefusesBadServices(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := []framework.Option{uri, framework.WithLogger(quiet), tt.opt}
+			opts := []framework.Option{uri, framework.Logger(quiet), tt.opt}
 			if tt.name == "bad config" {
 				opts = append(opts, framework.Service(calculator.Name, calculator.New))
 			}
@@ -308,7 +308,7 @@ func runChild() {
 	default:
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
-	framework.Run(framework.Service(calculator.Name, calculator.New), framework.WithLogger(log))
+	framework.Run(framework.Service(calculator.Name, calculator.New), framework.Logger(log))
 	os.Exit(0)
 }
 
@@ -386,7 +386,7 @@ func TestStopLetsCallersFinishFirst(t *testing.T) {
 	f := &front{started: make(chan struct{}), proceed: make(chan struct{})}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Service("front", func(d frontDeps) *front { f.back = d.Back; return f }),
 		framework.Service("back", calculator.New),
 	)
@@ -495,7 +495,7 @@ func TestRunsOnTheEmbeddedBroker(t *testing.T) {
 	t.Cleanup(func() { memory.Reset(t.Name()) })
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
 	)

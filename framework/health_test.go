@@ -104,7 +104,7 @@ func TestNotReadyWhileStopping(t *testing.T) {
 	s := &slow{started: make(chan struct{})}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5, "HEALTH.ADDRESS": "127.0.0.1:0"}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Service("slow", func() *slow { return s }),
 	)
 	if err != nil {
@@ -192,7 +192,7 @@ func TestGivesUpWhenTheLoginIsRefused(t *testing.T) {
 	app := start(t,
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "HEALTH.ADDRESS": "127.0.0.1:0",
 			"RECONNECT": map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 0.5, "MAX_ELAPSED": 3}}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
 		framework.Service(calculator.Name, calculator.New),
 	)
 	revoke(t, user)

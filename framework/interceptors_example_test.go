@@ -21,7 +21,7 @@ func ExampleInterceptors() {
 	}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://framework-interceptors-example"}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Interceptors(audit),
 		framework.Service(calculator.Name, calculator.New),
 	)

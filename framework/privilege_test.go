@@ -223,7 +223,7 @@ func TestLeastPrivilege(t *testing.T) {
 	// user_service's user may not serve calculator: declaring its queue
 	// needs configure.
 	app, err := framework.New(framework.ConfigValues(map[string]any{"AMQP_URI": uris[users.Name]}),
-		framework.WithLogger(quiet), framework.Service(calculator.Name, calculator.New))
+		framework.Logger(quiet), framework.Service(calculator.Name, calculator.New))
 	if err != nil {
 		t.Fatal(err)
 	}

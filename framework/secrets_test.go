@@ -272,7 +272,7 @@ func TestStartErrorsHideThePassword(t *testing.T) {
 			}
 			reconnect := map[string]any{"INTERVAL_START": 0.05, "INTERVAL_MAX": 0.1, "MAX_ELAPSED": 0.5}
 			record("framework", func() error {
-				app, err := framework.New(framework.WithLogger(log),
+				app, err := framework.New(framework.Logger(log),
 					framework.ConfigValues(map[string]any{"AMQP_URI": tt.uri, "RECONNECT": reconnect}),
 					framework.Service(calculator.Name, calculator.New))
 				if err != nil {

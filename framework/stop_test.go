@@ -50,7 +50,7 @@ func TestStopPastTheGracePeriod(t *testing.T) {
 	s := &stubborn{started: make(chan string, 2), causes: make(chan error, 1), ignored: make(chan struct{})}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 0.5}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		framework.Logger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		framework.Service("stubborn", func() *stubborn { return s }),
 	)
 	if err != nil {
@@ -120,7 +120,7 @@ func TestFailedStartIsLoggedOnce(t *testing.T) {
 	uri := strings.Replace(testbroker.URI(t), "guest:guest", "guest:wrong", 1)
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
 		framework.Service("unstartable", func() *stubborn { return &stubborn{} }),
 	)
 	if err != nil {
@@ -177,7 +177,7 @@ func TestFailedNewLeavesNothingRunning(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	_, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "TRACING": map[string]any{"EXPORTER": "console"}}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Service("broken", func(*events.Dispatcher) (*stubborn, error) { return nil, errors.New("no database") }),
 	)
 	if err == nil || !strings.Contains(err.Error(), "no database") {

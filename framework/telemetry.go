@@ -221,7 +221,7 @@ func (t *telemetry) exporter(ctx context.Context) (sdktrace.SpanExporter, error)
 		exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stdout))
 	case t.tracing.Protocol == "grpc":
 		endpoint := t.tracing.Endpoint
-		if endpoint == config.DefaultTracingEndpoint {
+		if endpoint == config.DefaultSettings().Tracing.Endpoint {
 			endpoint = defaultGRPCEndpoint // OTLP's default port differs by protocol
 		}
 		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))

@@ -132,7 +132,7 @@ func TestWorkerLogsCarryTraceAndCallIDs(t *testing.T) {
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t),
 			"TRACING": map[string]any{"EXPORTER": "console"}}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(&buf, nil))),
 		framework.Service("logger", func(l *slog.Logger) *logger { return &logger{log: l} }),
 	)
 	if err != nil {

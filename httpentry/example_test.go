@@ -38,7 +38,7 @@ func (greeter) Register(r *entrypoint.Registry) {
 func ExampleHandle() {
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://httpentry-example", "HTTP.ADDRESS": "127.0.0.1:0"}),
-		framework.WithLogger(slog.New(slog.DiscardHandler)),
+		framework.Logger(slog.New(slog.DiscardHandler)),
 		framework.Service("greeter", func() greeter { return greeter{} }),
 	)
 	if err != nil {

@@ -74,7 +74,7 @@ func ExampleHandleHTTP() {
 	g := &Gateway{users: users, files: fstest.MapFS{"files/hello.txt": {Data: []byte("hello\n")}}}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://httpentry-guide", "HTTP.ADDRESS": "127.0.0.1:0"}),
-		framework.WithLogger(slog.New(slog.DiscardHandler)),
+		framework.Logger(slog.New(slog.DiscardHandler)),
 		framework.Service("gateway", func() *Gateway { return g }),
 	)
 	if err != nil {

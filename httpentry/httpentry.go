@@ -33,11 +33,8 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 )
 
-// DefaultExpectedStatus is the status of an error declared with Expected.
-const DefaultExpectedStatus = http.StatusBadRequest
-
-// MaxBodyBytes is the default bound of a request's body (HTTP.MAX_BODY_SIZE).
-const MaxBodyBytes = 8 << 20
+// expectedStatus is the status of an error declared with Expected.
+const expectedStatus = http.StatusBadRequest
 
 // Route is a registered HTTP route: the entrypoint Handle and HandleHTTP add
 // to a service's registry.
@@ -73,27 +70,53 @@ func (rt *Route) status(err error) (int, bool) {
 	return 0, false
 }
 
-// Option configures a route.
-type Option interface{ apply(*Route) }
+// Option configures a route registered with Handle or HandleHTTP; it prints
+// as the call that made it.
+type Option interface {
+	apply(*Route)
+	String() string
+}
 
-type optionFunc func(*Route)
+type option struct {
+	name string
+	fn   func(*Route)
+}
 
-func (f optionFunc) apply(rt *Route) { f(rt) }
+func (o option) apply(rt *Route) { o.fn(rt) }
+func (o option) String() string  { return o.name }
 
 // Expected declares errors that are part of a typed route's contract, local
-// or relayed from an RPC call: they are answered with DefaultExpectedStatus
-// (400) and their exc_type and message, and logged at info.
+// or relayed from an RPC call: they are answered with 400 Bad Request and
+// their exc_type and message, and logged at info.
 func Expected(errs ...error) Option {
-	return Status(DefaultExpectedStatus, errs...)
+	return option{"httpentry.Expected(" + errorList(errs) + ")", expect(expectedStatus, errs)}
 }
 
 // Status declares errors, as Expected does, answered with status (a 4xx).
 func Status(status int, errs ...error) Option {
-	return optionFunc(func(rt *Route) {
+	name := fmt.Sprintf("httpentry.Status(%d", status)
+	if len(errs) > 0 {
+		name += ", " + errorList(errs)
+	}
+	return option{name + ")", expect(status, errs)}
+}
+
+// expect declares errs answered with status.
+func expect(status int, errs []error) func(*Route) {
+	return func(rt *Route) {
 		for _, e := range errs {
 			rt.expected = append(rt.expected, expectation{err: e, status: status})
 		}
-	})
+	}
+}
+
+// errorList quotes the messages of errs, comma-separated, for an option's String.
+func errorList(errs []error) string {
+	quoted := make([]string, len(errs))
+	for i, err := range errs {
+		quoted[i] = fmt.Sprintf("%q", fmt.Sprint(err))
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // ContextHeaders lets the route's requests set context data with headers
@@ -104,7 +127,7 @@ func Status(status int, errs ...error) Option {
 // because any HTTP client can send those headers: give it to routes behind a
 // proxy that sets or strips them.
 func ContextHeaders() Option {
-	return optionFunc(func(rt *Route) { rt.headers = true })
+	return option{"httpentry.ContextHeaders()", func(rt *Route) { rt.headers = true }}
 }
 
 // Handle registers fn as a typed route: In is filled from the request (see

@@ -33,7 +33,7 @@ func startApp(t testing.TB, opts ...framework.Option) *framework.App {
 	t.Helper()
 	opts = append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	}, opts...)
 	app, err := framework.New(opts...)
 	if err != nil {
@@ -175,7 +175,7 @@ func startGateway(t *testing.T) *fixture {
 			"HEALTH":  map[string]any{"ADDRESS": "127.0.0.1:0"},
 			"TRACING": map[string]any{"EXPORTER": "console"},
 		}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(logs, nil))),
 		framework.Service("backend", func() backend { return backend{} }),
 		framework.Service("gateway", func(d gatewayDeps) *gateway { return &gateway{backend: d.Backend} }),
 	)

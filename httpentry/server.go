@@ -39,17 +39,17 @@ type ServerConfig struct {
 	// pattern: tracing and metrics (otelhttp).
 	Instrument func(pattern string, h http.Handler) http.Handler
 	// MaxBodySize bounds a request's body, read whole before the request
-	// takes a worker; DefaultMaxBodySize when zero.
+	// takes a worker; 8 MiB (HTTP.MAX_BODY_SIZE's default) when zero.
 	MaxBodySize int64
-	// WriteTimeout bounds writing a response, from its first byte;
-	// DefaultWriteTimeout when zero.
+	// WriteTimeout bounds writing a response, from its first byte; 30 s
+	// (HTTP.WRITE_TIMEOUT's default) when zero.
 	WriteTimeout time.Duration
 }
 
 // Defaults of ServerConfig, those of config's HTTP keys.
 const (
-	DefaultMaxBodySize  = MaxBodyBytes     // HTTP.MAX_BODY_SIZE
-	DefaultWriteTimeout = 30 * time.Second // HTTP.WRITE_TIMEOUT
+	defaultMaxBodySize  = 8 << 20          // HTTP.MAX_BODY_SIZE
+	defaultWriteTimeout = 30 * time.Second // HTTP.WRITE_TIMEOUT
 )
 
 // Server serves the HTTP routes registered in a service's registry, once
@@ -70,10 +70,10 @@ func NewServer(r *entrypoint.Registry, cfg ServerConfig) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.MaxBodySize <= 0 {
-		cfg.MaxBodySize = DefaultMaxBodySize
+		cfg.MaxBodySize = defaultMaxBodySize
 	}
 	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
+		cfg.WriteTimeout = defaultWriteTimeout
 	}
 	return &Server{cfg: cfg, routes: entrypoint.Of[*Route](r), log: cfg.Logger}
 }

@@ -37,7 +37,7 @@ type TB interface {
 	Fatalf(format string, args ...any)
 }
 
-// quiet drops the app's logs unless the test gives framework.WithLogger.
+// quiet drops the app's logs unless the test gives framework.Logger.
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // brokers numbers the embedded brokers, so that every Start has its own.
@@ -69,7 +69,7 @@ func Start(t TB, opts ...framework.Option) *App {
 	a := &App{uri: uri, hub: &hub{}}
 	opts = append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 	}, opts...)
 	opts = append(opts, framework.Interceptors(a.hub.intercept))
 	app, err := framework.New(opts...)

@@ -113,7 +113,7 @@ func TestReplaceProxyAndHook(t *testing.T) {
 func TestReplaceProxyRefusesAConcreteProxy(t *testing.T) {
 	_, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://refused"}),
-		framework.WithLogger(slog.New(slog.DiscardHandler)),
+		framework.Logger(slog.New(slog.DiscardHandler)),
 		framework.Service("reporter", newReporter, hyphatest.ReplaceProxy(calculator.Name, hyphatest.NewFakeProxy(calculator.Name))),
 	)
 	if err == nil || !strings.Contains(err.Error(), "declare it as an rpc.Caller") {

@@ -18,7 +18,7 @@ func ExampleFetch() {
 	ctx := context.Background()
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://introspect-example"}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		framework.Service(calculator.Name, calculator.New),
 	)
 	if err != nil {

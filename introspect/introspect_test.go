@@ -87,7 +87,7 @@ type paid struct {
 }
 
 func (listener) Register(r *entrypoint.Registry) {
-	events.Handle(r, "on_paid", "billing", "paid", func(context.Context, paid) error { return nil }, events.RequeueOnError(true))
+	events.Handle(r, "on_paid", "billing", "paid", func(context.Context, paid) error { return nil }, events.RequeueOnError())
 }
 
 // TestReservedName: rpc.Handle refuses the built-in method's name.

@@ -54,7 +54,7 @@ type Config struct {
 	// carry.
 	ReplyKeyPrefix string
 	// Timeout bounds every call whose context has no sooner deadline;
-	// DefaultTimeout when zero.
+	// 30 s (RPC_TIMEOUT's default) when zero.
 	Timeout time.Duration
 	// Transient sends requests with delivery mode 1 instead of persistent:
 	// the broker then writes nothing to disk for them, which makes calls
@@ -72,7 +72,8 @@ type Config struct {
 	// (per instance: see Server).
 	NoResend bool
 	// MaxInFlight bounds the calls waiting for their reply at once; a call
-	// over it fails at once with ErrTooManyCalls. DefaultMaxInFlight when zero.
+	// over it fails at once with ErrTooManyCalls. 65,536 (RPC_MAX_IN_FLIGHT's
+	// default) when zero.
 	MaxInFlight int
 	// Interceptors wrap every call the client makes (see CallInfo), the
 	// first outermost.
@@ -133,10 +134,10 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 		cfg.Exchange = DefaultExchange
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = defaultTimeout
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
+		cfg.MaxInFlight = defaultMaxInFlight
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -28,7 +28,7 @@ func startCalculator() (stop func()) {
 	ctx := context.Background()
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": guideURI}),
-		framework.WithLogger(slog.New(slog.DiscardHandler)),
+		framework.Logger(slog.New(slog.DiscardHandler)),
 		framework.Service(calculator.Name, calculator.New),
 	)
 	if err != nil {

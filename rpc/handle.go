@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/hypha-go/hypha/entrypoint"
 )
@@ -67,16 +68,24 @@ func (m *Method) IsExpected(err error) bool {
 	return false
 }
 
-// HandleOption configures a method registered with Handle.
-type HandleOption interface{ applyMethod(*Method) }
+// Option configures a method registered with Handle or HandleRaw; it prints
+// as the call that made it.
+type Option interface {
+	apply(*Method)
+	String() string
+}
 
-type handleOptionFunc func(*Method)
+type option struct {
+	name string
+	fn   func(*Method)
+}
 
-func (f handleOptionFunc) applyMethod(m *Method) { f(m) }
+func (o option) apply(m *Method) { o.fn(m) }
+func (o option) String() string  { return o.name }
 
 // Doc describes the method for people and tools.
-func Doc(text string) HandleOption {
-	return handleOptionFunc(func(m *Method) { m.doc = text })
+func Doc(text string) Option {
+	return option{fmt.Sprintf("rpc.Doc(%q)", text), func(m *Method) { m.doc = text }}
 }
 
 // Expected declares errors that are part of the method's contract (matched
@@ -84,8 +93,17 @@ func Doc(text string) HandleOption {
 // the declared error's too; see RemoteError.Is): the caller still receives
 // them as a RemoteError, unredacted, but they are logged at info and are not
 // failures in traces and metrics.
-func Expected(errs ...error) HandleOption {
-	return handleOptionFunc(func(m *Method) { m.expected = append(m.expected, errs...) })
+func Expected(errs ...error) Option {
+	return option{"rpc.Expected(" + errorList(errs) + ")", func(m *Method) { m.expected = append(m.expected, errs...) }}
+}
+
+// errorList quotes the messages of errs, comma-separated, for an option's String.
+func errorList(errs []error) string {
+	quoted := make([]string, len(errs))
+	for i, err := range errs {
+		quoted[i] = fmt.Sprintf("%q", fmt.Sprint(err))
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // Handle registers fn as the RPC method name of the service that owns r.
@@ -103,7 +121,7 @@ func Expected(errs ...error) HandleOption {
 // a type JSON cannot decode into such as a channel or func, or two fields with
 // one JSON name) fails the registry (Registry.Fail), naming the problem, and
 // so does the name IntrospectMethod, which is reserved.
-func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...HandleOption) {
+func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...Option) {
 	if name == IntrospectMethod {
 		r.Fail(fmt.Errorf("service %q: rpc.Handle(%q): the name is reserved for the method every Hypha service answers "+
 			"with its description: give the method another name", r.Service(), name))
@@ -123,7 +141,7 @@ func HandleIntrospection[Out any](r *entrypoint.Registry, fn func(context.Contex
 	handle(r, IntrospectMethod, fn, Doc("Describes the service's RPC methods and event handlers."))
 }
 
-func handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...HandleOption) {
+func handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...Option) {
 	b, err := newBinder(reflect.TypeFor[In]())
 	if err != nil {
 		r.Fail(fmt.Errorf("service %q: rpc.Handle(%q): %w", r.Service(), name, err))
@@ -142,7 +160,7 @@ func handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Co
 		},
 	}
 	for _, o := range opts {
-		o.applyMethod(m)
+		o.apply(m)
 	}
 	r.Add(m)
 }

@@ -83,14 +83,14 @@ type RawRequest struct {
 // earlier with RawReply.Ack; a request acked early is not cancelled when the
 // connection drops, since it will not come again (a stop's grace period
 // still ends it).
-func HandleRaw(r *entrypoint.Registry, name string, fn RawFunc, opts ...HandleOption) {
+func HandleRaw(r *entrypoint.Registry, name string, fn RawFunc, opts ...Option) {
 	if name == "" || fn == nil {
 		r.Fail(fmt.Errorf("service %q: rpc.HandleRaw needs a method name and a function", r.Service()))
 		return
 	}
 	m := &Method{name: name}
 	for _, o := range opts {
-		o.applyMethod(m)
+		o.apply(m)
 	}
 	r.Add(&RawMethod{name: name, method: m, fn: fn})
 }

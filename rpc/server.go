@@ -37,7 +37,9 @@ type ServerConfig struct {
 	// a reply_to (for metrics): it runs, as nameko's protocol allows, but
 	// its outcome reaches nobody.
 	OnNoReplyTo func(method string)
-	// ParentCallsTracked bounds the call-id stack to this many parents.
+	// ParentCallsTracked bounds the call-id stack to this many parents; zero
+	// keeps none (PARENT_CALLS_TRACKED's default is 10: see
+	// config.DefaultSettings).
 	ParentCallsTracked int
 	// RedactUnexpectedErrors sends callers, in place of every error a method
 	// did not declare with Expected (panics included), an opaque Error whose

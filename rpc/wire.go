@@ -18,12 +18,10 @@ import (
 const (
 	// DefaultExchange is the exchange requests and replies travel through.
 	DefaultExchange = "nameko-rpc"
-	// DefaultTimeout bounds a call whose context has no sooner deadline.
-	DefaultTimeout = 30 * time.Second
-	// DefaultMaxInFlight bounds a client's calls waiting for their reply.
-	DefaultMaxInFlight = 65536
-	// DefaultParentCallsTracked is how many parent call ids the call-id stack keeps.
-	DefaultParentCallsTracked = 10
+	// defaultTimeout bounds a call whose context has no sooner deadline (RPC_TIMEOUT's default).
+	defaultTimeout = 30 * time.Second
+	// defaultMaxInFlight bounds a client's calls waiting for their reply (RPC_MAX_IN_FLIGHT's default).
+	defaultMaxInFlight = 65536
 
 	contentTypeJSON  = "application/json"
 	encodingUTF8     = "utf-8"

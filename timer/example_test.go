@@ -29,7 +29,7 @@ func ExampleOnce() {
 	svc := &reports{sent: make(chan struct{}, 1)}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://timer-example"}),
-		framework.WithLogger(quiet),
+		framework.Logger(quiet),
 		framework.Service("reports", func() *reports { return svc }),
 	)
 	if err != nil {

@@ -184,7 +184,7 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	def := fmt.Sprint(int(config.DefaultHeartbeat.Seconds()))
+	def := fmt.Sprint(int(config.DefaultSettings().Heartbeat.Seconds()))
 	wantConn(t, "rpc.Dial", rpc.StandaloneOwner, def)
 	wantConn(t, "events.Dial", "keys-dispatcher", def)
 	if t.Failed() {

@@ -123,7 +123,7 @@ func TestDLQReplayTakesASnapshot(t *testing.T) {
 	const source, service, handler = "refill_src", "refill", "on_thing"
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 1, "EVENTS": map[string]any{"MAX_RETRIES": 0}}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		framework.Service(service, func() *refill { return &refill{} }),
 	)
 	if err != nil {
@@ -146,7 +146,7 @@ func TestDLQReplayTakesASnapshot(t *testing.T) {
 		}
 	}
 	queue := fmt.Sprintf("evt-%s-thing--%s.%s", source, service, handler)
-	dlq := events.DeadLetterQueue(queue)
+	dlq := events.DeadLetterQueueName(queue)
 	b := openBroker(t)
 	waitMessages(t, b, dlq, 5)
 

@@ -47,7 +47,7 @@ func startApp(t testing.TB, opts ...framework.Option) *framework.App {
 	t.Helper()
 	opts = append([]framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		framework.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	}, opts...)
 	app, err := framework.New(opts...)
 	if err != nil {

@@ -113,7 +113,7 @@ func testOversizeDeadLetter(t *testing.T, uri string) {
 	body = append(body, `"}`...)
 	publishEvent(t, b, src, "big-1", body, eventHeaders())
 
-	d := takeDeadLetter(t, b, events.DeadLetterQueue("evt-"+src+"-tick--"+service+".on_tick"))
+	d := takeDeadLetter(t, b, events.DeadLetterQueueName("evt-"+src+"-tick--"+service+".on_tick"))
 	if d.Malformed != nil {
 		t.Fatalf("dead letter read as malformed: %v", d.Malformed)
 	}
@@ -135,7 +135,7 @@ func failingAll(service, source string) framework.Option {
 		return func(r *entrypoint.Registry) {
 			events.Handle(r, "on_tick", source, "tick", func(context.Context, tick) error {
 				return errors.New("tick failed")
-			}, events.RequeueOnError(true))
+			}, events.RequeueOnError())
 		}
 	})
 }
@@ -148,7 +148,7 @@ func testDeadLetterKeepsHeaders(t *testing.T, uri string) {
 	const service, src = "header_letters", "header_src"
 	startApp(t, uri, fastRetries(2), failingAll(service, src))
 	b := wideBroker(t, uri)
-	dlq := events.DeadLetterQueue("evt-" + src + "-tick--" + service + ".on_tick")
+	dlq := events.DeadLetterQueueName("evt-" + src + "-tick--" + service + ".on_tick")
 	for _, tt := range []struct {
 		body, attempt, error string
 	}{
@@ -188,7 +188,7 @@ func testNamekoDeclaredQueue(t *testing.T, uri string) {
 	}
 	got := make(chan string, 10)
 	var log syncBuffer
-	startApp(t, uri, framework.WithLogger(slog.New(slog.NewTextHandler(&log, nil))), ticker(service, src, "first", got))
+	startApp(t, uri, framework.Logger(slog.New(slog.NewTextHandler(&log, nil))), ticker(service, src, "first", got))
 	if !strings.Contains(log.String(), "without a dead-letter exchange") || !strings.Contains(log.String(), queue.Name) {
 		t.Errorf("no warning naming the queue without a dead-letter exchange; log:\n%s", log.String())
 	}

@@ -44,7 +44,7 @@ func (h handlers) Register(r *entrypoint.Registry) { h(r) }
 
 // ticker is a service named service with one handler of source's tick
 // events, which reports "<who>/<n>" on got for each event it handles.
-func ticker(service, source, who string, got chan<- string, opts ...events.HandlerOption) framework.Option {
+func ticker(service, source, who string, got chan<- string, opts ...events.Option) framework.Option {
 	return framework.Service(service, func() handlers {
 		return func(r *entrypoint.Registry) {
 			events.Handle(r, "on_tick", source, "tick", func(_ context.Context, in tick) error {
@@ -111,7 +111,7 @@ func testSingleton(t *testing.T, uri string) {
 func testBroadcast(t *testing.T, uri string) {
 	const src = "bcast_src"
 	got := make(chan string, 100)
-	opts := []events.HandlerOption{events.Type(events.Broadcast), events.ReliableDelivery(false)}
+	opts := []events.Option{events.Type(events.Broadcast), events.UnreliableDelivery()}
 	startApp(t, uri, ticker("bcast", src, "i1", got, opts...))
 	startApp(t, uri, ticker("bcast", src, "i2", got, opts...))
 	dispatchTicks(t, uri, src, 2)
@@ -152,7 +152,7 @@ func testReliableDelivery(t *testing.T, uri string) {
 	services := func() []framework.Option {
 		return []framework.Option{
 			ticker("reliable", src, "reliable", got),
-			ticker("unreliable", src, "unreliable", got, events.ReliableDelivery(false)),
+			ticker("unreliable", src, "unreliable", got, events.UnreliableDelivery()),
 		}
 	}
 	stopApp(t, startApp(t, uri, services()...))
@@ -219,7 +219,7 @@ func failing(service, source string, failures int, runs chan<- attempt) framewor
 					return errors.New("tick failed")
 				}
 				return nil
-			}, events.RequeueOnError(true))
+			}, events.RequeueOnError())
 		}
 	})
 }
@@ -256,7 +256,7 @@ func testDeadLetter(t *testing.T, uri string) {
 	if err := dispatcher(t, uri, src).Dispatch(context.Background(), "tick", "not a tick"); err != nil {
 		t.Fatal(err)
 	}
-	queue := events.DeadLetterQueue("evt-" + src + "-tick--" + service + ".on_tick")
+	queue := events.DeadLetterQueueName("evt-" + src + "-tick--" + service + ".on_tick")
 	dead := map[string]transport.Delivery{}
 	for _, d := range deadLetters(t, uri, queue, 2) {
 		dead[string(d.Body)] = d

@@ -66,7 +66,7 @@ func TestMemoryBoundedUnderLargeRequests(t *testing.T) {
 	waitAnswers(t, proxy)
 
 	r := newRequester(t, uri)
-	size := int(config.DefaultMaxMessageSize)
+	size := int(config.DefaultSettings().MaxMessageSize)
 	// Each shape once with a small body first, so that the idle resident set
 	// includes what the first call of each kind sets up.
 	shapes := requestShapes()

@@ -27,17 +27,17 @@ import (
 	"github.com/hypha-go/hypha/transport/internal/wire"
 )
 
-// Defaults for Options left zero.
+// Defaults for Options left zero, the same as config's.
 const (
-	DefaultHeartbeat              = 60 * time.Second
-	DefaultReconnectIntervalStart = 100 * time.Millisecond
-	DefaultReconnectIntervalMax   = 5 * time.Second
-	// DefaultMaxMessageSize bounds a message's body: 8 MiB.
-	DefaultMaxMessageSize = 8 << 20
-	// DefaultDeliveryLimit is the x-delivery-limit of quorum queues: the
+	defaultHeartbeat              = 60 * time.Second
+	defaultReconnectIntervalStart = 100 * time.Millisecond
+	defaultReconnectIntervalMax   = 5 * time.Second
+	// defaultMaxMessageSize bounds a message's body: 8 MiB.
+	defaultMaxMessageSize = 8 << 20
+	// defaultDeliveryLimit is the x-delivery-limit of quorum queues: the
 	// default of RabbitMQ 4, set explicitly so that every version does the
 	// same (3.x has no limit unless one is set).
-	DefaultDeliveryLimit = 20
+	defaultDeliveryLimit = 20
 )
 
 // closeTimeout bounds how long Close waits for the broker to acknowledge
@@ -47,7 +47,7 @@ const closeTimeout = 2 * time.Second
 // Options tune a connection.
 type Options struct {
 	// Heartbeat is the interval at which a dead peer is noticed; zero means
-	// DefaultHeartbeat, negative turns heartbeats off on both sides.
+	// 60 s (HEARTBEAT's default), negative turns heartbeats off on both sides.
 	Heartbeat time.Duration
 	// TLS configures amqps:// connections; nil means the system's roots (or
 	// the URI's cacertfile, certfile and keyfile) and the URI's host as the
@@ -60,7 +60,7 @@ type Options struct {
 	// Name is shown for the connection in RabbitMQ's management tools.
 	Name string
 	// MaxMessageSize bounds the body of every message sent or received, in
-	// bytes; zero means DefaultMaxMessageSize.
+	// bytes; zero means 8 MiB (MAX_MESSAGE_SIZE's default).
 	MaxMessageSize int64
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
@@ -78,12 +78,13 @@ type Options struct {
 	// makes: how many times a message may be delivered and returned
 	// unacknowledged (a consumer lost, a service stopped mid-work) before
 	// the broker drops it, or dead-letters it where the queue has a
-	// dead-letter exchange. Zero means DefaultDeliveryLimit.
+	// dead-letter exchange. Zero means 20 (QUEUE_DELIVERY_LIMIT's default,
+	// RabbitMQ 4's, set explicitly so that every version does the same).
 	DeliveryLimit int
 	// TopologyCheck is how often the exchanges, queues and bindings declared
 	// through the broker are declared again while connected, so that one
 	// deleted under a running service comes back (see watchTopology); zero
-	// means DefaultTopologyCheck, negative turns the check off.
+	// means 5 s, negative turns the check off.
 	TopologyCheck time.Duration
 	// OnRestore, when set, is called after each reconnect has restored the
 	// connection, its topology and its consumers (for metrics).
@@ -146,21 +147,21 @@ var _ transport.Broker = (*Broker)(nil)
 func New(uri string, opts Options) *Broker {
 	switch {
 	case opts.Heartbeat == 0:
-		opts.Heartbeat = DefaultHeartbeat
+		opts.Heartbeat = defaultHeartbeat
 	case opts.Heartbeat < 0:
 		opts.Heartbeat = 0
 	}
 	if opts.Reconnect.IntervalStart <= 0 {
-		opts.Reconnect.IntervalStart = DefaultReconnectIntervalStart
+		opts.Reconnect.IntervalStart = defaultReconnectIntervalStart
 	}
 	if opts.Reconnect.IntervalMax <= 0 {
-		opts.Reconnect.IntervalMax = DefaultReconnectIntervalMax
+		opts.Reconnect.IntervalMax = defaultReconnectIntervalMax
 	}
 	if opts.MaxMessageSize <= 0 {
-		opts.MaxMessageSize = DefaultMaxMessageSize
+		opts.MaxMessageSize = defaultMaxMessageSize
 	}
 	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = DefaultDeliveryLimit
+		opts.DeliveryLimit = defaultDeliveryLimit
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -7,9 +7,9 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// DefaultTopologyCheck is how often a connection checks the topology
+// defaultTopologyCheck is how often a connection checks the topology
 // declared through it, when Options.TopologyCheck is zero.
-const DefaultTopologyCheck = 5 * time.Second
+const defaultTopologyCheck = 5 * time.Second
 
 // watchTopology checks the recorded topology every Options.TopologyCheck
 // while connected, until Close.
@@ -27,7 +27,7 @@ func (b *Broker) watchTopology() {
 	defer b.wg.Done()
 	every := b.opts.TopologyCheck
 	if every == 0 {
-		every = DefaultTopologyCheck
+		every = defaultTopologyCheck
 	}
 	if every < 0 {
 		return

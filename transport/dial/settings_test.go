@@ -74,8 +74,8 @@ func TestFromSettingsTakesEveryKey(t *testing.T) {
 	if hb := amqp.New("amqp://localhost/", opts).Options().Heartbeat; hb != 7*time.Second {
 		t.Errorf("HEARTBEAT 7: the connection has %s", hb)
 	}
-	if hb := amqp.New("amqp://localhost/", amqp.Options{}).Options().Heartbeat; hb != config.DefaultHeartbeat {
-		t.Errorf("amqp.Options' default heartbeat %s is not config's %s", hb, config.DefaultHeartbeat)
+	if hb := amqp.New("amqp://localhost/", amqp.Options{}).Options().Heartbeat; hb != config.DefaultSettings().Heartbeat {
+		t.Errorf("amqp.Options' default heartbeat %s is not config's %s", hb, config.DefaultSettings().Heartbeat)
 	}
 }
 

@@ -21,9 +21,9 @@ import (
 // default broker, "memory://name" another one.
 const Scheme = "memory"
 
-// DefaultMaxMessageSize bounds a message's body when Options leave it zero:
+// defaultMaxMessageSize bounds a message's body when Options leave it zero:
 // 8 MiB, as transport/amqp's.
-const DefaultMaxMessageSize = 8 << 20
+const defaultMaxMessageSize = 8 << 20
 
 // errDisconnected is what Ready reports after Close.
 var errDisconnected = errors.New("hypha: not connected to the broker")
@@ -31,7 +31,7 @@ var errDisconnected = errors.New("hypha: not connected to the broker")
 // Options tune a connection to the embedded broker.
 type Options struct {
 	// MaxMessageSize bounds the body of every message published, in bytes;
-	// zero means DefaultMaxMessageSize. A larger message delivered to this
+	// zero means 8 MiB (MAX_MESSAGE_SIZE's default). A larger message delivered to this
 	// connection's consumers arrives malformed, its body dropped.
 	MaxMessageSize int64
 }
@@ -65,7 +65,7 @@ func New(uri string, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	if opts.MaxMessageSize <= 0 {
-		opts.MaxMessageSize = DefaultMaxMessageSize
+		opts.MaxMessageSize = defaultMaxMessageSize
 	}
 	registry.Lock()
 	s, ok := registry.servers[name]

@@ -124,7 +124,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func scaleStart(ctx context.Context, _ string, _ time.Duration, b *strings.Builder) error {
 	opts := []framework.Option{
 		framework.ConfigValues(map[string]any{"AMQP_URI": "memory://scale"}),
-		framework.WithLogger(quietLogger()),
+		framework.Logger(quietLogger()),
 	}
 	for i := range scaleServices {
 		opts = append(opts, framework.Service(fmt.Sprintf("calculator_%02d", i), func() calculator { return calculator{} }))
@@ -166,7 +166,7 @@ func scaleEvents(ctx context.Context, uri string, d time.Duration, b *strings.Bu
 	counter := &eventCounter{}
 	app, err := framework.New(
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri}),
-		framework.WithLogger(quietLogger()),
+		framework.Logger(quietLogger()),
 		framework.Service("bench_sink", func() *eventCounter { return counter }),
 	)
 	if err != nil {

@@ -70,7 +70,7 @@ func (s *Service) Register(r *entrypoint.Registry) {
 	// Broadcast: each event to every running instance, on a queue of its own
 	// that goes away with it (no stable identifier needed without reliable delivery).
 	events.Handle(r, "audit", Source, EventType, s.Audit,
-		events.Type(events.Broadcast), events.ReliableDelivery(false))
+		events.Type(events.Broadcast), events.UnreliableDelivery())
 	rpc.Handle(r, "sent", s.Sent,
 		rpc.Doc("Returns the last confirmations this instance sent, oldest first."))
 }

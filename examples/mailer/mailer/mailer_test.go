@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // records keeps the log records of a test, with their own attributes (not
-// the logger's): a slog.Handler for framework.WithLogger.
+// the logger's): a slog.Handler for framework.Logger.
 type records struct {
 	mu  sync.Mutex
 	got []slog.Record
@@ -60,7 +60,7 @@ func (r *records) count(handler, orderID string) (int, []string) {
 func TestOrderCreatedReachesMailer(t *testing.T) {
 	logs := &records{}
 	app := hyphatest.Start(t,
-		framework.WithLogger(slog.New(logs)),
+		framework.Logger(slog.New(logs)),
 		framework.Service(orders.Name, orders.New),
 		framework.Service(mailer.Name, mailer.New),
 	)
