@@ -51,11 +51,10 @@ func handle(t *testing.T, service string, maxRetries int, register func(r *entry
 
 func dispatcher(t *testing.T, source string) *events.Dispatcher {
 	t.Helper()
-	d, err := events.Dial(context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: source})
+	d, err := dialDispatcher(t, context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
 	return d
 }
 

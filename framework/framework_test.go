@@ -468,7 +468,7 @@ func TestRunsOnTheEmbeddedBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Stop(ctx)
-	broker, err := transportdial.Dial(ctx, uri, transportdial.Options{})
+	broker, err := transportdial.Dial(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}

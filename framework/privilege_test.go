@@ -185,7 +185,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"timer-ticker.beat", "timer-ticker.beat.delay")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	caller, err := rpc.Dial(ctx, rpc.Config{URI: callerURI, Timeout: 10 * time.Second})
+	caller, err := dialClient(t, ctx, callerURI, rpc.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,7 +193,7 @@ func sdkMetrics(tb testing.TB) ([]rpc.ServerInterceptor, []rpc.ClientInterceptor
 	return []rpc.ServerInterceptor{server}, []rpc.ClientInterceptor{client}
 }
 
-// hyphaCaller serves add with an rpc.Server and calls it through an rpc.Dial
+// hyphaCaller serves add with an rpc.Server and calls it through a standalone
 // client, with the interceptors of telemetry (none when nil).
 func hyphaCaller(telemetry benchTelemetry) func(tb testing.TB, service string) func(ctx context.Context) error {
 	return func(tb testing.TB, service string) func(ctx context.Context) error {
@@ -205,7 +205,7 @@ func hyphaCaller(telemetry benchTelemetry) func(tb testing.TB, service string) f
 			serverInts, clientInts = telemetry(tb)
 		}
 		benchServe(tb, service, serverInts)
-		c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(tb), Timeout: 10 * time.Second, Interceptors: clientInts})
+		c, err := dialClient(tb, context.Background(), testbroker.URI(tb), rpc.Config{Timeout: 10 * time.Second, Interceptors: clientInts})
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -52,7 +52,7 @@ func TestCloseDeletesReplyQueue(t *testing.T) {
 		name string
 		open func() *rpc.Client
 	}{
-		{"client made by Dial", func() *rpc.Client { return dial(t, 5*time.Second) }},
+		{"client on a connection of its own", func() *rpc.Client { return newClient(t, 5*time.Second) }},
 		{"client on a shared connection", func() *rpc.Client {
 			c := rpc.NewClient(shared, rpc.Config{Timeout: 5 * time.Second})
 			if err := c.Start(ctx); err != nil {

@@ -112,7 +112,7 @@ func TestHostileInputThroughTheBroker(t *testing.T) {
 			}
 			cctx, ccancel := context.WithTimeout(ctx, waitBound)
 			defer ccancel()
-			if got, err := rpc.Call[float64](cctx, dial(t, waitBound).Proxy(service), "add", rpc.Args(2, 3)); err != nil || got != 5 {
+			if got, err := rpc.Call[float64](cctx, newClient(t, waitBound).Proxy(service), "add", rpc.Args(2, 3)); err != nil || got != 5 {
 				t.Fatalf("next call: %v, %v", got, err)
 			}
 		})

@@ -53,10 +53,10 @@ func serveWith(t *testing.T, cfg rpc.ServerConfig, register func(r *entrypoint.R
 	return srv
 }
 
-// dial returns a standalone client closed when the test ends.
-func dial(t *testing.T, timeout time.Duration, interceptors ...rpc.ClientInterceptor) *rpc.Client {
+// newClient returns a standalone client closed when the test ends.
+func newClient(t *testing.T, timeout time.Duration, interceptors ...rpc.ClientInterceptor) *rpc.Client {
 	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout, Interceptors: interceptors})
+	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: timeout, Interceptors: interceptors})
 	if err != nil {
 		t.Fatal(err)
 	}

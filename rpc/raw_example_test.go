@@ -7,6 +7,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
@@ -33,8 +34,13 @@ func ExampleHandleRaw() {
 	}
 	defer srv.Stop(ctx)
 
-	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, Timeout: 5 * time.Second})
+	conn, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{Timeout: 5 * time.Second})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

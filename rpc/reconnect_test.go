@@ -57,8 +57,7 @@ func TestCallsSurviveConnectionLoss(t *testing.T) {
 	// second reply to the in-flight call would show there.
 	var logs logBuffer
 	var inflightID atomic.Value
-	c, err := rpc.Dial(context.Background(), rpc.Config{
-		URI: testbroker.URI(t), Timeout: 10 * time.Second, Logger: logs.logger(),
+	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: 10 * time.Second, Logger: logs.logger(),
 		Interceptors: []rpc.ClientInterceptor{func(ctx context.Context, call *rpc.CallInfo, next rpc.ClientInvoker) (json.RawMessage, error) {
 			if call.Method == "slow_double" {
 				inflightID.Store(call.CorrelationID)
@@ -196,7 +195,7 @@ func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
 			return "slept", nil
 		})
 	})
-	p := dial(t, 10*time.Second).Proxy("math_outage")
+	p := newClient(t, 10*time.Second).Proxy("math_outage")
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -48,7 +48,7 @@ func TestReplyTooLargeBecomesAnError(t *testing.T) {
 		}
 	}()
 	const timeout = 20 * time.Second
-	p := dial(t, timeout).Proxy("big_replies")
+	p := newClient(t, timeout).Proxy("big_replies")
 
 	start := time.Now()
 	_, err = rpc.Call[string](ctx, p, "echo", map[string]any{"n": 2 * limit})

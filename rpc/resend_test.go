@@ -227,7 +227,7 @@ func TestDuplicateRequestRunsOnce(t *testing.T) {
 func TestCallsSurviveConnectionLossWithoutIdempotent(t *testing.T) {
 	var runs atomic.Int64
 	serve(t, "math_resend", 4, mathService(&runs))
-	p := dial(t, 10*time.Second).Proxy("math_resend")
+	p := newClient(t, 10*time.Second).Proxy("math_resend")
 	waitAnswer(t, p, 5*time.Second)
 	runs.Store(0)
 

@@ -19,6 +19,7 @@ import (
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // timeout bounds starting and stopping an app, and a client's calls.
@@ -59,8 +60,14 @@ func Start(t testing.TB, opts ...framework.Option) *framework.App {
 // out after 10 s, closed when the test ends.
 func Dial(t testing.TB) *rpc.Client {
 	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout})
+	ctx := context.Background()
+	conn, err := dial.Dial(ctx, testbroker.URI(t), dial.Name(rpc.StandaloneOwner))
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := rpc.NewClient(conn, rpc.Config{Timeout: timeout})
+	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
