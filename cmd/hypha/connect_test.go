@@ -132,7 +132,7 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 	opened = func(b dial.Broker) {
 		t := cur
 		seen++
-		got := b.(*amqp.Broker).Options()
+		got := b.(interface{ Options() amqp.Options }).Options()
 		for _, f := range []struct {
 			key       string
 			got, want any

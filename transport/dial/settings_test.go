@@ -45,7 +45,7 @@ func TestSettingsTakesEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	got := b.(*amqp.Broker).Options()
+	got := b.(interface{ Options() amqp.Options }).Options()
 	for _, tt := range []struct {
 		key       string
 		got, want any
@@ -72,7 +72,7 @@ func TestSettingsTakesEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b7.Close()
-	if hb := b7.(*amqp.Broker).Options().Heartbeat; hb != 7*time.Second {
+	if hb := b7.(interface{ Options() amqp.Options }).Options().Heartbeat; hb != 7*time.Second {
 		t.Errorf("HEARTBEAT 7: the connection has %s", hb)
 	}
 	if hb := amqp.New("amqp://localhost/", amqp.Options{}).Options().Heartbeat; hb != config.DefaultHeartbeat {

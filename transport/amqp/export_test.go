@@ -1,0 +1,4 @@
+package amqp
+
+// Broker is the connection type, named for the package's external tests.
+type Broker = connection

@@ -1,0 +1,4 @@
+package memory
+
+// Broker is the connection type, named for the package's external tests.
+type Broker = connection
