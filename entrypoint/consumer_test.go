@@ -15,7 +15,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // outcome is how a delivery left the consumer: served, or refused and why.
@@ -30,7 +30,7 @@ type outcome struct {
 func consume(t *testing.T, serve func(ctx context.Context, d transport.Delivery), refuse func(d transport.Delivery, err error)) (b transport.Broker, queue string, stop func()) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

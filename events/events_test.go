@@ -14,7 +14,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func TestMain(m *testing.M) { testbroker.Main(m) }
@@ -28,7 +28,7 @@ type order struct {
 func handle(t *testing.T, service string, maxRetries int, register func(r *entrypoint.Registry)) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestRefusedDeadLetterQueueStopsTheStart(t *testing.T) {
 	defer ch.QueueDelete(dlq, false, false, false)
 
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func TestEventTracingAndMetrics(t *testing.T) {
@@ -33,7 +33,7 @@ func TestEventTracingAndMetrics(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // The benchmarks time request/reply round trips of a tiny add call over the
@@ -229,7 +229,7 @@ func hyphaCaller(telemetry benchTelemetry) func(tb testing.TB, service string) f
 func benchServe(tb testing.TB, service string, interceptors []rpc.ServerInterceptor) {
 	tb.Helper()
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(tb), amqp.Options{Name: service})
+	broker, err := dial.Dial(ctx, testbroker.URI(tb), dial.Name(service))
 	if err != nil {
 		tb.Fatal(err)
 	}

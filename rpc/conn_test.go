@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/rpc"
 	transportdial "github.com/hypha-go/hypha/transport/dial"
 )
@@ -28,4 +29,12 @@ func dialClient(t testing.TB, ctx context.Context, uri string, cfg rpc.Config) (
 		return nil, err
 	}
 	return c, nil
+}
+
+// maxMessageSize is the connection option of MAX_MESSAGE_SIZE n, config's
+// defaults otherwise.
+func maxMessageSize(n int64) transportdial.Option {
+	s := config.DefaultSettings()
+	s.MaxMessageSize = n
+	return transportdial.Settings(s)
 }

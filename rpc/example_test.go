@@ -11,7 +11,6 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
-	"github.com/hypha-go/hypha/transport/memory"
 )
 
 // exampleURI is the embedded broker the examples run on: copied into a
@@ -28,7 +27,7 @@ type lookupIn struct {
 // runUsers serves "users_example" until the returned function is called.
 func runUsers() (stop func()) {
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
+	broker, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
 		panic(err)
 	}
@@ -154,7 +153,7 @@ func ExampleMethod_Params() {
 // user (RPC_REPLY_KEY_PREFIX sets it for a service's calls).
 func ExampleConfig_replyKeyPrefix() {
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
+	broker, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
 		panic(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // TestHostileInputThroughTheBroker sends, through RabbitMQ, each input that
@@ -29,7 +29,7 @@ func TestHostileInputThroughTheBroker(t *testing.T) {
 	const big = 3000000000
 	const maxMessage = 1 << 20
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: service, MaxMessageSize: maxMessage})
+	broker, err := dial.Dial(ctx, testbroker.URI(t), dial.Name(service), maxMessageSize(maxMessage))
 	if err != nil {
 		t.Fatal(err)
 	}

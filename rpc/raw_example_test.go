@@ -8,14 +8,13 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
-	"github.com/hypha-go/hypha/transport/memory"
 )
 
 // A raw method acks a request before its slow work, then answers with JSON
 // that any caller, a nameko client included, reads as the call's result.
 func ExampleHandleRaw() {
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
+	broker, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
 		panic(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
@@ -180,7 +181,7 @@ func TestRawRequeuesAreBoundedOnTheEmbeddedBroker(t *testing.T) {
 	const uri = "memory://rpc-raw-requeues"
 	t.Cleanup(func() { memory.Reset("rpc-raw-requeues") })
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, uri, memory.Options{})
+	broker, err := dial.Dial(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}

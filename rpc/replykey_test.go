@@ -18,7 +18,7 @@ func TestReplyKeyPrefixChecked(t *testing.T) {
 	ctx := context.Background()
 	const uri = "memory://rpc-reply-key-prefix"
 	t.Cleanup(func() { memory.Reset("rpc-reply-key-prefix") })
-	broker, err := memory.Dial(ctx, uri, memory.Options{})
+	broker, err := dial.Dial(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func TestCallArguments(t *testing.T) {
@@ -362,7 +362,7 @@ func TestWrappedRemoteErrorKeepsPythonsValue(t *testing.T) {
 }
 
 func TestCallBeforeStartFailsAtOnce(t *testing.T) {
-	b, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(context.Background(), testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

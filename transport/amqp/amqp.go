@@ -178,16 +178,6 @@ func New(uri string, opts Options) *connection {
 	}
 }
 
-// Dial returns a connection connected to uri.
-func Dial(ctx context.Context, uri string, opts Options) (*connection, error) {
-	b := New(uri, opts)
-	if err := b.Connect(ctx); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return b, nil
-}
-
 // Connect opens the connection, retrying per Options.Reconnect while the
 // broker cannot be reached, until ctx ends. A refusal that retrying cannot
 // mend (bad credentials, no such vhost, a malformed URI) fails at once.

@@ -81,14 +81,6 @@ func New(uri string, opts Options) (*connection, error) {
 	return b, nil
 }
 
-// Dial is New for callers that want transport/amqp's Dial shape.
-func Dial(ctx context.Context, uri string, opts Options) (*connection, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return New(uri, opts)
-}
-
 // Reset closes every connection to the broker named name (as Close does)
 // and forgets its exchanges, queues and messages, so that the next New
 // starts afresh. Tests call it in cleanup; a name no broker has is ignored.
