@@ -31,7 +31,7 @@
 // messages go to x-dead-letter-exchange with an x-death header; nacked and
 // unsettled messages come back marked Redelivered. Messages are copied on
 // publish and on delivery, and headers come back as they would through
-// AMQP (see NormalizeHeaders).
+// AMQP (see normalizeHeaders).
 //
 // What it does not do: keep anything across processes (durable only means
 // nothing is lost while the process lives), cluster, speak the AMQP wire

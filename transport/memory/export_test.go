@@ -13,3 +13,6 @@ func Dial(ctx context.Context, uri string, opts Options) (*connection, error) {
 	}
 	return New(uri, opts)
 }
+
+// NormalizeHeaders is normalizeHeaders, for the package's external tests.
+var NormalizeHeaders = normalizeHeaders

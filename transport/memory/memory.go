@@ -172,7 +172,7 @@ func (b *connection) DeclareQueue(ctx context.Context, q transport.Queue) error 
 	if err := b.limits().Queue(q); err != nil {
 		return fmt.Errorf("hypha: declaring queue %s: %w", wire.Quote(q.Name), err)
 	}
-	args, err := NormalizeHeaders(q.Args)
+	args, err := normalizeHeaders(q.Args)
 	if err != nil {
 		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
 	}
@@ -283,7 +283,7 @@ func (b *connection) Publish(ctx context.Context, p transport.Publishing) error 
 	if err := b.limits().Publishing(p); err != nil {
 		return publishError(p, err)
 	}
-	headers, err := NormalizeHeaders(p.Headers)
+	headers, err := normalizeHeaders(p.Headers)
 	if err != nil {
 		return publishError(p, err)
 	}
