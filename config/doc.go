@@ -13,8 +13,8 @@
 //	for _, w := range cfg.Warnings() {
 //		log.Print(w) // config MAX_WORKER is not a Hypha key: did you mean MAX_WORKERS?
 //	}
-//	b, err := dial.Open(ctx, cfg.Settings, dial.Owner{Name: "reporter"}) // every connection-level key
-//	client := rpc.NewClient(b, rpc.ConfigFrom(cfg.Settings))             // every RPC_* key
+//	b, err := dial.Dial(ctx, cfg.AMQPURI, dial.Settings(cfg.Settings)) // every connection-level key
+//	client := rpc.NewClient(b, rpc.ConfigFrom(cfg.Settings))           // every RPC_* key
 //	dsn, err := cfg.String("users.db_dsn")     // a service's own key; an error if absent or not text
 //	fmt.Println(cfg.Source("MAX_WORKERS"))     // "default", "config.yaml", "$HYPHA_MAX_WORKERS" or "override"
 //

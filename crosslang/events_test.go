@@ -243,11 +243,10 @@ func TestHyphaDispatchReachesPythonConsumer(t *testing.T) {
 				consumer = startEventsConsumer(t, append(pyArgs, "--count", fmt.Sprint(len(payloads)), "--timeout", "30")...)
 			}
 
-			d, err := events.Dial(context.Background(), uri, events.DispatcherConfig{Source: tc.source})
+			d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: tc.source})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer d.Close()
 			ctx := contextdata.WithUserID(context.Background(), "u-7")
 			for _, p := range payloads {
 				if err := d.Dispatch(ctx, tc.typ, p); err != nil {

@@ -33,7 +33,7 @@ func TestIntrospectNamekoAndMixedFleet(t *testing.T) {
 	startNameko(t, uri, "rpc_service", "PyMixed", "rpc-py_mixed")
 	startApp(t, uri, framework.Service("py_mixed", func() mixed { return mixed{} }))
 
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 10 * time.Second})
+	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,11 +74,10 @@ func TestHyphaDispatchReachesNamekoHandlers(t *testing.T) {
 		"evt-hy_orders-order_created",
 		"evt-hy_orders-order_created--py_listener.on_broadcast-*")
 
-	d, err := events.Dial(context.Background(), uri, events.DispatcherConfig{Source: "hy_orders"})
+	d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: "hy_orders"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
 	ctx := contextdata.With(contextdata.WithUserID(context.Background(), "u-7"), "tenant", "acme")
 	payloads := []evtOrder{{1, "socks"}, {2, "shoes"}}
 	for _, p := range payloads {
@@ -166,12 +165,11 @@ func TestHyphaThroughNamekoToHyphaEvents(t *testing.T) {
 		}))
 	startNameko(t, uri, "relay_service", "PyRelay", "evt-hy_orders-order_relayed--py_relay.relay")
 
-	d, err := events.Dial(context.Background(), uri, events.DispatcherConfig{Source: "hy_orders",
+	d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: "hy_orders",
 		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
 	ctx := contextdata.With(contextdata.WithUserID(context.Background(), "u-7"), "tenant", "acme")
 	if err := d.Dispatch(ctx, "order_relayed", evtOrder{3, "hats"}); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func TestHyphaCallsRealNameko(t *testing.T) {
 	uri := testbroker.URI(t)
 	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
 
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 20 * time.Second})
+	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 		framework.Service(calculator.Name, calculator.New))
 	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
 
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 20 * time.Second,
+	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: 20 * time.Second,
 		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}})
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func TestTracesInJaeger(t *testing.T) {
 	}
 	res, _ := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", "e2e_caller")))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URI(t), Timeout: 10 * time.Second,
+	client, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{Timeout: 10 * time.Second,
 		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, propagation.TraceContext{})}})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestTracesOverGRPC(t *testing.T) {
 	ctx := context.Background()
 	app := runApp(t, map[string]any{"EXPORTER": "otlp", "ENDPOINT": j.OTLPGRPCEndpoint(), "PROTOCOL": "grpc"},
 		framework.Service("grpc_calculator", calculator.New))
-	client, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URI(t)})
+	client, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // outcome is how a delivery left the consumer: served, or refused and why.
@@ -27,10 +27,10 @@ type outcome struct {
 // consume runs a Consumer of a fresh queue on the test broker with serve,
 // until stop or the test's end. It returns the broker, for publishing, the
 // queue's name and stop.
-func consume(t *testing.T, serve func(ctx context.Context, d transport.Delivery), refuse func(d transport.Delivery, err error)) (b *amqp.Broker, queue string, stop func()) {
+func consume(t *testing.T, serve func(ctx context.Context, d transport.Delivery), refuse func(d transport.Delivery, err error)) (b transport.Broker, queue string, stop func()) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func consume(t *testing.T, serve func(ctx context.Context, d transport.Delivery)
 	return b, queue, stop
 }
 
-func send(t *testing.T, b *amqp.Broker, queue, body string, headers map[string]any) {
+func send(t *testing.T, b transport.Broker, queue, body string, headers map[string]any) {
 	t.Helper()
 	if err := b.Publish(context.Background(), transport.Publishing{RoutingKey: queue, Mandatory: true,
 		Message: transport.Message{Body: []byte(body), Headers: headers}}); err != nil {

@@ -13,12 +13,14 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // orderHandler registers a handler of source's order_created events that
@@ -52,7 +54,7 @@ func nextHandled(t *testing.T, source string, handled <-chan int, id int) {
 // which reports headers it cannot read rather than fail.
 func readDeadLetter(t *testing.T, queue string) transport.Delivery {
 	t.Helper()
-	b, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(context.Background(), testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func testUnreadableHeaders(t *testing.T, queueType string) {
 	handled := make(chan int, 4)
 	how := make(chan string, 4)
 	cfg := events.ServerConfig{OnDeadLetter: func(_, _, h string) { how <- h }}
-	if err := startLogged(t, service, amqp.Options{QueueType: queueType}, cfg, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, service, []dial.Option{queueTypeOption(queueType)}, cfg, orderHandler(source, handled)); err != nil {
 		t.Fatal(err)
 	}
 	headers := amqp091.Table{}
@@ -137,10 +139,10 @@ func (s *syncBuffer) String() string {
 
 // startLogged starts the handlers of service with cfg on a connection of
 // its own with opts, until the test ends.
-func startLogged(t *testing.T, service string, opts amqp.Options, cfg events.ServerConfig, register func(r *entrypoint.Registry)) error {
+func startLogged(t *testing.T, service string, opts []dial.Option, cfg events.ServerConfig, register func(r *entrypoint.Registry)) error {
 	t.Helper()
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), opts)
+	b, err := dial.Dial(ctx, testbroker.URI(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +199,7 @@ func TestQueueWithoutDeadLetterExchange(t *testing.T) {
 	handled := make(chan int, 4)
 	how := make(chan string, 4)
 	cfg := events.ServerConfig{Logger: slog.New(slog.NewTextHandler(&log, nil)), OnDeadLetter: func(_, _, h string) { how <- h }}
-	if err := startLogged(t, service, amqp.Options{}, cfg, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, service, nil, cfg, orderHandler(source, handled)); err != nil {
 		t.Fatalf("start on a queue nameko declared: %v", err)
 	}
 	if !strings.Contains(log.String(), "without a dead-letter exchange") || !strings.Contains(log.String(), "EVENTS.NAMEKO_QUEUES") {
@@ -230,17 +232,25 @@ func TestQueueWithoutDeadLetterExchange(t *testing.T) {
 func TestNamekoQueues(t *testing.T) {
 	const source = "orders_nameko"
 	handled := make(chan int, 4)
-	if err := startLogged(t, "mailer_nameko", amqp.Options{}, events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, "mailer_nameko", nil, events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled)); err != nil {
 		t.Fatal(err)
 	}
 	declareAsNameko(t, source, "evt-orders_nameko-order_created--mailer_nameko.on_created")
 	nextHandled(t, source, handled, 1)
 
-	if err := startLogged(t, "mailer_dlx", amqp.Options{}, events.ServerConfig{}, orderHandler(source, handled)); err != nil {
+	if err := startLogged(t, "mailer_dlx", nil, events.ServerConfig{}, orderHandler(source, handled)); err != nil {
 		t.Fatal(err)
 	}
-	err := startLogged(t, "mailer_dlx", amqp.Options{}, events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled))
+	err := startLogged(t, "mailer_dlx", nil, events.ServerConfig{NamekoQueues: true}, orderHandler(source, handled))
 	if !errors.Is(err, transport.ErrInequivalent) || !strings.Contains(err.Error(), "EVENTS.NAMEKO_QUEUES") {
 		t.Fatalf("start with NamekoQueues on a queue with dead-letter arguments: %v, want an error naming EVENTS.NAMEKO_QUEUES", err)
 	}
+}
+
+// queueTypeOption is the connection option of QUEUE_TYPE queueType,
+// config's defaults otherwise.
+func queueTypeOption(queueType string) dial.Option {
+	s := config.DefaultSettings()
+	s.QueueType = queueType
+	return dial.Settings(s)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // seq is a payload with a unique id, for counting deliveries per event.
@@ -29,9 +29,9 @@ type seq struct {
 // restores, when not nil, counts the connection's reconnects.
 func startService(t *testing.T, service string, maxRetries, poolSize int, restores *atomic.Int32, register func(r *entrypoint.Registry)) (stop func()) {
 	t.Helper()
-	opts := amqp.Options{Name: service + "-test"}
+	opts := []dial.Option{dial.Name(service + "-test")}
 	if restores != nil {
-		opts.OnRestore = func() { restores.Add(1) }
+		opts = append(opts, dial.OnRestore(func() { restores.Add(1) }))
 	}
 	return startServer(t, opts, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(poolSize),
 		MaxRetries: maxRetries, ParentCallsTracked: 10}, register)
@@ -39,12 +39,12 @@ func startService(t *testing.T, service string, maxRetries, poolSize int, restor
 
 // startServer runs an events server configured by cfg on a connection of
 // its own made with opts; see startService.
-func startServer(t *testing.T, opts amqp.Options, cfg events.ServerConfig, register func(r *entrypoint.Registry)) (stop func()) {
+func startServer(t *testing.T, opts []dial.Option, cfg events.ServerConfig, register func(r *entrypoint.Registry)) (stop func()) {
 	t.Helper()
 	service := cfg.Service
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), opts)
+	b, err := dial.Dial(ctx, testbroker.URI(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,13 +409,13 @@ func TestDispatchThroughConnectionDrops(t *testing.T) {
 		defer restoredMu.Unlock()
 		return append([]int32(nil), restoredAt...)
 	}
-	b, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{Name: source + "-dispatcher",
-		OnRestore: func() {
+	b, err := dial.Dial(context.Background(), testbroker.URI(t), dial.Name(source+"-dispatcher"),
+		dial.OnRestore(func() {
 			dispatcherRestores.Add(1)
 			restoredMu.Lock()
 			restoredAt = append(restoredAt, dispatched.Load())
 			restoredMu.Unlock()
-		}})
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,17 +20,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/dial"
 )
 
 const (
@@ -53,10 +50,6 @@ type DispatcherConfig struct {
 	PublishTimeout time.Duration
 	// Interceptors wrap every Dispatch, the first outermost.
 	Interceptors []entrypoint.Interceptor
-
-	// Logger receives the connection's events; used by Dial only (nil is
-	// slog.Default()).
-	Logger *slog.Logger
 }
 
 // EventDispatcher is what a service needs to dispatch events: the method of
@@ -77,7 +70,6 @@ var _ EventDispatcher = (*Dispatcher)(nil)
 type Dispatcher struct {
 	broker transport.Broker
 	cfg    DispatcherConfig
-	owns   bool // Dial made the connection, so Close closes it
 
 	// declaring is held by the one Dispatch declaring the exchange; others
 	// wait for it no longer than their own context allows.
@@ -85,37 +77,21 @@ type Dispatcher struct {
 	declared  atomic.Bool // the exchange is declared (and redeclared on reconnect by the broker)
 }
 
-// NewDispatcher returns a dispatcher publishing over broker.
-func NewDispatcher(broker transport.Broker, cfg DispatcherConfig) *Dispatcher {
+// NewDispatcher returns a dispatcher publishing over conn, usable at once:
+// it declares its exchange on its first Dispatch. It does not own conn. A
+// program that is not a service (nameko's event_dispatcher) dials its
+// connection with dial.Dial:
+//
+//	conn, err := dial.Dial(ctx, uri)
+//	if err != nil { ... }
+//	defer conn.Close()
+//	d := events.NewDispatcher(conn, events.DispatcherConfig{Source: "orders"})
+//	err = d.Dispatch(ctx, "order_created", order)
+func NewDispatcher(conn transport.Broker, cfg DispatcherConfig) *Dispatcher {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = defaultPublishTimeout
 	}
-	return &Dispatcher{broker: broker, cfg: cfg, declaring: make(chan struct{}, 1)}
-}
-
-// Dial connects to the broker at uri and returns a dispatcher that owns the
-// connection, for programs that are not services (nameko's event_dispatcher).
-// The connection is config's default one, as rpc.Dial's; a program that has
-// loaded config opens its connection with dial.Open and calls NewDispatcher
-// on it.
-func Dial(ctx context.Context, uri string, cfg DispatcherConfig) (*Dispatcher, error) {
-	settings := config.DefaultSettings()
-	settings.AMQPURI = uri
-	broker, err := dial.Open(ctx, settings, dial.Owner{Name: cfg.Source + "-dispatcher", Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
-	}
-	d := NewDispatcher(broker, cfg)
-	d.owns = true
-	return d, nil
-}
-
-// Close closes the connection of a dispatcher made by Dial; for others it does nothing.
-func (d *Dispatcher) Close() error {
-	if d.owns {
-		return d.broker.Close()
-	}
-	return nil
+	return &Dispatcher{broker: conn, cfg: cfg, declaring: make(chan struct{}, 1)}
 }
 
 // Source is the service whose events d dispatches.

@@ -1,10 +1,8 @@
 package events_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -68,24 +66,5 @@ func TestDispatchHonoursItsDeadlineBehindADeclaration(t *testing.T) {
 	}
 	if n := len(b.declaring); n != 0 {
 		t.Errorf("the exchange was declared %d more times after it succeeded", n)
-	}
-}
-
-// TestDialLogsToLogger: events.Dial logs the connection's events to Logger,
-// as rpc.Dial does.
-func TestDialLogsToLogger(t *testing.T) {
-	var logs bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	d, err := events.Dial(ctx, "amqp://guest:guest@127.0.0.1:1/", events.DispatcherConfig{
-		Source: "unreachable",
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-	})
-	if err == nil {
-		d.Close()
-		t.Fatal("dialled a broker that is not there")
-	}
-	if !strings.Contains(logs.String(), "broker not reachable yet") {
-		t.Errorf("the logger got %q, want the connection's warning", logs.String())
 	}
 }

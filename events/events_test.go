@@ -14,7 +14,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func TestMain(m *testing.M) { testbroker.Main(m) }
@@ -28,7 +28,7 @@ type order struct {
 func handle(t *testing.T, service string, maxRetries int, register func(r *entrypoint.Registry)) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +51,10 @@ func handle(t *testing.T, service string, maxRetries int, register func(r *entry
 
 func dispatcher(t *testing.T, source string) *events.Dispatcher {
 	t.Helper()
-	d, err := events.Dial(context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: source})
+	d, err := dialDispatcher(t, context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
 	return d
 }
 
@@ -177,7 +176,7 @@ func TestRefusedDeadLetterQueueStopsTheStart(t *testing.T) {
 	defer ch.QueueDelete(dlq, false, false, false)
 
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

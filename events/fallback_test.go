@@ -15,7 +15,7 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // failingHandler registers a handler of source's order_created events that
@@ -43,7 +43,7 @@ func TestCopyRefusedForNowRequeuesAfterAPause(t *testing.T) {
 		OnDeadLetter: func(_, _, h string) { how <- h }}
 	// Without the topology check, which would declare the queue again by
 	// itself.
-	if err := startLogged(t, service, amqp.Options{TopologyCheck: -1}, cfg, failingHandler(source, began, "no stock")); err != nil {
+	if err := startLogged(t, service, []dial.Option{dial.TopologyCheck(-1)}, cfg, failingHandler(source, began, "no stock")); err != nil {
 		t.Fatal(err)
 	}
 	ch := rawamqp.Channel(t, testbroker.URI(t), nil)
@@ -89,7 +89,7 @@ func TestCopyThatNeverFitsMovesTheEventWhole(t *testing.T) {
 	how := make(chan string, 4)
 	cfg := events.ServerConfig{MaxRetries: 0, Logger: slog.New(slog.DiscardHandler), OnDeadLetter: func(_, _, h string) { how <- h }}
 	why := strings.Repeat("out of stock ", 200) // cut to the error header's bound
-	if err := startLogged(t, service, amqp.Options{}, cfg, failingHandler(source, began, why)); err != nil {
+	if err := startLogged(t, service, nil, cfg, failingHandler(source, began, why)); err != nil {
 		t.Fatal(err)
 	}
 	// RabbitMQ's default frame_max is 131072; the event's headers leave

@@ -13,7 +13,7 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // TestHandlerCutShortByALostConnection: a handler whose publish lost its
@@ -22,7 +22,7 @@ import (
 // and not dead-lettered, logged at warn, never at error.
 func TestHandlerCutShortByALostConnection(t *testing.T) {
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
 )
 
 func TestRetryDelay(t *testing.T) {
@@ -124,7 +123,7 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 	delay := events.RetryDelay{Initial: 400 * time.Millisecond, Multiplier: 2, Max: 5 * time.Second}
 	var attempts attemptLog
 	other := make(chan time.Time, 1)
-	startServer(t, amqp.Options{}, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(1), MaxRetries: 3, RetryDelay: delay},
+	startServer(t, nil, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(1), MaxRetries: 3, RetryDelay: delay},
 		func(r *entrypoint.Registry) {
 			events.Handle(r, "on_created", source, "order_created", func(ctx context.Context, o order) error {
 				if o.ID == 2 {
@@ -203,7 +202,7 @@ func TestPendingRetrySurvivesRestart(t *testing.T) {
 			}, events.RequeueOnError())
 		}
 	}
-	stop := startServer(t, amqp.Options{}, cfg, register("first"))
+	stop := startServer(t, nil, cfg, register("first"))
 	if err := dispatcher(t, source).Dispatch(context.Background(), "order_created", order{ID: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +225,7 @@ func TestPendingRetrySurvivesRestart(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { n, err := queueDepth(t, queue); return err == nil && n == 1 }) {
 		t.Fatal("the retry did not come back to the handler's queue after its delay while no instance ran")
 	}
-	startServer(t, amqp.Options{}, cfg, register("second"))
+	startServer(t, nil, cfg, register("second"))
 	select {
 	case got := <-retried:
 		if got != "second attempt 2" {
@@ -245,7 +244,7 @@ func TestBroadcastRetryGoesWithItsQueue(t *testing.T) {
 	delay := events.RetryDelay{Initial: 5 * time.Second}
 	failed := make(chan struct{}, 1)
 	var queue transport.Queue
-	stop := startServer(t, amqp.Options{}, events.ServerConfig{Service: service, MaxRetries: 1, RetryDelay: delay},
+	stop := startServer(t, nil, events.ServerConfig{Service: service, MaxRetries: 1, RetryDelay: delay},
 		func(r *entrypoint.Registry) {
 			events.Handle(r, "audit", source, "order_created", func(ctx context.Context, o order) error {
 				failed <- struct{}{}

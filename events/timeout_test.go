@@ -11,14 +11,14 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // TestHandlerHasADeadline: a handler's context ends after HandlerTimeout;
 // a handler that runs past it has failed, and its event is dead-lettered.
 func TestHandlerHasADeadline(t *testing.T) {
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -322,7 +322,9 @@ func TestCloseWhileBlocked(t *testing.T) {
 	if err := app.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	client, err := rpc.Dial(ctx, rpc.Config{URI: uri, Logger: log.With("side", "client")})
+	// Closing it closes the client, then its connection, as a program's
+	// shutdown does.
+	client, err := openClient(ctx, t, map[string]any{"AMQP_URI": uri}, log.With("side", "client"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func (c ownedClient) Close() error {
 
 // openClient connects an RPC client as a program that has loaded config
 // does: the settings are config's with values on top, the connection is
-// dial.Open's and the client's Config rpc.ConfigFrom's. The client and its
+// dial.Dial's with dial.Settings, and the client's Config rpc.ConfigFrom's. The client and its
 // connection are closed when the test ends, if the test has not closed
 // them; ics wrap its calls.
 func openClient(ctx context.Context, t *testing.T, values map[string]any, log *slog.Logger,
@@ -41,7 +41,7 @@ func openClient(ctx context.Context, t *testing.T, values map[string]any, log *s
 	if err != nil {
 		return ownedClient{}, err
 	}
-	b, err := dial.Open(ctx, cfg.Settings, dial.Owner{Name: rpc.StandaloneOwner, Logger: log})
+	b, err := dial.Dial(ctx, cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name(rpc.StandaloneOwner), dial.Logger(log))
 	if err != nil {
 		return ownedClient{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/rpc"
+	transportdial "github.com/hypha-go/hypha/transport/dial"
 )
 
 // New builds an app that can be started and stopped from code: here two
@@ -29,8 +30,13 @@ func ExampleNew() {
 	}
 	defer app.Stop(ctx)
 
-	client, err := rpc.Dial(ctx, rpc.Config{URI: "memory://framework-example"})
+	conn, err := transportdial.Dial(ctx, "memory://framework-example")
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

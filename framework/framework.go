@@ -346,7 +346,8 @@ type connection struct{ broker dial.Broker }
 
 func newConnection(lc fx.Lifecycle, cfg Config, log *slog.Logger, t *telemetry, name string,
 	onGiveUp func(error)) (*connection, error) {
-	broker, err := dial.FromSettings(cfg.Settings, dial.Owner{Name: name, Logger: log, OnRestore: t.restored, OnGiveUp: onGiveUp})
+	broker, err := dial.Dial(context.Background(), cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name(name),
+		dial.Logger(log), dial.OnRestore(t.restored), dial.OnGiveUp(onGiveUp), dial.Lazy())
 	if err != nil {
 		return nil, err
 	}

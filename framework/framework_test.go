@@ -74,7 +74,7 @@ func start(t testing.TB, opts ...framework.Option) *framework.App {
 // out after timeout, closed when the test ends.
 func dial(t testing.TB) *rpc.Client {
 	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout})
+	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +508,7 @@ func TestRunsOnTheEmbeddedBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Stop(ctx)
-	broker, err := transportdial.Dial(ctx, uri, transportdial.Options{})
+	broker, err := transportdial.Dial(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/rpc"
+	transportdial "github.com/hypha-go/hypha/transport/dial"
 )
 
 // Interceptors wrap every entrypoint kind, here an RPC call; the same
@@ -33,8 +34,13 @@ func ExampleInterceptors() {
 		panic(err)
 	}
 	defer app.Stop(ctx)
-	client, err := rpc.Dial(ctx, rpc.Config{URI: "memory://framework-interceptors-example"})
+	conn, err := transportdial.Dial(ctx, "memory://framework-interceptors-example")
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

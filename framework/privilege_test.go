@@ -22,7 +22,7 @@ import (
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/timer"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	transportdial "github.com/hypha-go/hypha/transport/dial"
 )
 
 // servicePermissions are the configure, write and read regular expressions
@@ -185,7 +185,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"timer-ticker.beat", "timer-ticker.beat.delay")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	caller, err := rpc.Dial(ctx, rpc.Config{URI: callerURI, Timeout: 10 * time.Second})
+	caller, err := dialClient(t, ctx, callerURI, rpc.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestLeastPrivilege(t *testing.T) {
 		if who == "caller" {
 			uri = caller2URI
 		}
-		b, err := amqp.Dial(ctx, uri, amqp.Options{})
+		b, err := transportdial.Dial(ctx, uri)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,12 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport"
 	transportdial "github.com/hypha-go/hypha/transport/dial"
 )
 
@@ -136,7 +136,7 @@ func TestPasswordNeverShows(t *testing.T) {
 			})
 			guest, _ := url.Parse(uri)
 			guest.User = url.UserPassword("guest", "guest")
-			c, err := rpc.Dial(context.Background(), rpc.Config{URI: guest.String(), Logger: quiet})
+			c, err := dialClient(t, context.Background(), guest.String(), rpc.Config{Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -286,32 +286,34 @@ func TestStartErrorsHideThePassword(t *testing.T) {
 				}
 				return err
 			})
-			policy := transport.ReconnectPolicy{IntervalStart: 50 * time.Millisecond, IntervalMax: 100 * time.Millisecond,
-				MaxElapsed: 500 * time.Millisecond}
-			// rpc.Dial and events.Dial take config's default RECONNECT: their
-			// context ends the wait.
-			record("rpc.Dial", func() error {
+			// A client's and a dispatcher's connections without settings
+			// take config's default RECONNECT: their context ends the wait.
+			record("rpc client", func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
-				c, err := rpc.Dial(ctx, rpc.Config{URI: tt.uri, Logger: log})
+				c, err := dialClient(t, ctx, tt.uri, rpc.Config{Logger: log})
 				if err == nil {
 					c.Close()
 				}
 				return err
 			})
-			record("events.Dial", func() error {
+			record("events dispatcher", func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
-				d, err := events.Dial(ctx, tt.uri, events.DispatcherConfig{Source: "audit", Logger: log})
+				b, err := transportdial.Dial(ctx, tt.uri, transportdial.Name("audit-dispatcher"), transportdial.Logger(log))
 				if err == nil {
-					d.Close()
+					events.NewDispatcher(b, events.DispatcherConfig{Source: "audit"})
+					b.Close()
 				}
 				return err
 			})
 			record("dial.Dial", func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
-				b, err := transportdial.Dial(ctx, tt.uri, transportdial.Options{Logger: log, Reconnect: policy})
+				s := config.DefaultSettings()
+				s.Reconnect = config.ReconnectPolicy{IntervalStart: 50 * time.Millisecond, IntervalMax: 100 * time.Millisecond,
+					MaxElapsed: 500 * time.Millisecond}
+				b, err := transportdial.Dial(ctx, tt.uri, transportdial.Settings(s), transportdial.Logger(log))
 				if err == nil {
 					b.Close()
 				}

@@ -87,7 +87,7 @@ func TestReplyKeyPrefixStopsSpoofing(t *testing.T) {
 	start(t, framework.Service("topic_oracle", func() *oracle { return o }))
 	aliceURI := topicUser(t, "topic-alice", callerPermissions("alice"), callerTopicPermissions("alice"))
 
-	alice, err := rpc.Dial(ctx, rpc.Config{URI: aliceURI, Owner: "alice", ReplyKeyPrefix: "reply.alice", Timeout: 10 * time.Second})
+	alice, err := dialClient(t, ctx, aliceURI, rpc.Config{Owner: "alice", ReplyKeyPrefix: "reply.alice", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestReplyKeyPrefixStopsSpoofing(t *testing.T) {
 	}
 	// Alice's user may bind only keys with her prefix: without it, her
 	// client cannot bind its reply queue, and the error says what is missing.
-	_, err = rpc.Dial(ctx, rpc.Config{URI: aliceURI, Owner: "alice", Timeout: 10 * time.Second})
+	_, err = dialClient(t, ctx, aliceURI, rpc.Config{Owner: "alice", Timeout: 10 * time.Second})
 	for _, want := range []string{"ACCESS_REFUSED - access to topic", "in exchange 'nameko-rpc'",
 		`the user needs the topic permission read on key`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -127,7 +127,7 @@ func TestReplyKeyPrefixStopsSpoofing(t *testing.T) {
 		wantTopicRefused(t, "alice binding "+key, err)
 	}
 	// Nor answer bob's call with a reply of her own.
-	bob, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URI(t), ReplyKeyPrefix: "reply.bob", Timeout: 10 * time.Second})
+	bob, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{ReplyKeyPrefix: "reply.bob", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -236,11 +236,10 @@ func TestDeadLettersCounted(t *testing.T) {
 		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
 		framework.Service("dl_counter", func() failingHandler { return failingHandler{} }),
 	)
-	d, err := events.Dial(context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: "dl_src"})
+	d, err := dialDispatcher(t, context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: "dl_src"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
 	if err := d.Dispatch(context.Background(), "boom", "x"); err != nil {
 		t.Fatal(err)
 	}

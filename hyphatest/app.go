@@ -90,7 +90,7 @@ func Start(t TB, opts ...framework.Option) *App {
 		}
 	})
 	// The client connects as the app does, with every key of its config.
-	if a.broker, err = dial.Open(ctx, app.Config().Settings, dial.Owner{Name: "hyphatest"}); err != nil {
+	if a.broker, err = dial.Dial(ctx, app.Config().AMQPURI, dial.Settings(app.Config().Settings), dial.Name("hyphatest")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.broker.Close() })

@@ -10,6 +10,7 @@ import (
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // Fetch asks a running service what it offers: here the calculator, on the
@@ -28,8 +29,13 @@ func ExampleFetch() {
 		panic(err)
 	}
 	defer app.Stop(ctx)
-	client, err := rpc.Dial(ctx, rpc.Config{URI: "memory://introspect-example"})
+	conn, err := dial.Dial(ctx, "memory://introspect-example")
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

@@ -38,7 +38,7 @@ func TestLostConnectionErrorIsNeverTheReply(t *testing.T) {
 			return nil
 		})
 	})
-	c := dial(t, 10*time.Second)
+	c := newClient(t, 10*time.Second)
 	var got string
 	if err := c.Proxy(service).Call(context.Background(), "save", struct{}{}, &got); err != nil || got != "saved" {
 		t.Fatalf("call: %q, %v; want the answer of the run after the lost connection", got, err)

@@ -318,7 +318,7 @@ func TestBadInputServerSurvives(t *testing.T) {
 				// With prefetch 1, a request still unacknowledged would block this call.
 				fctx, fcancel := context.WithTimeout(context.Background(), waitBound)
 				defer fcancel()
-				got, err := rpc.Call[float64](fctx, dial(t, waitBound).Proxy(service), "add", rpc.Args(2, 3))
+				got, err := rpc.Call[float64](fctx, newClient(t, waitBound).Proxy(service), "add", rpc.Args(2, 3))
 				if err != nil || got != 5 {
 					t.Fatalf("follow-up call: %v, %v", got, err)
 				}
@@ -372,7 +372,7 @@ func TestBadInputServerSurvives(t *testing.T) {
 	// redelivered.
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
-	got, err := rpc.Call[float64](ctx, dial(t, waitBound).Proxy(service), "add", map[string]any{"a": 20, "b": 22})
+	got, err := rpc.Call[float64](ctx, newClient(t, waitBound).Proxy(service), "add", map[string]any{"a": 20, "b": 22})
 	if err != nil || got != 42 {
 		t.Fatalf("normal call after bad input: %v, %v", got, err)
 	}

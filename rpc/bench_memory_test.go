@@ -55,7 +55,7 @@ func BenchmarkCallEmbedded(b *testing.B) {
 // benchWorkers, and returns a standalone client's call.
 func embeddedCaller(tb testing.TB, uri string) func(ctx context.Context) error {
 	ctx := context.Background()
-	broker, err := transportdial.Dial(ctx, uri, transportdial.Options{})
+	broker, err := transportdial.Dial(ctx, uri)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func embeddedCaller(tb testing.TB, uri string) func(ctx context.Context) error {
 	if err := srv.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	c, err := rpc.Dial(ctx, rpc.Config{URI: uri, Timeout: 10 * time.Second})
+	c, err := dialClient(tb, ctx, uri, rpc.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}

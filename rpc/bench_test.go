@@ -24,7 +24,7 @@ import (
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/telemetry"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // The benchmarks time request/reply round trips of a tiny add call over the
@@ -190,7 +190,7 @@ func sdkMetrics(tb testing.TB) ([]entrypoint.Interceptor, []entrypoint.Intercept
 	return []entrypoint.Interceptor{metrics}, []entrypoint.Interceptor{metrics}
 }
 
-// hyphaCaller serves add with an rpc.Server and calls it through an rpc.Dial
+// hyphaCaller serves add with an rpc.Server and calls it through a standalone
 // client, with the interceptors setUp returns (none when nil).
 func hyphaCaller(setUp benchTelemetry) func(tb testing.TB, service string) func(ctx context.Context) error {
 	return func(tb testing.TB, service string) func(ctx context.Context) error {
@@ -202,7 +202,7 @@ func hyphaCaller(setUp benchTelemetry) func(tb testing.TB, service string) func(
 			serverInts, clientInts = setUp(tb)
 		}
 		benchServe(tb, service, serverInts)
-		c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(tb), Timeout: 10 * time.Second, Interceptors: clientInts})
+		c, err := dialClient(tb, context.Background(), testbroker.URI(tb), rpc.Config{Timeout: 10 * time.Second, Interceptors: clientInts})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -226,7 +226,7 @@ func hyphaCaller(setUp benchTelemetry) func(tb testing.TB, service string) func(
 func benchServe(tb testing.TB, service string, interceptors []entrypoint.Interceptor) {
 	tb.Helper()
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(tb), amqp.Options{Name: service})
+	broker, err := dial.Dial(ctx, testbroker.URI(tb), dial.Name(service))
 	if err != nil {
 		tb.Fatal(err)
 	}

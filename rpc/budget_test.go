@@ -29,7 +29,7 @@ func TestLargeRequestsTakeTurnsForTheBudget(t *testing.T) {
 			return len(in.S), nil
 		})
 	})
-	proxy := dial(t, 30*time.Second).Proxy("budgeted")
+	proxy := newClient(t, 30*time.Second).Proxy("budgeted")
 	big := strings.Repeat("x", 1<<20)
 	var wg sync.WaitGroup
 	for range 4 {

@@ -56,7 +56,7 @@ func TestHandlerContextEndsWithTheConnection(t *testing.T) {
 			return "", ctx.Err()
 		})
 	})
-	reply := dial(t, 30*time.Second).Proxy(service).CallAsync(context.Background(), "hold", struct{}{})
+	reply := newClient(t, 30*time.Second).Proxy(service).CallAsync(context.Background(), "hold", struct{}{})
 	select {
 	case <-started:
 	case <-time.After(waitBound):
@@ -140,7 +140,7 @@ func TestHandlerTimeoutIsNotAFailure(t *testing.T) {
 				return "", ctx.Err()
 			})
 		})
-	_, err := rpc.Call[string](context.Background(), dial(t, 300*time.Millisecond).Proxy(service), "wait", struct{}{})
+	_, err := rpc.Call[string](context.Background(), newClient(t, 300*time.Millisecond).Proxy(service), "wait", struct{}{})
 	if !errors.Is(err, rpc.ErrTimeout) {
 		t.Fatalf("call: %v, want ErrTimeout", err)
 	}
@@ -158,7 +158,7 @@ func TestHandlerTimeoutIsNotAFailure(t *testing.T) {
 func TestCallPastItsDeadline(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	_, err := rpc.Call[float64](ctx, dial(t, waitBound).Proxy("math_anything"), "add", rpc.Args(1, 2))
+	_, err := rpc.Call[float64](ctx, newClient(t, waitBound).Proxy("math_anything"), "add", rpc.Args(1, 2))
 	if !errors.Is(err, rpc.ErrTimeout) || !strings.Contains(err.Error(), "deadline had passed before the call was made") {
 		t.Fatalf("err = %v", err)
 	}

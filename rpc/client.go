@@ -13,16 +13,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // errNotStarted is returned by calls through a client whose Start has not
 // succeeded: without its reply queue, no reply could reach it.
-var errNotStarted = errors.New("hypha: rpc client not started: call Start first, or use Dial")
+var errNotStarted = errors.New("hypha: rpc client not started: call its Start first")
 
 // StandaloneOwner names the reply queue and call ids of a client that is not
 // a service, as nameko 2.14's standalone proxy (ClusterRpcProxy) names its
@@ -33,11 +31,6 @@ const StandaloneOwner = "standalone_rpc_proxy"
 
 // Config says how a client calls services.
 type Config struct {
-	// URI is the broker to connect to; used by Dial only, which sets up the
-	// connection as config's defaults do. A program that has loaded config
-	// opens its connection with dial.Open, so that every connection-level
-	// key applies, and calls NewClient on it.
-	URI string
 	// Owner names the client's reply queue ("rpc.reply-<Owner>-<uuid>") and,
 	// outside a worker, its call ids: a service's name, or StandaloneOwner.
 	Owner string
@@ -85,7 +78,6 @@ type Config struct {
 // own. It is safe for concurrent use; create proxies with Proxy.
 type Client struct {
 	broker   transport.Broker
-	owns     bool // Dial made the broker connection, so Close closes it
 	cfg      Config
 	replyKey string
 	queue    string
@@ -97,36 +89,18 @@ type Client struct {
 	closed  chan struct{}
 }
 
-// Dial connects to cfg.URI and returns a client that owns the connection, for
-// programs that are not services (nameko's ClusterRpcClient). The
-// connection is config's default one (config.DefaultSettings with AMQP_URI
-// set to cfg.URI), named after cfg.Owner.
-func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	if cfg.Owner == "" {
-		cfg.Owner = StandaloneOwner
-	}
-	if err := checkReplyKeyPrefix(cfg.ReplyKeyPrefix); err != nil {
-		return nil, err
-	}
-	settings := config.DefaultSettings()
-	settings.AMQPURI = cfg.URI
-	broker, err := dial.Open(ctx, settings, dial.Owner{Name: cfg.Owner, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
-	}
-	c := NewClient(broker, cfg)
-	c.owns = true
-	if err := c.Start(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// NewClient returns a client that calls services over broker once Start has
-// declared its reply queue. cfg.URI is not used: the broker is connected by
-// its owner.
-func NewClient(broker transport.Broker, cfg Config) *Client {
+// NewClient returns a client that calls services over conn once Start has
+// declared its reply queue. The client does not own conn: Close leaves it
+// open. A program that is not a service (nameko's ClusterRpcClient) dials
+// its connection with dial.Dial and starts the client itself:
+//
+//	conn, err := dial.Dial(ctx, uri)
+//	if err != nil { ... }
+//	defer conn.Close()
+//	client := rpc.NewClient(conn, rpc.Config{})
+//	if err := client.Start(ctx); err != nil { ... }
+//	defer client.Close()
+func NewClient(conn transport.Broker, cfg Config) *Client {
 	if cfg.Owner == "" {
 		cfg.Owner = StandaloneOwner
 	}
@@ -143,7 +117,7 @@ func NewClient(broker transport.Broker, cfg Config) *Client {
 		cfg.Logger = slog.Default()
 	}
 	c := &Client{
-		broker:   broker,
+		broker:   conn,
 		cfg:      cfg,
 		replyKey: uuid.NewString(),
 		err:      checkReplyKeyPrefix(cfg.ReplyKeyPrefix),
@@ -217,9 +191,9 @@ func checkReplyKeyPrefix(p string) error {
 func (c *Client) Proxy(service string) *Proxy { return &Proxy{client: c, service: service} }
 
 // Close fails calls still waiting with ErrClosed, stops consuming replies,
-// deletes the reply queue (waiting at most closeTimeout for the broker) and,
-// for a client made by Dial, closes the connection. Calls after Close fail
-// with ErrClosed.
+// and deletes the reply queue (waiting at most closeTimeout for the broker);
+// it leaves the connection open for its owner to close. Calls after Close
+// fail with ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	select {
@@ -232,9 +206,6 @@ func (c *Client) Close() error {
 	consumer := c.consumer
 	c.mu.Unlock()
 	if consumer == nil { // never started: there is no reply queue
-		if c.owns {
-			return c.broker.Close()
-		}
 		return nil
 	}
 	err := consumer.Close()
@@ -243,9 +214,6 @@ func (c *Client) Close() error {
 	if delErr := c.broker.DeleteQueue(ctx, c.queue); delErr != nil {
 		// It expires on its own, replyQueueExpiry after its consumer left.
 		c.cfg.Logger.Debug("hypha: reply queue not deleted; it expires on its own", "queue", c.queue, "error", delErr)
-	}
-	if c.owns {
-		return errors.Join(err, c.broker.Close())
 	}
 	return err
 }

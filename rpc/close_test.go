@@ -12,7 +12,7 @@ import (
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // queueExists reports whether the test vhost has a queue named name, with a
@@ -43,7 +43,7 @@ func queueExists(t *testing.T, name string) bool {
 func TestCloseDeletesReplyQueue(t *testing.T) {
 	serve(t, "math_close", 1, mathService(nil))
 	ctx := context.Background()
-	shared, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	shared, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestCloseDeletesReplyQueue(t *testing.T) {
 		name string
 		open func() *rpc.Client
 	}{
-		{"client made by Dial", func() *rpc.Client { return dial(t, 5*time.Second) }},
+		{"client on a connection of its own", func() *rpc.Client { return newClient(t, 5*time.Second) }},
 		{"client on a shared connection", func() *rpc.Client {
 			c := rpc.NewClient(shared, rpc.Config{Timeout: 5 * time.Second})
 			if err := c.Start(ctx); err != nil {
@@ -83,7 +83,7 @@ func TestCloseDeletesReplyQueue(t *testing.T) {
 
 func TestDeletedQueueIsNotRedeclared(t *testing.T) {
 	ctx := context.Background()
-	b, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(ctx, testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func atTheLimit(t *testing.T) context.Context {
 // call before it is sent, with MalformedRequest naming the limit, which is
 // what its own caller gets too.
 func TestContextDataAtTheLimitTravelsEveryHop(t *testing.T) {
-	c := dial(t, waitBound)
+	c := newClient(t, waitBound)
 	relay := func(next string) func(r *entrypoint.Registry) {
 		return func(r *entrypoint.Registry) {
 			rpc.Handle(r, "relay", func(ctx context.Context, _ struct{}) (string, error) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/memory"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // exampleURI is the embedded broker the examples run on: copied into a
@@ -27,7 +27,7 @@ type lookupIn struct {
 // runUsers serves "users_example" until the returned function is called.
 func runUsers() (stop func()) {
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
+	broker, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
 		panic(err)
 	}
@@ -53,8 +53,13 @@ func Example() {
 	defer stop()
 
 	ctx := context.Background()
-	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, Timeout: 5 * time.Second})
+	conn, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{Timeout: 5 * time.Second})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()
@@ -83,8 +88,13 @@ func ExampleProxy_CallAsync() {
 	defer stop()
 
 	ctx := context.Background()
-	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI})
+	conn, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()
@@ -141,9 +151,9 @@ func ExampleMethod_Params() {
 // With a ReplyKeyPrefix, replies come back with the routing key
 // "<prefix>.<uuid>", which RabbitMQ's topic permissions can reserve for one
 // user (RPC_REPLY_KEY_PREFIX sets it for a service's calls).
-func ExampleDial_replyKeyPrefix() {
+func ExampleConfig_replyKeyPrefix() {
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
+	broker, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
 		panic(err)
 	}
@@ -158,15 +168,20 @@ func ExampleDial_replyKeyPrefix() {
 	}
 	defer srv.Stop(ctx)
 
-	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, ReplyKeyPrefix: "reply.web"})
+	conn, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{ReplyKeyPrefix: "reply.web"})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()
 	key, err := rpc.Call[string](ctx, client.Proxy("keys_example"), "reply_to", nil)
 	fmt.Println(strings.HasPrefix(key, "reply.web."), err)
 
-	_, err = rpc.Dial(ctx, rpc.Config{URI: exampleURI, ReplyKeyPrefix: "web"})
+	err = rpc.NewClient(conn, rpc.Config{ReplyKeyPrefix: "web"}).Start(ctx)
 	fmt.Println(err != nil)
 	// Output:
 	// true <nil>
@@ -181,8 +196,13 @@ func ExampleConfig_noResend() {
 	defer stop()
 
 	ctx := context.Background()
-	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, Timeout: 5 * time.Second, NoResend: true})
+	conn, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{Timeout: 5 * time.Second, NoResend: true})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

@@ -15,7 +15,7 @@ import (
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/memory"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // guideURI is the embedded broker of the examples that docs/calling.md and
@@ -42,13 +42,18 @@ func startCalculator() (stop func()) {
 
 // A standalone client (nameko's ClusterRpcClient) calls a service with
 // keyword arguments, a struct or a map, or with positional ones, rpc.Args.
-func ExampleDial() {
+func ExampleNewClient() {
 	stop := startCalculator()
 	defer stop()
 	ctx := context.Background()
 
-	client, err := rpc.Dial(ctx, rpc.Config{URI: guideURI}) // amqp://guest:guest@localhost:5672/ on RabbitMQ
+	conn, err := dial.Dial(ctx, guideURI) // amqp://guest:guest@localhost:5672/ on RabbitMQ
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()
@@ -137,7 +142,7 @@ func store(_ context.Context, body []byte, contentType string) (string, error) {
 // with a nameko error, which a caller's errors.Is matches by exc_type.
 func ExampleRawReply_Error() {
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, guideURI, memory.Options{})
+	broker, err := dial.Dial(ctx, guideURI)
 	if err != nil {
 		panic(err)
 	}
@@ -159,8 +164,8 @@ func ExampleRawReply_Error() {
 	}
 	defer srv.Stop(ctx)
 
-	client, err := rpc.Dial(ctx, rpc.Config{URI: guideURI, Timeout: 5 * time.Second})
-	if err != nil {
+	client := rpc.NewClient(broker, rpc.Config{Timeout: 5 * time.Second})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

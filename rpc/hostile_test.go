@@ -17,7 +17,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // TestHostileInputThroughTheBroker sends, through RabbitMQ, each input that
@@ -29,7 +29,7 @@ func TestHostileInputThroughTheBroker(t *testing.T) {
 	const big = 3000000000
 	const maxMessage = 1 << 20
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: service, MaxMessageSize: maxMessage})
+	broker, err := dial.Dial(ctx, testbroker.URI(t), dial.Name(service), maxMessageSize(maxMessage))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestHostileInputThroughTheBroker(t *testing.T) {
 			}
 			cctx, ccancel := context.WithTimeout(ctx, waitBound)
 			defer ccancel()
-			if got, err := rpc.Call[float64](cctx, dial(t, waitBound).Proxy(service), "add", rpc.Args(2, 3)); err != nil || got != 5 {
+			if got, err := rpc.Call[float64](cctx, newClient(t, waitBound).Proxy(service), "add", rpc.Args(2, 3)); err != nil || got != 5 {
 				t.Fatalf("next call: %v, %v", got, err)
 			}
 		})

@@ -26,7 +26,7 @@ func serveIntercepted(t *testing.T, service string, register func(r *entrypoint.
 // dialIntercepted is dial with client interceptors.
 func dialIntercepted(t *testing.T, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
-	return dial(t, 5*time.Second, interceptors...)
+	return newClient(t, 5*time.Second, interceptors...)
 }
 
 // eventLog records what interceptors and handlers see, from any goroutine.

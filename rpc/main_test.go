@@ -11,7 +11,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func TestMain(m *testing.M) { testbroker.Main(m) }
@@ -27,7 +27,7 @@ func serve(t *testing.T, service string, workers int, register func(r *entrypoin
 func serveWith(t *testing.T, cfg rpc.ServerConfig, register func(r *entrypoint.Registry)) *rpc.Server {
 	t.Helper()
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: cfg.Service})
+	broker, err := dial.Dial(ctx, testbroker.URI(t), dial.Name(cfg.Service))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,10 +53,10 @@ func serveWith(t *testing.T, cfg rpc.ServerConfig, register func(r *entrypoint.R
 	return srv
 }
 
-// dial returns a standalone client closed when the test ends.
-func dial(t *testing.T, timeout time.Duration, interceptors ...entrypoint.Interceptor) *rpc.Client {
+// newClient returns a standalone client closed when the test ends.
+func newClient(t *testing.T, timeout time.Duration, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: timeout, Interceptors: interceptors})
+	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: timeout, Interceptors: interceptors})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func TestPanicOutsideHandler(t *testing.T) {
 			// One worker, prefetch 1: an unacked request would block this call.
 			ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 			defer cancel()
-			got, err := rpc.Call[float64](ctx, dial(t, waitBound).Proxy(service), "add", rpc.Args(2, 3))
+			got, err := rpc.Call[float64](ctx, newClient(t, waitBound).Proxy(service), "add", rpc.Args(2, 3))
 			if err != nil || got != 5 {
 				t.Fatalf("next call: %v, %v", got, err)
 			}
@@ -130,7 +130,7 @@ func TestPanicOutsideHandler(t *testing.T) {
 func TestClientBounds(t *testing.T) {
 	const service = "math_bounds"
 	serve(t, service, 4, mathService(nil))
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: waitBound, MaxInFlight: 2})
+	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: waitBound, MaxInFlight: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,14 +7,14 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/memory"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // A raw method acks a request before its slow work, then answers with JSON
 // that any caller, a nameko client included, reads as the call's result.
 func ExampleHandleRaw() {
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, exampleURI, memory.Options{})
+	broker, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
 		panic(err)
 	}
@@ -33,8 +33,13 @@ func ExampleHandleRaw() {
 	}
 	defer srv.Stop(ctx)
 
-	client, err := rpc.Dial(ctx, rpc.Config{URI: exampleURI, Timeout: 5 * time.Second})
+	conn, err := dial.Dial(ctx, exampleURI)
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{Timeout: 5 * time.Second})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

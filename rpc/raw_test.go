@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
@@ -55,7 +56,7 @@ func TestRawRepliesInNamekoShape(t *testing.T) {
 	const service = "raw_shape"
 	var rejected atomic.Int32
 	serve(t, service, 4, rawService(&rejected))
-	p := dial(t, waitBound).Proxy(service)
+	p := newClient(t, waitBound).Proxy(service)
 	ctx := context.Background()
 
 	got, err := rpc.Call[map[string]any](ctx, p, "echo_json", map[string]any{"x": 1.5})
@@ -103,7 +104,7 @@ func TestRawRequeuesAreBounded(t *testing.T) {
 	const service = "raw_bounce"
 	var rejected atomic.Int32
 	serve(t, service, 2, rawService(&rejected))
-	_, err := rpc.Call[any](context.Background(), dial(t, waitBound).Proxy(service), "bounce", struct{}{})
+	_, err := rpc.Call[any](context.Background(), newClient(t, waitBound).Proxy(service), "bounce", struct{}{})
 	var re *rpc.RemoteError
 	if !errors.As(err, &re) || re.ExcType != "RequeueLimitError" {
 		t.Fatalf("err = %v, want RequeueLimitError", err)
@@ -141,7 +142,7 @@ func TestRawEarlyAckOutlivesTheConnection(t *testing.T) {
 		})
 		rpc.Handle(r, "ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
 	})
-	p := dial(t, 30*time.Second).Proxy(service)
+	p := newClient(t, 30*time.Second).Proxy(service)
 	_ = p.CallAsync(context.Background(), "upload", struct{}{})
 	select {
 	case <-acked:
@@ -180,7 +181,7 @@ func TestRawRequeuesAreBoundedOnTheEmbeddedBroker(t *testing.T) {
 	const uri = "memory://rpc-raw-requeues"
 	t.Cleanup(func() { memory.Reset("rpc-raw-requeues") })
 	ctx := context.Background()
-	broker, err := memory.Dial(ctx, uri, memory.Options{})
+	broker, err := dial.Dial(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestRawRequeuesAreBoundedOnTheEmbeddedBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop(ctx)
-	client, err := rpc.Dial(ctx, rpc.Config{URI: uri, Timeout: waitBound})
+	client, err := dialClient(t, ctx, uri, rpc.Config{Timeout: waitBound})
 	if err != nil {
 		t.Fatal(err)
 	}

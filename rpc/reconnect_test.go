@@ -14,7 +14,7 @@ import (
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // waitAnswer calls add until it answers, for at most d.
@@ -57,8 +57,7 @@ func TestCallsSurviveConnectionLoss(t *testing.T) {
 	// second reply to the in-flight call would show there.
 	var logs logBuffer
 	var inflightID atomic.Value
-	c, err := rpc.Dial(context.Background(), rpc.Config{
-		URI: testbroker.URI(t), Timeout: 10 * time.Second, Logger: logs.logger(),
+	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: 10 * time.Second, Logger: logs.logger(),
 		Interceptors: []entrypoint.Interceptor{func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 			if call.Name == "slow_double" {
 				inflightID.Store(spec(call).CorrelationID)
@@ -196,7 +195,7 @@ func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
 			return "slept", nil
 		})
 	})
-	p := dial(t, 10*time.Second).Proxy("math_outage")
+	p := newClient(t, 10*time.Second).Proxy("math_outage")
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -225,7 +224,7 @@ func TestTimeoutDuringOutageFailsAtDeadline(t *testing.T) {
 
 func TestChannelErrorClosesOnlyThatChannel(t *testing.T) {
 	serve(t, "math_chanerr", 2, mathService(nil))
-	broker, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	broker, err := dial.Dial(context.Background(), testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +252,10 @@ func TestChannelErrorClosesOnlyThatChannel(t *testing.T) {
 }
 
 func TestCloseWhileBrokerUnreachable(t *testing.T) {
-	b := amqp.New("amqp://guest:guest@127.0.0.1:1/", amqp.Options{})
+	b, err := dial.Dial(context.Background(), "amqp://guest:guest@127.0.0.1:1/", dial.Lazy())
+	if err != nil {
+		t.Fatal(err)
+	}
 	connected := make(chan error, 1)
 	go func() { connected <- b.Connect(context.Background()) }()
 	time.Sleep(300 * time.Millisecond)
@@ -272,7 +274,7 @@ func TestCloseWhileBrokerUnreachable(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("Close took %v while the broker was unreachable", took)
 	}
-	err := b.Publish(context.Background(), transport.Publishing{Exchange: "x"})
+	err = b.Publish(context.Background(), transport.Publishing{Exchange: "x"})
 	if !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("publish after Close: %v", err)
 	}
@@ -281,7 +283,7 @@ func TestCloseWhileBrokerUnreachable(t *testing.T) {
 func TestConnectFailsAtOnceOnBadCredentials(t *testing.T) {
 	testbroker.URI(t)
 	start := time.Now()
-	_, err := amqp.Dial(context.Background(), "amqp://guest:wrong@127.0.0.1:5672/", amqp.Options{})
+	_, err := dial.Dial(context.Background(), "amqp://guest:wrong@127.0.0.1:5672/")
 	// RabbitMQ takes about 3 s to refuse a login (more on a loaded machine);
 	// a dial that retried would keep going for the whole reconnect budget.
 	if err == nil || time.Since(start) > 15*time.Second {

@@ -69,7 +69,7 @@ func serveRelay(t *testing.T, prefix string, cfg rpc.ServerConfig) (front *rpc.P
 		rpc.Handle(r, "too_large", func(context.Context, struct{}) (any, error) { return nil, errBatchTooLarge })
 		rpc.Handle(r, "panic", func(context.Context, struct{}) (any, error) { panic("deep down") })
 	})
-	back := dial(t, 0).Proxy(prefix + "_back")
+	back := newClient(t, 0).Proxy(prefix + "_back")
 	logs = &logBuffer{}
 	cfg.Service, cfg.Pool, cfg.Logger = prefix+"_front", entrypoint.NewPool(2), logs.logger()
 	serveWith(t, cfg, func(r *entrypoint.Registry) {
@@ -82,7 +82,7 @@ func serveRelay(t *testing.T, prefix string, cfg rpc.ServerConfig) (front *rpc.P
 			rpc.Expected(errOrderInvalid))
 		rpc.Handle(r, "local_panic", func(context.Context, struct{}) (any, error) { panic("up here") })
 	})
-	return dial(t, 0).Proxy(prefix + "_front"), logs
+	return newClient(t, 0).Proxy(prefix + "_front"), logs
 }
 
 func TestRelayedErrors(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // A result over the server's MAX_MESSAGE_SIZE cannot be sent; the caller
@@ -20,7 +20,7 @@ import (
 func TestReplyTooLargeBecomesAnError(t *testing.T) {
 	const limit = 64 << 10
 	ctx := context.Background()
-	broker, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{Name: "big_replies", MaxMessageSize: limit})
+	broker, err := dial.Dial(ctx, testbroker.URI(t), dial.Name("big_replies"), maxMessageSize(limit))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestReplyTooLargeBecomesAnError(t *testing.T) {
 		}
 	}()
 	const timeout = 20 * time.Second
-	p := dial(t, timeout).Proxy("big_replies")
+	p := newClient(t, timeout).Proxy("big_replies")
 
 	start := time.Now()
 	_, err = rpc.Call[string](ctx, p, "echo", map[string]any{"n": 2 * limit})

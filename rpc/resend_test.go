@@ -16,7 +16,7 @@ import (
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // uncertainBroker makes the first publish to key end with ErrUncertain, as
@@ -62,7 +62,7 @@ func (b *uncertainBroker) publishes() []transport.Publishing {
 // service.method has an uncertain fate.
 func uncertainClient(t *testing.T, service, method string, arrived bool, cfg rpc.Config) (*rpc.Client, *uncertainBroker) {
 	t.Helper()
-	broker, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	broker, err := dial.Dial(context.Background(), testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestDuplicateRequestRunsOnce(t *testing.T) {
 func TestCallsSurviveConnectionLossWithoutIdempotent(t *testing.T) {
 	var runs atomic.Int64
 	serve(t, "math_resend", 4, mathService(&runs))
-	p := dial(t, 10*time.Second).Proxy("math_resend")
+	p := newClient(t, 10*time.Second).Proxy("math_resend")
 	waitAnswer(t, p, 5*time.Second)
 	runs.Store(0)
 

@@ -15,12 +15,12 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func TestCallArguments(t *testing.T) {
 	serve(t, "math_args", 4, mathService(nil))
-	calc := dial(t, 5*time.Second).Proxy("math_args")
+	calc := newClient(t, 5*time.Second).Proxy("math_args")
 	ctx := context.Background()
 
 	tests := []struct {
@@ -115,7 +115,7 @@ func index(s, sub string) int {
 
 func TestErrors(t *testing.T) {
 	serve(t, "math_errors", 4, mathService(nil))
-	p := dial(t, 5*time.Second).Proxy("math_errors")
+	p := newClient(t, 5*time.Second).Proxy("math_errors")
 	ctx := context.Background()
 
 	t.Run("expected error keeps its type and path", func(t *testing.T) {
@@ -160,7 +160,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestServiceNotFoundFailsAtOnce(t *testing.T) {
-	c := dial(t, 30*time.Second)
+	c := newClient(t, 30*time.Second)
 	start := time.Now()
 	err := c.Proxy("no_such_service").Call(context.Background(), "anything", nil, nil)
 	took := time.Since(start)
@@ -198,7 +198,7 @@ func TestServiceNotFoundFailsAtOnce(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	serve(t, "math_timeout", 4, mathService(nil))
-	c := dial(t, 30*time.Second)
+	c := newClient(t, 30*time.Second)
 	p := c.Proxy("math_timeout")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -223,7 +223,7 @@ func TestTimeout(t *testing.T) {
 	}
 
 	t.Run("config timeout", func(t *testing.T) {
-		short := dial(t, 300*time.Millisecond)
+		short := newClient(t, 300*time.Millisecond)
 		err := short.Proxy("math_timeout").Call(context.Background(), "sleep", map[string]any{"ms": 1500}, nil)
 		if !errors.Is(err, rpc.ErrTimeout) {
 			t.Fatalf("err = %v", err)
@@ -247,7 +247,7 @@ func TestExpiredCallIsNotStarted(t *testing.T) {
 	})
 	rc := rawDial(t)
 	queue := rpc.QueueName("math_busy")
-	p := dial(t, 10*time.Second).Proxy("math_busy")
+	p := newClient(t, 10*time.Second).Proxy("math_busy")
 	blocked := p.CallAsync(context.Background(), "block", nil)
 	select {
 	case <-started: // the one worker is busy now; with a prefetch of 1 the next request waits in the queue
@@ -303,7 +303,7 @@ func TestWorkersBoundAndShareQueue(t *testing.T) {
 			})
 		})
 	}
-	p := dial(t, 20*time.Second).Proxy("math_pool")
+	p := newClient(t, 20*time.Second).Proxy("math_pool")
 	replies := make([]*rpc.Reply, 40)
 	for i := range replies {
 		replies[i] = p.CallAsync(context.Background(), "work", nil)
@@ -325,7 +325,7 @@ func TestWorkersBoundAndShareQueue(t *testing.T) {
 
 func TestReplyCanBeReadTwice(t *testing.T) {
 	serve(t, "math_twice", 2, mathService(nil))
-	r := dial(t, 5*time.Second).Proxy("math_twice").CallAsync(context.Background(), "add", rpc.Args(2, 3))
+	r := newClient(t, 5*time.Second).Proxy("math_twice").CallAsync(context.Background(), "add", rpc.Args(2, 3))
 	var a, b float64
 	if err := r.Result(&a); err != nil {
 		t.Fatal(err)
@@ -336,7 +336,7 @@ func TestReplyCanBeReadTwice(t *testing.T) {
 }
 
 func TestClosedClient(t *testing.T) {
-	c := dial(t, 5*time.Second)
+	c := newClient(t, 5*time.Second)
 	c.Close()
 	if err := c.Proxy("x").Call(context.Background(), "y", nil, nil); !errors.Is(err, rpc.ErrClosed) {
 		t.Fatalf("err = %v, want ErrClosed", err)
@@ -351,7 +351,7 @@ func TestWrappedRemoteErrorKeepsPythonsValue(t *testing.T) {
 			return 0, fmt.Errorf("root of %d: %w", in.X, errNegative)
 		}, rpc.Expected(errNegative))
 	})
-	err := dial(t, 5*time.Second).Proxy("math_wrapped").Call(context.Background(), "root", rpc.Args(-4), nil)
+	err := newClient(t, 5*time.Second).Proxy("math_wrapped").Call(context.Background(), "root", rpc.Args(-4), nil)
 	var re *rpc.RemoteError
 	if !errors.As(err, &re) || !errors.Is(err, errNegative) {
 		t.Fatalf("err = %v", err)
@@ -362,7 +362,7 @@ func TestWrappedRemoteErrorKeepsPythonsValue(t *testing.T) {
 }
 
 func TestCallBeforeStartFailsAtOnce(t *testing.T) {
-	b, err := amqp.Dial(context.Background(), testbroker.URI(t), amqp.Options{})
+	b, err := dial.Dial(context.Background(), testbroker.URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestOnlyArgsArePositional(t *testing.T) {
 // told the method is not found, and why, not that the service is missing.
 func TestDottedNamesSayWhatIsWrong(t *testing.T) {
 	serve(t, "math_dots", 1, mathService(nil))
-	c := dial(t, 30*time.Second)
+	c := newClient(t, 30*time.Second)
 	for _, tc := range []struct {
 		service, method string
 		want            error

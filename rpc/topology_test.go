@@ -21,7 +21,7 @@ func TestCallsComeBackWhenTheExchangeIsDeleted(t *testing.T) {
 	const exchange = "rpc-deleted-under-us"
 	serveWith(t, rpc.ServerConfig{Service: "topo", Exchange: exchange, Pool: entrypoint.NewPool(2)}, mathService(nil))
 	ctx := context.Background()
-	c, err := rpc.Dial(ctx, rpc.Config{URI: testbroker.URI(t), Exchange: exchange, Timeout: 2 * time.Second})
+	c, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{Exchange: exchange, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestRepliesFollowTheRequestsDeliveryMode(t *testing.T) {
 			t.Errorf("request in delivery mode %d got its reply in mode %d", mode, d.DeliveryMode)
 		}
 	}
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: testbroker.URI(t), Timeout: waitBound, Transient: true})
+	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: waitBound, Transient: true})
 	if err != nil {
 		t.Fatal(err)
 	}

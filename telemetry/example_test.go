@@ -10,6 +10,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/telemetry"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // A standalone client traced and measured as a service's is: the same two
@@ -24,9 +25,14 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	client, err := rpc.Dial(ctx, rpc.Config{URI: "memory://telemetry-example", Owner: "reports",
-		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, propagation.TraceContext{}), metrics}})
+	conn, err := dial.Dial(ctx, "memory://telemetry-example")
 	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.Config{Owner: "reports",
+		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, propagation.TraceContext{}), metrics}})
+	if err := client.Start(ctx); err != nil {
 		panic(err)
 	}
 	defer client.Close()

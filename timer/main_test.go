@@ -47,14 +47,14 @@ type instance struct {
 // the test's end.
 func start(t *testing.T, uri, service string, register func(r *entrypoint.Registry)) *instance {
 	t.Helper()
-	return startWith(t, uri, service, dial.Options{Logger: quiet}, register)
+	return startWith(t, uri, service, quiet, register)
 }
 
-// startWith is start with the instance's connection options (its logger
-// the instance's too).
-func startWith(t *testing.T, uri, service string, opts dial.Options, register func(r *entrypoint.Registry)) *instance {
+// startWith is start with the instance's logger (its connection's too) and
+// connection options.
+func startWith(t *testing.T, uri, service string, log *slog.Logger, register func(r *entrypoint.Registry), opts ...dial.Option) *instance {
 	t.Helper()
-	opts.Name = service
+	opts = append([]dial.Option{dial.Name(service), dial.Logger(log)}, opts...)
 	reg := entrypoint.NewRegistry(service)
 	register(reg)
 	if err := reg.Err(); err != nil {
@@ -62,13 +62,13 @@ func startWith(t *testing.T, uri, service string, opts dial.Options, register fu
 	}
 	in := &instance{pool: entrypoint.NewPool(4)}
 	if uri != "" {
-		b, err := dial.Dial(context.Background(), uri, opts)
+		b, err := dial.Dial(context.Background(), uri, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		in.broker = b
 	}
-	cfg := timer.ServerConfig{Service: service, Pool: in.pool, Logger: opts.Logger}
+	cfg := timer.ServerConfig{Service: service, Pool: in.pool, Logger: log}
 	if in.broker != nil {
 		in.srv = timer.NewServer(in.broker, reg, cfg)
 	} else {

@@ -188,9 +188,9 @@ func TestOnceReseedsATokenItCannotPassOn(t *testing.T) {
 			logs := &errorLog{}
 			// Without the connection's topology check, which would declare
 			// the queue again by itself.
-			startWith(t, uri, "reseed", dial.Options{Logger: slog.New(logs), TopologyCheck: -1}, func(r *entrypoint.Registry) {
+			startWith(t, uri, "reseed", slog.New(logs), func(r *entrypoint.Registry) {
 				timer.Handle(r, "beat", interval, c.tick(interval), timer.Once())
-			})
+			}, dial.TopologyCheck(-1))
 			// The queue goes while the token is held, so that only its
 			// successor has nowhere to go.
 			waitFor(t, "a tick under way", func() bool { return c.running.Load() == 1 })
@@ -220,7 +220,7 @@ func TestOnceReseedsATokenItCannotPassOn(t *testing.T) {
 // connect returns a connection to uri of the test's own, closed at its end.
 func connect(t *testing.T, uri string) dial.Broker {
 	t.Helper()
-	b, err := dial.Dial(context.Background(), uri, dial.Options{Name: "admin", Logger: quiet})
+	b, err := dial.Dial(context.Background(), uri, dial.Name("admin"), dial.Logger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

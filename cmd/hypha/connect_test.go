@@ -84,8 +84,9 @@ func wantConn(t *testing.T, kind, prefix, heartbeat string) {
 // config.yaml reach every kind of connection alike: a service's, and each
 // command's, as RabbitMQ reports them (heartbeat, frame_max, name, login,
 // TLS) and as each connection runs (MAX_MESSAGE_SIZE, RECONNECT,
-// RPC_RETRY_POLICY, QUEUE_DELIVERY_LIMIT); rpc.Dial and events.Dial, which
-// take a URI only, run with config's defaults.
+// RPC_RETRY_POLICY, QUEUE_DELIVERY_LIMIT); a program's client on
+// dial.Dial with dial.Settings takes them too, and a connection dialled
+// without Settings runs with config's defaults.
 func TestEveryConnectionTakesTheConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeFile(t, path, "AMQP_URI: "+testbroker.URI(t)+"\n"+connectionKeys)
@@ -93,10 +94,14 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := dial.OptionsFrom(cfg.Settings, dial.Owner{Name: connectionName})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := struct {
+		MaxMessageSize int64
+		Reconnect      transport.ReconnectPolicy
+		Retry          transport.RetryPolicy
+		DeliveryLimit  int
+		LoginMethod    string
+	}{cfg.MaxMessageSize, transport.ReconnectPolicy(cfg.Reconnect), transport.RetryPolicy(cfg.RPCRetryPolicy),
+		cfg.QueueDeliveryLimit, cfg.LoginMethod}
 
 	app, err := framework.New(framework.ConfigFile(path), framework.Service(calculator.Name, calculator.New))
 	if err != nil {
@@ -111,7 +116,7 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 	wantConn(t, "service", calculator.Name+"@", "0")
 
 	// The queues the dlq commands read.
-	b, err := dial.Open(ctx, cfg.Settings, dial.Owner{Name: "setup"})
+	b, err := dial.Dial(ctx, cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name("setup"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +132,7 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 	opened = func(b dial.Broker) {
 		t := cur
 		seen++
-		got := b.(*amqp.Broker).Options()
+		got := b.(interface{ Options() amqp.Options }).Options()
 		for _, f := range []struct {
 			key       string
 			got, want any
@@ -166,7 +171,7 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 				t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 			}
 			if seen == before {
-				t.Errorf("the command opened no connection through dial.Open")
+				t.Errorf("the command opened no connection through dial.Dial")
 			}
 		})
 	}
@@ -174,19 +179,22 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 
 	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := rpc.Dial(ctx, rpc.Config{URI: cfg.AMQPURI})
+	conn, err := dial.Dial(ctx, cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name(rpc.StandaloneOwner))
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := rpc.NewClient(conn, rpc.ConfigFrom(cfg.Settings))
+	if err := client.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	d, err := events.Dial(ctx, cfg.AMQPURI, events.DispatcherConfig{Source: "keys"})
-	if err != nil {
+	if _, err := dialDispatcher(t, ctx, cfg.AMQPURI, events.DispatcherConfig{Source: "keys"}); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
 	def := fmt.Sprint(int(config.DefaultSettings().Heartbeat.Seconds()))
-	wantConn(t, "rpc.Dial", rpc.StandaloneOwner, def)
-	wantConn(t, "events.Dial", "keys-dispatcher", def)
+	wantConn(t, "a client on dial.Settings", rpc.StandaloneOwner, "0")
+	wantConn(t, "a connection without Settings", "keys-dispatcher", def)
 	if t.Failed() {
 		t.Logf("connections: %+v", brokerConns(t))
 	}

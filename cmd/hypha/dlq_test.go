@@ -31,7 +31,7 @@ func openBroker(t *testing.T) dial.Broker {
 	s.AMQPURI = testbroker.URI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := dial.Open(ctx, s, dial.Owner{Name: "dlq-test"})
+	b, err := dial.Dial(ctx, s.AMQPURI, dial.Settings(s), dial.Name("dlq-test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,11 +135,10 @@ func TestDLQReplayTakesASnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Stop(context.Background())
-	d, err := events.Dial(ctx, testbroker.URI(t), events.DispatcherConfig{Source: source})
+	d, err := dialDispatcher(t, ctx, testbroker.URI(t), events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
 	for i := range 5 {
 		if err := d.Dispatch(ctx, "thing", map[string]int{"n": i}); err != nil {
 			t.Fatal(err)

@@ -230,7 +230,7 @@ func writeFile(t *testing.T, path, text string) {
 func startLegacy(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := dial.Dial(ctx, testbroker.URI(t), dial.Options{Name: "legacy"})
+	b, err := dial.Dial(ctx, testbroker.URI(t), dial.Name("legacy"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func (c *client) Close() error {
 }
 
 // open connects to the broker as config.yaml says, through the one mapping
-// of every connection-level key (dial.Open), failing within dialTimeout when
+// of every connection-level key (dial.Settings), failing within dialTimeout when
 // the broker does not answer.
 func (c *cli) open(ctx context.Context) (dial.Broker, config.Config, error) {
 	cfg, err := c.config()
@@ -181,7 +181,7 @@ func (c *cli) open(ctx context.Context) (dial.Broker, config.Config, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	b, err := dial.Open(dctx, cfg.Settings, dial.Owner{Name: connectionName})
+	b, err := dial.Dial(dctx, cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name(connectionName))
 	if err != nil {
 		return nil, cfg, c.unreachable(ctx, cfg, err)
 	}

@@ -59,9 +59,9 @@ func run(ctx context.Context) error {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	// dial.Open applies every connection-level key (HEARTBEAT, AMQP_SSL,
+	// dial.Settings applies every connection-level key (HEARTBEAT, AMQP_SSL,
 	// MAX_MESSAGE_SIZE, RECONNECT, ...); rpc.ConfigFrom every RPC_* key.
-	broker, err := dial.Open(dialCtx, cfg.Settings, dial.Owner{Name: rpc.StandaloneOwner})
+	broker, err := dial.Dial(dialCtx, cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name(rpc.StandaloneOwner))
 	if err != nil {
 		return fmt.Errorf("connecting to the broker: %w", err)
 	}

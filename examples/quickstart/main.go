@@ -30,6 +30,7 @@ import (
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // startTimeout bounds starting the services and connecting the client.
@@ -82,9 +83,14 @@ func run(ctx context.Context, w io.Writer) error {
 	}()
 	fmt.Fprintf(w, "calculator, user_service, orders, mailer and gateway run in this process on %s; the gateway serves http://%s\n",
 		app.Config().AMQPURI, app.HTTPAddress())
-	c, err := rpc.Dial(startCtx, rpc.Config{URI: app.Config().AMQPURI, Timeout: app.Config().RPCTimeout})
+	conn, err := dial.Dial(startCtx, app.Config().AMQPURI, dial.Settings(app.Config().Settings), dial.Name(rpc.StandaloneOwner))
 	if err != nil {
 		return fmt.Errorf("connecting the client: %w", err)
+	}
+	defer conn.Close()
+	c := rpc.NewClient(conn, rpc.ConfigFrom(app.Config().Settings))
+	if err := c.Start(startCtx); err != nil {
+		return fmt.Errorf("starting the client: %w", err)
 	}
 	defer c.Close()
 	if err := tour.Run(ctx, c, w); err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	hyphaconfig "github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
@@ -38,7 +39,9 @@ func wideBroker(t *testing.T, uri string) dial.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	b, err := dial.Dial(ctx, uri, dial.Options{MaxMessageSize: testLimit})
+	s := hyphaconfig.DefaultSettings()
+	s.MaxMessageSize = testLimit
+	b, err := dial.Dial(ctx, uri, dial.Settings(s))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -316,7 +316,7 @@ func broker(t *testing.T, uri string) dial.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	b, err := dial.Dial(ctx, uri, dial.Options{})
+	b, err := dial.Dial(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -344,14 +344,14 @@ type keysDeps struct {
 }
 
 // testReplyKeyPrefix: replies reach clients whose reply keys have a prefix,
-// rpc.Dial's (ReplyKeyPrefix) and a service's (RPC_REPLY_KEY_PREFIX), and
+// a standalone client's (ReplyKeyPrefix) and a service's (RPC_REPLY_KEY_PREFIX), and
 // clients without one keep nameko's bare uuid.
 func testReplyKeyPrefix(t *testing.T, uri string) {
 	startApp(t, uri, config(map[string]any{"RPC_REPLY_KEY_PREFIX": "reply.keys"}),
 		framework.Service("keys_a", func(d keysDeps) keys { return keys{next: d.Next} }),
 		framework.Service("keys_b", func() keys { return keys{} }),
 	)
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: timeout, ReplyKeyPrefix: "reply.behaviour.dial"})
+	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: timeout, ReplyKeyPrefix: "reply.behaviour.dial"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func testReplyKeyPrefix(t *testing.T, uri string) {
 		method string
 		prefix string
 	}{
-		{"rpc.Dial's", c.Proxy("keys_b"), "reply_to", "reply.behaviour.dial."},
+		{"a standalone client's", c.Proxy("keys_b"), "reply_to", "reply.behaviour.dial."},
 		{"a service's", c.Proxy("keys_a"), "relay", "reply.keys."},
 		{"no prefix", client(t, uri).Proxy("keys_b"), "reply_to", ""},
 	} {

@@ -125,7 +125,7 @@ func config(values map[string]any) framework.Option { return framework.ConfigVal
 // client dials a standalone client on uri, closed when the test ends.
 func client(t *testing.T, uri string, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
-	c, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: timeout, Interceptors: interceptors})
+	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: timeout, Interceptors: interceptors})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +137,10 @@ func client(t *testing.T, uri string, interceptors ...entrypoint.Interceptor) *r
 // test ends.
 func dispatcher(t *testing.T, uri, source string) *events.Dispatcher {
 	t.Helper()
-	d, err := events.Dial(context.Background(), uri, events.DispatcherConfig{Source: source})
+	d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
 	return d
 }
 

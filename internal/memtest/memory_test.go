@@ -19,6 +19,7 @@ import (
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 func TestMain(m *testing.M) { testbroker.Main(m) }
@@ -57,8 +58,13 @@ func TestMemoryBoundedUnderLargeRequests(t *testing.T) {
 			t.Logf("service output:\n%s", out.String())
 		}
 	})
-	client, err := rpc.Dial(context.Background(), rpc.Config{URI: uri, Timeout: 10 * time.Second})
+	conn, err := dial.Dial(context.Background(), uri)
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := rpc.NewClient(conn, rpc.Config{Timeout: 10 * time.Second})
+	if err := client.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })

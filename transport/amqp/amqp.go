@@ -1,6 +1,6 @@
 // Package amqp implements transport.Broker over RabbitMQ with amqp091-go.
 //
-// One Broker is one AMQP connection that heals itself: when the connection
+// A connection (see New) is one AMQP connection that heals itself: when the connection
 // drops (a broker restart, a network blip, a missed heartbeat) it reconnects
 // with a jittered exponential backoff, declares again every exchange and queue
 // it declared before, resumes every consumer on the same queues, and lets
@@ -8,6 +8,9 @@
 // Publish returns only once RabbitMQ has taken the message; mandatory messages
 // that no queue takes come back as transport.ErrUnroutable. Each consumer has
 // a channel of its own with its own prefetch.
+//
+// A program reaches RabbitMQ through transport/dial's Dial, which maps the
+// loaded config onto Options; New is what it calls.
 package amqp
 
 import (
@@ -97,8 +100,8 @@ type Options struct {
 	OnGiveUp func(error)
 }
 
-// Broker is a transport.Broker on one self-healing RabbitMQ connection.
-type Broker struct {
+// connection is a transport.Broker on one self-healing RabbitMQ connection.
+type connection struct {
 	uris []string     // the nodes, tried in turn
 	node atomic.Int32 // index in uris of the node in use or tried next
 	opts Options
@@ -137,14 +140,14 @@ type session struct {
 	frameMax int // negotiated frame_max
 }
 
-var _ transport.Broker = (*Broker)(nil)
+var _ transport.Broker = (*connection)(nil)
 
-// New returns a Broker for uri ("amqp://user:pass@host:port/vhost") that
+// New returns a connection for uri ("amqp://user:pass@host:port/vhost") that
 // connects when Connect is called. uri may list several nodes of a cluster,
 // separated by commas ("amqp://u:p@node1:5672/,amqp://u:p@node2:5672/"):
-// the Broker connects to the first that answers, trying them in turn, and
+// the connection connects to the first that answers, trying them in turn, and
 // after losing a connection starts with the next one.
-func New(uri string, opts Options) *Broker {
+func New(uri string, opts Options) *connection {
 	switch {
 	case opts.Heartbeat == 0:
 		opts.Heartbeat = defaultHeartbeat
@@ -168,7 +171,7 @@ func New(uri string, opts Options) *Broker {
 	}
 	unblocked := make(chan struct{})
 	close(unblocked)
-	return &Broker{
+	return &connection{
 		uris: SplitURIs(uri), opts: opts, log: opts.Logger, done: make(chan struct{}),
 		ready: make(chan struct{}), unblocked: unblocked, frameMax: defaultFrameSize,
 		exchanges: map[string]transport.Exchange{}, queues: map[string]transport.Queue{},
@@ -176,21 +179,11 @@ func New(uri string, opts Options) *Broker {
 	}
 }
 
-// Dial returns a Broker connected to uri.
-func Dial(ctx context.Context, uri string, opts Options) (*Broker, error) {
-	b := New(uri, opts)
-	if err := b.Connect(ctx); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return b, nil
-}
-
 // Connect opens the connection, retrying per Options.Reconnect while the
 // broker cannot be reached, until ctx ends. A refusal that retrying cannot
 // mend (bad credentials, no such vhost, a malformed URI) fails at once.
-// Once connected, the Broker keeps itself connected until Close.
-func (b *Broker) Connect(ctx context.Context) error {
+// Once connected, the connection keeps itself connected until Close.
+func (b *connection) Connect(ctx context.Context) error {
 	b.connectMu.Lock()
 	defer b.connectMu.Unlock()
 	if b.supervised {
@@ -235,7 +228,7 @@ func (b *Broker) Connect(ctx context.Context) error {
 
 // establish dials, declares the recorded topology, resumes the consumers and
 // makes the session current.
-func (b *Broker) establish(ctx context.Context) (*session, error) {
+func (b *connection) establish(ctx context.Context) (*session, error) {
 	uri := b.uri()
 	conn, fc, err := b.open(ctx, uri)
 	if err != nil {
@@ -276,7 +269,7 @@ func (b *Broker) establish(ctx context.Context) (*session, error) {
 }
 
 // resumeAll resumes every consumer on conn.
-func (b *Broker) resumeAll(conn *amqp091.Connection) error {
+func (b *connection) resumeAll(conn *amqp091.Connection) error {
 	b.mu.Lock()
 	consumers := b.consumerList()
 	b.mu.Unlock()
@@ -291,7 +284,7 @@ func (b *Broker) resumeAll(conn *amqp091.Connection) error {
 // Consume starts a consumer on opts.Queue; it resumes by itself after every
 // reconnect. While disconnected it starts with the next connection. A queue
 // name or prefetch AMQP cannot carry fails with transport.ErrInvalid.
-func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+func (b *connection) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
 	if err := wire.Consume(opts); err != nil {
 		return nil, fmt.Errorf("hypha: consuming queue %s: %w", wire.Quote(opts.Queue), err)
 	}
@@ -313,7 +306,7 @@ func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h t
 	return c, nil
 }
 
-func (b *Broker) consumerList() []*consumer {
+func (b *connection) consumerList() []*consumer {
 	out := make([]*consumer, 0, len(b.consumers))
 	for c := range b.consumers {
 		out = append(out, c)
@@ -321,7 +314,7 @@ func (b *Broker) consumerList() []*consumer {
 	return out
 }
 
-func (b *Broker) forget(c *consumer) {
+func (b *connection) forget(c *consumer) {
 	b.mu.Lock()
 	delete(b.consumers, c)
 	b.mu.Unlock()
@@ -329,14 +322,14 @@ func (b *Broker) forget(c *consumer) {
 
 // limits bound what the broker sends: by the frame size of the current
 // connection, or of the last one while disconnected.
-func (b *Broker) limits() wire.Limits {
+func (b *connection) limits() wire.Limits {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return wire.Limits{MaxMessageSize: b.opts.MaxMessageSize, FrameSize: b.frameMax}
 }
 
 // live returns the current connection, or nil while disconnected.
-func (b *Broker) live() *amqp091.Connection {
+func (b *connection) live() *amqp091.Connection {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sess == nil {
@@ -347,7 +340,7 @@ func (b *Broker) live() *amqp091.Connection {
 
 // Close stops reconnecting, closes every consumer, the publishing channel and
 // the connection. It does not wait for the broker when it is unreachable.
-func (b *Broker) Close() error {
+func (b *connection) Close() error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

@@ -24,7 +24,7 @@ const defaultFrameSize = wire.DefaultFrameSize
 // open dials the broker on a connection of our own, so that the frame reader
 // sees the plaintext frames before amqp091-go does, and opens an AMQP
 // connection on it. amqp091.DialConfig would wrap TLS itself and hide them.
-func (b *Broker) open(ctx context.Context, raw string) (*amqp091.Connection, *frame.Conn, error) {
+func (b *connection) open(ctx context.Context, raw string) (*amqp091.Connection, *frame.Conn, error) {
 	uri, err := amqp091.ParseURI(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w %s: %s", errBadURI, redact.URI(raw), redact.ParseError(raw, err))
@@ -61,7 +61,7 @@ func (b *Broker) open(ctx context.Context, raw string) (*amqp091.Connection, *fr
 // config fills in what amqp091.DialConfig would: credentials and vhost from
 // the URI, and Hypha's heartbeat (zero is off: the frame reader makes the
 // broker agree) and frame size.
-func (b *Broker) config(uri amqp091.URI, raw string) (amqp091.Config, error) {
+func (b *connection) config(uri amqp091.URI, raw string) (amqp091.Config, error) {
 	props := amqp091.NewConnectionProperties()
 	if b.opts.Name != "" {
 		props.SetClientConnectionName(b.opts.Name)
@@ -97,7 +97,7 @@ func (b *Broker) config(uri amqp091.URI, raw string) (amqp091.Config, error) {
 }
 
 // handshakeTLS runs the TLS handshake on raw within the dial's deadline.
-func (b *Broker) handshakeTLS(ctx context.Context, raw net.Conn, uri amqp091.URI) (net.Conn, error) {
+func (b *connection) handshakeTLS(ctx context.Context, raw net.Conn, uri amqp091.URI) (net.Conn, error) {
 	cfg, err := tlsConfig(b.opts.TLS, uri)
 	if err != nil {
 		raw.Close()

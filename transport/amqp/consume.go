@@ -22,7 +22,7 @@ import (
 // cancelled it. Its handler is never run by two loops at once: a new loop
 // starts delivering only once the previous one has returned.
 type consumer struct {
-	b    *Broker
+	b    *connection
 	opts transport.ConsumeOptions
 	h    transport.Handler
 	tag  string
@@ -35,7 +35,7 @@ type consumer struct {
 	loops     sync.WaitGroup // running delivery loops; added to only while not cancelled
 }
 
-func newConsumer(b *Broker, opts transport.ConsumeOptions, h transport.Handler) *consumer {
+func newConsumer(b *connection, opts transport.ConsumeOptions, h transport.Handler) *consumer {
 	return &consumer{b: b, opts: opts, h: h, tag: "hypha-" + uuid.NewString()}
 }
 

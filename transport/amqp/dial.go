@@ -47,7 +47,7 @@ var (
 // dialer connects for one attempt: the TCP connect ends with ctx or Close,
 // and a deadline bounds the AMQP handshake (amqp091-go clears it once the
 // connection is open, and heartbeats take over).
-func (b *Broker) dialer(ctx context.Context) func(network, addr string) (net.Conn, error) {
+func (b *connection) dialer(ctx context.Context) func(network, addr string) (net.Conn, error) {
 	return func(network, addr string) (net.Conn, error) {
 		timeout := defaultDialTimeout
 		if deadline, ok := ctx.Deadline(); ok {
@@ -101,7 +101,7 @@ func describe(e *amqp091.Error) string {
 	return e.Error()
 }
 
-// Options are the options the Broker runs with, defaults filled in: what a
+// Options are the options the connection runs with, defaults filled in: what a
 // test or a diagnostic reads to see what reached the connection. Heartbeat
 // is zero when heartbeats are off.
-func (b *Broker) Options() Options { return b.opts }
+func (b *connection) Options() Options { return b.opts }

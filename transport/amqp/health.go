@@ -11,7 +11,7 @@ var errDisconnected = errors.New("hypha: not connected to the broker")
 
 // Connected reports whether the connection is up now; it is false while
 // reconnecting, after giving up and after Close.
-func (b *Broker) Connected() bool {
+func (b *connection) Connected() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.sess != nil && !b.closed
@@ -22,7 +22,7 @@ func (b *Broker) Connected() bool {
 // cancelled consuming on a live channel. Otherwise it says what is missing
 // (not connected, an exchange gone or of another type, or the queue of a
 // consumer that is down), for readiness probes.
-func (b *Broker) Ready() error {
+func (b *connection) Ready() error {
 	b.mu.Lock()
 	up := b.sess != nil && !b.closed
 	consumers := b.consumerList()

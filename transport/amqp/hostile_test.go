@@ -17,9 +17,9 @@ import (
 	"github.com/hypha-go/hypha/transport/amqp/internal/frame"
 )
 
-// watched is a Broker consuming a fresh queue, counting reconnects.
+// watched is a connection consuming a fresh queue, counting reconnects.
 type watched struct {
-	b         *Broker
+	b         *connection
 	queue     string
 	got       chan transport.Delivery
 	restores  atomic.Int32

@@ -16,7 +16,7 @@ import (
 
 // publishChannel is the publisher's current confirm channel (nil between
 // a discarded one and the next publish).
-func publishChannel(b *Broker) *amqp091.Channel {
+func publishChannel(b *connection) *amqp091.Channel {
 	b.mu.Lock()
 	sess := b.sess
 	b.mu.Unlock()
@@ -30,7 +30,7 @@ func publishChannel(b *Broker) *amqp091.Channel {
 
 // fullQueue declares name as a queue that refuses publishes (basic.nack)
 // once it holds limit messages.
-func fullQueue(t *testing.T, b *Broker, name string, limit int32) {
+func fullQueue(t *testing.T, b *connection, name string, limit int32) {
 	t.Helper()
 	if err := b.DeclareQueue(context.Background(), transport.Queue{Name: name,
 		Args: map[string]any{"x-overflow": "reject-publish", "x-max-length": limit}}); err != nil {

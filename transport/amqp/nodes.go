@@ -22,7 +22,7 @@ func SplitURIs(uris string) []string {
 }
 
 // uri is the URI of the node to connect to next.
-func (b *Broker) uri() string {
+func (b *connection) uri() string {
 	if len(b.uris) == 0 {
 		return ""
 	}
@@ -30,19 +30,19 @@ func (b *Broker) uri() string {
 }
 
 // nextNode moves on to the next node of the list.
-func (b *Broker) nextNode() {
+func (b *connection) nextNode() {
 	if len(b.uris) > 1 {
 		b.node.Store(int32((int(b.node.Load()) + 1) % len(b.uris)))
 	}
 }
 
 // nodeName is the host:port of the node in use, for the log.
-func (b *Broker) nodeName() string {
+func (b *connection) nodeName() string {
 	return hostPort(b.uri())
 }
 
 // nodes lists the nodes, passwords redacted, for messages.
-func (b *Broker) nodes() string {
+func (b *connection) nodes() string {
 	out := make([]string, len(b.uris))
 	for i, u := range b.uris {
 		out[i] = redact.URI(u)

@@ -35,7 +35,7 @@ var errNacked = errors.New("hypha: broker refused the message")
 // transport.ErrTooLarge, and one AMQP or RabbitMQ cannot take (see
 // transport.ErrInvalid) with transport.ErrInvalid: neither is ever sent,
 // nor sent again.
-func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
+func (b *connection) Publish(ctx context.Context, p transport.Publishing) error {
 	if p.Mandatory && p.MessageID == "" {
 		p.MessageID = uuid.NewString()
 	}
@@ -85,7 +85,7 @@ func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
 	}
 }
 
-func (b *Broker) publishError(p transport.Publishing, err error) error {
+func (b *connection) publishError(p transport.Publishing, err error) error {
 	return fmt.Errorf("hypha: publishing to exchange %s routing key %s: %w", wire.Quote(p.Exchange), wire.Quote(p.RoutingKey),
 		refusedTopic(err, fmt.Sprintf("write on exchange %q", exchangeName(p.Exchange)),
 			fmt.Sprintf("write on key %q of exchange %q", p.RoutingKey, p.Exchange)))

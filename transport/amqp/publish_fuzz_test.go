@@ -33,7 +33,7 @@ func fuzzing() bool {
 // size the check computed, and Hypha's frame reader reads unchanged; what
 // amqp091-go cannot encode, the check refuses. Under go test (not in a fuzz
 // worker, which has no broker) each input also goes to RabbitMQ through
-// Broker.Publish, and the connection must never be lost over it.
+// connection.Publish, and the connection must never be lost over it.
 func FuzzPublish(f *testing.F) {
 	f.Add("", "calculator."+strings.Repeat("m", 300), "application/json|utf-8|corr|reply|id", int64(0), []byte{})
 	f.Add("", "calculator.add", "application/json|utf-8|corr|reply|id", int64(1000),
@@ -61,7 +61,7 @@ func FuzzPublish(f *testing.F) {
 			lb.close()
 		}
 	})
-	var b *Broker
+	var b *connection
 	var restores atomic.Int32
 	if !fuzzing() {
 		var err error

@@ -21,10 +21,10 @@ const (
 	QueueQuorum = "quorum"
 )
 
-// Quorum reports whether q is declared as a quorum queue under queueType:
+// isQuorum reports whether q is declared as a quorum queue under queueType:
 // durable, neither exclusive nor auto-delete (RabbitMQ allows those only as
 // classic queues), and not naming its own x-queue-type.
-func Quorum(q transport.Queue, queueType string) bool {
+func isQuorum(q transport.Queue, queueType string) bool {
 	if queueType != QueueQuorum || !q.Durable || q.Exclusive || q.AutoDelete {
 		return false
 	}
@@ -33,8 +33,8 @@ func Quorum(q transport.Queue, queueType string) bool {
 }
 
 // typed is q with the arguments Options.QueueType gives it.
-func (b *Broker) typed(q transport.Queue) transport.Queue {
-	if !Quorum(q, b.opts.QueueType) {
+func (b *connection) typed(q transport.Queue) transport.Queue {
+	if !isQuorum(q, b.opts.QueueType) {
 		return q
 	}
 	args := maps.Clone(q.Args)
@@ -56,7 +56,7 @@ var typeClash = regexp.MustCompile(`inequivalent arg 'x-queue-type'.*received (n
 
 // declareError is the error for a refused declaration of q: for a queue that
 // exists with another type, one that says which and what to do.
-func (b *Broker) declareError(q transport.Queue, err error) error {
+func (b *connection) declareError(q transport.Queue, err error) error {
 	var amqpErr *amqp091.Error
 	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.PreconditionFailed && strings.Contains(amqpErr.Reason, "inequivalent arg") {
 		err = inequivalent{err}

@@ -14,7 +14,7 @@ import (
 // InspectQueue reports the ready messages and the consumers of the queue
 // named name with a passive declare, which changes nothing;
 // transport.ErrNoQueue when there is none.
-func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.QueueState, error) {
+func (b *connection) InspectQueue(ctx context.Context, name string) (transport.QueueState, error) {
 	if err := wire.Name("queue name", name); err != nil {
 		return transport.QueueState{}, fmt.Errorf("hypha: inspecting queue %s: %w", wire.Quote(name), err)
 	}
@@ -36,7 +36,7 @@ func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.Queue
 // consumer's do (see package frame): headers amqp091-go cannot read, or a body
 // over MaxMessageSize, arrive as Delivery.Malformed instead of closing the
 // connection. The reader does not survive a reconnect: its Get then fails.
-func (b *Broker) ReadQueue(ctx context.Context, name string) (transport.QueueReader, error) {
+func (b *connection) ReadQueue(ctx context.Context, name string) (transport.QueueReader, error) {
 	if err := wire.Name("queue name", name); err != nil {
 		return nil, fmt.Errorf("hypha: reading queue %s: %w", wire.Quote(name), err)
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // supervise waits for the session to end and reconnects, until Close.
-func (b *Broker) supervise(sess *session) {
+func (b *connection) supervise(sess *session) {
 	defer b.wg.Done()
 	for {
 		closed := sess.conn.NotifyClose(make(chan *amqp091.Error, 1))
@@ -40,7 +40,7 @@ func (b *Broker) supervise(sess *session) {
 }
 
 // lose marks the broker disconnected; it reports true when Close did it.
-func (b *Broker) lose(sess *session) bool {
+func (b *connection) lose(sess *session) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -56,7 +56,7 @@ func (b *Broker) lose(sess *session) bool {
 // reconnect retries until connected (the new session), or until Close or
 // RECONNECT.MAX_ELAPSED (nil). A refused login is retried too: credentials
 // get rotated under running services, and the new ones may come in time.
-func (b *Broker) reconnect() *session {
+func (b *connection) reconnect() *session {
 	bo := newBackoff(b.opts.Reconnect)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -99,7 +99,7 @@ func (b *Broker) reconnect() *session {
 // giveUp makes every waiting and later publish or declare fail with err,
 // lets Connect be called again, and reports err to Options.OnGiveUp, or logs
 // it. After Close there is nothing to report.
-func (b *Broker) giveUp(err error) {
+func (b *connection) giveUp(err error) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -120,7 +120,7 @@ func (b *Broker) giveUp(err error) {
 }
 
 // blocked reports whether the broker has blocked the connection (a resource alarm).
-func (b *Broker) blocked() bool {
+func (b *connection) blocked() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	select {
@@ -133,7 +133,7 @@ func (b *Broker) blocked() bool {
 
 // current waits until a session is up and publishing is not blocked,
 // bounded by ctx.
-func (b *Broker) current(ctx context.Context) (*session, error) {
+func (b *connection) current(ctx context.Context) (*session, error) {
 	for {
 		b.mu.Lock()
 		sess, ready, unblocked, failed, closed := b.sess, b.ready, b.unblocked, b.failed, b.closed
@@ -166,7 +166,7 @@ func (b *Broker) current(ctx context.Context) (*session, error) {
 
 // watchBlocked logs once when the broker blocks the connection (a resource
 // alarm) and once when it lets it go, and holds publishers meanwhile.
-func (b *Broker) watchBlocked(conn *amqp091.Connection) {
+func (b *connection) watchBlocked(conn *amqp091.Connection) {
 	blocked := conn.NotifyBlocked(make(chan amqp091.Blocking, 4))
 	b.wg.Add(1)
 	go func() {

@@ -16,7 +16,7 @@ import (
 // reconnect, and to check while connected (see Options.TopologyCheck). A
 // name or kind RabbitMQ cannot take fails with transport.ErrInvalid, before
 // anything is sent.
-func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
+func (b *connection) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
 	if err := wire.Exchange(ex); err != nil {
 		return fmt.Errorf("hypha: declaring exchange %s: %w", wire.Quote(ex.Name), err)
 	}
@@ -37,7 +37,7 @@ func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) err
 // after a reconnect. A name, key or argument RabbitMQ cannot take fails with
 // transport.ErrInvalid (arguments over the frame size with
 // transport.ErrTooLarge), before anything is sent.
-func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
+func (b *connection) DeclareQueue(ctx context.Context, q transport.Queue) error {
 	if err := b.limits().Queue(q); err != nil {
 		return fmt.Errorf("hypha: declaring queue %s: %w", wire.Quote(q.Name), err)
 	}
@@ -55,7 +55,7 @@ func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 
 // DeleteQueue forgets the queue named name, so that a reconnect does not
 // declare it again, and deletes it.
-func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+func (b *connection) DeleteQueue(ctx context.Context, name string) error {
 	if err := wire.Name("queue name", name); err != nil {
 		return fmt.Errorf("hypha: deleting queue %s: %w", wire.Quote(name), err)
 	}
@@ -131,7 +131,7 @@ func code(err error) int {
 	return 0
 }
 
-func (b *Broker) declareQueue(ch *amqp091.Channel, q transport.Queue) error {
+func (b *connection) declareQueue(ch *amqp091.Channel, q transport.Queue) error {
 	args, err := table(b.typed(q).Args)
 	if err != nil {
 		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
@@ -151,7 +151,7 @@ func (b *Broker) declareQueue(ch *amqp091.Channel, q transport.Queue) error {
 }
 
 // redeclare declares every recorded exchange and queue on a new connection.
-func (b *Broker) redeclare(conn *amqp091.Connection) error {
+func (b *connection) redeclare(conn *amqp091.Connection) error {
 	b.mu.Lock()
 	exchanges := make([]transport.Exchange, 0, len(b.exchanges))
 	for _, ex := range b.exchanges {
@@ -182,7 +182,7 @@ func (b *Broker) redeclare(conn *amqp091.Connection) error {
 
 // withChannel runs fn on a short-lived channel, waiting for a connection
 // bounded by ctx.
-func (b *Broker) withChannel(ctx context.Context, fn func(*amqp091.Channel) error) error {
+func (b *connection) withChannel(ctx context.Context, fn func(*amqp091.Channel) error) error {
 	sess, err := b.current(ctx)
 	if err != nil {
 		return err
@@ -197,7 +197,7 @@ func (b *Broker) withChannel(ctx context.Context, fn func(*amqp091.Channel) erro
 
 // redeclareQueue declares the queue named name again, with its bindings, when
 // it was declared through this broker; others are left alone.
-func (b *Broker) redeclareQueue(conn *amqp091.Connection, name string) error {
+func (b *connection) redeclareQueue(conn *amqp091.Connection, name string) error {
 	b.mu.Lock()
 	q, ok := b.queues[name]
 	b.mu.Unlock()

@@ -23,7 +23,7 @@ const defaultTopologyCheck = 5 * time.Second
 // again by someone else, which a check for its existence would miss. An
 // exchange found missing, or there with another type, makes Ready fail until
 // the topology is whole again.
-func (b *Broker) watchTopology() {
+func (b *connection) watchTopology() {
 	defer b.wg.Done()
 	every := b.opts.TopologyCheck
 	if every == 0 {
@@ -48,7 +48,7 @@ func (b *Broker) watchTopology() {
 
 // checkTopology finds the exchanges that are gone, then declares the whole
 // recorded topology again on conn, and keeps what went wrong for Ready.
-func (b *Broker) checkTopology(conn *amqp091.Connection) {
+func (b *connection) checkTopology(conn *amqp091.Connection) {
 	select {
 	case b.declaring <- struct{}{}:
 		defer func() { <-b.declaring }()
@@ -94,7 +94,7 @@ func errTopology(name string) error {
 	return fmt.Errorf("hypha: exchange %q was gone; declaring it again with its bindings", name)
 }
 
-func (b *Broker) setTopology(err error) {
+func (b *connection) setTopology(err error) {
 	b.mu.Lock()
 	b.topology = err
 	b.mu.Unlock()

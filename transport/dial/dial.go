@@ -1,19 +1,22 @@
-// Package dial is where Hypha connects to a broker: the one place that turns
-// the loaded config into a connection, so that every connection-level key
-// (AMQP_URI, HEARTBEAT, MAX_MESSAGE_SIZE, AMQP_SSL, LOGIN_METHOD, RECONNECT,
+// Package dial is where Hypha connects to a broker, and the one way in: Dial
+// returns a connection that rpc, events and the framework then share. Every
+// caller alike (a service, a standalone client or dispatcher, the hypha
+// command, hyphatest) goes through Dial, so that every connection-level key
+// (HEARTBEAT, MAX_MESSAGE_SIZE, AMQP_SSL, LOGIN_METHOD, RECONNECT,
 // RPC_RETRY_POLICY, QUEUE_TYPE, QUEUE_DELIVERY_LIMIT) reaches every
-// connection alike: a service's, a client's, a dispatcher's, the CLI's. It
-// picks the broker by the URI's scheme: amqp:// and amqps:// reach RabbitMQ
-// through transport/amqp, memory:// the embedded broker of transport/memory.
+// connection the same way. It picks the broker by the URI's scheme: amqp://
+// and amqps:// reach RabbitMQ through transport/amqp, memory:// the embedded
+// broker of transport/memory.
 //
 //	cfg, err := config.Load("", nil)
 //	if err != nil { ... }
-//	b, err := dial.Open(ctx, cfg.Settings, dial.Owner{Name: "reporter"})
+//	conn, err := dial.Dial(ctx, cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name("reporter"))
 //	if err != nil { ... }
-//	defer b.Close()
+//	defer conn.Close()
+//	client := rpc.NewClient(conn, rpc.ConfigFrom(cfg.Settings))
 //
-// An fx application uses FromSettings in its constructor and Connect and
-// Close as the OnStart and OnStop hooks.
+// Without Settings, a connection runs with config's defaults
+// (config.DefaultSettings).
 package dial
 
 import (
@@ -21,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/internal/redact"
@@ -29,9 +33,10 @@ import (
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
-// Broker is a broker connection with its lifecycle: Connect (to call once,
-// before the broker is needed), Connected and Ready for health checks.
-// Both transport/amqp's and transport/memory's Broker are one.
+// Broker is a broker connection with its lifecycle: Connect (a no-op unless
+// Dial was given Lazy), Connected and Ready for health checks, and the
+// queue tools of the hypha command. Both transport/amqp's and
+// transport/memory's brokers are one.
 type Broker interface {
 	transport.Broker
 	// Connect makes the connection, waiting for the broker until ctx ends;
@@ -51,72 +56,75 @@ type Broker interface {
 	ReadQueue(ctx context.Context, name string) (transport.QueueReader, error)
 }
 
-// Owner is what the opener of a connection adds to the settings: the name
-// the broker shows for the connection, and who hears of its life. No config
-// key sets these.
-type Owner struct {
-	// Name is shown for the connection in RabbitMQ's management tools.
-	Name string
-	// Logger receives the connection's events; nil means slog.Default().
-	Logger *slog.Logger
-	// OnRestore and OnGiveUp are amqp.Options': called after each
-	// reconnect, and once reconnecting has given up.
-	OnRestore func()
-	OnGiveUp  func(error)
+// An Option tunes the connection Dial makes.
+type Option func(*options)
+
+// options are what Dial's Options set.
+type options struct {
+	settings      config.Settings
+	fromConfig    bool // settings came from Settings, so a bad URI names AMQP_URI
+	name          string
+	logger        *slog.Logger
+	onRestore     func()
+	onGiveUp      func(error)
+	topologyCheck time.Duration
+	lazy          bool
 }
 
-// OptionsFrom maps every connection-level key of the loaded settings onto
-// a connection's Options: HEARTBEAT (0 turns heartbeats off), MAX_MESSAGE_SIZE,
-// AMQP_SSL (its files are read now: a bad one is an error naming the key),
-// LOGIN_METHOD, RECONNECT, RPC_RETRY_POLICY, QUEUE_TYPE and
-// QUEUE_DELIVERY_LIMIT. It is the one such mapping: FromSettings and Open use
-// it, and nothing else should build Options from config.
-func OptionsFrom(s config.Settings, o Owner) (Options, error) {
-	tlsConfig, err := s.AMQPSSL.TLSConfig()
-	if err != nil {
-		return Options{}, err
-	}
-	heartbeat := s.Heartbeat
-	if heartbeat == 0 {
-		heartbeat = -1 // config's "off" is Options' negative; Options' zero is its default
-	}
-	return Options{
-		Heartbeat:      heartbeat,
-		TLS:            tlsConfig,
-		LoginMethod:    s.LoginMethod,
-		Name:           o.Name,
-		MaxMessageSize: s.MaxMessageSize,
-		Logger:         o.Logger,
-		Reconnect:      transport.ReconnectPolicy(s.Reconnect),
-		Retry:          transport.RetryPolicy(s.RPCRetryPolicy),
-		QueueType:      s.QueueType,
-		DeliveryLimit:  s.QueueDeliveryLimit,
-		OnRestore:      o.OnRestore,
-		OnGiveUp:       o.OnGiveUp,
-	}, nil
+// Settings applies every connection-level key of the loaded settings:
+// HEARTBEAT (0 turns heartbeats off), MAX_MESSAGE_SIZE, AMQP_SSL (its files
+// are read by Dial: a bad one is an error naming the key), LOGIN_METHOD,
+// RECONNECT, RPC_RETRY_POLICY, QUEUE_TYPE and QUEUE_DELIVERY_LIMIT.
+// AMQP_URI is not taken from s: Dial's uri names the broker.
+func Settings(s config.Settings) Option {
+	return func(o *options) { o.settings, o.fromConfig = s, true }
 }
 
-// FromSettings returns the broker AMQP_URI names, set up by every
-// connection-level key of s (see OptionsFrom), not connected yet: call
-// Connect. A bad AMQP_URI or AMQP_SSL is an error naming the key.
-func FromSettings(s config.Settings, o Owner) (Broker, error) {
-	opts, err := OptionsFrom(s, o)
+// Name is the name RabbitMQ's management tools show for the connection.
+func Name(name string) Option { return func(o *options) { o.name = name } }
+
+// Logger receives the connection's events; slog.Default() without it.
+func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// OnRestore is called after each reconnect has restored the connection, its
+// topology and its consumers (for metrics).
+func OnRestore(fn func()) Option { return func(o *options) { o.onRestore = fn } }
+
+// OnGiveUp is called once reconnecting has given up (after
+// RECONNECT.MAX_ELAPSED) with the reason, instead of logging it: the owner
+// of the connection decides what to say and do, typically to stop. fn must
+// not block, and must not call Close before returning.
+func OnGiveUp(fn func(error)) Option { return func(o *options) { o.onGiveUp = fn } }
+
+// TopologyCheck is how often the exchanges, queues and bindings declared
+// through the connection are declared again while connected, so that one
+// deleted under a running service comes back; negative turns the check
+// off. Without it, amqp.DefaultTopologyCheck.
+func TopologyCheck(every time.Duration) Option {
+	return func(o *options) { o.topologyCheck = every }
+}
+
+// Lazy makes Dial return the connection without connecting it: its owner
+// calls Connect later (as an fx OnStart hook does), and may meanwhile hand
+// it to clients and servers that use it only once started.
+func Lazy() Option { return func(o *options) { o.lazy = true } }
+
+// Dial returns the broker uri names, connected: with amqp:// it waits for
+// RabbitMQ per RECONNECT until ctx ends (or, with Lazy, returns it
+// unconnected). uri may list a cluster's nodes, comma-separated amqp:// or
+// amqps:// URIs (see amqp.New). An unknown scheme is an error naming the
+// schemes there are. The caller closes the connection.
+func Dial(ctx context.Context, uri string, opts ...Option) (Broker, error) {
+	o := options{settings: config.DefaultSettings()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	b, err := newBroker(uri, o)
 	if err != nil {
 		return nil, err
 	}
-	b, err := New(s.AMQPURI, opts)
-	if err != nil {
-		return nil, fmt.Errorf("config AMQP_URI: %w", err)
-	}
-	return b, nil
-}
-
-// Open is FromSettings, connected: with amqp:// it waits for RabbitMQ per
-// RECONNECT until ctx ends.
-func Open(ctx context.Context, s config.Settings, o Owner) (Broker, error) {
-	b, err := FromSettings(s, o)
-	if err != nil {
-		return nil, err
+	if o.lazy {
+		return b, nil
 	}
 	if err := b.Connect(ctx); err != nil {
 		b.Close()
@@ -125,17 +133,50 @@ func Open(ctx context.Context, s config.Settings, o Owner) (Broker, error) {
 	return b, nil
 }
 
-// Options are the connection's settings: transport/amqp's own, of which
-// transport/memory takes only MaxMessageSize. Zero means that broker's
-// default; see amqp.Options for what each field does.
-type Options = amqp.Options
+// amqpOptions maps the connection-level keys of o's settings, and o's own
+// knobs, onto transport/amqp's Options: the one such mapping.
+func amqpOptions(o options) (amqp.Options, error) {
+	s := o.settings
+	tlsConfig, err := s.AMQPSSL.TLSConfig()
+	if err != nil {
+		return amqp.Options{}, err
+	}
+	heartbeat := s.Heartbeat
+	if heartbeat == 0 {
+		heartbeat = -1 // config's "off" is Options' negative; Options' zero is its default
+	}
+	return amqp.Options{
+		Heartbeat:      heartbeat,
+		TLS:            tlsConfig,
+		LoginMethod:    s.LoginMethod,
+		Name:           o.name,
+		MaxMessageSize: s.MaxMessageSize,
+		Logger:         o.logger,
+		Reconnect:      transport.ReconnectPolicy(s.Reconnect),
+		Retry:          transport.RetryPolicy(s.RPCRetryPolicy),
+		QueueType:      s.QueueType,
+		DeliveryLimit:  s.QueueDeliveryLimit,
+		TopologyCheck:  o.topologyCheck,
+		OnRestore:      o.onRestore,
+		OnGiveUp:       o.onGiveUp,
+	}, nil
+}
 
-// New returns the broker for uri with opts set by hand, not connected yet:
-// call Connect. Code that has loaded config uses FromSettings instead, so
-// that no key is left out. uri may
-// list a cluster's nodes, comma-separated amqp:// or amqps:// URIs (see
-// amqp.New). An unknown scheme is an error naming the schemes there are.
-func New(uri string, opts Options) (Broker, error) {
+// newBroker returns the broker for uri set up by o, not connected yet.
+func newBroker(uri string, o options) (Broker, error) {
+	opts, err := amqpOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := byScheme(uri, opts)
+	if err != nil && o.fromConfig && uri == o.settings.AMQPURI {
+		return nil, fmt.Errorf("config AMQP_URI: %w", err)
+	}
+	return b, err
+}
+
+// byScheme returns the broker for uri's scheme.
+func byScheme(uri string, opts amqp.Options) (Broker, error) {
 	uris := amqp.SplitURIs(uri)
 	if len(uris) == 0 {
 		return nil, fmt.Errorf("hypha: no broker URI given; want an amqp://, amqps:// or memory:// URI")
@@ -156,18 +197,4 @@ func New(uri string, opts Options) (Broker, error) {
 		return memory.New(uris[0], memory.Options{MaxMessageSize: opts.MaxMessageSize})
 	}
 	return nil, fmt.Errorf("hypha: broker URI scheme %q is not one of amqp://, amqps:// or memory://", scheme)
-}
-
-// Dial returns the broker for uri, connected; with amqp:// it waits for
-// RabbitMQ per Options.Reconnect until ctx ends.
-func Dial(ctx context.Context, uri string, opts Options) (Broker, error) {
-	b, err := New(uri, opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.Connect(ctx); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return b, nil
 }

@@ -29,7 +29,7 @@ func TestReadQueue(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			b, err := dial.Open(ctx, s, dial.Owner{Name: "read-queue"})
+			b, err := dial.Dial(ctx, s.AMQPURI, dial.Settings(s), dial.Name("read-queue"))
 			if err != nil {
 				t.Fatal(err)
 			}

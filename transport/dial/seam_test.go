@@ -15,22 +15,26 @@ import (
 const root = "../.."
 
 // exempt are the trees whose code may reach the broker library itself: the
-// transport, the benchmarks' own module, and the test helper that writes
-// frames amqp091-go will not.
-var exempt = []string{"transport", "bench", filepath.Join("internal", "rawamqp")}
+// transport, the benchmarks' own module, the test helper that writes
+// frames amqp091-go will not, and the test helper whose clients run on
+// config's defaults.
+var exempt = []string{"transport", "bench", filepath.Join("internal", "rawamqp"), filepath.Join("internal", "apptest")}
 
-// dialers are the functions that make a broker connection from Options set
-// by hand; outside transport/ only dial.FromSettings and dial.Open may be
-// called, so that every connection-level key reaches every connection.
+// dialers are the functions that make a broker connection from options set
+// by hand; outside transport/ none may be called: dial.Dial is the way in.
 var dialers = map[string][]string{
-	"github.com/hypha-go/hypha/transport/dial":   {"New", "Dial"},
 	"github.com/hypha-go/hypha/transport/amqp":   {"New", "Dial"},
 	"github.com/hypha-go/hypha/transport/memory": {"New", "Dial"},
 }
 
+// dialPath is the package of the one Dial, whose every call outside
+// transport/ applies the loaded settings (dial.Settings), so that every
+// connection-level key reaches every connection.
+const dialPath = "github.com/hypha-go/hypha/transport/dial"
+
 // TestOneWayToConnect: no code outside transport/ (tests and bench/ aside)
-// imports amqp091-go, or makes a connection other than through the loaded
-// config (dial.FromSettings, dial.Open).
+// imports amqp091-go, or makes a connection other than through dial.Dial
+// with the loaded config (dial.Settings).
 func TestOneWayToConnect(t *testing.T) {
 	fset := token.NewFileSet()
 	files := 0
@@ -64,7 +68,7 @@ func TestOneWayToConnect(t *testing.T) {
 			if strings.HasPrefix(p, "github.com/rabbitmq/amqp091-go") {
 				t.Errorf("%s imports %s: only transport/ may; add what it needs to the transport", rel, p)
 			}
-			if _, ok := dialers[p]; ok {
+			if _, ok := dialers[p]; ok || p == dialPath {
 				name := p[strings.LastIndex(p, "/")+1:]
 				if imp.Name != nil {
 					name = imp.Name.Name
@@ -93,6 +97,10 @@ func checkCalls(t *testing.T, fset *token.FileSet, path string, names map[string
 		t.Fatal(err)
 	}
 	ast.Inspect(f, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			checkDial(t, fset, call, names)
+			return true
+		}
 		sel, ok := n.(*ast.SelectorExpr)
 		if !ok {
 			return true
@@ -103,10 +111,35 @@ func checkCalls(t *testing.T, fset *token.FileSet, path string, names map[string
 		}
 		for _, fn := range dialers[names[x.Name]] {
 			if sel.Sel.Name == fn {
-				t.Errorf("%s: %s.%s makes a connection from hand-set Options; use dial.FromSettings or dial.Open with the loaded config",
+				t.Errorf("%s: %s.%s makes a connection from hand-set options; use dial.Dial with dial.Settings of the loaded config",
 					strings.TrimPrefix(fset.Position(sel.Pos()).String(), root+"/"), x.Name, fn)
 			}
 		}
 		return true
 	})
+}
+
+// checkDial reports a call of dial.Dial that passes no dial.Settings.
+func checkDial(t *testing.T, fset *token.FileSet, call *ast.CallExpr, names map[string]string) {
+	t.Helper()
+	if !isSel(call.Fun, names, dialPath, "Dial") {
+		return
+	}
+	for _, arg := range call.Args {
+		if c, ok := arg.(*ast.CallExpr); ok && isSel(c.Fun, names, dialPath, "Settings") {
+			return
+		}
+	}
+	t.Errorf("%s: dial.Dial without dial.Settings leaves the loaded config's connection-level keys out; pass dial.Settings(cfg.Settings)",
+		strings.TrimPrefix(fset.Position(call.Pos()).String(), root+"/"))
+}
+
+// isSel reports whether e is pkg.name, with pkg imported as names says.
+func isSel(e ast.Expr, names map[string]string, pkg, name string) bool {
+	sel, ok := e.(*ast.SelectorExpr)
+	if !ok || sel.Sel.Name != name {
+		return false
+	}
+	x, ok := sel.X.(*ast.Ident)
+	return ok && names[x.Name] == pkg
 }

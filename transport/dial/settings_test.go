@@ -21,10 +21,10 @@ import (
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
-// TestFromSettingsTakesEveryKey: each connection-level key of the loaded
-// config reaches the connection FromSettings makes, as the broker runs it;
+// TestSettingsTakesEveryKey: each connection-level key of the loaded
+// config reaches the connection Dial makes with Settings, as the broker runs it;
 // HEARTBEAT 0 turns heartbeats off, as config documents.
-func TestFromSettingsTakesEveryKey(t *testing.T) {
+func TestSettingsTakesEveryKey(t *testing.T) {
 	ca, key := writeCA(t)
 	cfg, err := config.Load("", map[string]any{
 		"AMQP_URI":             "amqps://broker.example:5671/prod",
@@ -40,12 +40,12 @@ func TestFromSettingsTakesEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := dial.FromSettings(cfg.Settings, dial.Owner{Name: "keys"})
+	b, err := dial.Dial(t.Context(), cfg.AMQPURI, dial.Settings(cfg.Settings), dial.Name("keys"), dial.Lazy())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	got := b.(*amqp.Broker).Options()
+	got := b.(interface{ Options() amqp.Options }).Options()
 	for _, tt := range []struct {
 		key       string
 		got, want any
@@ -67,11 +67,12 @@ func TestFromSettingsTakesEveryKey(t *testing.T) {
 	}
 
 	cfg.Heartbeat = 7 * time.Second
-	opts, err := dial.OptionsFrom(cfg.Settings, dial.Owner{})
+	b7, err := dial.Dial(t.Context(), "amqp://localhost/", dial.Settings(cfg.Settings), dial.Lazy())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hb := amqp.New("amqp://localhost/", opts).Options().Heartbeat; hb != 7*time.Second {
+	defer b7.Close()
+	if hb := b7.(interface{ Options() amqp.Options }).Options().Heartbeat; hb != 7*time.Second {
 		t.Errorf("HEARTBEAT 7: the connection has %s", hb)
 	}
 	if hb := amqp.New("amqp://localhost/", amqp.Options{}).Options().Heartbeat; hb != config.DefaultSettings().Heartbeat {
@@ -79,12 +80,12 @@ func TestFromSettingsTakesEveryKey(t *testing.T) {
 	}
 }
 
-// TestFromSettingsEmbedded: the embedded broker takes MAX_MESSAGE_SIZE too.
-func TestFromSettingsEmbedded(t *testing.T) {
+// TestSettingsEmbedded: the embedded broker takes MAX_MESSAGE_SIZE too.
+func TestSettingsEmbedded(t *testing.T) {
 	s := config.DefaultSettings()
 	s.AMQPURI, s.MaxMessageSize = "memory://from-settings", 4
 	defer memory.Reset("from-settings")
-	b, err := dial.FromSettings(s, dial.Owner{})
+	b, err := dial.Dial(t.Context(), s.AMQPURI, dial.Settings(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,17 +96,17 @@ func TestFromSettingsEmbedded(t *testing.T) {
 	}
 }
 
-// TestFromSettingsNamesBadKeys: a bad AMQP_SSL file or AMQP_URI is an error
+// TestSettingsNamesBadKeys: a bad AMQP_SSL file or AMQP_URI is an error
 // naming the key.
-func TestFromSettingsNamesBadKeys(t *testing.T) {
+func TestSettingsNamesBadKeys(t *testing.T) {
 	s := config.DefaultSettings()
 	s.AMQPSSL.CACerts = filepath.Join(t.TempDir(), "missing.pem")
-	if _, err := dial.FromSettings(s, dial.Owner{}); err == nil || !strings.Contains(err.Error(), "AMQP_SSL.CA_CERTS") {
+	if _, err := dial.Dial(t.Context(), s.AMQPURI, dial.Settings(s), dial.Lazy()); err == nil || !strings.Contains(err.Error(), "AMQP_SSL.CA_CERTS") {
 		t.Errorf("a missing CA file gave %v, want an error naming AMQP_SSL.CA_CERTS", err)
 	}
 	s = config.DefaultSettings()
 	s.AMQPURI = "redis://localhost"
-	if _, err := dial.FromSettings(s, dial.Owner{}); err == nil || !strings.Contains(err.Error(), "AMQP_URI") {
+	if _, err := dial.Dial(t.Context(), s.AMQPURI, dial.Settings(s), dial.Lazy()); err == nil || !strings.Contains(err.Error(), "AMQP_URI") {
 		t.Errorf("a redis:// URI gave %v, want an error naming AMQP_URI", err)
 	}
 }

@@ -17,7 +17,7 @@ const closeTimeout = 2 * time.Second
 // Its fields after h are guarded by the server's mutex.
 type consumer struct {
 	s        *server
-	conn     *Broker
+	conn     *connection
 	q        *queue
 	prefetch int
 	h        transport.Handler
@@ -41,7 +41,7 @@ type handover struct {
 
 var _ transport.Consumer = (*consumer)(nil)
 
-func newConsumer(conn *Broker, q *queue, prefetch int, h transport.Handler) *consumer {
+func newConsumer(conn *connection, q *queue, prefetch int, h transport.Handler) *consumer {
 	return &consumer{
 		s: conn.s, conn: conn, q: q, prefetch: prefetch, h: h,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), lost: make(chan struct{}),

@@ -2,9 +2,10 @@
 // with RabbitMQ's semantics for everything Hypha relies on, for a quick
 // start without RabbitMQ and for tests. Set AMQP_URI to "memory://" (or
 // "memory://name" for a broker of its own) and services, clients and
-// dispatchers in one process talk through it.
+// dispatchers in one process talk through it. A program reaches it as it
+// reaches RabbitMQ, through transport/dial's Dial:
 //
-//	b, err := memory.New("memory://", memory.Options{})
+//	b, err := dial.Dial(ctx, "memory://")
 //	if err != nil { ... }
 //	defer b.Close()
 //	_ = b.DeclareQueue(ctx, transport.Queue{Name: "greetings"})
@@ -13,7 +14,7 @@
 //	defer c.Close()
 //	_ = b.Publish(ctx, transport.Publishing{RoutingKey: "greetings", Message: transport.Message{Body: []byte("hi")}})
 //
-// Each New (or Dial) is one connection to the broker of its name; brokers
+// Each dial (New) is one connection to the broker of its name; brokers
 // of one name are shared by the whole process, as connections share a
 // RabbitMQ virtual host, and Reset discards one (tests call it in cleanup).
 //
@@ -30,7 +31,7 @@
 // messages go to x-dead-letter-exchange with an x-death header; nacked and
 // unsettled messages come back marked Redelivered. Messages are copied on
 // publish and on delivery, and headers come back as they would through
-// AMQP (see NormalizeHeaders).
+// AMQP (see normalizeHeaders).
 //
 // What it does not do: keep anything across processes (durable only means
 // nothing is lost while the process lives), cluster, speak the AMQP wire

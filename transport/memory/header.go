@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-// NormalizeHeaders returns a deep copy of h with every value as it would come
+// normalizeHeaders returns a deep copy of h with every value as it would come
 // back from a trip through RabbitMQ with transport/amqp: integers as the
 // AMQP field type amqp091-go encodes them (int as int32 when it fits, else
 // int64; uint and uint64 as int64), []string and []any as []any, maps as
 // map[string]any, time.Time cut to whole seconds in the local zone, and an
 // empty table as nil. A value AMQP cannot carry is an error naming its key.
-func NormalizeHeaders(h map[string]any) (map[string]any, error) {
+func normalizeHeaders(h map[string]any) (map[string]any, error) {
 	if len(h) == 0 {
 		return nil, nil
 	}
@@ -28,7 +28,7 @@ func NormalizeHeaders(h map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
-// normalize is one value of NormalizeHeaders.
+// normalize is one value of normalizeHeaders.
 func normalize(v any) (any, error) {
 	switch x := v.(type) {
 	case nil, bool, int8, uint8, int16, uint16, int32, uint32, int64, float32, float64, string:
@@ -66,7 +66,7 @@ func normalize(v any) (any, error) {
 		if len(x) == 0 {
 			return map[string]any(nil), nil
 		}
-		return NormalizeHeaders(x)
+		return normalizeHeaders(x)
 	}
 	return nil, fmt.Errorf("value of type %T cannot travel in an AMQP header", v)
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
@@ -49,7 +49,7 @@ func TestNormalizeHeadersMatchesRabbitMQ(t *testing.T) {
 	uri := testbroker.URI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := amqp.Dial(ctx, uri, amqp.Options{})
+	b, err := dial.Dial(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,11 +42,11 @@ var registry = struct {
 	servers map[string]*server
 }{servers: map[string]*server{}}
 
-// Broker is one connection to a named in-process broker: a
+// connection is one connection to a named in-process broker: a
 // transport.Broker. Closing it cancels its consumers, returns their
 // unsettled deliveries to their queues and deletes its exclusive queues, as
 // closing an AMQP connection does; the broker and its other queues live on.
-type Broker struct {
+type connection struct {
 	s    *server
 	opts Options
 
@@ -54,12 +54,12 @@ type Broker struct {
 	consumers map[*consumer]struct{}
 }
 
-var _ transport.Broker = (*Broker)(nil)
+var _ transport.Broker = (*connection)(nil)
 
 // New returns a connection to the broker uri names ("memory://" or
 // "memory://name"), creating that broker when the process has none of the
 // name yet. It fails only for a URI of another scheme.
-func New(uri string, opts Options) (*Broker, error) {
+func New(uri string, opts Options) (*connection, error) {
 	name, err := parseURI(uri)
 	if err != nil {
 		return nil, err
@@ -74,19 +74,11 @@ func New(uri string, opts Options) (*Broker, error) {
 		registry.servers[name] = s
 	}
 	registry.Unlock()
-	b := &Broker{s: s, opts: opts, consumers: map[*consumer]struct{}{}}
+	b := &connection{s: s, opts: opts, consumers: map[*consumer]struct{}{}}
 	s.mu.Lock()
 	s.conns[b] = struct{}{}
 	s.mu.Unlock()
 	return b, nil
-}
-
-// Dial is New for callers that want transport/amqp's Dial shape.
-func Dial(ctx context.Context, uri string, opts Options) (*Broker, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return New(uri, opts)
 }
 
 // Reset closes every connection to the broker named name (as Close does)
@@ -120,7 +112,7 @@ func parseURI(uri string) (string, error) {
 
 // Connect does nothing but report ErrClosed after Close: an in-process
 // broker is there at once. It exists for the lifecycle transport/amqp has.
-func (b *Broker) Connect(ctx context.Context) error {
+func (b *connection) Connect(ctx context.Context) error {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.closed {
@@ -130,7 +122,7 @@ func (b *Broker) Connect(ctx context.Context) error {
 }
 
 // Connected reports whether the connection is open: true until Close.
-func (b *Broker) Connected() bool {
+func (b *connection) Connected() bool {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	return !b.closed
@@ -138,7 +130,7 @@ func (b *Broker) Connected() bool {
 
 // Ready reports nil while the connection is open and every consumer not
 // cancelled is consuming; a consumer whose queue was deleted is named.
-func (b *Broker) Ready() error {
+func (b *connection) Ready() error {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.closed {
@@ -160,7 +152,7 @@ func (b *Broker) Ready() error {
 // DeclareExchange makes sure the exchange exists as described; declaring
 // one that exists with another kind, durability or auto-delete fails with
 // PRECONDITION_FAILED, as with RabbitMQ.
-func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
+func (b *connection) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
 	err := wire.Exchange(ex)
 	if err == nil {
 		err = b.locked(ctx, func() error { return b.s.declareExchange(ex) })
@@ -176,11 +168,11 @@ func (b *Broker) DeclareExchange(ctx context.Context, ex transport.Exchange) err
 // arguments fails with PRECONDITION_FAILED, and another connection's
 // exclusive queue with RESOURCE_LOCKED, as with RabbitMQ; declaring it alike
 // restarts its x-expires countdown.
-func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
+func (b *connection) DeclareQueue(ctx context.Context, q transport.Queue) error {
 	if err := b.limits().Queue(q); err != nil {
 		return fmt.Errorf("hypha: declaring queue %s: %w", wire.Quote(q.Name), err)
 	}
-	args, err := NormalizeHeaders(q.Args)
+	args, err := normalizeHeaders(q.Args)
 	if err != nil {
 		return fmt.Errorf("hypha: queue %q arguments: %w", q.Name, err)
 	}
@@ -210,7 +202,7 @@ func (b *Broker) DeclareQueue(ctx context.Context, q transport.Queue) error {
 }
 
 // declareQueue creates the queue or checks it is declared alike. s.mu is held.
-func (b *Broker) declareQueue(decl transport.Queue) (*queue, error) {
+func (b *connection) declareQueue(decl transport.Queue) (*queue, error) {
 	switch {
 	case decl.Name == "":
 		return nil, fmt.Errorf("queues named by the broker are %w", errUnsupported)
@@ -255,7 +247,7 @@ func lockedError(name string) error {
 // DeleteQueue deletes the queue named name with its messages and bindings;
 // its consumers stop, as RabbitMQ cancels them. A queue that does not exist
 // is not an error; another connection's exclusive queue is RESOURCE_LOCKED.
-func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+func (b *connection) DeleteQueue(ctx context.Context, name string) error {
 	if err := wire.Name("queue name", name); err != nil {
 		return fmt.Errorf("hypha: deleting queue %s: %w", wire.Quote(name), err)
 	}
@@ -284,14 +276,14 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 // transport.ErrTooLarge, and what AMQP or RabbitMQ cannot take with
 // transport.ErrInvalid. As with transport/amqp, a mandatory message without
 // a MessageID is given one.
-func (b *Broker) Publish(ctx context.Context, p transport.Publishing) error {
+func (b *connection) Publish(ctx context.Context, p transport.Publishing) error {
 	if p.Mandatory && p.MessageID == "" {
 		p.MessageID = uuid.NewString()
 	}
 	if err := b.limits().Publishing(p); err != nil {
 		return publishError(p, err)
 	}
-	headers, err := NormalizeHeaders(p.Headers)
+	headers, err := normalizeHeaders(p.Headers)
 	if err != nil {
 		return publishError(p, err)
 	}
@@ -324,7 +316,7 @@ func publishError(p transport.Publishing, err error) error {
 // opts.Prefetch unacknowledged at once (no bound when zero). Consumers of one
 // queue take turns; with x-single-active-consumer only the first one still
 // subscribed receives.
-func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
+func (b *connection) Consume(ctx context.Context, opts transport.ConsumeOptions, h transport.Handler) (transport.Consumer, error) {
 	if err := wire.Consume(opts); err != nil {
 		return nil, fmt.Errorf("hypha: consuming queue %s: %w", wire.Quote(opts.Queue), err)
 	}
@@ -356,7 +348,7 @@ func (b *Broker) Consume(ctx context.Context, opts transport.ConsumeOptions, h t
 // waited for at most 2 seconds), their unsettled deliveries go back to their
 // queues, and its exclusive queues are deleted. Later calls fail with
 // transport.ErrClosed.
-func (b *Broker) Close() error {
+func (b *connection) Close() error {
 	b.s.mu.Lock()
 	consumers := b.closeLocked()
 	b.s.mu.Unlock()
@@ -366,7 +358,7 @@ func (b *Broker) Close() error {
 
 // closeLocked closes the connection and returns its consumers, for the
 // caller to wait for once s.mu is released. s.mu is held.
-func (b *Broker) closeLocked() []*consumer {
+func (b *connection) closeLocked() []*consumer {
 	if b.closed {
 		return nil
 	}
@@ -389,12 +381,12 @@ func (b *Broker) closeLocked() []*consumer {
 
 // limits bound what the connection takes, as transport/amqp's bound what
 // it sends: the frame size is RabbitMQ's default.
-func (b *Broker) limits() wire.Limits {
+func (b *connection) limits() wire.Limits {
 	return wire.Limits{MaxMessageSize: b.opts.MaxMessageSize, FrameSize: wire.DefaultFrameSize}
 }
 
 // locked runs fn under the server's mutex on an open connection.
-func (b *Broker) locked(ctx context.Context, fn func() error) error {
+func (b *connection) locked(ctx context.Context, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ type queue struct {
 	s     *server
 	name  string
 	decl  transport.Queue // as declared, Args normalized, without Bindings
-	owner *Broker         // the connection of an exclusive queue
+	owner *connection     // the connection of an exclusive queue
 	args  queueArgs
 
 	ready       []*entry

@@ -11,7 +11,7 @@ import (
 
 // InspectQueue reports the ready messages and the consumers of the queue
 // named name; transport.ErrNoQueue when there is none.
-func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.QueueState, error) {
+func (b *connection) InspectQueue(ctx context.Context, name string) (transport.QueueState, error) {
 	if err := wire.Name("queue name", name); err != nil {
 		return transport.QueueState{}, fmt.Errorf("hypha: inspecting queue %s: %w", wire.Quote(name), err)
 	}
@@ -32,7 +32,7 @@ func (b *Broker) InspectQueue(ctx context.Context, name string) (transport.Queue
 // never subscribed, so the queue hands it nothing by itself, and Get takes
 // the head message. Closing the reader or the connection returns what it
 // holds unsettled, as a consumer's close does.
-func (b *Broker) ReadQueue(ctx context.Context, name string) (transport.QueueReader, error) {
+func (b *connection) ReadQueue(ctx context.Context, name string) (transport.QueueReader, error) {
 	if err := wire.Name("queue name", name); err != nil {
 		return nil, fmt.Errorf("hypha: reading queue %s: %w", wire.Quote(name), err)
 	}

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
-	"github.com/hypha-go/hypha/transport/amqp"
+	"github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
@@ -179,7 +180,9 @@ var accepted = []refusal{
 func TestBrokersRefuseAlike(t *testing.T) {
 	var restores atomic.Int32
 	ctx := context.Background()
-	rabbit, err := amqp.Dial(ctx, testbroker.URI(t), amqp.Options{MaxMessageSize: maxBody, OnRestore: func() { restores.Add(1) }})
+	s := config.DefaultSettings()
+	s.MaxMessageSize = maxBody
+	rabbit, err := dial.Dial(ctx, testbroker.URI(t), dial.Settings(s), dial.OnRestore(func() { restores.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
 	}

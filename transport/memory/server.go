@@ -37,7 +37,7 @@ type server struct {
 	mu        sync.Mutex
 	exchanges map[string]*exchange
 	queues    map[string]*queue
-	conns     map[*Broker]struct{}
+	conns     map[*connection]struct{}
 	seq       uint64 // orders messages within queues
 	tags      uint64 // delivery tags
 }
@@ -53,7 +53,7 @@ type exchange struct {
 type binding struct{ queue, key string }
 
 func newServer(name string) *server {
-	s := &server{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queue{}, conns: map[*Broker]struct{}{}}
+	s := &server{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queue{}, conns: map[*connection]struct{}{}}
 	for _, kind := range []string{direct, topic, fanout} {
 		name := "amq." + kind
 		s.exchanges[name] = &exchange{Exchange: transport.Exchange{Name: name, Kind: kind, Durable: true}}

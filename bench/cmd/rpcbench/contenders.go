@@ -48,10 +48,10 @@ var contenders = []contender{
 		"that never waits for confirms and auto-acks its replies", hyphaServerStart(maxWorkers), false, ""},
 	{"hypha-server-64w", "hypha-server with MAX_WORKERS 64 (so prefetch 64), against raw-safe-64w",
 		hyphaServerStart(wideWorkers), false, rawSafeName + "-64w"},
-	{"hypha", "rpc.Dial client calling the same Hypha server: both sides Hypha", hyphaStart("", false), false, ""},
+	{"hypha", "standalone rpc client calling the same Hypha server: both sides Hypha", hyphaStart("", false), false, ""},
 	{"hypha-transient", "the same, with RPC_PERSISTENT false: transient requests, and so transient replies " +
 		"(no disk write at the broker; lost if it restarts)", hyphaStart("", true), false, ""},
-	{"hypha-memory", "rpc.Dial client and Hypha server in process on the embedded broker (memory://bench)",
+	{"hypha-memory", "standalone rpc client and Hypha server in process on the embedded broker (memory://bench)",
 		hyphaStart("memory://"+memoryName, false), true, ""},
 	{"watermill", "watermill v1.5.1 cqrs + components/requestreply over watermill-amqp/v3 (see notes)",
 		watermillStart, false, ""},

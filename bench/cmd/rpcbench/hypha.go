@@ -30,7 +30,7 @@ func (calculator) Register(r *entrypoint.Registry) {
 // hyphaServe runs the calculator with rpc.NewServer on a broker of its own
 // (dialled by URI through transport/dial) with workers workers (MAX_WORKERS).
 func hyphaServe(ctx context.Context, uri string, workers int) (stop func(), err error) {
-	broker, err := dial.Dial(ctx, uri, dial.Options{Name: calculatorName})
+	broker, err := dial.Dial(ctx, uri, dial.Name(calculatorName))
 	if err != nil {
 		return nil, err
 	}
@@ -56,8 +56,13 @@ func hyphaServe(ctx context.Context, uri string, workers int) (stop func(), err 
 // hyphaDial returns a standalone Hypha client's call of calculator.add, with
 // transient requests when transient is set.
 func hyphaDial(ctx context.Context, uri string, transient bool) (caller, func(), error) {
-	c, err := rpc.Dial(ctx, rpc.Config{URI: uri, Timeout: callTimeout, Transient: transient})
+	conn, err := dial.Dial(ctx, uri, dial.Name(rpc.StandaloneOwner))
 	if err != nil {
+		return nil, nil, err
+	}
+	c := rpc.NewClient(conn, rpc.Config{Timeout: callTimeout, Transient: transient})
+	if err := c.Start(ctx); err != nil {
+		conn.Close()
 		return nil, nil, err
 	}
 	proxy := c.Proxy(calculatorName)
@@ -71,5 +76,5 @@ func hyphaDial(ctx context.Context, uri string, transient bool) (caller, func(),
 		}
 		return nil
 	}
-	return call, func() { c.Close() }, nil
+	return call, func() { c.Close(); conn.Close() }, nil
 }

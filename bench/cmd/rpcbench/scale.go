@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/transport/dial"
 )
 
 // The scale figures are reported, not asserted: how far one process goes.
@@ -180,11 +181,12 @@ func scaleEvents(ctx context.Context, uri string, d time.Duration, b *strings.Bu
 		defer cancel()
 		_ = app.Stop(sctx)
 	}()
-	disp, err := events.Dial(ctx, uri, events.DispatcherConfig{Source: "bench_source", Logger: quietLogger()})
+	conn, err := dial.Dial(ctx, uri, dial.Name("bench_source-dispatcher"), dial.Logger(quietLogger()))
 	if err != nil {
 		return err
 	}
-	defer disp.Close()
+	defer conn.Close()
+	disp := events.NewDispatcher(conn, events.DispatcherConfig{Source: "bench_source"})
 
 	payload := map[string]any{"pad": padFor(64)}
 	var sent, failed atomic.Int64
