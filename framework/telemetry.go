@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -23,15 +21,14 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/config"
-	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/label"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/timer"
 )
 
 // defaultGRPCEndpoint is OTLP/gRPC's default, used when TRACING.ENDPOINT is
@@ -52,23 +49,15 @@ type telemetry struct {
 	registry  *prometheus.Registry
 	address   string
 	endpoints *endpoints
-	// httpAddress is HTTP.ADDRESS, which names the server in the HTTP
-	// metrics: otelhttp would take the Host header, any client's choice.
-	httpAddress string
-	restores    metric.Int64Counter
-	expired     metric.Int64Counter
-	dupes       metric.Int64Counter
-	dead        metric.Int64Counter
-	noReplyTo   metric.Int64Counter
+	restores  metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
 	t := &telemetry{
-		tracing:     cfg.Tracing,
-		prop:        propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-		address:     cfg.Metrics.Address,
-		endpoints:   e,
-		httpAddress: cfg.HTTP.Address,
+		tracing:   cfg.Tracing,
+		prop:      propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		address:   cfg.Metrics.Address,
+		endpoints: e,
 	}
 	if t.address != "" {
 		if err := t.startMetrics(); err != nil {
@@ -99,24 +88,7 @@ func (t *telemetry) startMetrics() error {
 		return err
 	}
 	t.restores.Add(context.Background(), 0) // exported from the start, so rate() sees the first one
-	t.expired, err = t.meter().Int64Counter("hypha.rpc.server.expired",
-		metric.WithDescription("Calls dropped unstarted because their caller's deadline had passed."), metric.WithUnit("{call}"))
-	if err != nil {
-		return err
-	}
-	t.dupes, err = t.meter().Int64Counter("hypha.rpc.server.duplicates",
-		metric.WithDescription("Copies of requests this instance had already answered, dropped unrun."), metric.WithUnit("{call}"))
-	if err != nil {
-		return err
-	}
-	t.dead, err = t.meter().Int64Counter("hypha.events.dead_lettered",
-		metric.WithDescription("Events sent to their dead-letter queue, by how."), metric.WithUnit("{event}"))
-	if err != nil {
-		return err
-	}
-	t.noReplyTo, err = t.meter().Int64Counter("hypha.rpc.server.no_reply_to",
-		metric.WithDescription("Requests that came without a reply_to: run, their outcome sent nowhere."), metric.WithUnit("{call}"))
-	return err
+	return nil
 }
 
 func (t *telemetry) meter() metric.Meter {
@@ -143,81 +115,42 @@ func (t *telemetry) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// serviceInterceptors are the tracing and metrics interceptors of one service.
-type serviceInterceptors struct {
-	rpcServer []rpc.ServerInterceptor
+// serviceTelemetry is one service's telemetry: its tracer provider, the
+// propagator and the meter provider, no-op ones for what is off; and the
+// interceptors of its RPC client and event dispatcher.
+type serviceTelemetry struct {
+	tracer    trace.TracerProvider
+	prop      propagation.TextMapPropagator
+	meters    metric.MeterProvider
 	rpcClient []rpc.ClientInterceptor
-	handlers  []events.HandlerInterceptor
 	dispatch  []events.DispatchInterceptor
-	timers    []entrypoint.Interceptor
-	// instrument wraps an HTTP route's handler with otelhttp; nil when
-	// telemetry is off.
-	instrument func(pattern string, h http.Handler) http.Handler
 }
 
-// interceptors builds a service's interceptors, given the services it
-// declared proxies to; none when telemetry is off.
-func (t *telemetry) interceptors(service string, calls []string) (serviceInterceptors, error) {
-	var ics serviceInterceptors
-	var httpOpts []otelhttp.Option
+// forService builds a service's telemetry, given the services it declared
+// proxies to; its client and dispatcher get no interceptors when telemetry
+// is off. The service's entrypoint kinds add their own (see
+// entrypoint.Service).
+func (t *telemetry) forService(service string, calls []string) (serviceTelemetry, error) {
+	st := serviceTelemetry{tracer: tracenoop.NewTracerProvider(), prop: propagation.NewCompositeTextMapPropagator(),
+		meters: metricnoop.NewMeterProvider()}
 	if t.tracing.Exporter != "none" {
 		tp, err := t.tracerProvider(service)
 		if err != nil {
-			return ics, err
+			return st, err
 		}
-		httpOpts = append(httpOpts, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(t.prop))
-		ics.rpcServer = append(ics.rpcServer, rpc.ServerTracing(tp, t.prop))
-		ics.rpcClient = append(ics.rpcClient, rpc.ClientTracing(tp, t.prop))
-		ics.handlers = append(ics.handlers, events.HandlerTracing(tp, t.prop))
-		ics.dispatch = append(ics.dispatch, events.DispatchTracing(tp, t.prop))
-		ics.timers = append(ics.timers, timer.Tracing(tp))
+		st.tracer, st.prop = tp, t.prop
+		st.rpcClient = append(st.rpcClient, rpc.ClientTracing(tp, t.prop))
+		st.dispatch = append(st.dispatch, events.DispatchTracing(tp, t.prop))
 	}
 	if t.meters != nil {
-		sm, err := rpc.ServerMetrics(t.meters)
-		if err != nil {
-			return ics, err
-		}
+		st.meters = t.meters
 		cm, err := rpc.ClientMetrics(t.meters, service, calls...)
 		if err != nil {
-			return ics, err
+			return st, err
 		}
-		hm, err := events.HandlerMetrics(t.meters)
-		if err != nil {
-			return ics, err
-		}
-		tm, err := timer.Metrics(t.meters)
-		if err != nil {
-			return ics, err
-		}
-		ics.timers = append(ics.timers, tm)
-		httpOpts = append(httpOpts, otelhttp.WithMeterProvider(t.meters))
-		ics.rpcServer = append(ics.rpcServer, sm)
-		ics.rpcClient = append(ics.rpcClient, cm)
-		ics.handlers = append(ics.handlers, hm)
+		st.rpcClient = append(st.rpcClient, cm)
 	}
-	if len(httpOpts) > 0 {
-		// The server's name and port are HTTP.ADDRESS's (with port 0 no
-		// port), never the request's Host header: each Host a client sent
-		// would be new series.
-		httpOpts = append(httpOpts, otelhttp.WithServerName(t.httpAddress))
-		ics.instrument = httpInstrument(httpOpts)
-	}
-	return ics, nil
-}
-
-// httpInstrument wraps a route's handler in otelhttp: a server span named
-// after the route's pattern ("GET /users/{id}") that continues the client's
-// trace, and HTTP server metrics. What telemetry leaves off (traces or
-// metrics) is a no-op, never the global provider.
-func httpInstrument(opts []otelhttp.Option) func(pattern string, h http.Handler) http.Handler {
-	opts = append([]otelhttp.Option{
-		otelhttp.WithTracerProvider(tracenoop.NewTracerProvider()),
-		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
-	}, opts...)
-	return func(pattern string, h http.Handler) http.Handler {
-		return otelhttp.NewHandler(h, pattern, opts...)
-	}
+	return st, nil
 }
 
 // tracerProvider builds a service's tracer provider: its own resource
@@ -311,52 +244,6 @@ func (t *telemetry) connectedGauge(connected func() bool) error {
 			return nil
 		}))
 	return err
-}
-
-// expiredCalls counts the calls a service dropped because their caller had
-// given up (hypha.rpc.server.expired), by service and method: one of
-// methods, the service's, or "_OTHER", since the name came from the wire.
-func (t *telemetry) expiredCalls(service string, methods *label.Set) func(method string) {
-	return func(method string) {
-		if t.expired != nil {
-			t.expired.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", label.Own(service)),
-				attribute.String("method", methods.Of(method))))
-		}
-	}
-}
-
-// duplicateCalls counts the copies of requests a service instance had
-// already answered (hypha.rpc.server.duplicates), by service and method (one
-// of methods, else "_OTHER").
-func (t *telemetry) duplicateCalls(service string, methods *label.Set) func(method string) {
-	return func(method string) {
-		if t.dupes != nil {
-			t.dupes.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", label.Own(service)),
-				attribute.String("method", methods.Of(method))))
-		}
-	}
-}
-
-// deadLetters counts the events a service's handlers dead-lettered
-// (hypha.events.dead_lettered), by service, handler, event and how.
-func (t *telemetry) deadLetters(service string) func(handler, event, how string) {
-	return func(handler, event, how string) {
-		if t.dead != nil {
-			t.dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", service),
-				attribute.String("handler", handler), attribute.String("event", event), attribute.String("how", how)))
-		}
-	}
-}
-
-// noReplyToCalls counts the requests a service ran without a reply_to
-// (hypha.rpc.server.no_reply_to), by service and method.
-func (t *telemetry) noReplyToCalls(service string) func(method string) {
-	return func(method string) {
-		if t.noReplyTo != nil {
-			t.noReplyTo.Add(context.Background(), 1,
-				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
-		}
-	}
 }
 
 // restored counts a restored broker connection.
