@@ -2,9 +2,12 @@ package framework_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,8 +63,12 @@ func (j *journal) all() []string {
 	return slices.Clone(j.lines)
 }
 
-// oncePlugin serves kindOnce.
-type oncePlugin struct{ j *journal }
+// oncePlugin serves kindOnce; its servers are unready while unready holds
+// an error.
+type oncePlugin struct {
+	j       *journal
+	unready *atomic.Pointer[error]
+}
 
 func (p oncePlugin) Kind() entrypoint.Kind { return kindOnce }
 
@@ -71,13 +78,24 @@ func (p oncePlugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 		return nil, nil
 	}
 	p.j.add("serve " + s.Name)
-	return &onceServer{j: p.j, s: s, entries: entries}, nil
+	return &onceServer{j: p.j, s: s, entries: entries, unready: p.unready}, nil
 }
 
 type onceServer struct {
 	j       *journal
 	s       *entrypoint.Service
 	entries []*onceEntry
+	unready *atomic.Pointer[error]
+}
+
+func (o *onceServer) Ready() error {
+	if o.unready == nil {
+		return nil
+	}
+	if err := o.unready.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 func (o *onceServer) Start(ctx context.Context) error {
@@ -160,5 +178,28 @@ func TestPluginKindMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"warm_up" (kind "once")`) ||
 		!strings.Contains(err.Error(), "framework.Plugins") {
 		t.Fatalf("New returned %v, want an error naming warm_up and its kind", err)
+	}
+}
+
+// A kind's server that says it is not ready makes the app unready (/readyz).
+func TestPluginKindReadiness(t *testing.T) {
+	j := &journal{ran: make(chan struct{})}
+	unready := new(atomic.Pointer[error])
+	app := start(t, framework.ConfigValues(map[string]any{"HEALTH.ADDRESS": "127.0.0.1:0"}),
+		framework.Plugins(oncePlugin{j: j, unready: unready}),
+		framework.Service("warmer", func() *warmer { return &warmer{j: j} }))
+	eventually(t, 10*time.Second, "/readyz not 200 with the kind ready", func() bool {
+		code, _ := get(t, app.HealthAddress(), "/readyz")
+		return code == http.StatusOK
+	})
+	cold := errors.New("still warming up")
+	unready.Store(&cold)
+	if code, body := get(t, app.HealthAddress(), "/readyz"); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, `service "warmer": still warming up`) {
+		t.Fatalf("/readyz = %d %q with the kind unready, want 503 naming the service and why", code, body)
+	}
+	unready.Store(nil)
+	if code, _ := get(t, app.HealthAddress(), "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d with the kind ready again", code)
 	}
 }
