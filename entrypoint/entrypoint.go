@@ -1,15 +1,23 @@
-// Package entrypoint holds the small registry that a service's entrypoints are
-// registered into, and the worker pool that runs them.
+// Package entrypoint holds what every kind of entrypoint shares: the registry
+// that a service's entrypoints are registered into, the worker pool that runs
+// them, the Interceptor that wraps each run, and the Plugin interface through
+// which the framework serves each kind.
 //
-// A service declares its entrypoints in a Register method; rpc.Handle and, later,
-// events.Handle add to the registry, and the framework drives what was added:
+// A service declares its entrypoints in a Register method; each kind's Handle
+// (rpc.Handle, events.Handle, timer.Handle, httpentry.Handle) adds to the
+// registry, and the framework hands the registry to every Plugin, which serves
+// the entrypoints of its kind:
 //
 //	func (c *Calculator) Register(r *entrypoint.Registry) {
 //		rpc.Handle(r, "add", c.Add)
+//		timer.Handle(r, "report", time.Minute, c.Report)
 //	}
 //
-// The package sits below rpc, events and framework so that none of them has to
-// import another to meet here.
+// A new kind is a Plugin (and its own Handle adding an Entrypoint of its own
+// type) given to the framework; the framework starts, drains, closes and
+// describes it as it does the built-in ones. The package sits below rpc,
+// events, timer, httpentry and framework so that none of them has to import
+// another to meet here.
 package entrypoint
 
 import (
@@ -20,11 +28,15 @@ import (
 	"strings"
 )
 
-// Entrypoint is one registered way into a service: an RPC method, an event handler.
+// Entrypoint is one registered way into a service, of any kind: an RPC
+// method, an event handler, a timer, an HTTP route, or one of a kind a Plugin
+// added.
 type Entrypoint interface {
 	// EntrypointName is the name the entrypoint is known by on the wire; it is
 	// unique within a service.
 	EntrypointName() string
+	// Describe says what the entrypoint is, for introspection.
+	Describe() Description
 }
 
 // Registrar is implemented by every service: its Register method declares the

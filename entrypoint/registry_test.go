@@ -10,6 +10,9 @@ import (
 type named string
 
 func (n named) EntrypointName() string { return string(n) }
+func (n named) Describe() entrypoint.Description {
+	return entrypoint.Description{Kind: "test", Name: string(n)}
+}
 
 func names(r *entrypoint.Registry) string {
 	var out []string

@@ -72,6 +72,14 @@ type Handler struct {
 // EntrypointName is the handler's name, which nameko puts in queue names.
 func (h *Handler) EntrypointName() string { return h.name }
 
+// Describe describes the handler: the events it handles and how.
+func (h *Handler) Describe() entrypoint.Description {
+	return entrypoint.Description{Kind: entrypoint.KindEvent, Name: h.name, Detail: map[string]any{
+		"source": h.source, "event_type": h.eventType, "handler_type": h.handlerType.String(),
+		"reliable_delivery": h.reliable, "requeue_on_error": h.requeue,
+	}}
+}
+
 // Source is the service whose events the handler takes.
 func (h *Handler) Source() string { return h.source }
 

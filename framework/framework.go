@@ -33,7 +33,6 @@ import (
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
-	"github.com/hypha-go/hypha/httpentry"
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
@@ -55,6 +54,7 @@ type appConfig struct {
 	fxOptions  []fx.Option
 	// interceptors are the app's, of every kind and side.
 	interceptors []entrypoint.Interceptor
+	plugins      []entrypoint.Plugin
 }
 
 // ConfigFile reads config from path instead of $HYPHA_CONFIG or ./config.yaml.
@@ -163,8 +163,8 @@ func New(opts ...Option) (*App, error) {
 		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
 		// One budget for every service of the app: memory is the process's.
 		fx.Supply(entrypoint.NewBudget(cfg.MaxInflightBytes)),
-		fx.Provide(func(e *endpoints, c *connection) *health { return newHealth(cfg, e, c) }),
-		fx.Provide(func(e *endpoints) *httpentry.Mux { return newHTTP(cfg, e) }),
+		fx.Provide(func(e *endpoints, c *connection, r *runtimes) *health { return newHealth(cfg, e, c, r) }),
+		provideKinds(cfg, &ac),
 	}
 	for _, s := range ac.services {
 		if seen[s.name] {
@@ -277,17 +277,6 @@ func (a *App) HTTPAddress() string {
 		return ""
 	}
 	return a.telemetry.endpoints.address(a.config.HTTP.Address)
-}
-
-// newHTTP is the process's one HTTP router, which every service mounts its
-// routes on, served on HTTP.ADDRESS when set; /healthz, /readyz and /metrics
-// share its listener when their address is the same.
-func newHTTP(cfg Config, e *endpoints) *httpentry.Mux {
-	m := httpentry.NewMux()
-	if cfg.HTTP.Address != "" {
-		e.handle("HTTP.ADDRESS", cfg.HTTP.Address, "/", m)
-	}
-	return m
 }
 
 // Config is the configuration the app was built with.

@@ -17,17 +17,19 @@ var (
 
 // health answers the probes: /healthz (alive) while the process serves at
 // all, /readyz only while the app can take work: started, not stopping,
-// connected to the broker with every consumer running.
+// connected to the broker with every consumer running, and every service's
+// servers ready (those of kinds that can tell, entrypoint.Readier).
 type health struct {
 	broker   dial.Broker
+	services *runtimes
 	started  atomic.Bool
 	stopping atomic.Bool
 }
 
 // newHealth serves the probes on HEALTH.ADDRESS, or with /metrics when that
 // is empty, or nowhere when both are.
-func newHealth(cfg Config, e *endpoints, c *connection) *health {
-	h := &health{broker: c.broker}
+func newHealth(cfg Config, e *endpoints, c *connection, r *runtimes) *health {
+	h := &health{broker: c.broker, services: r}
 	key, address := healthAddress(cfg)
 	if address != "" {
 		e.handle(key, address, "/healthz", http.HandlerFunc(h.live))
@@ -52,7 +54,10 @@ func (h *health) ready() error {
 	case !h.started.Load():
 		return errStarting
 	}
-	return h.broker.Ready()
+	if err := h.broker.Ready(); err != nil {
+		return err
+	}
+	return h.services.ready()
 }
 
 func (h *health) live(w http.ResponseWriter, _ *http.Request) {

@@ -5,19 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
-	"github.com/hypha-go/hypha/httpentry"
-	"github.com/hypha-go/hypha/internal/label"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/timer"
 )
 
 // serviceDef is one service given to Service.
@@ -97,7 +94,7 @@ func (s *serviceDef) module(cfg Config, log *slog.Logger, ac *appConfig) (fx.Opt
 		fx.Provide(fx.Private, func(p runtimeParams) (*serviceRuntime, error) {
 			rt, err := newServiceRuntime(s.name, cfg, svcLog, p.Conn, p.Telemetry, p.All, p.Budget, ac, proxies)
 			if rt != nil {
-				rt.mux = p.HTTP
+				rt.kinds = p.Kinds
 			}
 			if rt != nil && p.Only != nil {
 				rt.only = p.Only.names
@@ -130,7 +127,7 @@ type runtimeParams struct {
 	Telemetry *telemetry
 	All       *runtimes
 	Budget    *entrypoint.Budget
-	HTTP      *httpentry.Mux
+	Kinds     *kinds
 	Only      *restriction `optional:"true"`
 }
 
@@ -213,49 +210,41 @@ func embedsFxIn(t reflect.Type) bool {
 	return false
 }
 
-// serviceRuntime is what the container runs for one service: its RPC server,
-// its event handlers, and, when it calls other services, its RPC client.
+// serviceRuntime is what the container runs for one service: a server per
+// kind of entrypoint it has (an RPC one at least: every service answers the
+// introspection method), and, when it calls other services, its RPC client.
 type serviceRuntime struct {
 	name       string
 	cfg        Config
 	log        *slog.Logger
 	pool       *entrypoint.Pool
-	client     *rpc.Client       // nil when the service calls nobody
-	server     *rpc.Server       // every service has one: it answers the introspection method at least
-	handlers   *events.Server    // nil when the service handles no events
-	timers     *timer.Server     // nil when the service has no timers
-	http       *httpentry.Server // nil when the service has no HTTP routes
-	mux        *httpentry.Mux    // the process's, which the routes are mounted on
-	instrument func(pattern string, h http.Handler) http.Handler
+	client     *rpc.Client // nil when the service calls nobody
 	dispatcher *events.Dispatcher
 	conn       *connection
+	kinds      *kinds
+	servers    []entrypoint.Server      // in the kinds' order, those with entrypoints
 	ics        []entrypoint.Interceptor // telemetry's, then the app's: of every kind and side
-	calls      []string                 // the services this one has proxies to
-	only       []string                 // the entrypoints it runs, when restricted
-	onDead     func(handler, event, how string)
-	telemetry  *telemetry
-	onNoReply  func(method string)
+	telemetry  serviceTelemetry
+	calls      []string  // the services this one has proxies to
+	only       []string  // the entrypoints it runs, when restricted
 	all        *runtimes // the app's running services, stopped together
 }
 
-// newServiceRuntime builds a service's runtime; telemetry's interceptors
-// wrap the app's, so that those run inside the call's span.
+// newServiceRuntime builds a service's runtime: its pool, its client and
+// dispatcher, and the telemetry its kinds' servers are built with.
 func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes,
 	budget *entrypoint.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
-	ics, instrument, err := t.interceptors(name, calls)
+	st, err := t.forService(name, calls)
 	if err != nil {
 		return nil, err
 	}
-	ics = append(ics, ac.interceptors...)
+	ics := append(st.interceptors[:len(st.interceptors):len(st.interceptors)], ac.interceptors...)
 	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers, entrypoint.WithBudget(budget)),
-		ics: ics, instrument: instrument, calls: calls, all: all,
+		ics: ics, telemetry: st, calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics,
 		}),
 	}
-	rt.onDead = t.deadLetters(name)
-	rt.telemetry = t
-	rt.onNoReply = t.noReplyToCalls(name)
 	if err := t.workersGauge(name, rt.pool.Busy); err != nil {
 		return nil, err
 	}
@@ -270,7 +259,8 @@ func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connecti
 	return rt, nil
 }
 
-// register collects the service's entrypoints and builds what serves them.
+// register collects the service's entrypoints and has each kind build what
+// serves them.
 func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	reg := entrypoint.NewRegistry(rt.name)
 	svc.Register(reg)
@@ -284,96 +274,97 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	}
 	// Every service answers the built-in introspection method, one with
 	// only event handlers, timers or HTTP routes too, so every service has
-	// an RPC queue. The queues' prefetches share MAX_WORKERS: the RPC queue
-	// first, then each handler's, so that no instance holds more than it
-	// can run.
+	// an RPC queue.
 	introspect.Register(reg)
-	handlers := len(entrypoint.Of[*events.Handler](reg))
-	prefetches := entrypoint.SplitPrefetch(rt.pool.Size(), handlers+1)
-	methods := label.NewSet(0, rpcMethods(reg)...)
-	rt.server = rpc.NewServer(rt.conn.broker, reg, rpc.ServerConfig{
-		Service: rt.name, Exchange: rt.cfg.RPCExchange, Pool: rt.pool, Prefetch: prefetches[0],
-		ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-		OnExpired: rt.telemetry.expiredCalls(rt.name, methods), OnDuplicate: rt.telemetry.duplicateCalls(rt.name, methods),
-		OnNoReplyTo: rt.onNoReply, RedactUnexpectedErrors: rt.cfg.RedactUnexpectedErrors,
-	})
-	prefetches = prefetches[1:]
-	if handlers > 0 {
-		rt.handlers = events.NewServer(rt.conn.broker, reg, events.ServerConfig{
-			Service: rt.name, Pool: rt.pool, MaxRetries: rt.cfg.Events.MaxRetries, Prefetches: prefetches,
-			HandlerTimeout: rt.cfg.Events.HandlerTimeout, RetryDelay: events.RetryDelay(rt.cfg.Events.RetryDelay),
-			ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log, Interceptors: rt.ics,
-			NamekoQueues: rt.cfg.Events.NamekoQueues, OnDeadLetter: rt.onDead,
-		})
+	if err := reg.Err(); err != nil {
+		return err
 	}
-	if len(entrypoint.Of[*timer.Timer](reg)) > 0 {
-		rt.timers = timer.NewServer(rt.conn.broker, reg, timer.ServerConfig{
-			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
-			Interceptors: rt.ics,
-		})
+	if err := rt.unserved(reg); err != nil {
+		return err
 	}
-	if len(entrypoint.Of[*httpentry.Route](reg)) > 0 {
-		rt.http = httpentry.NewServer(reg, httpentry.ServerConfig{
-			Service: rt.name, Pool: rt.pool, ParentCallsTracked: rt.cfg.ParentCallsTracked, Logger: rt.log,
-			Interceptors: rt.ics, Instrument: rt.instrument,
-			MaxBodySize: rt.cfg.HTTP.MaxBodySize, WriteTimeout: rt.cfg.HTTP.WriteTimeout,
+	prefetches := rt.prefetches(reg)
+	for i, p := range rt.kinds.plugins {
+		srv, err := p.Serve(&entrypoint.Service{
+			Name: rt.name, Registry: reg, Broker: rt.conn.broker, Pool: rt.pool, Prefetches: prefetches[i],
+			Interceptors: rt.ics, Logger: rt.log, Settings: rt.cfg.Settings,
+			TracerProvider: rt.telemetry.tracer, Propagator: rt.telemetry.prop, MeterProvider: rt.telemetry.meters,
 		})
-		if err := rt.http.Mount(rt.mux); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("service %q: %s entrypoints: %w", rt.name, p.Kind(), err)
+		}
+		if srv != nil {
+			rt.servers = append(rt.servers, srv)
 		}
 	}
 	return nil
 }
 
-// rpcMethods are the names of the RPC methods in reg, raw ones included.
-func rpcMethods(reg *entrypoint.Registry) []string {
-	var names []string
-	for _, m := range entrypoint.Of[*rpc.Method](reg) {
-		names = append(names, m.EntrypointName())
+// unserved says which entrypoints of reg no plugin serves: one whose Kind
+// is not among the app's kinds (its plugin was not given to Plugins).
+func (rt *serviceRuntime) unserved(reg *entrypoint.Registry) error {
+	have := map[entrypoint.Kind]bool{}
+	for _, p := range rt.kinds.plugins {
+		have[p.Kind()] = true
 	}
-	for _, m := range entrypoint.Of[*rpc.RawMethod](reg) {
-		names = append(names, m.EntrypointName())
+	var missing []string
+	for _, e := range reg.Entrypoints() {
+		if k := e.Describe().Kind; !have[k] {
+			missing = append(missing, fmt.Sprintf("%q (kind %q)", e.EntrypointName(), k))
+		}
 	}
-	return names
+	if len(missing) > 0 {
+		return fmt.Errorf("service %q: no plugin serves entrypoint %s: give the kind's plugin to framework.Plugins",
+			rt.name, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
-// start starts the client, then the event handlers, then the RPC server (so
-// that a service answering calls also has its event queues bound), then opens
-// its HTTP routes and starts its timers, whose requests and ticks may call it.
-// When a part fails, the parts already started are closed again.
+// prefetches shares MAX_WORKERS among the queues the kinds consume, so that
+// no instance holds more than it can run: the i-th plugin's shares are the
+// i-th list. The shares go to the kinds from the last to the first, each
+// taking its queues in its own order: so the RPC queue, which every service
+// has, takes the first share, then the event handlers' queues.
+func (rt *serviceRuntime) prefetches(reg *entrypoint.Registry) [][]int {
+	counts := make([]int, len(rt.kinds.plugins))
+	total := 0
+	for i, p := range rt.kinds.plugins {
+		if c, ok := p.(entrypoint.ConsumerCounter); ok {
+			counts[i] = c.Consumers(reg)
+			total += counts[i]
+		}
+	}
+	out := make([][]int, len(counts))
+	if total == 0 {
+		return out
+	}
+	shares := entrypoint.SplitPrefetch(rt.pool.Size(), total)
+	for i := len(counts) - 1; i >= 0; i-- {
+		out[i], shares = shares[:counts[i]:counts[i]], shares[counts[i]:]
+	}
+	return out
+}
+
+// start starts the client, then each kind's server in the kinds' order (see
+// newKinds). When one fails, those already started, and the one that
+// failed, are closed again, in the reverse order, and so is the client.
 func (rt *serviceRuntime) start(ctx context.Context) error {
+	started := 0
 	err := func() error {
 		if rt.client != nil {
 			if err := rt.client.Start(ctx); err != nil {
 				return err
 			}
 		}
-		if rt.handlers != nil {
-			if err := rt.handlers.Start(ctx); err != nil {
+		for _, srv := range rt.servers {
+			started++
+			if err := srv.Start(ctx); err != nil {
 				return err
 			}
-		}
-		if rt.server != nil {
-			if err := rt.server.Start(ctx); err != nil {
-				return err
-			}
-		}
-		if rt.http != nil {
-			rt.http.Start()
-			if rt.cfg.HTTP.Address == "" {
-				rt.log.Warn("hypha: HTTP routes are not served: set HTTP.ADDRESS", "routes", rt.http.Routes())
-			}
-		}
-		if rt.timers != nil {
-			return rt.timers.Start(ctx)
 		}
 		return nil
 	}()
 	if err != nil {
-		if rt.http != nil {
-			rt.http.Drain()
-		}
-		_ = rt.close()
+		_ = rt.closeServers(rt.servers[:started])
 		return fmt.Errorf("service %q: %w", rt.name, err)
 	}
 	rt.all.add(rt)
@@ -381,43 +372,43 @@ func (rt *serviceRuntime) start(ctx context.Context) error {
 	return nil
 }
 
-// drain stops the service taking HTTP requests, ticks, calls and events;
-// running ones go on. The
+// drain stops the service taking work of every kind, in the reverse of the
+// kinds' order (HTTP requests and ticks first); running work goes on. The
 // broker's cancel-ok is waited for briefly, apart from the grace period.
 func (rt *serviceRuntime) drain(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 	defer cancel()
 	var errs []error
-	if rt.http != nil {
-		rt.http.Drain()
-	}
-	if rt.timers != nil {
-		errs = append(errs, rt.timers.Drain(ctx))
-	}
-	if rt.server != nil {
-		errs = append(errs, rt.server.Drain(ctx))
-	}
-	if rt.handlers != nil {
-		errs = append(errs, rt.handlers.Drain(ctx))
+	for _, srv := range slices.Backward(rt.servers) {
+		errs = append(errs, srv.Drain(ctx))
 	}
 	return errors.Join(errs...)
 }
 
-// close closes the consumers and the client, which workers may have been
-// using until now; unfinished work goes back to its queue.
-func (rt *serviceRuntime) close() error {
+// close closes the servers, in the reverse of the kinds' order, and the
+// client, which workers may have been using until now; unfinished work goes
+// back to its queue.
+func (rt *serviceRuntime) close() error { return rt.closeServers(rt.servers) }
+
+func (rt *serviceRuntime) closeServers(servers []entrypoint.Server) error {
 	var errs []error
-	if rt.timers != nil {
-		errs = append(errs, rt.timers.Close())
-	}
-	if rt.server != nil {
-		errs = append(errs, rt.server.Close())
-	}
-	if rt.handlers != nil {
-		errs = append(errs, rt.handlers.Close())
+	for _, srv := range slices.Backward(servers) {
+		errs = append(errs, srv.Close())
 	}
 	if rt.client != nil {
 		errs = append(errs, rt.client.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// ready is nil when every server of the service that can tell is ready.
+func (rt *serviceRuntime) ready() error {
+	for _, srv := range rt.servers {
+		if r, ok := srv.(entrypoint.Readier); ok {
+			if err := r.Ready(); err != nil {
+				return fmt.Errorf("service %q: %w", rt.name, err)
+			}
+		}
+	}
+	return nil
 }

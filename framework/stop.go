@@ -44,6 +44,20 @@ func (r *runtimes) add(rt *serviceRuntime) {
 	r.mu.Unlock()
 }
 
+// ready is nil when every started service is ready, or says which is not
+// and why.
+func (r *runtimes) ready() error {
+	r.mu.Lock()
+	started := slices.Clone(r.started)
+	r.mu.Unlock()
+	for _, rt := range started {
+		if err := rt.ready(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // stop drains the services in waves, callers before the services they call,
 // waits for each wave's workers, then closes them all. Workers still running
 // when GRACE_PERIOD is over have their contexts cancelled and get

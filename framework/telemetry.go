@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -23,6 +21,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 
@@ -50,23 +49,15 @@ type telemetry struct {
 	registry  *prometheus.Registry
 	address   string
 	endpoints *endpoints
-	// httpAddress is HTTP.ADDRESS, which names the server in the HTTP
-	// metrics: otelhttp would take the Host header, any client's choice.
-	httpAddress string
-	restores    metric.Int64Counter
-	expired     metric.Int64Counter
-	dupes       metric.Int64Counter
-	dead        metric.Int64Counter
-	noReplyTo   metric.Int64Counter
+	restores  metric.Int64Counter
 }
 
 func newTelemetry(lc fx.Lifecycle, cfg Config, e *endpoints) (*telemetry, error) {
 	t := &telemetry{
-		tracing:     cfg.Tracing,
-		prop:        propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-		address:     cfg.Metrics.Address,
-		endpoints:   e,
-		httpAddress: cfg.HTTP.Address,
+		tracing:   cfg.Tracing,
+		prop:      propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		address:   cfg.Metrics.Address,
+		endpoints: e,
 	}
 	if t.address != "" {
 		if err := t.startMetrics(); err != nil {
@@ -97,24 +88,7 @@ func (t *telemetry) startMetrics() error {
 		return err
 	}
 	t.restores.Add(context.Background(), 0) // exported from the start, so rate() sees the first one
-	t.expired, err = t.meter().Int64Counter("hypha.rpc.server.expired",
-		metric.WithDescription("Calls dropped unstarted because their caller's deadline had passed."), metric.WithUnit("{call}"))
-	if err != nil {
-		return err
-	}
-	t.dupes, err = t.meter().Int64Counter("hypha.rpc.server.duplicates",
-		metric.WithDescription("Copies of requests this instance had already answered, dropped unrun."), metric.WithUnit("{call}"))
-	if err != nil {
-		return err
-	}
-	t.dead, err = t.meter().Int64Counter("hypha.events.dead_lettered",
-		metric.WithDescription("Events sent to their dead-letter queue, by how."), metric.WithUnit("{event}"))
-	if err != nil {
-		return err
-	}
-	t.noReplyTo, err = t.meter().Int64Counter("hypha.rpc.server.no_reply_to",
-		metric.WithDescription("Requests that came without a reply_to: run, their outcome sent nowhere."), metric.WithUnit("{call}"))
-	return err
+	return nil
 }
 
 func (t *telemetry) meter() metric.Meter {
@@ -141,52 +115,41 @@ func (t *telemetry) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// interceptors builds a service's tracing and metrics interceptors, given
-// the services it declared proxies to, and the wrapper of its HTTP routes;
-// none when telemetry is off.
-func (t *telemetry) interceptors(service string, calls []string) ([]entrypoint.Interceptor,
-	func(pattern string, h http.Handler) http.Handler, error) {
-	var ics []entrypoint.Interceptor
-	var httpOpts []otelhttp.Option
+// serviceTelemetry is one service's telemetry: its tracer provider, the
+// propagator and the meter provider, no-op ones for what is off, which its
+// entrypoint kinds use for what is their own (see entrypoint.Service); and
+// its tracing and metrics interceptors, which wrap every run of its
+// entrypoints, every call it makes and every event it dispatches.
+type serviceTelemetry struct {
+	tracer       trace.TracerProvider
+	prop         propagation.TextMapPropagator
+	meters       metric.MeterProvider
+	interceptors []entrypoint.Interceptor
+}
+
+// forService builds a service's telemetry, given the services it declared
+// proxies to (which bound the client metrics' labels); no interceptors when
+// telemetry is off.
+func (t *telemetry) forService(service string, calls []string) (serviceTelemetry, error) {
+	st := serviceTelemetry{tracer: tracenoop.NewTracerProvider(), prop: propagation.NewCompositeTextMapPropagator(),
+		meters: metricnoop.NewMeterProvider()}
 	if t.tracing.Exporter != "none" {
 		tp, err := t.tracerProvider(service)
 		if err != nil {
-			return nil, nil, err
+			return st, err
 		}
-		httpOpts = append(httpOpts, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(t.prop))
-		ics = append(ics, hyphatelemetry.Tracing(tp, t.prop))
+		st.tracer, st.prop = tp, t.prop
+		st.interceptors = append(st.interceptors, hyphatelemetry.Tracing(tp, t.prop))
 	}
 	if t.meters != nil {
+		st.meters = t.meters
 		m, err := hyphatelemetry.Metrics(t.meters, calls...)
 		if err != nil {
-			return nil, nil, err
+			return st, err
 		}
-		ics = append(ics, m)
-		httpOpts = append(httpOpts, otelhttp.WithMeterProvider(t.meters))
+		st.interceptors = append(st.interceptors, m)
 	}
-	if len(httpOpts) == 0 {
-		return ics, nil, nil
-	}
-	// The server's name and port are HTTP.ADDRESS's (with port 0 no port),
-	// never the request's Host header: each Host a client sent would be new
-	// series.
-	httpOpts = append(httpOpts, otelhttp.WithServerName(t.httpAddress))
-	return ics, httpInstrument(httpOpts), nil
-}
-
-// httpInstrument wraps a route's handler in otelhttp: a server span named
-// after the route's pattern ("GET /users/{id}") that continues the client's
-// trace, and HTTP server metrics. What telemetry leaves off (traces or
-// metrics) is a no-op, never the global provider.
-func httpInstrument(opts []otelhttp.Option) func(pattern string, h http.Handler) http.Handler {
-	opts = append([]otelhttp.Option{
-		otelhttp.WithTracerProvider(tracenoop.NewTracerProvider()),
-		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
-	}, opts...)
-	return func(pattern string, h http.Handler) http.Handler {
-		return otelhttp.NewHandler(h, pattern, opts...)
-	}
+	return st, nil
 }
 
 // tracerProvider builds a service's tracer provider: its own resource
@@ -280,52 +243,6 @@ func (t *telemetry) connectedGauge(connected func() bool) error {
 			return nil
 		}))
 	return err
-}
-
-// expiredCalls counts the calls a service dropped because their caller had
-// given up (hypha.rpc.server.expired), by service and method: one of
-// methods, the service's, or "_OTHER", since the name came from the wire.
-func (t *telemetry) expiredCalls(service string, methods *label.Set) func(method string) {
-	return func(method string) {
-		if t.expired != nil {
-			t.expired.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", label.Own(service)),
-				attribute.String("method", methods.Of(method))))
-		}
-	}
-}
-
-// duplicateCalls counts the copies of requests a service instance had
-// already answered (hypha.rpc.server.duplicates), by service and method (one
-// of methods, else "_OTHER").
-func (t *telemetry) duplicateCalls(service string, methods *label.Set) func(method string) {
-	return func(method string) {
-		if t.dupes != nil {
-			t.dupes.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", label.Own(service)),
-				attribute.String("method", methods.Of(method))))
-		}
-	}
-}
-
-// deadLetters counts the events a service's handlers dead-lettered
-// (hypha.events.dead_lettered), by service, handler, event and how.
-func (t *telemetry) deadLetters(service string) func(handler, event, how string) {
-	return func(handler, event, how string) {
-		if t.dead != nil {
-			t.dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", service),
-				attribute.String("handler", handler), attribute.String("event", event), attribute.String("how", how)))
-		}
-	}
-}
-
-// noReplyToCalls counts the requests a service ran without a reply_to
-// (hypha.rpc.server.no_reply_to), by service and method.
-func (t *telemetry) noReplyToCalls(service string) func(method string) {
-	return func(method string) {
-		if t.noReplyTo != nil {
-			t.noReplyTo.Add(context.Background(), 1,
-				metric.WithAttributes(attribute.String("service", service), attribute.String("method", method)))
-		}
-	}
 }
 
 // restored counts a restored broker connection.

@@ -55,6 +55,13 @@ type expectation struct {
 // service, and across the services of a process.
 func (rt *Route) EntrypointName() string { return rt.pattern }
 
+// Describe describes the route: its pattern, and whether its handler is a
+// typed one (Handle) or a plain http.Handler (HandleHTTP).
+func (rt *Route) Describe() entrypoint.Description {
+	return entrypoint.Description{Kind: entrypoint.KindHTTP, Name: rt.pattern,
+		Detail: map[string]any{"pattern": rt.pattern, "typed": rt.typed}}
+}
+
 // Pattern is the route's net/http pattern.
 func (rt *Route) Pattern() string { return rt.pattern }
 

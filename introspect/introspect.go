@@ -2,10 +2,12 @@
 // Hypha service answers the built-in RPC method rpc.IntrospectMethod
 // ("_hypha_introspect") with a Description of its RPC methods (names, docs,
 // JSON Schemas of their arguments and results, positional order, expected
-// errors) and its event handlers (source, event type, handler type, queue).
-// The framework registers the method for every service, one with only event
-// handlers included; the `hypha` command uses it for inspect, shell
-// completion and error messages.
+// errors), its event handlers (source, event type, handler type, queue), and
+// every entrypoint of every kind as it describes itself
+// (entrypoint.Entrypoint's Describe): timers and HTTP routes too, and kinds
+// an app added. The framework registers the method for every service, one
+// with only event handlers included; the `hypha` command uses it for inspect,
+// shell completion and error messages.
 //
 //	desc, err := introspect.Fetch(ctx, client.Proxy("calculator"))
 //
@@ -37,6 +39,9 @@ type Description struct {
 	Service  string        `json:"service"`
 	Methods  []MethodInfo  `json:"methods"`        // in registration order, the built-in method left out
 	Handlers []HandlerInfo `json:"event_handlers"` // in registration order
+	// Entrypoints are every entrypoint of every kind, as each describes
+	// itself, in registration order, the built-in method left out.
+	Entrypoints []entrypoint.Description `json:"entrypoints"`
 }
 
 // MethodInfo describes one RPC method.
@@ -105,7 +110,16 @@ func (d Description) Method(name string) (MethodInfo, bool) {
 
 // Describe describes the entrypoints registered in r.
 func Describe(r *entrypoint.Registry) Description {
-	d := Description{Service: r.Service(), Methods: []MethodInfo{}, Handlers: []HandlerInfo{}}
+	d := Description{Service: r.Service(), Methods: []MethodInfo{}, Handlers: []HandlerInfo{},
+		Entrypoints: []entrypoint.Description{}}
+	for _, e := range r.Entrypoints() {
+		if e.EntrypointName() == Method {
+			if _, builtIn := e.(*rpc.Method); builtIn {
+				continue
+			}
+		}
+		d.Entrypoints = append(d.Entrypoints, e.Describe())
+	}
 	for _, m := range entrypoint.Of[*rpc.Method](r) {
 		if m.EntrypointName() == Method {
 			continue

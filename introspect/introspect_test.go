@@ -15,9 +15,11 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/httpentry"
 	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/timer"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -179,5 +181,53 @@ func TestDescribeListsRawMethods(t *testing.T) {
 	m, ok := d.Method("upload")
 	if !ok || !m.Raw || m.Doc != "Stores the body." || m.Args == nil || m.Errors == nil {
 		t.Fatalf("Describe listed %+v (found %v), want the raw method upload with its doc", m, ok)
+	}
+}
+
+// Every kind of entrypoint is described, as it describes itself: timers and
+// HTTP routes too; the built-in method is left out.
+func TestDescribeEveryKind(t *testing.T) {
+	r := entrypoint.NewRegistry("shop")
+	rpc.Handle(r, "price", func(context.Context, struct {
+		Item string `json:"item"`
+	}) (float64, error) {
+		return 0, nil
+	}, rpc.Doc("Prices an item."))
+	events.Handle(r, "on_sold", "till", "sold", func(context.Context, string) error { return nil })
+	timer.Handle(r, "restock", time.Minute, func(context.Context) error { return nil }, timer.Once(), timer.Eager())
+	httpentry.Handle(r, "GET /items/{id}", func(context.Context, struct{}) (string, error) { return "", nil })
+	introspect.Register(r)
+	body, err := json.Marshal(introspect.Describe(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d introspect.Description
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range d.Entrypoints {
+		got = append(got, string(e.Kind)+" "+e.Name)
+	}
+	want := []string{"rpc price", "event on_sold", "timer restock", "http GET /items/{id}"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("described %q, want %q", got, want)
+	}
+	price, sold, restock, route := d.Entrypoints[0], d.Entrypoints[1], d.Entrypoints[2], d.Entrypoints[3]
+	if args, _ := price.Detail["args"].([]any); price.Doc != "Prices an item." || len(args) != 1 {
+		t.Errorf("price described as %+v", price)
+	}
+	if sold.Detail["source"] != "till" || sold.Detail["event_type"] != "sold" || sold.Detail["handler_type"] != "service pool" {
+		t.Errorf("on_sold described as %+v", sold)
+	}
+	if restock.Detail["interval"] != "1m0s" || restock.Detail["interval_seconds"] != 60.0 ||
+		restock.Detail["once"] != true || restock.Detail["eager"] != true {
+		t.Errorf("restock described as %+v", restock)
+	}
+	if route.Detail["pattern"] != "GET /items/{id}" || route.Detail["typed"] != true {
+		t.Errorf("the route described as %+v", route)
+	}
+	if len(d.Methods) != 1 || len(d.Handlers) != 1 {
+		t.Errorf("methods %+v and handlers %+v, want price and on_sold", d.Methods, d.Handlers)
 	}
 }

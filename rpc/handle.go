@@ -27,6 +27,27 @@ func (m *Method) EntrypointName() string { return m.name }
 // Doc is the method's description, from the Doc option.
 func (m *Method) Doc() string { return m.doc }
 
+// Describe describes the method: its arguments in positional order and the
+// errors it declared with Expected.
+func (m *Method) Describe() entrypoint.Description {
+	args := []any{}
+	for _, p := range m.Params() {
+		args = append(args, map[string]any{"name": p.Name, "required": p.Required, "type": p.Type.String()})
+	}
+	return entrypoint.Description{Kind: entrypoint.KindRPC, Name: m.name, Doc: m.doc,
+		Detail: map[string]any{"args": args, "errors": describeErrors(m.expected)}}
+}
+
+// describeErrors are expected errors as their callers receive them.
+func describeErrors(errs []error) []any {
+	out := []any{}
+	for _, e := range errs {
+		re := WireError(e)
+		out = append(out, map[string]any{"exc_type": re.ExcType, "exc_path": re.ExcPath})
+	}
+	return out
+}
+
 // Param is one argument of a method: a field of its input struct.
 type Param struct {
 	Name     string       // the argument's name, the field's JSON name

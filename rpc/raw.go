@@ -51,6 +51,12 @@ func (m *RawMethod) EntrypointName() string { return m.name }
 // Doc is the method's description, from the Doc option.
 func (m *RawMethod) Doc() string { return m.method.doc }
 
+// Describe describes the method: raw, and the errors it declared with Expected.
+func (m *RawMethod) Describe() entrypoint.Description {
+	return entrypoint.Description{Kind: entrypoint.KindRPC, Name: m.name, Doc: m.method.doc,
+		Detail: map[string]any{"raw": true, "errors": describeErrors(m.method.expected)}}
+}
+
 // ExpectedErrors are the errors declared with Expected, for introspection.
 func (m *RawMethod) ExpectedErrors() []error { return m.method.ExpectedErrors() }
 

@@ -44,6 +44,14 @@ type Timer struct {
 // EntrypointName is the timer's name, unique within its service.
 func (t *Timer) EntrypointName() string { return t.name }
 
+// Describe describes the timer: its interval (as Go writes a duration, and
+// in seconds), whether it is Once and whether it is Eager.
+func (t *Timer) Describe() entrypoint.Description {
+	return entrypoint.Description{Kind: entrypoint.KindTimer, Name: t.name, Detail: map[string]any{
+		"interval": t.interval.String(), "interval_seconds": t.interval.Seconds(), "once": t.once, "eager": t.eager,
+	}}
+}
+
 // Interval is how often the timer ticks.
 func (t *Timer) Interval() time.Duration { return t.interval }
 
