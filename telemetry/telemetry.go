@@ -2,7 +2,7 @@
 // it makes, each written once as an entrypoint.Interceptor for every kind and
 // both sides: RPC calls (server and client), event handler runs and
 // dispatches, and timer ticks. HTTP routes are traced and measured by
-// otelhttp, which the framework wraps around each route; these interceptors
+// otelhttp, which the HTTP kind wraps around each route; these interceptors
 // let them through untouched, so that a request never has two spans.
 //
 // The framework adds both when TRACING and METRICS are on, outermost, so
@@ -10,7 +10,7 @@
 //
 //	tracing := telemetry.Tracing(tp, propagation.TraceContext{})
 //	metrics, err := telemetry.Metrics(mp, "orders") // the services it calls
-//	client, err := rpc.Dial(ctx, rpc.Config{URI: uri,
+//	client := rpc.NewClient(conn, rpc.Config{
 //		Interceptors: []entrypoint.Interceptor{tracing, metrics}})
 package telemetry
 
