@@ -102,11 +102,34 @@ func Metrics(mp metric.MeterProvider, targets ...string) (entrypoint.Interceptor
 	if err != nil {
 		return nil, err
 	}
+	others, err := newInstruments(mp, "", "hypha.entrypoint.runs",
+		"Runs of the entrypoints of kinds that plug-ins add, by kind and outcome.", "{run}",
+		"hypha.entrypoint.duration", "How long runs of the entrypoints of kinds that plug-ins add took.")
+	if err != nil {
+		return nil, err
+	}
 	labels := &clientLabels{targets: label.NewSet(MaxMetricTargets, targets...)}
 	return func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		rc, ev, tick := specs(call)
-		if rc == nil && (ev == nil || call.Client) && !tick {
+		if builtIn(call.Kind) && rc == nil && (ev == nil || call.Client) && !tick {
 			return next(ctx)
+		}
+		if !builtIn(call.Kind) {
+			start := time.Now()
+			err := next(ctx)
+			outcome := OutcomeOK
+			switch {
+			case err != nil && call.IsExpected(err):
+				outcome = OutcomeExpectedError
+			case err != nil:
+				outcome = OutcomeError
+			}
+			// A plug-in's kind and names are its registrations', bounded
+			// as every other label is.
+			others.record(ctx, start, metric.WithAttributes(attribute.String("kind", label.Own(string(call.Kind))),
+				attrService.String(label.Own(call.Service)), attribute.String("entrypoint", label.Own(call.Name)),
+				attribute.Bool("client", call.Client), attrOutcome.String(outcome)))
+			return err
 		}
 		start := time.Now()
 		err := next(ctx)
@@ -224,4 +247,14 @@ func (l *clientLabels) of(call *rpc.CallInfo, err error) (target, method string)
 		return target, methods.Learn(call.Method)
 	}
 	return target, methods.Of(call.Method)
+}
+
+// builtIn reports whether kind is one of Hypha's own, which have metrics of
+// their own (HTTP's are otelhttp's).
+func builtIn(kind entrypoint.Kind) bool {
+	switch kind {
+	case entrypoint.KindRPC, entrypoint.KindEvent, entrypoint.KindTimer, entrypoint.KindHTTP:
+		return true
+	}
+	return false
 }

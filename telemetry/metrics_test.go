@@ -66,3 +66,44 @@ func TestClientMetricLabelsAreBounded(t *testing.T) {
 		t.Errorf("%d method values of calc, want %d that answered and _OTHER: %v", len(methods), telemetry.MaxMetricMethods, methods)
 	}
 }
+
+// A kind a plug-in adds is counted too, by kind, service, entrypoint and
+// outcome, in hypha_entrypoint_runs; Hypha's own kinds are not counted there.
+func TestPluginKindIsCounted(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	ic, err := telemetry.Metrics(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errExpected := fmt.Errorf("no such order")
+	for _, run := range []error{nil, nil, errExpected, fmt.Errorf("disk full")} {
+		call := &entrypoint.Call{Kind: "webhook", Service: "shop", Name: "notify",
+			Expected: func(err error) bool { return err == errExpected }}
+		_ = ic(context.Background(), call, func(context.Context) error { return run })
+	}
+	_ = ic(context.Background(), &entrypoint.Call{Kind: entrypoint.KindHTTP, Service: "shop", Name: "GET /"},
+		func(context.Context) error { return nil })
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "hypha.entrypoint.runs" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				kind, _ := dp.Attributes.Value("kind")
+				outcome, _ := dp.Attributes.Value("outcome")
+				got[kind.AsString()+"/"+outcome.AsString()] += dp.Value
+			}
+		}
+	}
+	want := map[string]int64{"webhook/ok": 2, "webhook/expected_error": 1, "webhook/error": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("hypha.entrypoint.runs = %v, want %v", got, want)
+	}
+}

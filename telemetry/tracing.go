@@ -59,6 +59,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) entryp
 	rpcTracer := tp.Tracer(scope(entrypoint.KindRPC))
 	eventTracer := tp.Tracer(scope(entrypoint.KindEvent))
 	timerTracer := tp.Tracer(scope(entrypoint.KindTimer))
+	otherTracer := tp.Tracer("github.com/hypha-go/hypha/telemetry")
 	return func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		rc, ev, tick := specs(call)
 		switch {
@@ -87,9 +88,41 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) entryp
 				trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attribute.String("hypha.timer", call.Name)))
 			defer span.End()
 			return failed(span, next(ctx))
+		case call.Kind == entrypoint.KindHTTP, call.Kind == entrypoint.KindRPC, call.Kind == entrypoint.KindEvent,
+			call.Kind == entrypoint.KindTimer:
+			return next(ctx) // HTTP is otelhttp's
 		}
-		return next(ctx)
+		return traceOther(ctx, otherTracer, prop, call, next)
 	}
+}
+
+// traceOther traces a run of a kind that a plug-in adds: a span "<kind>
+// <service>.<name>", continuing the trace its message's headers carry (or
+// sending the span's context in them, on the client side), with an expected
+// error as an event and any other as the span's status.
+func traceOther(ctx context.Context, tracer trace.Tracer, prop propagation.TextMapPropagator, call *entrypoint.Call,
+	next entrypoint.Next) error {
+	kind := trace.SpanKindInternal
+	switch {
+	case call.Client:
+		kind = trace.SpanKindClient
+	case call.Headers != nil:
+		kind = trace.SpanKindServer
+		ctx = prop.Extract(ctx, transport.ReceivedTrace(call.Headers))
+	}
+	ctx, span := tracer.Start(ctx, string(call.Kind)+" "+call.Service+"."+call.Name, trace.WithSpanKind(kind),
+		trace.WithAttributes(attribute.String("hypha.entrypoint.kind", string(call.Kind)),
+			attribute.String("hypha.entrypoint.name", call.Name)))
+	defer span.End()
+	if call.Client && call.Headers != nil {
+		prop.Inject(ctx, transport.HeaderCarrier(call.Headers))
+	}
+	err := next(ctx)
+	if err != nil && call.IsExpected(err) {
+		span.AddEvent("expected error", trace.WithAttributes(attribute.String("exception.message", err.Error())))
+		return err
+	}
+	return failed(span, err)
 }
 
 func traceRPCServer(ctx context.Context, tracer trace.Tracer, prop propagation.TextMapPropagator, call *entrypoint.Call,

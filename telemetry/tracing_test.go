@@ -105,3 +105,50 @@ func TestTimerTick(t *testing.T) {
 		t.Errorf("no failed tick of digest counted: %v", rm)
 	}
 }
+
+// A kind a plug-in adds is traced too: a span per run, named after the
+// kind, that continues the trace in its message's headers; an expected
+// error is an event, any other the span's status.
+func TestPluginKindIsTraced(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	prop := propagation.TraceContext{}
+	tracing := telemetry.Tracing(tp, prop)
+	errExpected, errOther := errors.New("no such order"), errors.New("disk full")
+
+	// The sending side puts its span's context in the headers it sends.
+	sent := map[string]any{}
+	client := &entrypoint.Call{Kind: "webhook", Client: true, Service: "shop", Name: "notify", Headers: sent}
+	if err := tracing(context.Background(), client, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sent["traceparent"]; !ok {
+		t.Fatalf("headers sent %v: want a traceparent", sent)
+	}
+	for _, run := range []error{nil, errExpected, errOther} {
+		call := &entrypoint.Call{Kind: "webhook", Service: "shop", Name: "notify", Headers: sent,
+			Expected: func(err error) bool { return errors.Is(err, errExpected) }}
+		if err := tracing(context.Background(), call, func(context.Context) error { return run }); err != run {
+			t.Fatalf("the run's error %v came back as %v", run, err)
+		}
+	}
+	spans := rec.Ended()
+	if len(spans) != 4 {
+		t.Fatalf("%d spans, want 4", len(spans))
+	}
+	if spans[0].Name() != "webhook shop.notify" || spans[0].SpanKind() != trace.SpanKindClient {
+		t.Errorf("client span %q (%v), want \"webhook shop.notify\" (client)", spans[0].Name(), spans[0].SpanKind())
+	}
+	for i, s := range spans[1:] {
+		if s.SpanKind() != trace.SpanKindServer || s.Parent().SpanID() != spans[0].SpanContext().SpanID() {
+			t.Errorf("run %d: span kind %v, parent %s; want a server span, child of the sender's", i, s.SpanKind(), s.Parent().SpanID())
+		}
+	}
+	if spans[2].Status().Code != codes.Unset || len(spans[2].Events()) != 1 {
+		t.Errorf("an expected error: status %v, %d events; want unset and one event", spans[2].Status().Code, len(spans[2].Events()))
+	}
+	if spans[3].Status().Code != codes.Error || spans[1].Status().Code != codes.Unset {
+		t.Errorf("statuses %v (ok run), %v (other error); want unset, error", spans[1].Status().Code, spans[3].Status().Code)
+	}
+}
