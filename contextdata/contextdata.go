@@ -14,24 +14,19 @@ package contextdata
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"maps"
-	"strings"
-	"unicode/utf8"
+
+	"github.com/hypha-go/hypha/internal/ctxwire"
 )
 
 // Built-in keys, spelled as nameko spells them.
 const (
-	KeyCallIDStack = "call_id_stack"
+	KeyCallIDStack = ctxwire.KeyCallIDStack
 	KeyUserID      = "user_id"
 	KeyUserAgent   = "user_agent"
 	KeyLanguage    = "language"
 	KeyAuthToken   = "auth_token"
 )
-
-// HeaderPrefix starts the AMQP header name of every context item.
-const HeaderPrefix = "nameko."
 
 // Data is the context data of one call: keys without the header prefix.
 // Values are strings, numbers, booleans, lists and maps, as JSON would hold them.
@@ -113,79 +108,6 @@ func CallIDStack(ctx context.Context) []string {
 	return stringList(Get(ctx, KeyCallIDStack))
 }
 
-// PushCallID returns a context whose call-id stack ends with id and keeps at most
-// limit entries, the newest (nameko keeps PARENT_CALLS_TRACKED+1). A limit
-// <= 0 or over MaxCallIDs keeps MaxCallIDs, and an id over MaxCallIDSize
-// bytes keeps its end (where a call id's uuid is): the stack a worker sends
-// on is then always within the bounds Check puts on it.
-func PushCallID(ctx context.Context, id string, limit int) context.Context {
-	if limit <= 0 || limit > MaxCallIDs {
-		limit = MaxCallIDs
-	}
-	stack := append(CallIDStack(ctx), clipCallID(id))
-	if len(stack) > limit {
-		stack = stack[len(stack)-limit:]
-	}
-	return With(ctx, KeyCallIDStack, stack)
-}
-
-// clipCallID keeps the last MaxCallIDSize bytes of id, cut on a character's start.
-func clipCallID(id string) string {
-	if len(id) <= MaxCallIDSize {
-		return id
-	}
-	cut := len(id) - MaxCallIDSize
-	for cut < len(id) && !utf8.RuneStart(id[cut]) {
-		cut++
-	}
-	return id[cut:]
-}
-
-// Headers encodes d as AMQP headers, each item as "nameko.<key>".
-func Headers(d Data) map[string]any {
-	h := make(map[string]any, len(d))
-	for k, v := range d {
-		if v != nil {
-			h[HeaderPrefix+k] = v
-		}
-	}
-	return h
-}
-
-// FromHeaders decodes the context data in AMQP headers: every header that starts
-// with "nameko.", prefix stripped. Other headers are not context data, and
-// neither are Hypha's own headers that a nameko service, which forwards
-// every header it receives, sent back prefixed ("nameko.x-hypha-deadline",
-// "nameko.traceparent"): a forwarded deadline or trace is not this call's.
-func FromHeaders(h map[string]any) Data {
-	d := Data{}
-	for k, v := range h {
-		if key, ok := item(k); ok && key != "" && v != nil {
-			d[key] = v
-		}
-	}
-	return d
-}
-
-// item returns the context data key of header k, and whether k carries one.
-func item(k string) (string, bool) {
-	key, ok := strings.CutPrefix(k, HeaderPrefix)
-	if !ok || reflected(key) {
-		return "", false
-	}
-	return key, true
-}
-
-// reflected reports whether key is one of Hypha's own headers as a nameko
-// service forwards it.
-func reflected(key string) bool {
-	switch key {
-	case "traceparent", "tracestate", "baggage":
-		return true
-	}
-	return strings.HasPrefix(key, "x-hypha-")
-}
-
 // stringList reads a list of strings as it arrives from JSON or AMQP ([]any) or
 // from Go code ([]string); anything else is an empty stack.
 func stringList(v any) []string {
@@ -206,155 +128,60 @@ func stringList(v any) []string {
 	return nil
 }
 
-// Outgoing returns the headers a message sent from ctx carries: its context
-// data, with a call-id stack started with rootID when ctx has none (a caller
-// outside any worker).
+// Outgoing returns the headers a message sent from ctx carries: each item of
+// its context data as a header "nameko.<key>", with a call-id stack started
+// with rootID when ctx has none (a caller outside any worker). An entrypoint
+// kind of one's own sends them with its messages, as rpc and events do.
 func Outgoing(ctx context.Context, rootID string) map[string]any {
 	d := From(ctx)
 	if len(CallIDStack(ctx)) == 0 {
 		if d == nil {
 			d = Data{}
 		}
-		d[KeyCallIDStack] = []string{clipCallID(rootID)}
+		d[KeyCallIDStack] = ctxwire.PushCallID(nil, rootID, 1)
 	}
-	return Headers(d)
+	return ctxwire.Headers(d)
 }
 
-// Incoming returns ctx carrying the context data of received headers, with
-// the receiving worker's callID pushed on the call-id stack, which keeps at
-// most limit entries (see PushCallID).
+// Incoming returns ctx carrying the context data of received headers (those
+// named "nameko.<key>", the prefix stripped), with the receiving worker's
+// callID pushed on the call-id stack, which keeps at most limit entries, the
+// newest (nameko keeps PARENT_CALLS_TRACKED+1; a limit <= 0 or over
+// MaxCallIDs keeps MaxCallIDs). A call id over MaxCallIDSize bytes keeps its
+// end, where its uuid is. An entrypoint kind of one's own calls it for each
+// message it runs a worker for, as rpc and events do.
 func Incoming(ctx context.Context, headers map[string]any, callID string, limit int) context.Context {
-	return PushCallID(WithData(ctx, FromHeaders(headers)), callID, limit)
+	ctx = WithData(ctx, ctxwire.FromHeaders(headers))
+	return With(ctx, KeyCallIDStack, ctxwire.PushCallID(CallIDStack(ctx), callID, limit))
 }
 
 // Bounds on the context data one message may carry. A message over them is
 // refused on arrival (an error reply, or the dead-letter queue for an event)
-// and a call that would send more fails before it is sent.
+// and a call that would send more fails before it is sent, with an error
+// wrapping ErrOutOfBounds that names the bound.
 //
 // The call-id stack is bounded apart from the other items, because it is
 // what each hop adds to: a worker keeps the items it received as they are
-// and pushes its own id on the stack, which PushCallID keeps within
+// and pushes its own id on the stack, which Incoming keeps within
 // MaxCallIDs entries of at most MaxCallIDSize bytes. Context data accepted
 // on arrival is thus, by construction, context data the worker can send
 // on, however many hops follow.
 const (
 	// MaxItems is the most context items a message may carry, besides
 	// the call-id stack.
-	MaxItems = 64
+	MaxItems = ctxwire.MaxItems
 	// MaxSize is the most bytes of context data (keys and values, as their
 	// text and numbers take on the wire, roughly) a message may carry,
 	// besides the call-id stack.
-	MaxSize = 32 << 10
+	MaxSize = ctxwire.MaxSize
 	// MaxCallIDs is the most entries the call-id stack may have; it bounds
 	// PARENT_CALLS_TRACKED to MaxCallIDs-1.
-	MaxCallIDs = 64
+	MaxCallIDs = ctxwire.MaxCallIDs
 	// MaxCallIDSize is the most bytes one call id may take.
-	MaxCallIDSize = 512
+	MaxCallIDSize = ctxwire.MaxCallIDSize
 )
 
-// ErrOutOfBounds is wrapped by the error of Check.
-var ErrOutOfBounds = errors.New("hypha: context data out of bounds")
-
-// Check reports an error, wrapping ErrOutOfBounds and naming the bound, when
-// the context data in headers is over MaxItems or MaxSize, or its call-id
-// stack is not a list of at most MaxCallIDs strings of at most
-// MaxCallIDSize bytes. It counts what FromHeaders keeps, so that the
-// headers of a call sent from a worker pass when the worker's did.
-func Check(headers map[string]any) error {
-	items, size := 0, 0
-	for k, v := range headers {
-		key, ok := item(k)
-		if !ok {
-			continue
-		}
-		if key == KeyCallIDStack {
-			if err := checkStack(v); err != nil {
-				return err
-			}
-			continue
-		}
-		items++
-		size += len(k) + valueSize(v, 0)
-	}
-	switch {
-	case items > MaxItems:
-		return fmt.Errorf("%w: %d items, over the limit of %d (contextdata.MaxItems, the call-id stack not counted)",
-			ErrOutOfBounds, items, MaxItems)
-	case size > MaxSize:
-		return fmt.Errorf("%w: %d bytes, over the limit of %d (contextdata.MaxSize, the call-id stack not counted)",
-			ErrOutOfBounds, size, MaxSize)
-	}
-	return nil
-}
-
-// checkStack reports a call-id stack that is not a list of strings (or
-// one string, or null), or one over MaxCallIDs or MaxCallIDSize.
-func checkStack(v any) error {
-	var ids []any
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		ids = []any{x}
-	case []string:
-		for _, id := range x {
-			ids = append(ids, id)
-		}
-	case []any:
-		ids = x
-	default:
-		return fmt.Errorf("%w: the call-id stack (%s%s) is a %T, want a list of strings", ErrOutOfBounds, HeaderPrefix, KeyCallIDStack, v)
-	}
-	if len(ids) > MaxCallIDs {
-		return fmt.Errorf("%w: the call-id stack has %d entries, over the limit of %d (contextdata.MaxCallIDs)",
-			ErrOutOfBounds, len(ids), MaxCallIDs)
-	}
-	for i, e := range ids {
-		id, ok := e.(string)
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: call-id stack entry %d is a %T, want a string", ErrOutOfBounds, i, e)
-		case len(id) > MaxCallIDSize:
-			return fmt.Errorf("%w: call-id stack entry %d takes %d bytes, over the limit of %d (contextdata.MaxCallIDSize)",
-				ErrOutOfBounds, i, len(id), MaxCallIDSize)
-		}
-	}
-	return nil
-}
-
-// valueSize is about what v takes in an AMQP table; it stops counting once
-// past MaxSize, and past a depth no header should reach.
-func valueSize(v any, depth int) int {
-	if depth > 32 {
-		return MaxSize + 1
-	}
-	switch x := v.(type) {
-	case string:
-		return len(x) + 5
-	case []byte:
-		return len(x) + 5
-	case []string:
-		n := 5
-		for _, s := range x {
-			n += len(s) + 6
-		}
-		return n
-	case []any:
-		n := 5
-		for _, e := range x {
-			if n += valueSize(e, depth+1); n > MaxSize {
-				break
-			}
-		}
-		return n
-	case map[string]any:
-		n := 5
-		for k, e := range x {
-			if n += len(k) + 1 + valueSize(e, depth+1); n > MaxSize {
-				break
-			}
-		}
-		return n
-	}
-	return 9
-}
+// ErrOutOfBounds is wrapped by the error of an RPC call or event dispatch
+// that would send context data over one of the bounds (MaxItems, MaxSize,
+// MaxCallIDs, MaxCallIDSize); the error names the bound.
+var ErrOutOfBounds = ctxwire.ErrOutOfBounds

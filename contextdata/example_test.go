@@ -12,21 +12,22 @@ func Example() {
 	ctx = contextdata.With(ctx, "tenant", "acme")
 
 	// What a request made from ctx carries:
-	h := contextdata.Headers(contextdata.From(ctx))
+	h := contextdata.Outgoing(ctx, "standalone.1")
 	fmt.Println(h["nameko.user_id"], h["nameko.tenant"])
 
 	// What a server makes of the headers it receives:
-	got := contextdata.WithData(context.Background(), contextdata.FromHeaders(h))
+	got := contextdata.Incoming(context.Background(), h, "svc.method.2", 11)
 	fmt.Println(contextdata.UserID(got), contextdata.Get(got, "tenant"))
 	// Output:
 	// u-42 acme
 	// u-42 acme
 }
 
-func ExamplePushCallID() {
+func ExampleCallIDStack() {
 	ctx := context.Background()
 	for _, id := range []string{"a.x.1", "b.y.2", "c.z.3"} {
-		ctx = contextdata.PushCallID(ctx, id, 2) // PARENT_CALLS_TRACKED=1 keeps 2 entries
+		// A hop: the message sent from ctx, received by the worker id.
+		ctx = contextdata.Incoming(context.Background(), contextdata.Outgoing(ctx, "root.0"), id, 2) // PARENT_CALLS_TRACKED=1 keeps 2 entries
 	}
 	fmt.Println(contextdata.CallIDStack(ctx))
 	// Output: [b.y.2 c.z.3]

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 )
 
 // FuzzHeaders builds AMQP headers from fuzzed strings and numbers and checks
@@ -25,31 +26,31 @@ func FuzzHeaders(f *testing.F) {
 			stack = append(stack, callID+"."+strings.Repeat("x", i%5))
 		}
 		headers := map[string]any{
-			contextdata.HeaderPrefix + key:                        value,
-			contextdata.HeaderPrefix + "number":                   n,
-			contextdata.HeaderPrefix + "nil":                      nil,
-			contextdata.HeaderPrefix + "list":                     []any{value, n, nil},
-			contextdata.HeaderPrefix + "map":                      map[string]any{key: value},
-			contextdata.HeaderPrefix + contextdata.KeyCallIDStack: stack,
+			ctxwire.Prefix + key:                        value,
+			ctxwire.Prefix + "number":                   n,
+			ctxwire.Prefix + "nil":                      nil,
+			ctxwire.Prefix + "list":                     []any{value, n, nil},
+			ctxwire.Prefix + "map":                      map[string]any{key: value},
+			ctxwire.Prefix + contextdata.KeyCallIDStack: stack,
 			plainKey: value,
 			key:      n,
 		}
 
-		d := contextdata.FromHeaders(headers)
+		d := ctxwire.FromHeaders(headers)
 		for k, v := range d {
-			hv, ok := headers[contextdata.HeaderPrefix+k]
+			hv, ok := headers[ctxwire.Prefix+k]
 			if k == "" || !ok || v == nil || !reflect.DeepEqual(v, hv) {
 				t.Fatalf("FromHeaders(%#v) has %q = %#v, which no nameko.%s header carries", headers, k, v, k)
 			}
 		}
 		for h, v := range headers {
-			if k, ok := strings.CutPrefix(h, contextdata.HeaderPrefix); ok && k != "" && v != nil && !reflected(k) {
+			if k, ok := strings.CutPrefix(h, ctxwire.Prefix); ok && k != "" && v != nil && !reflected(k) {
 				if _, kept := d[k]; !kept {
 					t.Fatalf("FromHeaders(%#v) dropped header %q", headers, h)
 				}
 			}
 		}
-		if back := contextdata.FromHeaders(contextdata.Headers(d)); !reflect.DeepEqual(back, d) {
+		if back := ctxwire.FromHeaders(ctxwire.Headers(d)); !reflect.DeepEqual(back, d) {
 			t.Fatalf("FromHeaders(Headers(%#v)) = %#v", d, back)
 		}
 
@@ -75,22 +76,22 @@ func FuzzHeaders(f *testing.F) {
 
 		out := contextdata.Outgoing(ctx, "root."+callID)
 		for h := range out {
-			if !strings.HasPrefix(h, contextdata.HeaderPrefix) {
-				t.Fatalf("Outgoing sends header %q without the %q prefix", h, contextdata.HeaderPrefix)
+			if !strings.HasPrefix(h, ctxwire.Prefix) {
+				t.Fatalf("Outgoing sends header %q without the %q prefix", h, ctxwire.Prefix)
 			}
 		}
-		if back := contextdata.FromHeaders(out); !reflect.DeepEqual(map[string]any(back), map[string]any(data)) {
+		if back := ctxwire.FromHeaders(out); !reflect.DeepEqual(map[string]any(back), map[string]any(data)) {
 			t.Fatalf("Outgoing(%#v) decodes as %#v", data, back)
 		}
 		root := contextdata.Outgoing(context.Background(), "root."+callID)
 		// Accepted here, sendable on: what a worker adds never takes the
 		// context data out of bounds.
-		if err := contextdata.Check(headers); err == nil {
-			if err := contextdata.Check(out); err != nil {
+		if err := ctxwire.Check(headers); err == nil {
+			if err := ctxwire.Check(out); err != nil {
 				t.Fatalf("Check accepts %#v, but not what a worker sends on from it, %#v: %v", headers, out, err)
 			}
 		}
-		if s := contextdata.CallIDStack(contextdata.WithData(context.Background(), contextdata.FromHeaders(root))); len(s) != 1 || s[0] != clip("root."+callID) {
+		if s := contextdata.CallIDStack(contextdata.WithData(context.Background(), ctxwire.FromHeaders(root))); len(s) != 1 || s[0] != clip("root."+callID) {
 			t.Fatalf("Outgoing outside a worker: stack %q, want just the root id", s)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
@@ -120,7 +121,7 @@ func TestConsumerServesRefusesAndSettles(t *testing.T) {
 	}{
 		{"plain", nil, nil},
 		{"too many headers", tooMany, transport.ErrMalformed},
-		{"bad context data", map[string]any{contextdata.HeaderPrefix + contextdata.KeyCallIDStack: int32(1)}, transport.ErrMalformed},
+		{"bad context data", map[string]any{ctxwire.Prefix + contextdata.KeyCallIDStack: int32(1)}, transport.ErrMalformed},
 		{"panic", nil, &entrypoint.PanicError{}},
 		{"twice", nil, nil},
 		{"leave", nil, nil},
@@ -170,7 +171,7 @@ func TestConsumerRefuseThatPanicsDrops(t *testing.T) {
 		panic("refusing too")
 	}
 	b, queue, _ := consume(t, serve, refuse)
-	send(t, b, queue, "bad", map[string]any{contextdata.HeaderPrefix + contextdata.KeyCallIDStack: true})
+	send(t, b, queue, "bad", map[string]any{ctxwire.Prefix + contextdata.KeyCallIDStack: true})
 	if o := await(t, got); o.body != "bad" || o.err == nil {
 		t.Fatalf("got %+v, want bad refused", o)
 	}

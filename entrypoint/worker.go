@@ -8,7 +8,7 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 
-	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -290,7 +290,7 @@ func check(d transport.Delivery) error {
 	if n := len(d.Headers); n > MaxHeaders {
 		return fmt.Errorf("%w: %d headers, over the limit of %d", transport.ErrMalformed, n, MaxHeaders)
 	}
-	if err := contextdata.Check(d.Headers); err != nil {
+	if err := ctxwire.Check(d.Headers); err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrMalformed, err)
 	}
 	return nil

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -140,7 +141,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, eventType string, payload any
 		return fmt.Errorf("hypha: event %s.%s: %w", d.cfg.Source, eventType, err)
 	}
 	headers := contextdata.Outgoing(ctx, fmt.Sprintf("%s.dispatch.%s", d.cfg.Source, uuid.NewString()))
-	if err := contextdata.Check(headers); err != nil {
+	if err := ctxwire.Check(headers); err != nil {
 		return fmt.Errorf("hypha: event %s.%s: %w: carry less context data", d.cfg.Source, eventType, err)
 	}
 	p := transport.Publishing{

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 )
@@ -206,9 +207,9 @@ func (x *exchange) incoming(r *http.Request) (context.Context, error) {
 			if key == contextdata.KeyCallIDStack {
 				continue
 			}
-			headers[contextdata.HeaderPrefix+key] = v[0]
+			headers[ctxwire.Prefix+key] = v[0]
 		}
-		if err := contextdata.Check(headers); err != nil {
+		if err := ctxwire.Check(headers); err != nil {
 			return nil, fmt.Errorf("%s headers: %w", HeaderPrefix, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -265,7 +266,7 @@ func (c *Client) call(ctx context.Context, service, method string, body []byte, 
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	headers := c.headers(ctx, deadline)
-	if err := contextdata.Check(headers); err != nil {
+	if err := ctxwire.Check(headers); err != nil {
 		return nil, contextDataError{service: service, method: method, err: err}
 	}
 	call := &CallInfo{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -21,14 +22,14 @@ func atTheLimit(t *testing.T) context.Context {
 	per := contextdata.MaxSize / contextdata.MaxItems
 	for i := range contextdata.MaxItems {
 		key := fmt.Sprintf("k%02d", i)
-		d[key] = strings.Repeat("v", per-len(contextdata.HeaderPrefix+key)-5)
+		d[key] = strings.Repeat("v", per-len(ctxwire.Prefix+key)-5)
 	}
 	stack := make([]string, contextdata.MaxCallIDs)
 	for i := range stack {
 		stack[i] = fmt.Sprintf("%0*d", contextdata.MaxCallIDSize, i)
 	}
 	d[contextdata.KeyCallIDStack] = stack
-	if err := contextdata.Check(contextdata.Headers(d)); err != nil {
+	if err := ctxwire.Check(ctxwire.Headers(d)); err != nil {
 		t.Fatalf("the context data is not at the limit: %v", err)
 	}
 	return contextdata.WithData(context.Background(), d)

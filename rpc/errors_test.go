@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hypha-go/hypha/contextdata"
+	"github.com/hypha-go/hypha/internal/ctxwire"
 )
 
 func TestRemoteErrorFromAPeer(t *testing.T) {
@@ -109,8 +110,8 @@ func TestToRemoteOfJoinedErrors(t *testing.T) {
 // error of a call or a dispatch that refused its context data tells its
 // caller MalformedRequest, naming the limit, however it was wrapped.
 func TestContextDataOutOfBoundsIsMalformedRequest(t *testing.T) {
-	over := contextdata.Headers(contextdata.Data{"auth_token": strings.Repeat("t", contextdata.MaxSize)})
-	cause := contextdata.Check(over)
+	over := ctxwire.Headers(contextdata.Data{"auth_token": strings.Repeat("t", contextdata.MaxSize)})
+	cause := ctxwire.Check(over)
 	for _, err := range []error{
 		contextDataError{service: "users", method: "get", err: cause},
 		fmt.Errorf("hypha: event orders.order_created: %w: carry less context data", cause),

@@ -12,8 +12,8 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/label"
+	"github.com/hypha-go/hypha/internal/tracehdr"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/transport"
 )
 
 // Attribute keys, as OpenTelemetry's semantic conventions for RPC and
@@ -37,8 +37,9 @@ const (
 // context in the messages' headers (read and written by prop):
 //
 //   - an RPC server call continues the caller's trace (W3C trace context in
-//     the request headers, or forwarded by a nameko service in between: see
-//     transport.ReceivedTrace) with a server span "<service>/<method>", and
+//     the request headers, or, when they have none, the copies a nameko
+//     service in between forwarded as "nameko.traceparent" and the like)
+//     with a server span "<service>/<method>", and
 //     sends the span's context back in the reply headers. A call to a method
 //     the service lacks is named "<service>/_OTHER", as the RPC conventions
 //     name it, its method in rpc.method_original: span names become metric
@@ -71,10 +72,10 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) entryp
 			ctx, span := eventTracer.Start(ctx, "publish "+ev.Source+"."+ev.EventType, trace.WithSpanKind(trace.SpanKindProducer),
 				trace.WithAttributes(append(eventAttributes(ev), attribute.String("messaging.operation.type", "publish"))...))
 			defer span.End()
-			prop.Inject(ctx, transport.HeaderCarrier(ev.Headers))
+			prop.Inject(ctx, tracehdr.HeaderCarrier(ev.Headers))
 			return failed(span, next(ctx))
 		case ev != nil:
-			ctx = prop.Extract(ctx, transport.ReceivedTrace(ev.Headers))
+			ctx = prop.Extract(ctx, tracehdr.ReceivedTrace(ev.Headers))
 			attrs := append(eventAttributes(ev),
 				attribute.String("messaging.operation.type", "process"),
 				attribute.String("messaging.consumer.group.name", ev.Queue),
@@ -108,14 +109,14 @@ func traceOther(ctx context.Context, tracer trace.Tracer, prop propagation.TextM
 		kind = trace.SpanKindClient
 	case call.Headers != nil:
 		kind = trace.SpanKindServer
-		ctx = prop.Extract(ctx, transport.ReceivedTrace(call.Headers))
+		ctx = prop.Extract(ctx, tracehdr.ReceivedTrace(call.Headers))
 	}
 	ctx, span := tracer.Start(ctx, string(call.Kind)+" "+call.Service+"."+call.Name, trace.WithSpanKind(kind),
 		trace.WithAttributes(attribute.String("hypha.entrypoint.kind", string(call.Kind)),
 			attribute.String("hypha.entrypoint.name", call.Name)))
 	defer span.End()
 	if call.Client && call.Headers != nil {
-		prop.Inject(ctx, transport.HeaderCarrier(call.Headers))
+		prop.Inject(ctx, tracehdr.HeaderCarrier(call.Headers))
 	}
 	err := next(ctx)
 	if err != nil && call.IsExpected(err) {
@@ -127,7 +128,7 @@ func traceOther(ctx context.Context, tracer trace.Tracer, prop propagation.TextM
 
 func traceRPCServer(ctx context.Context, tracer trace.Tracer, prop propagation.TextMapPropagator, call *entrypoint.Call,
 	rc *rpc.CallInfo, next entrypoint.Next) error {
-	ctx = prop.Extract(ctx, transport.ReceivedTrace(rc.Headers))
+	ctx = prop.Extract(ctx, tracehdr.ReceivedTrace(rc.Headers))
 	name, attrs := spanName(rc), callAttributes(rc)
 	if rc.Unknown {
 		name, attrs = unknownMethodSpan(rc)
@@ -139,7 +140,7 @@ func traceRPCServer(ctx context.Context, tracer trace.Tracer, prop propagation.T
 		recordError(span, err, call.IsExpected(err))
 	}
 	if rc.ReplyHeaders != nil {
-		prop.Inject(ctx, transport.HeaderCarrier(rc.ReplyHeaders))
+		prop.Inject(ctx, tracehdr.HeaderCarrier(rc.ReplyHeaders))
 	}
 	return err
 }
@@ -149,7 +150,7 @@ func traceRPCClient(ctx context.Context, tracer trace.Tracer, prop propagation.T
 	ctx, span := tracer.Start(ctx, spanName(rc), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(callAttributes(rc)...))
 	defer span.End()
-	prop.Inject(ctx, transport.HeaderCarrier(rc.Headers))
+	prop.Inject(ctx, tracehdr.HeaderCarrier(rc.Headers))
 	err := next(ctx)
 	if err != nil {
 		recordError(span, err, call.IsExpected(err))

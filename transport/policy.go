@@ -20,12 +20,3 @@ type RetryPolicy struct {
 	IntervalStep  time.Duration
 	IntervalMax   time.Duration
 }
-
-// Interval is the wait before retry number n (from 0).
-func (r RetryPolicy) Interval(n int) time.Duration {
-	d := r.IntervalStart + time.Duration(n)*r.IntervalStep
-	if r.IntervalMax > 0 && d > r.IntervalMax {
-		d = r.IntervalMax
-	}
-	return d
-}

@@ -73,7 +73,7 @@ func (b *connection) Publish(ctx context.Context, p transport.Publishing) error 
 				return b.publishError(p, err)
 			}
 		case errors.Is(err, errNacked) && retries < b.opts.Retry.MaxRetries:
-			if err := sleep(ctx, b.done, b.opts.Retry.Interval(retries)); err != nil {
+			if err := sleep(ctx, b.done, retryInterval(b.opts.Retry, retries)); err != nil {
 				return b.publishError(p, err)
 			}
 			retries++
@@ -83,6 +83,16 @@ func (b *connection) Publish(ctx context.Context, p transport.Publishing) error 
 			return err
 		}
 	}
+}
+
+// retryInterval is r's wait before retry number n (from 0): IntervalStart,
+// then IntervalStep longer each time, at most IntervalMax.
+func retryInterval(r transport.RetryPolicy, n int) time.Duration {
+	d := r.IntervalStart + time.Duration(n)*r.IntervalStep
+	if r.IntervalMax > 0 && d > r.IntervalMax {
+		d = r.IntervalMax
+	}
+	return d
 }
 
 func (b *connection) publishError(p transport.Publishing, err error) error {

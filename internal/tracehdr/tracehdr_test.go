@@ -1,10 +1,10 @@
-package transport_test
+package tracehdr_test
 
 import (
 	"maps"
 	"testing"
 
-	"github.com/hypha-go/hypha/transport"
+	"github.com/hypha-go/hypha/internal/tracehdr"
 )
 
 func TestReceivedTrace(t *testing.T) {
@@ -33,7 +33,7 @@ func TestReceivedTrace(t *testing.T) {
 		{"none", map[string]any{"nameko.user_id": "u"}, map[string]any{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := transport.ReceivedTrace(tc.headers)
+			got := tracehdr.ReceivedTrace(tc.headers)
 			if !maps.EqualFunc(map[string]any(got), tc.want, func(a, b any) bool {
 				ab, aok := a.([]byte)
 				bb, bok := b.([]byte)
@@ -44,7 +44,7 @@ func TestReceivedTrace(t *testing.T) {
 			}) {
 				t.Fatalf("ReceivedTrace(%v) = %v, want %v", tc.headers, got, tc.want)
 			}
-			if got.Get("traceparent") != transport.HeaderCarrier(tc.want).Get("traceparent") {
+			if got.Get("traceparent") != tracehdr.HeaderCarrier(tc.want).Get("traceparent") {
 				t.Fatalf("traceparent %q", got.Get("traceparent"))
 			}
 		})
