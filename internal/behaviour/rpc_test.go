@@ -16,6 +16,7 @@ import (
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -351,7 +352,7 @@ func testReplyKeyPrefix(t *testing.T, uri string) {
 		framework.Service("keys_a", func(d keysDeps) keys { return keys{next: d.Next} }),
 		framework.Service("keys_b", func() keys { return keys{} }),
 	)
-	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: timeout, ReplyKeyPrefix: "reply.behaviour.dial"})
+	c, err := hyphatest.Client(t, context.Background(), uri, rpc.Config{Timeout: timeout, ReplyKeyPrefix: "reply.behaviour.dial"})
 	if err != nil {
 		t.Fatal(err)
 	}

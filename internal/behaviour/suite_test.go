@@ -12,6 +12,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/memory"
@@ -125,7 +126,7 @@ func config(values map[string]any) framework.Option { return framework.ConfigVal
 // client dials a standalone client on uri, closed when the test ends.
 func client(t *testing.T, uri string, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
-	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: timeout, Interceptors: interceptors})
+	c, err := hyphatest.Client(t, context.Background(), uri, rpc.Config{Timeout: timeout, Interceptors: interceptors})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func client(t *testing.T, uri string, interceptors ...entrypoint.Interceptor) *r
 // test ends.
 func dispatcher(t *testing.T, uri, source string) *events.Dispatcher {
 	t.Helper()
-	d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: source})
+	d, err := hyphatest.Dispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}
