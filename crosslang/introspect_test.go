@@ -38,7 +38,6 @@ func TestIntrospectNamekoAndMixedFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
 
 	if _, err := introspect.Fetch(ctx, c.Proxy("py_service")); !errors.Is(err, introspect.ErrNotHypha) {

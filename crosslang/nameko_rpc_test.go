@@ -35,7 +35,6 @@ func TestHyphaCallsRealNameko(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	py := c.Proxy("py_service")
 	ctx := context.Background()
 
@@ -197,7 +196,6 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ctx = contextdata.With(contextdata.WithUserID(ctx, "u-7"), "tenant", "acme")

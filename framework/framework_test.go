@@ -51,7 +51,6 @@ func dial(t testing.TB) *rpc.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	return c
 }
 

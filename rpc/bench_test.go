@@ -207,7 +207,6 @@ func hyphaCaller(setUp benchTelemetry) func(tb testing.TB, service string) func(
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { c.Close() })
 		proxy := c.Proxy(service)
 		return func(ctx context.Context) error {
 			var sum float64

@@ -61,7 +61,6 @@ func newClient(t *testing.T, timeout time.Duration, interceptors ...entrypoint.I
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	return c
 }
 
