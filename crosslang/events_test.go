@@ -20,6 +20,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 )
 
@@ -243,7 +244,7 @@ func TestHyphaDispatchReachesPythonConsumer(t *testing.T) {
 				consumer = startEventsConsumer(t, append(pyArgs, "--count", fmt.Sprint(len(payloads)), "--timeout", "30")...)
 			}
 
-			d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: tc.source})
+			d, err := hyphatest.Dispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: tc.source})
 			if err != nil {
 				t.Fatal(err)
 			}

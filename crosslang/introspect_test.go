@@ -8,6 +8,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
@@ -31,13 +32,12 @@ func TestIntrospectNamekoAndMixedFleet(t *testing.T) {
 	uri := testbroker.URI(t)
 	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
 	startNameko(t, uri, "rpc_service", "PyMixed", "rpc-py_mixed")
-	startApp(t, uri, framework.Service("py_mixed", func() mixed { return mixed{} }))
+	hyphatest.Run(t, uri, framework.Service("py_mixed", func() mixed { return mixed{} }))
 
-	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: 10 * time.Second})
+	c, err := hyphatest.Client(t, context.Background(), uri, rpc.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
 
 	if _, err := introspect.Fetch(ctx, c.Proxy("py_service")); !errors.Is(err, introspect.ErrNotHypha) {

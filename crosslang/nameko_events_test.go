@@ -18,6 +18,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/telemetry"
 )
@@ -29,7 +30,7 @@ func TestNamekoDispatcherReachesHypha(t *testing.T) {
 		data  contextdata.Data
 	}
 	got := make(chan received, 10)
-	startApp(t, uri, evtServiceOption("go_listener", func(r *entrypoint.Registry) {
+	hyphatest.Run(t, uri, evtServiceOption("go_listener", func(r *entrypoint.Registry) {
 		events.Handle(r, "on_created", "py_orders", "order_created", func(ctx context.Context, o evtOrder) error {
 			got <- received{o, contextdata.From(ctx)}
 			return nil
@@ -74,7 +75,7 @@ func TestHyphaDispatchReachesNamekoHandlers(t *testing.T) {
 		"evt-hy_orders-order_created",
 		"evt-hy_orders-order_created--py_listener.on_broadcast-*")
 
-	d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: "hy_orders"})
+	d, err := hyphatest.Dispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: "hy_orders"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestHyphaThroughNamekoToHyphaEvents(t *testing.T) {
 		}
 		return next(ctx)
 	}
-	startApp(t, uri, framework.Interceptors(record, telemetry.Tracing(tp, prop)),
+	hyphatest.Run(t, uri, framework.Interceptors(record, telemetry.Tracing(tp, prop)),
 		evtServiceOption("go_sink", func(r *entrypoint.Registry) {
 			events.Handle(r, "on_forwarded", "py_relay", "order_forwarded", func(ctx context.Context, o evtOrder) error {
 				got <- received{order: o}
@@ -165,7 +166,7 @@ func TestHyphaThroughNamekoToHyphaEvents(t *testing.T) {
 		}))
 	startNameko(t, uri, "relay_service", "PyRelay", "evt-hy_orders-order_relayed--py_relay.relay")
 
-	d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: "hy_orders",
+	d, err := hyphatest.Dispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: "hy_orders",
 		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}})
 	if err != nil {
 		t.Fatal(err)

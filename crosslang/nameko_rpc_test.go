@@ -21,6 +21,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/telemetry"
@@ -30,11 +31,10 @@ func TestHyphaCallsRealNameko(t *testing.T) {
 	uri := testbroker.URI(t)
 	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
 
-	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: 20 * time.Second})
+	c, err := hyphatest.Client(t, context.Background(), uri, rpc.Config{Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	py := c.Proxy("py_service")
 	ctx := context.Background()
 
@@ -102,7 +102,7 @@ func (whoami) Register(r *entrypoint.Registry) {
 
 func TestNamekoProxyCallsHypha(t *testing.T) {
 	uri := testbroker.URI(t)
-	startApp(t, uri,
+	hyphatest.Run(t, uri,
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service("whoami", func() whoami { return whoami{} }),
 		framework.Service("uploads", func() uploads { return uploads{} }),
@@ -187,16 +187,15 @@ func TestHyphaThroughNamekoToHypha(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
 	prop := propagation.TraceContext{}
-	startApp(t, uri, framework.Interceptors(record, telemetry.Tracing(tp, prop)),
+	hyphatest.Run(t, uri, framework.Interceptors(record, telemetry.Tracing(tp, prop)),
 		framework.Service(calculator.Name, calculator.New))
 	startNameko(t, uri, "rpc_service", "PyService", "rpc-py_service")
 
-	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: 20 * time.Second,
+	c, err := hyphatest.Client(t, context.Background(), uri, rpc.Config{Timeout: 20 * time.Second,
 		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, prop)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ctx = contextdata.With(contextdata.WithUserID(ctx, "u-7"), "tenant", "acme")

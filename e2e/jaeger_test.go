@@ -20,6 +20,7 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/jaegertest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
@@ -71,7 +72,7 @@ func TestTracesInJaeger(t *testing.T) {
 	}
 	res, _ := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", "e2e_caller")))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	client, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{Timeout: 10 * time.Second,
+	client, err := hyphatest.Client(t, ctx, testbroker.URI(t), rpc.Config{Timeout: 10 * time.Second,
 		Interceptors: []entrypoint.Interceptor{telemetry.Tracing(tp, propagation.TraceContext{})}})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func TestTracesOverGRPC(t *testing.T) {
 	ctx := context.Background()
 	app := runApp(t, map[string]any{"EXPORTER": "otlp", "ENDPOINT": j.OTLPGRPCEndpoint(), "PROTOCOL": "grpc"},
 		framework.Service("grpc_calculator", calculator.New))
-	client, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{})
+	client, err := hyphatest.Client(t, ctx, testbroker.URI(t), rpc.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -51,7 +52,7 @@ func handle(t *testing.T, service string, maxRetries int, register func(r *entry
 
 func dispatcher(t *testing.T, source string) *events.Dispatcher {
 	t.Helper()
-	d, err := dialDispatcher(t, context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: source})
+	d, err := hyphatest.Dispatcher(t, context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -107,7 +108,7 @@ func TestBlockedConnection(t *testing.T) {
 
 	// Heartbeats of 2 s: a blocked connection must not be taken for a
 	// dead one while the alarm lasts (about 10 s, several heartbeat timeouts).
-	startApp(t,
+	hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{
 			"AMQP_URI":     uri,
 			"HEARTBEAT":    2,

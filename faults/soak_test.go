@@ -30,6 +30,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -225,7 +226,7 @@ func TestSoak(t *testing.T) {
 		}
 	})
 
-	startApp(t,
+	hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{
 			"AMQP_URI":     uri,
 			"RECONNECT":    map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 1},

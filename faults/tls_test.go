@@ -20,6 +20,7 @@ import (
 
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -151,7 +152,7 @@ func TestTLS(t *testing.T) {
 		}
 		return m
 	}
-	startApp(t, framework.ConfigValues(map[string]any{
+	hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(map[string]any{
 		"AMQP_URI": tlsURI(t, "guest:guest"), "AMQP_SSL": ssl("ca.pem", ""),
 	}), framework.Service(calculator.Name, calculator.New))
 

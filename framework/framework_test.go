@@ -22,6 +22,7 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	transportdial "github.com/hypha-go/hypha/transport/dial"
@@ -39,46 +40,17 @@ func TestMain(m *testing.M) {
 // timeout bounds starting and stopping an app, and a client's calls.
 const timeout = 10 * time.Second
 
-// quiet is a logger that drops everything, the default of start.
+// quiet is a logger that drops everything.
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// start builds and starts an app on the package's vhost, with GRACE_PERIOD 5
-// and logs dropped unless opts say otherwise (later options win), and stops
-// it when the test ends, failing the test if stopping fails.
-func start(t testing.TB, opts ...framework.Option) *framework.App {
-	t.Helper()
-	opts = append([]framework.Option{
-		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.Logger(quiet),
-	}, opts...)
-	app, err := framework.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stopping the app:", err)
-		}
-	})
-	return app
-}
 
 // dial returns a standalone client on the package's vhost whose calls time
 // out after timeout, closed when the test ends.
 func dial(t testing.TB) *rpc.Client {
 	t.Helper()
-	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: timeout})
+	c, err := hyphatest.Client(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -106,7 +78,7 @@ func (r *reporter) Register(reg *entrypoint.Registry) {
 }
 
 func TestExamplesEndToEnd(t *testing.T) {
-	start(t,
+	hyphatest.Run(t, testbroker.URI(t),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
 		framework.Service("reporter", func(d reporterDeps) *reporter { return &reporter{calc: d.Calc} }),
@@ -180,7 +152,7 @@ func TestContextDataAcrossThreeHops(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]contextdata.Data{}
 	mk := func(name string) *hop { return &hop{name: name, mu: &mu, seen: seen} }
-	start(t,
+	hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"PARENT_CALLS_TRACKED": 2}),
 		framework.Service("hop_a", func(d hopDepsB) *hop { h := mk("hop_a"); h.proxy = d.Next; return h }),
 		framework.Service("hop_b", func(d hopDeps) *hop { h := mk("hop_b"); h.proxy = d.Next; return h }),
@@ -473,7 +445,7 @@ func (n *nested) Register(r *entrypoint.Registry) {
 }
 
 func TestProxiesInEmbeddedAndRepeatedFields(t *testing.T) {
-	start(t,
+	hyphatest.Run(t, testbroker.URI(t),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service("nested", func(d nestedDeps) (*nested, error) {
 			if d.Events == nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -60,7 +61,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestHealthEndpointsPlacement(t *testing.T) {
 	metricsOn := map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}
 	t.Run("with metrics", func(t *testing.T) {
-		app := start(t, framework.ConfigValues(metricsOn), framework.Service(calculator.Name, calculator.New))
+		app := hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(metricsOn), framework.Service(calculator.Name, calculator.New))
 		if app.HealthAddress() == "" || app.HealthAddress() != app.MetricsAddress() {
 			t.Fatalf("health at %q, metrics at %q: want one listener", app.HealthAddress(), app.MetricsAddress())
 		}
@@ -72,7 +73,7 @@ func TestHealthEndpointsPlacement(t *testing.T) {
 		}
 	})
 	t.Run("own address", func(t *testing.T) {
-		app := start(t, framework.ConfigValues(metricsOn),
+		app := hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(metricsOn),
 			framework.ConfigValues(map[string]any{"HEALTH.ADDRESS": freeAddress(t)}),
 			framework.Service(calculator.Name, calculator.New))
 		if app.HealthAddress() == "" || app.HealthAddress() == app.MetricsAddress() {
@@ -86,14 +87,14 @@ func TestHealthEndpointsPlacement(t *testing.T) {
 		}
 	})
 	t.Run("health without metrics", func(t *testing.T) {
-		app := start(t, framework.ConfigValues(map[string]any{"HEALTH.ADDRESS": "127.0.0.1:0"}),
+		app := hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(map[string]any{"HEALTH.ADDRESS": "127.0.0.1:0"}),
 			framework.Service(calculator.Name, calculator.New))
 		if app.MetricsAddress() != "" || app.HealthAddress() == "" {
 			t.Fatalf("health at %q, metrics at %q", app.HealthAddress(), app.MetricsAddress())
 		}
 	})
 	t.Run("neither", func(t *testing.T) {
-		app := start(t, framework.Service(calculator.Name, calculator.New))
+		app := hyphatest.Run(t, testbroker.URI(t), framework.Service(calculator.Name, calculator.New))
 		if app.HealthAddress() != "" {
 			t.Fatalf("health at %q, want none", app.HealthAddress())
 		}
@@ -189,7 +190,7 @@ func revoke(t *testing.T, user string) {
 func TestGivesUpWhenTheLoginIsRefused(t *testing.T) {
 	user, uri := brokerUser(t)
 	var logs syncBuffer
-	app := start(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "HEALTH.ADDRESS": "127.0.0.1:0",
 			"RECONNECT": map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 0.5, "MAX_ELAPSED": 3}}),
 		framework.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
@@ -222,7 +223,7 @@ func TestRecoversWhenTheLoginIsAllowedAgain(t *testing.T) {
 	for _, maxElapsed := range []float64{30, 0} { // 0: forever
 		t.Run(fmt.Sprintf("MAX_ELAPSED %v", maxElapsed), func(t *testing.T) {
 			user, uri := brokerUser(t)
-			app := start(t,
+			app := hyphatest.Run(t, testbroker.URI(t),
 				framework.ConfigValues(map[string]any{"AMQP_URI": uri, "HEALTH.ADDRESS": "127.0.0.1:0",
 					"RECONNECT": map[string]any{"INTERVAL_START": 0.1, "INTERVAL_MAX": 0.5, "MAX_ELAPSED": maxElapsed}}),
 				framework.Service(calculator.Name, calculator.New),

@@ -12,6 +12,8 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
+	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/timer"
 )
@@ -46,7 +48,7 @@ func TestInterceptorsSeeEveryKind(t *testing.T) {
 		mu.Unlock()
 		return next(ctx)
 	}
-	app := start(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"HTTP.ADDRESS": "127.0.0.1:0", "METRICS.ADDRESS": "127.0.0.1:0"}),
 		framework.Interceptors(record),
 		framework.Service("every_kind", func(d *events.Dispatcher) *everyKind { return &everyKind{d: d} }),

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/introspect"
 )
 
@@ -138,7 +140,7 @@ func TestPluginKind(t *testing.T) {
 		}
 		return next(ctx)
 	}
-	app := start(t, framework.Plugins(oncePlugin{j: j}), framework.Interceptors(intercept),
+	app := hyphatest.Run(t, testbroker.URI(t), framework.Plugins(oncePlugin{j: j}), framework.Interceptors(intercept),
 		framework.Service("warmer", func() *warmer { return &warmer{j: j} }))
 	select {
 	case <-j.ran:
@@ -185,7 +187,7 @@ func TestPluginKindMissing(t *testing.T) {
 func TestPluginKindReadiness(t *testing.T) {
 	j := &journal{ran: make(chan struct{})}
 	unready := new(atomic.Pointer[error])
-	app := start(t, framework.ConfigValues(map[string]any{"HEALTH.ADDRESS": "127.0.0.1:0"}),
+	app := hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(map[string]any{"HEALTH.ADDRESS": "127.0.0.1:0"}),
 		framework.Plugins(oncePlugin{j: j, unready: unready}),
 		framework.Service("warmer", func() *warmer { return &warmer{j: j} }))
 	eventually(t, 10*time.Second, "/readyz not 200 with the kind ready", func() bool {

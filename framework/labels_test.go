@@ -13,6 +13,7 @@ import (
 
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 )
@@ -21,7 +22,7 @@ import (
 // long), expired before they started or not, count under the service's
 // registered methods or "_OTHER", and /metrics stays 200.
 func TestServerMetricLabelsComeFromTheRegistry(t *testing.T) {
-	app := start(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
 		framework.Service(calculator.Name, calculator.New),
 	)

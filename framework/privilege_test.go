@@ -18,6 +18,7 @@ import (
 	"github.com/hypha-go/hypha/examples/orders/orders"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/timer"
@@ -174,7 +175,7 @@ func TestLeastPrivilege(t *testing.T) {
 	uris := map[string]string{}
 	for _, a := range apps {
 		uris[a.name] = restrictedUser(t, a.name, servicePermissions(a.name, a.sources...))
-		start(t, framework.ConfigValues(map[string]any{"AMQP_URI": uris[a.name]}), a.svc)
+		hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(map[string]any{"AMQP_URI": uris[a.name]}), a.svc)
 	}
 	// rabbitmqctl takes seconds: the users and lists are made before the
 	// calls' deadline starts.
@@ -185,7 +186,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"timer-ticker.beat", "timer-ticker.beat.delay")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	caller, err := dialClient(t, ctx, callerURI, rpc.Config{Timeout: 10 * time.Second})
+	caller, err := hyphatest.Client(t, ctx, callerURI, rpc.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

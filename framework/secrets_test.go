@@ -23,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	transportdial "github.com/hypha-go/hypha/transport/dial"
@@ -136,7 +137,7 @@ func TestPasswordNeverShows(t *testing.T) {
 			})
 			guest, _ := url.Parse(uri)
 			guest.User = url.UserPassword("guest", "guest")
-			c, err := dialClient(t, context.Background(), guest.String(), rpc.Config{Logger: quiet})
+			c, err := hyphatest.Client(t, context.Background(), guest.String(), rpc.Config{Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,7 +292,7 @@ func TestStartErrorsHideThePassword(t *testing.T) {
 			record("rpc client", func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
-				c, err := dialClient(t, ctx, tt.uri, rpc.Config{Logger: log})
+				c, err := hyphatest.Client(t, ctx, tt.uri, rpc.Config{Logger: log})
 				if err == nil {
 					c.Close()
 				}

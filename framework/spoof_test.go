@@ -14,6 +14,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -81,13 +82,13 @@ func TestReplyKeyPrefixStopsSpoofing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second) // a bound on a stuck test, not a measure: user setup is slow on a loaded broker
 	defer cancel()
 	calcURI := topicUser(t, "topic-calc", servicePermissions(calc), serviceTopicPermissions(calc))
-	start(t, framework.ConfigValues(map[string]any{"AMQP_URI": calcURI, "RPC_REPLY_KEY_PREFIX": "reply." + calc}),
+	hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(map[string]any{"AMQP_URI": calcURI, "RPC_REPLY_KEY_PREFIX": "reply." + calc}),
 		framework.Service(calc, calculator.New))
 	o := &oracle{asked: make(chan [2]string, 1), release: make(chan struct{}, 1)}
-	start(t, framework.Service("topic_oracle", func() *oracle { return o }))
+	hyphatest.Run(t, testbroker.URI(t), framework.Service("topic_oracle", func() *oracle { return o }))
 	aliceURI := topicUser(t, "topic-alice", callerPermissions("alice"), callerTopicPermissions("alice"))
 
-	alice, err := dialClient(t, ctx, aliceURI, rpc.Config{Owner: "alice", ReplyKeyPrefix: "reply.alice", Timeout: 10 * time.Second})
+	alice, err := hyphatest.Client(t, ctx, aliceURI, rpc.Config{Owner: "alice", ReplyKeyPrefix: "reply.alice", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestReplyKeyPrefixStopsSpoofing(t *testing.T) {
 	}
 	// Alice's user may bind only keys with her prefix: without it, her
 	// client cannot bind its reply queue, and the error says what is missing.
-	_, err = dialClient(t, ctx, aliceURI, rpc.Config{Owner: "alice", Timeout: 10 * time.Second})
+	_, err = hyphatest.Client(t, ctx, aliceURI, rpc.Config{Owner: "alice", Timeout: 10 * time.Second})
 	for _, want := range []string{"ACCESS_REFUSED - access to topic", "in exchange 'nameko-rpc'",
 		`the user needs the topic permission read on key`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -127,7 +128,7 @@ func TestReplyKeyPrefixStopsSpoofing(t *testing.T) {
 		wantTopicRefused(t, "alice binding "+key, err)
 	}
 	// Nor answer bob's call with a reply of her own.
-	bob, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{ReplyKeyPrefix: "reply.bob", Timeout: 10 * time.Second})
+	bob, err := hyphatest.Client(t, ctx, testbroker.URI(t), rpc.Config{ReplyKeyPrefix: "reply.bob", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -148,7 +149,7 @@ func (sharer) Register(r *entrypoint.Registry) {
 // TestPrefetchesShareMaxWorkers: the prefetches of a service's queues add
 // up to MAX_WORKERS.
 func TestPrefetchesShareMaxWorkers(t *testing.T) {
-	start(t, framework.ConfigValues(map[string]any{"MAX_WORKERS": 7}), framework.Service("sharer", func() sharer { return sharer{} }))
+	hyphatest.Run(t, testbroker.URI(t), framework.ConfigValues(map[string]any{"MAX_WORKERS": 7}), framework.Service("sharer", func() sharer { return sharer{} }))
 	out, err := testbroker.Rabbitmqctl("list_consumers", "-q", "--no-table-headers", "-p", testbroker.VHost(t), "queue_name", "prefetch_count")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -53,7 +54,7 @@ func metricLine(metrics, name string, labels ...string) string {
 }
 
 func TestMetricsMove(t *testing.T) {
-	app := start(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
@@ -176,7 +177,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestMetricsForOperations(t *testing.T) {
-	app := start(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),
@@ -232,11 +233,11 @@ func (failingHandler) Register(r *entrypoint.Registry) {
 // TestDeadLettersCounted: each dead-lettered event is counted, by how it
 // went to its dead-letter queue.
 func TestDeadLettersCounted(t *testing.T) {
-	app := start(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
 		framework.Service("dl_counter", func() failingHandler { return failingHandler{} }),
 	)
-	d, err := dialDispatcher(t, context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: "dl_src"})
+	d, err := hyphatest.Dispatcher(t, context.Background(), testbroker.URI(t), events.DispatcherConfig{Source: "dl_src"})
 	if err != nil {
 		t.Fatal(err)
 	}

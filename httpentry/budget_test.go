@@ -13,6 +13,8 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
+	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/testbroker"
 )
 
 // bigUploads counts how many of its requests run at once.
@@ -35,7 +37,7 @@ func (u *bigUploads) Register(r *entrypoint.Registry) {
 // process's whole budget, at once: every one is answered, one at a time.
 func TestLargeBodiesTakeTurnsForTheBudget(t *testing.T) {
 	u := &bigUploads{}
-	app := startApp(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"HTTP": map[string]any{"ADDRESS": "127.0.0.1:0"}, "MAX_INFLIGHT_BYTES": 256 << 10}),
 		framework.Service("uploads", func() *bigUploads { return u }),
 	)

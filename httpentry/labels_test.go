@@ -17,6 +17,8 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
+	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -35,7 +37,7 @@ func (f *forwarder) Register(r *entrypoint.Registry) {
 // Whatever names, bytes and Host headers HTTP clients send, /metrics stays
 // 200 and its series stay few: every label is the registered value or _OTHER.
 func TestMetricLabelsStayBounded(t *testing.T) {
-	app := startApp(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{
 			"HTTP":    map[string]any{"ADDRESS": "127.0.0.1:0"},
 			"METRICS": map[string]any{"ADDRESS": "127.0.0.1:0"},

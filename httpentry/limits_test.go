@@ -19,6 +19,8 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
+	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/timer"
 )
@@ -64,7 +66,7 @@ func startUploads(t *testing.T, httpCfg map[string]any) (*framework.App, *upload
 		cfg[k] = v
 	}
 	u := &uploads{}
-	app := startApp(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"HTTP": cfg, "MAX_WORKERS": 2, "RPC_TIMEOUT": 5}),
 		framework.Service("uploads", func(d uploadsDeps) *uploads { u.nobody = d.Nobody; return u }),
 	)

@@ -20,39 +20,12 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
 func TestMain(m *testing.M) { testbroker.Main(m) }
-
-// startApp builds and starts an app on the package's vhost, with
-// GRACE_PERIOD 5 and logs dropped unless opts say otherwise (later options
-// win), and stops it when the test ends, failing the test if stopping fails.
-func startApp(t testing.TB, opts ...framework.Option) *framework.App {
-	t.Helper()
-	opts = append([]framework.Option{
-		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	}, opts...)
-	app, err := framework.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stopping the app:", err)
-		}
-	})
-	return app
-}
 
 // ErrNoSuchUser is the backend's: relayed through the gateway, it is a 404.
 var ErrNoSuchUser = rpc.NewError("NoSuchUser", "no such user")
@@ -169,7 +142,7 @@ type fixture struct {
 func startGateway(t *testing.T) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
-	app := startApp(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{
 			"HTTP":    map[string]any{"ADDRESS": "127.0.0.1:0"},
 			"HEALTH":  map[string]any{"ADDRESS": "127.0.0.1:0"},

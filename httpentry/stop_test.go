@@ -8,6 +8,8 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/httpentry"
+	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/testbroker"
 )
 
 type slow struct {
@@ -27,7 +29,7 @@ func (s *slow) Register(r *entrypoint.Registry) {
 // requests get 503.
 func TestStopFinishesRunningRequests(t *testing.T) {
 	s := &slow{started: make(chan struct{}), release: make(chan struct{})}
-	app := startApp(t,
+	app := hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"HTTP": map[string]any{"ADDRESS": "127.0.0.1:0"}}),
 		framework.Service("slow", func() *slow { return s }),
 	)

@@ -67,29 +67,12 @@ func Start(t TB, opts ...framework.Option) *App {
 		t.Cleanup(func() { memory.Reset(name) })
 	}
 	a := &App{uri: uri, hub: &hub{}}
-	opts = append([]framework.Option{
-		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
-		framework.Logger(quiet),
-	}, opts...)
-	opts = append(opts, framework.Interceptors(a.hub.intercept))
-	app, err := framework.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := Run(t, uri, append(opts[:len(opts):len(opts)], framework.Interceptors(a.hub.intercept))...)
 	a.app = app
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Errorf("hyphatest: stopping the app: %v", err)
-		}
-	})
 	// The client connects as the app does, with every key of its config.
+	var err error
 	if a.broker, err = dial.Dial(ctx, app.Config().AMQPURI, dial.Settings(app.Config().Settings), dial.Name("hyphatest")); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,9 @@
 //     the test after a timeout (nameko's entrypoint_waiter).
 //   - framework.RestrictEntrypoints runs only some of a service's
 //     entrypoints (nameko's restrict_entrypoints).
+//   - Run runs an app on a broker the test chooses, with nothing of the
+//     kit's added; Client and Dispatcher call and dispatch on a connection
+//     of their own, as programs outside the app do.
 //
 // A complete test of the users example, with its calculator faked:
 //

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/rpc"
 	transportdial "github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
@@ -65,7 +66,7 @@ func embeddedCaller(tb testing.TB, uri string) func(ctx context.Context) error {
 	if err := srv.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	c, err := dialClient(tb, ctx, uri, rpc.Config{Timeout: 10 * time.Second})
+	c, err := hyphatest.Client(tb, ctx, uri, rpc.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}

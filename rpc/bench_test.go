@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/telemetry"
@@ -202,11 +203,10 @@ func hyphaCaller(setUp benchTelemetry) func(tb testing.TB, service string) func(
 			serverInts, clientInts = setUp(tb)
 		}
 		benchServe(tb, service, serverInts)
-		c, err := dialClient(tb, context.Background(), testbroker.URI(tb), rpc.Config{Timeout: 10 * time.Second, Interceptors: clientInts})
+		c, err := hyphatest.Client(tb, context.Background(), testbroker.URI(tb), rpc.Config{Timeout: 10 * time.Second, Interceptors: clientInts})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { c.Close() })
 		proxy := c.Proxy(service)
 		return func(ctx context.Context) error {
 			var sum float64

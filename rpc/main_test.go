@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -56,11 +57,10 @@ func serveWith(t *testing.T, cfg rpc.ServerConfig, register func(r *entrypoint.R
 // newClient returns a standalone client closed when the test ends.
 func newClient(t *testing.T, timeout time.Duration, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
-	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: timeout, Interceptors: interceptors})
+	c, err := hyphatest.Client(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: timeout, Interceptors: interceptors})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	return c
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -130,7 +131,7 @@ func TestPanicOutsideHandler(t *testing.T) {
 func TestClientBounds(t *testing.T) {
 	const service = "math_bounds"
 	serve(t, service, 4, mathService(nil))
-	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: waitBound, MaxInFlight: 2})
+	c, err := hyphatest.Client(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: waitBound, MaxInFlight: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

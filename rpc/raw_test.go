@@ -13,6 +13,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -194,7 +195,7 @@ func TestRawRequeuesAreBoundedOnTheEmbeddedBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop(ctx)
-	client, err := dialClient(t, ctx, uri, rpc.Config{Timeout: waitBound})
+	client, err := hyphatest.Client(t, ctx, uri, rpc.Config{Timeout: waitBound})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
@@ -57,7 +58,7 @@ func TestCallsSurviveConnectionLoss(t *testing.T) {
 	// second reply to the in-flight call would show there.
 	var logs logBuffer
 	var inflightID atomic.Value
-	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: 10 * time.Second, Logger: logs.logger(),
+	c, err := hyphatest.Client(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: 10 * time.Second, Logger: logs.logger(),
 		Interceptors: []entrypoint.Interceptor{func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 			if call.Name == "slow_double" {
 				inflightID.Store(spec(call).CorrelationID)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
@@ -50,7 +51,7 @@ func TestReplyKeyPrefixChecked(t *testing.T) {
 		c.Close()
 	}
 	for _, prefix := range []string{"reply.web", "a.b.c", "Reply_1.web-2", strings.Repeat("a", 216) + ".b"} {
-		c, err := dialClient(t, ctx, uri, rpc.Config{ReplyKeyPrefix: prefix})
+		c, err := hyphatest.Client(t, ctx, uri, rpc.Config{ReplyKeyPrefix: prefix})
 		if err != nil {
 			t.Errorf("Dial with ReplyKeyPrefix %q: %v", prefix, err)
 			continue

@@ -8,6 +8,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -21,7 +22,7 @@ func TestCallsComeBackWhenTheExchangeIsDeleted(t *testing.T) {
 	const exchange = "rpc-deleted-under-us"
 	serveWith(t, rpc.ServerConfig{Service: "topo", Exchange: exchange, Pool: entrypoint.NewPool(2)}, mathService(nil))
 	ctx := context.Background()
-	c, err := dialClient(t, ctx, testbroker.URI(t), rpc.Config{Exchange: exchange, Timeout: 2 * time.Second})
+	c, err := hyphatest.Client(t, ctx, testbroker.URI(t), rpc.Config{Exchange: exchange, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

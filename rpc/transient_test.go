@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -32,7 +33,7 @@ func TestRepliesFollowTheRequestsDeliveryMode(t *testing.T) {
 			t.Errorf("request in delivery mode %d got its reply in mode %d", mode, d.DeliveryMode)
 		}
 	}
-	c, err := dialClient(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: waitBound, Transient: true})
+	c, err := hyphatest.Client(t, context.Background(), testbroker.URI(t), rpc.Config{Timeout: waitBound, Transient: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/examples/calculator/calculator"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
@@ -189,7 +190,7 @@ func TestEveryConnectionTakesTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	if _, err := dialDispatcher(t, ctx, cfg.AMQPURI, events.DispatcherConfig{Source: "keys"}); err != nil {
+	if _, err := hyphatest.Dispatcher(t, ctx, cfg.AMQPURI, events.DispatcherConfig{Source: "keys"}); err != nil {
 		t.Fatal(err)
 	}
 	def := fmt.Sprint(int(config.DefaultSettings().Heartbeat.Seconds()))

@@ -18,6 +18,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/transport"
@@ -135,7 +136,7 @@ func TestDLQReplayTakesASnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Stop(context.Background())
-	d, err := dialDispatcher(t, ctx, testbroker.URI(t), events.DispatcherConfig{Source: source})
+	d, err := hyphatest.Dispatcher(t, ctx, testbroker.URI(t), events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}

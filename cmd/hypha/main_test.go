@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/examples/orders/orders"
 	"github.com/hypha-go/hypha/examples/users/users"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -40,34 +39,6 @@ func TestMain(m *testing.M) {
 	testbroker.Main(m, goleak.IgnoreTopFunction("github.com/chzyer/readline.DefaultOnWidthChanged.func1.1"))
 }
 
-// startApp builds and starts an app on the package's vhost, with
-// GRACE_PERIOD 5 and logs dropped unless opts say otherwise (later options
-// win), and stops it when the test ends, failing the test if stopping fails.
-func startApp(t testing.TB, opts ...framework.Option) *framework.App {
-	t.Helper()
-	opts = append([]framework.Option{
-		framework.ConfigValues(map[string]any{"AMQP_URI": testbroker.URI(t), "GRACE_PERIOD": 5}),
-		framework.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	}, opts...)
-	app, err := framework.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Error("stopping the app:", err)
-		}
-	})
-	return app
-}
-
 // TestCLI builds the binary and starts the example services (and echo) on
 // the package's vhost, then runs the end-to-end tests, in parallel, against
 // them; the services stop when they are done.
@@ -76,7 +47,7 @@ func TestCLI(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building hypha: %v\n%s", err, out)
 	}
-	startApp(t,
+	hyphatest.Run(t, testbroker.URI(t),
 		framework.ConfigValues(map[string]any{"GRACE_PERIOD": 1, "EVENTS": map[string]any{"MAX_RETRIES": 0}}),
 		framework.Service(calculator.Name, calculator.New),
 		framework.Service(users.Name, users.New),

@@ -16,6 +16,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -110,7 +111,7 @@ func checkHeaders(t *testing.T, got, want map[string]any) {
 func testOversizeDeadLetter(t *testing.T, uri string) {
 	const service, src = "big_letters", "big_src"
 	got := make(chan string, 10)
-	startApp(t, uri, config(map[string]any{"MAX_MESSAGE_SIZE": serviceLimit}), ticker(service, src, "big", got))
+	hyphatest.Run(t, uri, config(map[string]any{"MAX_MESSAGE_SIZE": serviceLimit}), ticker(service, src, "big", got))
 	b := wideBroker(t, uri)
 	body := append([]byte(`{"n": 1, "pad": "`), bytes.Repeat([]byte("x"), 9<<20)...)
 	body = append(body, `"}`...)
@@ -149,7 +150,7 @@ func failingAll(service, source string) framework.Option {
 // x-hypha-error.
 func testDeadLetterKeepsHeaders(t *testing.T, uri string) {
 	const service, src = "header_letters", "header_src"
-	startApp(t, uri, fastRetries(2), failingAll(service, src))
+	hyphatest.Run(t, uri, fastRetries(2), failingAll(service, src))
 	b := wideBroker(t, uri)
 	dlq := events.DeadLetterQueueName("evt-" + src + "-tick--" + service + ".on_tick")
 	for _, tt := range []struct {
@@ -191,7 +192,7 @@ func testNamekoDeclaredQueue(t *testing.T, uri string) {
 	}
 	got := make(chan string, 10)
 	var log syncBuffer
-	startApp(t, uri, framework.Logger(slog.New(slog.NewTextHandler(&log, nil))), ticker(service, src, "first", got))
+	hyphatest.Run(t, uri, framework.Logger(slog.New(slog.NewTextHandler(&log, nil))), ticker(service, src, "first", got))
 	if !strings.Contains(log.String(), "without a dead-letter exchange") || !strings.Contains(log.String(), queue.Name) {
 		t.Errorf("no warning naming the queue without a dead-letter exchange; log:\n%s", log.String())
 	}

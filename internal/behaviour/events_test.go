@@ -16,6 +16,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -89,8 +90,8 @@ func expectRuns(t *testing.T, got <-chan string, want ...string) {
 func testServicePool(t *testing.T, uri string) {
 	const src = "pool_src"
 	got := make(chan string, 100)
-	startApp(t, uri, ticker("pool_a", src, "a", got), ticker("pool_b", src, "b", got))
-	startApp(t, uri, ticker("pool_a", src, "a", got)) // a second instance of pool_a
+	hyphatest.Run(t, uri, ticker("pool_a", src, "a", got), ticker("pool_b", src, "b", got))
+	hyphatest.Run(t, uri, ticker("pool_a", src, "a", got)) // a second instance of pool_a
 	dispatchTicks(t, uri, src, 3)
 	expectRuns(t, got, "a/0", "a/1", "a/2", "b/0", "b/1", "b/2")
 }
@@ -101,8 +102,8 @@ func testSingleton(t *testing.T, uri string) {
 	const src = "single_src"
 	got := make(chan string, 100)
 	single := events.Type(events.Singleton)
-	startApp(t, uri, ticker("single_a", src, "one", got, single))
-	startApp(t, uri, ticker("single_b", src, "one", got, single))
+	hyphatest.Run(t, uri, ticker("single_a", src, "one", got, single))
+	hyphatest.Run(t, uri, ticker("single_b", src, "one", got, single))
 	dispatchTicks(t, uri, src, 3)
 	expectRuns(t, got, "one/0", "one/1", "one/2")
 }
@@ -112,15 +113,15 @@ func testBroadcast(t *testing.T, uri string) {
 	const src = "bcast_src"
 	got := make(chan string, 100)
 	opts := []events.Option{events.Type(events.Broadcast), events.UnreliableDelivery()}
-	startApp(t, uri, ticker("bcast", src, "i1", got, opts...))
-	startApp(t, uri, ticker("bcast", src, "i2", got, opts...))
+	hyphatest.Run(t, uri, ticker("bcast", src, "i1", got, opts...))
+	hyphatest.Run(t, uri, ticker("bcast", src, "i2", got, opts...))
 	dispatchTicks(t, uri, src, 2)
 	expectRuns(t, got, "i1/0", "i1/1", "i2/0", "i2/1")
 }
 
 func testEventContextData(t *testing.T, uri string) {
 	seen := make(chan context.Context, 1)
-	startApp(t, uri, framework.Service("ctx_listener", func() handlers {
+	hyphatest.Run(t, uri, framework.Service("ctx_listener", func() handlers {
 		return func(r *entrypoint.Registry) {
 			events.Handle(r, "on_tick", "ctx_src", "tick", func(ctx context.Context, _ tick) error {
 				seen <- ctx
@@ -155,9 +156,9 @@ func testReliableDelivery(t *testing.T, uri string) {
 			ticker("unreliable", src, "unreliable", got, events.UnreliableDelivery()),
 		}
 	}
-	stopApp(t, startApp(t, uri, services()...))
+	stopApp(t, hyphatest.Run(t, uri, services()...))
 	dispatchTicks(t, uri, src, 1)
-	startApp(t, uri, services()...)
+	hyphatest.Run(t, uri, services()...)
 	expectRuns(t, got, "reliable/0")
 }
 
@@ -181,14 +182,14 @@ func testEventAfterStop(t *testing.T, uri string) {
 		}
 	})
 	grace := config(map[string]any{"GRACE_PERIOD": 0.3})
-	app := startApp(t, uri, grace, svc)
+	app := hyphatest.Run(t, uri, grace, svc)
 	dispatchTicks(t, uri, "stop_src", 1)
 	receive(t, started, "the handler starting")
 	stopApp(t, app)
 	if cause := receive(t, causes, "the handler's context ending"); !errors.Is(cause, entrypoint.ErrStopping) {
 		t.Errorf("the handler's context ended with %v, want entrypoint.ErrStopping", cause)
 	}
-	startApp(t, uri, grace, svc)
+	hyphatest.Run(t, uri, grace, svc)
 	if n := receive(t, reruns, "the event running again"); n != 0 {
 		t.Errorf("the next instance ran event %d, want 0", n)
 	}
@@ -226,7 +227,7 @@ func failing(service, source string, failures int, runs chan<- attempt) framewor
 
 func testRetries(t *testing.T, uri string) {
 	runs := make(chan attempt, 10)
-	startApp(t, uri, fastRetries(3), failing("retrier", "retry_src", 2, runs))
+	hyphatest.Run(t, uri, fastRetries(3), failing("retrier", "retry_src", 2, runs))
 	dispatchTicks(t, uri, "retry_src", 1)
 	first := receive(t, runs, "the first run")
 	for want := 1; want <= 3; want++ {
@@ -244,7 +245,7 @@ func testRetries(t *testing.T, uri string) {
 func testDeadLetter(t *testing.T, uri string) {
 	const service, src = "dead_letters", "dlq_src"
 	runs := make(chan attempt, 10)
-	startApp(t, uri, fastRetries(2), failing(service, src, 99, runs))
+	hyphatest.Run(t, uri, fastRetries(2), failing(service, src, 99, runs))
 	dispatchTicks(t, uri, src, 1)
 	for want := 1; want <= 3; want++ {
 		if a := receive(t, runs, fmt.Sprintf("run %d", want)); a.n != want {

@@ -16,6 +16,7 @@ import (
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -85,7 +86,7 @@ func arithService(name string) framework.Option {
 }
 
 func testResults(t *testing.T, uri string) {
-	startApp(t, uri, arithService("arith_results"))
+	hyphatest.Run(t, uri, arithService("arith_results"))
 	p := client(t, uri).Proxy("arith_results")
 	ctx := context.Background()
 
@@ -136,7 +137,7 @@ func manyHeaders(ctx context.Context, call *entrypoint.Call, next entrypoint.Nex
 func testErrors(t *testing.T, uri string) {
 	const service = "arith_errors"
 	// The server reads at most 4 KiB; the client sends up to the default 8 MiB.
-	startApp(t, uri, config(map[string]any{"MAX_MESSAGE_SIZE": 4096}), arithService(service))
+	hyphatest.Run(t, uri, config(map[string]any{"MAX_MESSAGE_SIZE": 4096}), arithService(service))
 	p := client(t, uri).Proxy(service)
 	padded := client(t, uri, manyHeaders).Proxy(service)
 	tests := []struct {
@@ -207,7 +208,7 @@ func (g *gate) Register(r *entrypoint.Registry) {
 
 func testTimeout(t *testing.T, uri string) {
 	g := newGate()
-	startApp(t, uri, framework.Service("gate_timeout", func() *gate { return g }))
+	hyphatest.Run(t, uri, framework.Service("gate_timeout", func() *gate { return g }))
 	const budget = 300 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
@@ -224,7 +225,7 @@ func testTimeout(t *testing.T, uri string) {
 
 func testExpiredCall(t *testing.T, uri string) {
 	g := newGate()
-	startApp(t, uri, config(map[string]any{"MAX_WORKERS": 1}), framework.Service("gate_expiry", func() *gate { return g }))
+	hyphatest.Run(t, uri, config(map[string]any{"MAX_WORKERS": 1}), framework.Service("gate_expiry", func() *gate { return g }))
 	p := client(t, uri).Proxy("gate_expiry")
 	held := p.CallAsync(context.Background(), "hold", map[string]any{"id": "busy"})
 	receive(t, g.started, "the first call starting") // the one worker is busy now
@@ -254,7 +255,7 @@ func testExpiredCall(t *testing.T, uri string) {
 }
 
 func testServiceNotFound(t *testing.T, uri string) {
-	startApp(t, uri, arithService("arith_present"))
+	hyphatest.Run(t, uri, arithService("arith_present"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	began := time.Now()
@@ -297,7 +298,7 @@ type hopDeps struct {
 
 func testContextData(t *testing.T, uri string) {
 	seen := make(chan hopSeen, 2)
-	startApp(t, uri,
+	hyphatest.Run(t, uri,
 		framework.Service("hop_a", func(d hopDeps) *hop { return &hop{name: "hop_a", next: d.Next, seen: seen} }),
 		framework.Service("hop_b", func() *hop { return &hop{name: "hop_b", seen: seen} }),
 	)
@@ -347,11 +348,11 @@ type keysDeps struct {
 // a standalone client's (ReplyKeyPrefix) and a service's (RPC_REPLY_KEY_PREFIX), and
 // clients without one keep nameko's bare uuid.
 func testReplyKeyPrefix(t *testing.T, uri string) {
-	startApp(t, uri, config(map[string]any{"RPC_REPLY_KEY_PREFIX": "reply.keys"}),
+	hyphatest.Run(t, uri, config(map[string]any{"RPC_REPLY_KEY_PREFIX": "reply.keys"}),
 		framework.Service("keys_a", func(d keysDeps) keys { return keys{next: d.Next} }),
 		framework.Service("keys_b", func() keys { return keys{} }),
 	)
-	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: timeout, ReplyKeyPrefix: "reply.behaviour.dial"})
+	c, err := hyphatest.Client(t, context.Background(), uri, rpc.Config{Timeout: timeout, ReplyKeyPrefix: "reply.behaviour.dial"})
 	if err != nil {
 		t.Fatal(err)
 	}

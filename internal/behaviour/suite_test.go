@@ -2,8 +2,6 @@ package behaviour
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/memory"
@@ -78,37 +77,6 @@ func TestBehaviour(t *testing.T) {
 // wait for something to happen.
 const timeout = 10 * time.Second
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// newApp builds an app on uri with GRACE_PERIOD 5 and logs dropped, unless
-// opts say otherwise (later options win). It is not started.
-func newApp(t *testing.T, uri string, opts ...framework.Option) *framework.App {
-	t.Helper()
-	opts = append([]framework.Option{
-		framework.ConfigValues(map[string]any{"AMQP_URI": uri, "GRACE_PERIOD": 5}),
-		framework.Logger(quiet),
-	}, opts...)
-	app, err := framework.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return app
-}
-
-// startApp builds and starts an app as newApp does and stops it when the
-// test ends.
-func startApp(t *testing.T, uri string, opts ...framework.Option) *framework.App {
-	t.Helper()
-	app := newApp(t, uri, opts...)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopApp(t, app) })
-	return app
-}
-
 // stopApp stops app within timeout, failing t if stopping fails.
 func stopApp(t *testing.T, app *framework.App) {
 	t.Helper()
@@ -125,11 +93,10 @@ func config(values map[string]any) framework.Option { return framework.ConfigVal
 // client dials a standalone client on uri, closed when the test ends.
 func client(t *testing.T, uri string, interceptors ...entrypoint.Interceptor) *rpc.Client {
 	t.Helper()
-	c, err := dialClient(t, context.Background(), uri, rpc.Config{Timeout: timeout, Interceptors: interceptors})
+	c, err := hyphatest.Client(t, context.Background(), uri, rpc.Config{Timeout: timeout, Interceptors: interceptors})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -137,7 +104,7 @@ func client(t *testing.T, uri string, interceptors ...entrypoint.Interceptor) *r
 // test ends.
 func dispatcher(t *testing.T, uri, source string) *events.Dispatcher {
 	t.Helper()
-	d, err := dialDispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: source})
+	d, err := hyphatest.Dispatcher(t, context.Background(), uri, events.DispatcherConfig{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}

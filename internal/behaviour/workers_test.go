@@ -10,6 +10,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/framework"
+	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -22,7 +23,7 @@ var stopCases = []behaviourCase{
 
 func testWorkerLimit(t *testing.T, uri string) {
 	g := newGate()
-	startApp(t, uri, config(map[string]any{"MAX_WORKERS": 2}), framework.Service("gate_limit", func() *gate { return g }))
+	hyphatest.Run(t, uri, config(map[string]any{"MAX_WORKERS": 2}), framework.Service("gate_limit", func() *gate { return g }))
 	p := client(t, uri).Proxy("gate_limit")
 	replies := make([]*rpc.Reply, 5)
 	for i := range replies {
@@ -77,7 +78,7 @@ func testPrefetch(t *testing.T, uri string) {
 		})
 	}
 	workers := config(map[string]any{"MAX_WORKERS": 2})
-	startApp(t, uri, workers, newInstance("a"))
+	hyphatest.Run(t, uri, workers, newInstance("a"))
 	p := client(t, uri).Proxy(service)
 	held := p.CallAsync(context.Background(), "hold", nil)
 	if id := receive(t, started, "the held call starting"); id != "a" {
@@ -91,7 +92,7 @@ func testPrefetch(t *testing.T, uri string) {
 		t.Fatalf("the event ran on %q", id)
 	}
 	who := p.CallAsync(context.Background(), "whoami", nil)
-	startApp(t, uri, workers, newInstance("b"))
+	hyphatest.Run(t, uri, workers, newInstance("b"))
 	var id string
 	if err := who.Result(&id); err != nil || id != "b" {
 		t.Errorf("whoami = %q, %v; want b: instance a, its one RPC prefetch taken, should not hold it", id, err)
@@ -104,7 +105,7 @@ func testPrefetch(t *testing.T, uri string) {
 
 func testStopAnswers(t *testing.T, uri string) {
 	g := newGate()
-	app := startApp(t, uri, framework.Service("gate_stop", func() *gate { return g }))
+	app := hyphatest.Run(t, uri, framework.Service("gate_stop", func() *gate { return g }))
 	reply := client(t, uri).Proxy("gate_stop").CallAsync(context.Background(), "hold", map[string]any{"id": "running"})
 	receive(t, g.started, "the call starting")
 	stopped := make(chan error, 1)
@@ -144,7 +145,7 @@ func testStopPastGrace(t *testing.T, uri string) {
 	s := &stubborn{started: make(chan struct{}), causes: make(chan error, 1)}
 	svc := framework.Service("stubborn", func() *stubborn { return s })
 	grace := config(map[string]any{"GRACE_PERIOD": 0.3})
-	app := startApp(t, uri, grace, svc)
+	app := hyphatest.Run(t, uri, grace, svc)
 	reply := client(t, uri).Proxy("stubborn").CallAsync(context.Background(), "wait", nil)
 	receive(t, s.started, "the call starting")
 	began := time.Now()
@@ -158,7 +159,7 @@ func testStopPastGrace(t *testing.T, uri string) {
 		t.Errorf("the handler's context ended with %v, want entrypoint.ErrStopping", cause)
 	}
 	// The cancelled call went back to its queue; the next instance answers it.
-	startApp(t, uri, grace, svc)
+	hyphatest.Run(t, uri, grace, svc)
 	var got string
 	if err := reply.Result(&got); err != nil || got != "rerun" {
 		t.Fatalf("reply = %q, %v; want the next instance's answer", got, err)
