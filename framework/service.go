@@ -13,6 +13,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -126,7 +127,7 @@ type runtimeParams struct {
 	Conn      *connection
 	Telemetry *telemetry
 	All       *runtimes
-	Budget    *entrypoint.Budget
+	Budget    *worker.Budget
 	Kinds     *kinds
 	Only      *restriction `optional:"true"`
 }
@@ -217,7 +218,7 @@ type serviceRuntime struct {
 	name       string
 	cfg        Config
 	log        *slog.Logger
-	pool       *entrypoint.Pool
+	pool       *worker.Pool
 	client     *rpc.Client // nil when the service calls nobody
 	dispatcher *events.Dispatcher
 	conn       *connection
@@ -233,13 +234,13 @@ type serviceRuntime struct {
 // newServiceRuntime builds a service's runtime: its pool, its client and
 // dispatcher, and the telemetry its kinds' servers are built with.
 func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes,
-	budget *entrypoint.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
+	budget *worker.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
 	st, err := t.forService(name, calls)
 	if err != nil {
 		return nil, err
 	}
 	ics := append(st.interceptors[:len(st.interceptors):len(st.interceptors)], ac.interceptors...)
-	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers, entrypoint.WithBudget(budget)),
+	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: worker.NewPool(cfg.MaxWorkers, worker.WithBudget(budget)),
 		ics: ics, telemetry: st, calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics,
@@ -337,7 +338,7 @@ func (rt *serviceRuntime) prefetches(reg *entrypoint.Registry) [][]int {
 	if total == 0 {
 		return out
 	}
-	shares := entrypoint.SplitPrefetch(rt.pool.Size(), total)
+	shares := worker.SplitPrefetch(rt.pool.Size(), total)
 	for i := len(counts) - 1; i >= 0; i-- {
 		out[i], shares = shares[:counts[i]:counts[i]], shares[counts[i]:]
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 )
@@ -30,7 +31,7 @@ const HeaderPrefix = "X-Hypha-"
 type ServerConfig struct {
 	Service string
 	// Pool runs the requests; the service's other entrypoints share it.
-	Pool               *entrypoint.Pool
+	Pool               *worker.Pool
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every request a route serves, the first outermost.
@@ -64,7 +65,7 @@ type Server struct {
 // NewServer returns a server for the routes registered in r.
 func NewServer(r *entrypoint.Registry, cfg ServerConfig) *Server {
 	if cfg.Pool == nil {
-		cfg.Pool = entrypoint.NewPool(10)
+		cfg.Pool = worker.NewPool(10)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -230,7 +231,7 @@ func (x *exchange) serve(ctx context.Context, w http.ResponseWriter, r *http.Req
 			}
 			x.s.log.ErrorContext(ctx, "hypha: HTTP handler panicked", "route", x.rt.pattern, "panic", fmt.Sprint(p),
 				"stack", string(debug.Stack()))
-			x.fail(ctx, w, &entrypoint.PanicError{Value: p})
+			x.fail(ctx, w, &worker.PanicError{Value: p})
 		}
 	}()
 	x.rt.serve(ctx, w, r, x)

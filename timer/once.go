@@ -12,6 +12,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -223,7 +224,7 @@ func (o *once) reseed() error {
 // a fresh one, so that the timer goes on.
 func (o *once) refuse(d transport.Delivery, cause error) {
 	o.s.log.Warn("hypha: timer token refused; a fresh one replaces it", "timer", o.t.name, "queue", o.queue, "error", cause)
-	if p, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
+	if p, ok := errors.AsType[*worker.PanicError](cause); ok {
 		o.s.log.Error("hypha: timer token handling panicked", "timer", o.t.name, "panic", fmt.Sprint(p.Value))
 	}
 	o.mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -19,7 +20,7 @@ import (
 type ServerConfig struct {
 	Service string
 	// Pool runs the ticks; the service's other entrypoints share it.
-	Pool               *entrypoint.Pool
+	Pool               *worker.Pool
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every tick, the first outermost; the Spec of their
@@ -45,7 +46,7 @@ type Server struct {
 // the tokens of Once timers and may be nil when there are none.
 func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
 	if cfg.Pool == nil {
-		cfg.Pool = entrypoint.NewPool(10)
+		cfg.Pool = worker.NewPool(10)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -162,7 +163,7 @@ func (s *Server) call(ctx context.Context, t *Timer) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "hypha: timer panicked", "timer", t.name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = &entrypoint.PanicError{Value: p}
+			err = &worker.PanicError{Value: p}
 		}
 	}()
 	return t.fn(ctx)
