@@ -174,7 +174,7 @@ func TestInterceptorsSeeTheTimer(t *testing.T) {
 	_ = srv.Close()
 	tm, _ := got.Spec.(*timer.Timer)
 	if got.Kind != entrypoint.KindTimer || got.Client || got.Service != "svc" || got.Name != "tick" ||
-		tm == nil || tm.EntrypointName() != "tick" || tm.Interval() != 5*time.Millisecond {
+		tm == nil || tm.EntrypointName() != "tick" || tm.Describe().Detail["interval"] != (5*time.Millisecond).String() {
 		t.Fatalf("call = %+v, want the timer svc.tick", got)
 	}
 }
