@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.uber.org/fx"
@@ -269,7 +270,8 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		return err
 	}
 	if rt.only != nil {
-		if err := reg.Keep(rt.only...); err != nil {
+		var err error
+		if reg, err = keep(reg, rt.only...); err != nil {
 			return fmt.Errorf("RestrictEntrypoints: %w", err)
 		}
 	}
@@ -412,4 +414,37 @@ func (rt *serviceRuntime) ready() error {
 		}
 	}
 	return nil
+}
+
+// keep returns a registry of r's service with only the named entrypoints of
+// r, in r's order, so that a service runs only those (a test's restricted
+// service, say). A name r has no entrypoint of is an error listing the names
+// it has, and r is returned as it was.
+func keep(r *entrypoint.Registry, names ...string) (*entrypoint.Registry, error) {
+	all := r.Entrypoints()
+	have := make([]string, len(all))
+	for i, e := range all {
+		have[i] = e.EntrypointName()
+	}
+	var missing []string
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			missing = append(missing, strconv.Quote(n))
+		}
+	}
+	if len(missing) > 0 {
+		quoted := make([]string, len(have))
+		for i, n := range have {
+			quoted[i] = strconv.Quote(n)
+		}
+		return r, fmt.Errorf("service %q has no entrypoint %s; it has %s", r.Service(),
+			strings.Join(missing, ", "), strings.Join(quoted, ", "))
+	}
+	kept := entrypoint.NewRegistry(r.Service())
+	for _, e := range all {
+		if slices.Contains(names, e.EntrypointName()) {
+			kept.Add(e)
+		}
+	}
+	return kept, nil
 }
