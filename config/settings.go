@@ -125,7 +125,7 @@ type Settings struct {
 	Health                 HealthSettings  `koanf:"HEALTH"`                   // the /healthz and /readyz endpoints
 	HTTP                   HTTPSettings    `koanf:"HTTP"`                     // the services' HTTP entrypoints
 	MaxMessageSize         int64           `koanf:"MAX_MESSAGE_SIZE"`         // the largest message body sent or received, in bytes; > 0
-	MaxInflightBytes       int64           `koanf:"MAX_INFLIGHT_BYTES"`       // bytes of messages the process's workers decode and run at once; > 0 (see entrypoint.Budget)
+	MaxInflightBytes       int64           `koanf:"MAX_INFLIGHT_BYTES"`       // bytes of messages the process's workers decode and run at once; > 0 (see docs/limits.md)
 	RPCMaxInFlight         int             `koanf:"RPC_MAX_IN_FLIGHT"`        // calls one client may wait on at once; >= 1
 	RedactUnexpectedErrors bool            `koanf:"REDACT_UNEXPECTED_ERRORS"` // send callers an opaque error for unexpected errors
 	RPCPersistent          bool            `koanf:"RPC_PERSISTENT"`           // false: send requests, and so their replies, transient

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/internal/ctxwire"
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -39,7 +40,7 @@ func consume(t *testing.T, serve func(ctx context.Context, d transport.Delivery)
 	if err := b.DeclareQueue(ctx, transport.Queue{Name: queue}); err != nil {
 		t.Fatal(err)
 	}
-	pool := entrypoint.NewPool(2)
+	pool := worker.NewPool(2)
 	c := entrypoint.NewConsumer(b, entrypoint.ConsumerConfig{Queue: queue, Pool: pool,
 		Logger: slog.New(slog.DiscardHandler), Serve: serve, Refuse: refuse})
 	if err := c.Start(ctx); err != nil {
@@ -111,7 +112,7 @@ func TestConsumerServesRefusesAndSettles(t *testing.T) {
 	b, queue, stop := consume(t, serve, refuse)
 
 	tooMany := map[string]any{}
-	for i := range entrypoint.MaxHeaders + 1 {
+	for i := range worker.MaxHeaders + 1 {
 		tooMany[fmt.Sprintf("h%d", i)] = int32(i)
 	}
 	for _, tc := range []struct {
@@ -122,7 +123,7 @@ func TestConsumerServesRefusesAndSettles(t *testing.T) {
 		{"plain", nil, nil},
 		{"too many headers", tooMany, transport.ErrMalformed},
 		{"bad context data", map[string]any{ctxwire.Prefix + contextdata.KeyCallIDStack: int32(1)}, transport.ErrMalformed},
-		{"panic", nil, &entrypoint.PanicError{}},
+		{"panic", nil, &worker.PanicError{}},
 		{"twice", nil, nil},
 		{"leave", nil, nil},
 		{"after", nil, nil},
@@ -132,7 +133,7 @@ func TestConsumerServesRefusesAndSettles(t *testing.T) {
 		if o.body != tc.body {
 			t.Fatalf("got %q, want %q: a delivery came again", o.body, tc.body)
 		}
-		var pe *entrypoint.PanicError
+		var pe *worker.PanicError
 		switch {
 		case tc.want == nil && o.err != nil:
 			t.Errorf("%s: %v, want served", tc.body, o.err)

@@ -23,9 +23,6 @@ package entrypoint
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 )
 
 // Entrypoint is one registered way into a service, of any kind: an RPC
@@ -80,36 +77,6 @@ func (r *Registry) Fail(err error) { r.errs = append(r.errs, err) }
 
 // Entrypoints returns the registered entrypoints in registration order.
 func (r *Registry) Entrypoints() []Entrypoint { return append([]Entrypoint(nil), r.entries...) }
-
-// Keep removes every entrypoint but the named ones, so that a service runs
-// only those (a test's restricted service, say). A name no entrypoint has is
-// an error listing the names there are, and the registry is left as it was.
-func (r *Registry) Keep(names ...string) error {
-	var missing []string
-	for _, n := range names {
-		if !r.names[n] {
-			missing = append(missing, strconv.Quote(n))
-		}
-	}
-	if len(missing) > 0 {
-		have := make([]string, len(r.entries))
-		for i, e := range r.entries {
-			have[i] = strconv.Quote(e.EntrypointName())
-		}
-		return fmt.Errorf("service %q has no entrypoint %s; it has %s", r.service,
-			strings.Join(missing, ", "), strings.Join(have, ", "))
-	}
-	kept := r.entries[:0:0]
-	for _, e := range r.entries {
-		if slices.Contains(names, e.EntrypointName()) {
-			kept = append(kept, e)
-		} else {
-			delete(r.names, e.EntrypointName())
-		}
-	}
-	r.entries = kept
-	return nil
-}
 
 // Err returns every registration error, joined, or nil.
 func (r *Registry) Err() error { return errors.Join(r.errs...) }

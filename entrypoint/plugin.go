@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hypha-go/hypha/config"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -48,8 +49,8 @@ type Readier interface {
 
 // ConsumerCounter is implemented by a Plugin whose servers consume queues.
 // Consumers says how many queues the entrypoints in r consume; the framework
-// shares the service's MAX_WORKERS among every plugin's consumers (see
-// SplitPrefetch) and hands each plugin its shares in Service.Prefetches.
+// shares the service's MAX_WORKERS among every plugin's consumers and hands
+// each plugin its shares in Service.Prefetches.
 type ConsumerCounter interface {
 	Consumers(r *Registry) int
 }
@@ -61,8 +62,11 @@ type Service struct {
 	Registry *Registry // its entrypoints, every kind's
 	// Broker is the app's broker connection, opened before Start.
 	Broker transport.Broker
-	// Pool runs the service's workers, shared by every kind.
-	Pool *Pool
+	// Pool runs the service's workers, MAX_WORKERS at most, shared by every
+	// kind: a plugin hands it to its Consumers (ConsumerConfig.Pool) and
+	// runs any other work (a tick, a request) with its Go or GoSized, which
+	// wait for a free worker, and waits for it with Wait.
+	Pool *worker.Pool
 	// Prefetches are the prefetches of the plugin's queues, as many as its
 	// Consumers said, in the order it counted them; empty when the plugin
 	// counts none.

@@ -9,17 +9,14 @@ import (
 	"sync/atomic"
 
 	"github.com/hypha-go/hypha/internal/ctxwire"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
-
-// MaxHeaders bounds how many headers a delivery may carry; one with more is
-// refused before any work starts on it.
-const MaxHeaders = 256
 
 // Causes of a worker's context ending (context.Cause) other than its deadline.
 var (
 	// ErrStopping: the stop's grace period is over.
-	ErrStopping = errors.New("hypha: stopping: the grace period is over")
+	ErrStopping = worker.ErrStopping
 	// ErrLost: the connection that delivered the message is gone, and the
 	// broker will deliver it again.
 	ErrLost = errors.New("hypha: the delivery was lost with its connection")
@@ -57,73 +54,18 @@ func Lost(d transport.Delivery) bool {
 	}
 }
 
-// maxCount bounds a counter read from a header: far above any retry or
-// requeue limit, and far below where adding one could overflow.
-const maxCount = 1 << 31
-
-// HeaderCount reads a counter a message carries in a header (an attempt, a
-// requeue count), whatever number type it arrived as, the same way for
-// every type: a whole number clamped to [0, 2^31]; a fraction is cut, and
-// NaN, a negative number, anything not a number or no header is 0.
-func HeaderCount(v any) int {
-	var f float64
-	switch x := v.(type) {
-	case int:
-		f = float64(x)
-	case int8:
-		f = float64(x)
-	case int16:
-		f = float64(x)
-	case int32:
-		f = float64(x)
-	case int64:
-		f = float64(x)
-	case uint8:
-		f = float64(x)
-	case uint16:
-		f = float64(x)
-	case uint32:
-		f = float64(x)
-	case uint64:
-		f = float64(x)
-	case float32:
-		f = float64(x)
-	case float64:
-		f = x
-	default:
-		return 0
-	}
-	switch {
-	case !(f >= 0): // negative, or NaN
-		return 0
-	case f >= maxCount:
-		return maxCount
-	}
-	return int(f)
-}
-
 // ErrSettled is returned when a delivery is acked or nacked a second time.
 var ErrSettled = errors.New("hypha: delivery already settled")
-
-// PanicError is a panic recovered in a worker. Its Error is the panic's
-// value; the stack is for the log and never crosses the wire.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-// Error returns "panic: <value>".
-func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
 
 // ConsumerConfig says which queue a Consumer takes deliveries from and how it
 // handles them.
 type ConsumerConfig struct {
 	Queue string
 	// Pool runs the workers.
-	Pool *Pool
+	Pool *worker.Pool
 	// Prefetch is the most deliveries the broker hands over before they are
 	// settled; the pool's size when zero. The prefetches of one service's
-	// consumers should add up to its pool's size (see SplitPrefetch).
+	// consumers should add up to its pool's size (see Service.Prefetches).
 	Prefetch int
 	Logger   *slog.Logger
 	// Label names the work a delivery is, for the log of a stop that had to
@@ -138,7 +80,7 @@ type ConsumerConfig struct {
 	// or a dead letter, and never requeues it: err says why. It is called
 	// for a delivery the transport flagged Malformed, one whose headers or
 	// context data are over their bounds, and one whose Serve panicked
-	// (err is then a *PanicError).
+	// (err then says "panic: <value>"; the stack is logged, never sent).
 	Refuse func(d transport.Delivery, err error)
 }
 
@@ -159,7 +101,7 @@ type Consumer struct {
 // NewConsumer returns a consumer of cfg.Queue on broker; Start starts it.
 func NewConsumer(broker transport.Broker, cfg ConsumerConfig) *Consumer {
 	if cfg.Pool == nil {
-		cfg.Pool = NewPool(1)
+		cfg.Pool = worker.NewPool(1)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -221,7 +163,7 @@ func (c *Consumer) work(ctx context.Context, d transport.Delivery) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			pe := &PanicError{Value: p, Stack: debug.Stack()}
+			pe := &worker.PanicError{Value: p, Stack: debug.Stack()}
 			c.cfg.Logger.Error("hypha: worker panicked", "queue", c.cfg.Queue, "panic", fmt.Sprint(p), "stack", string(pe.Stack))
 			if !settled(d) {
 				c.refuse(d, pe)
@@ -287,8 +229,8 @@ func check(d transport.Delivery) error {
 	if d.Malformed != nil {
 		return d.Malformed
 	}
-	if n := len(d.Headers); n > MaxHeaders {
-		return fmt.Errorf("%w: %d headers, over the limit of %d", transport.ErrMalformed, n, MaxHeaders)
+	if n := len(d.Headers); n > worker.MaxHeaders {
+		return fmt.Errorf("%w: %d headers, over the limit of %d", transport.ErrMalformed, n, worker.MaxHeaders)
 	}
 	if err := ctxwire.Check(d.Headers); err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrMalformed, err)
@@ -317,22 +259,4 @@ func (s *settleOnce) Nack(requeue bool) error {
 		return ErrSettled
 	}
 	return s.a.Nack(requeue)
-}
-
-// SplitPrefetch shares a pool of size workers among n consumers: prefetches
-// that add up to size, as even as can be, the larger ones first; each is at
-// least 1, so with more consumers than workers they add up to n.
-func SplitPrefetch(size, n int) []int {
-	base, extra := size/n, size%n
-	if base == 0 {
-		base, extra = 1, 0
-	}
-	out := make([]int, n)
-	for i := range out {
-		out[i] = base
-		if i < extra {
-			out[i]++
-		}
-	}
-	return out
 }

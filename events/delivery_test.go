@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
@@ -33,7 +34,7 @@ func startService(t *testing.T, service string, maxRetries, poolSize int, restor
 	if restores != nil {
 		opts = append(opts, dial.OnRestore(func() { restores.Add(1) }))
 	}
-	return startServer(t, opts, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(poolSize),
+	return startServer(t, opts, events.ServerConfig{Service: service, Pool: worker.NewPool(poolSize),
 		MaxRetries: maxRetries, ParentCallsTracked: 10}, register)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
@@ -38,7 +39,7 @@ func handle(t *testing.T, service string, maxRetries int, register func(r *entry
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv := events.NewServer(b, r, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(4), MaxRetries: maxRetries, ParentCallsTracked: 10})
+	srv := events.NewServer(b, r, events.ServerConfig{Service: service, Pool: worker.NewPool(4), MaxRetries: maxRetries, ParentCallsTracked: 10})
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

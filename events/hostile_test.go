@@ -14,6 +14,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 )
 
 // touchyID panics when it decodes 666.
@@ -101,7 +102,7 @@ func TestHostileEvents(t *testing.T) {
 		junk[fmt.Sprintf("x-junk-%d", i)] = "j"
 	}
 	tooMany := amqp091.Table{}
-	for i := range entrypoint.MaxHeaders + 1 {
+	for i := range worker.MaxHeaders + 1 {
 		tooMany[fmt.Sprintf("x-h%d", i)] = "v"
 	}
 

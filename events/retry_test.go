@@ -14,6 +14,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -123,7 +124,7 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 	delay := events.RetryDelay{Initial: 400 * time.Millisecond, Multiplier: 2, Max: 5 * time.Second}
 	var attempts attemptLog
 	other := make(chan time.Time, 1)
-	startServer(t, nil, events.ServerConfig{Service: service, Pool: entrypoint.NewPool(1), MaxRetries: 3, RetryDelay: delay},
+	startServer(t, nil, events.ServerConfig{Service: service, Pool: worker.NewPool(1), MaxRetries: 3, RetryDelay: delay},
 		func(r *entrypoint.Registry) {
 			events.Handle(r, "on_created", source, "order_created", func(ctx context.Context, o order) error {
 				if o.ID == 2 {
@@ -187,7 +188,7 @@ func TestRetriesWaitTheirDelay(t *testing.T) {
 func TestPendingRetrySurvivesRestart(t *testing.T) {
 	const service, source = "mailer_restart", "orders_restart"
 	delay := events.RetryDelay{Initial: time.Second}
-	cfg := events.ServerConfig{Service: service, Pool: entrypoint.NewPool(2), MaxRetries: 3, RetryDelay: delay}
+	cfg := events.ServerConfig{Service: service, Pool: worker.NewPool(2), MaxRetries: 3, RetryDelay: delay}
 	failed := make(chan struct{}, 1)
 	retried := make(chan string, 2)
 	register := func(instance string) func(r *entrypoint.Registry) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -43,7 +44,7 @@ func DeadLetterQueueName(queue string) string { return queue + ".dlq" }
 type ServerConfig struct {
 	Service string
 	// Pool runs the handlers; the service's RPC methods share it.
-	Pool *entrypoint.Pool
+	Pool *worker.Pool
 	// MaxRetries bounds retries of a failing event (RequeueOnError); 0
 	// means none: the first failure dead-letters it (EVENTS.MAX_RETRIES's
 	// default is 3: see config.DefaultSettings).
@@ -99,7 +100,7 @@ type Server struct {
 // NewServer returns a server for the handlers registered in r.
 func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
 	if cfg.Pool == nil {
-		cfg.Pool = entrypoint.NewPool(10)
+		cfg.Pool = worker.NewPool(10)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -306,7 +307,7 @@ func WithDelivery(ctx context.Context, messageID string, attempt int) context.Co
 }
 
 // attemptOf reads the attempt count of a delivery, whatever number type the
-// header arrived as (see entrypoint.HeaderCount): 1 when it has none.
+// header arrived as (see worker.HeaderCount): 1 when it has none.
 func attemptOf(headers map[string]any) int {
-	return max(entrypoint.HeaderCount(headers[AttemptHeader]), 1)
+	return max(worker.HeaderCount(headers[AttemptHeader]), 1)
 }

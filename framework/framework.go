@@ -33,6 +33,7 @@ import (
 
 	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport/dial"
 )
 
@@ -162,7 +163,7 @@ func New(opts ...Option) (*App, error) {
 		}),
 		fx.Provide(func(lc fx.Lifecycle, c *connection) *runtimes { return newRuntimes(lc, c, cfg, log) }),
 		// One budget for every service of the app: memory is the process's.
-		fx.Supply(entrypoint.NewBudget(cfg.MaxInflightBytes)),
+		fx.Supply(worker.NewBudget(cfg.MaxInflightBytes)),
 		fx.Provide(func(e *endpoints, c *connection, r *runtimes) *health { return newHealth(cfg, e, c, r) }),
 		provideKinds(cfg, &ac),
 	}

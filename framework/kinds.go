@@ -22,12 +22,12 @@ func Plugins(p ...entrypoint.Plugin) Option {
 // start: the reverse is the order they drain and close in.
 type kinds struct{ plugins []entrypoint.Plugin }
 
-// provideKinds provides the app's kinds, and the HTTP router the built-in
-// HTTP kind mounts routes on.
+// provideKinds provides the app's kinds; the built-in HTTP kind's router is
+// served on HTTP.ADDRESS.
 func provideKinds(cfg Config, ac *appConfig) fx.Option {
 	return fx.Options(
-		fx.Provide(func(e *endpoints) *httpentry.Mux { return newHTTP(cfg, e) }),
-		fx.Provide(func(m *httpentry.Mux) *kinds { return newKinds(ac, m) }),
+		fx.Provide(func(e *endpoints) httpKind { return newHTTP(cfg, e) }),
+		fx.Provide(func(h httpKind) *kinds { return newKinds(ac, h) }),
 	)
 }
 
@@ -35,23 +35,27 @@ func provideKinds(cfg Config, ac *appConfig) fx.Option {
 // before the RPC server, so that a service answering calls has its event
 // queues bound; HTTP routes and timers start last, since their requests and
 // ticks may call the service.
-func newKinds(ac *appConfig, mux *httpentry.Mux) *kinds {
+func newKinds(ac *appConfig, h httpKind) *kinds {
 	builtIn := []entrypoint.Plugin{
 		events.Plugin(),
 		rpc.Plugin(),
-		httpentry.Plugin(mux),
+		h.plugin,
 		timer.Plugin(),
 	}
 	return &kinds{plugins: append(builtIn, ac.plugins...)}
 }
 
-// newHTTP is the process's one HTTP router, which every service mounts its
-// routes on, served on HTTP.ADDRESS when set; /healthz, /readyz and /metrics
-// share its listener when their address is the same.
-func newHTTP(cfg Config, e *endpoints) *httpentry.Mux {
-	m := httpentry.NewMux()
+// httpKind is the built-in HTTP kind: one per process, whose router every
+// service adds its routes to.
+type httpKind struct{ plugin entrypoint.Plugin }
+
+// newHTTP builds the HTTP kind and serves its router on HTTP.ADDRESS when
+// set; /healthz, /readyz and /metrics share its listener when their address
+// is the same.
+func newHTTP(cfg Config, e *endpoints) httpKind {
+	p, router := httpentry.Plugin()
 	if cfg.HTTP.Address != "" {
-		e.handle("HTTP.ADDRESS", cfg.HTTP.Address, "/", m)
+		e.handle("HTTP.ADDRESS", cfg.HTTP.Address, "/", router)
 	}
-	return m
+	return httpKind{plugin: p}
 }

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/introspect"
 	"github.com/hypha-go/hypha/rpc"
 )
@@ -126,7 +128,7 @@ type runtimeParams struct {
 	Conn      *connection
 	Telemetry *telemetry
 	All       *runtimes
-	Budget    *entrypoint.Budget
+	Budget    *worker.Budget
 	Kinds     *kinds
 	Only      *restriction `optional:"true"`
 }
@@ -217,7 +219,7 @@ type serviceRuntime struct {
 	name       string
 	cfg        Config
 	log        *slog.Logger
-	pool       *entrypoint.Pool
+	pool       *worker.Pool
 	client     *rpc.Client // nil when the service calls nobody
 	dispatcher *events.Dispatcher
 	conn       *connection
@@ -233,13 +235,13 @@ type serviceRuntime struct {
 // newServiceRuntime builds a service's runtime: its pool, its client and
 // dispatcher, and the telemetry its kinds' servers are built with.
 func newServiceRuntime(name string, cfg Config, log *slog.Logger, conn *connection, t *telemetry, all *runtimes,
-	budget *entrypoint.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
+	budget *worker.Budget, ac *appConfig, calls []string) (*serviceRuntime, error) {
 	st, err := t.forService(name, calls)
 	if err != nil {
 		return nil, err
 	}
 	ics := append(st.interceptors[:len(st.interceptors):len(st.interceptors)], ac.interceptors...)
-	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: entrypoint.NewPool(cfg.MaxWorkers, entrypoint.WithBudget(budget)),
+	rt := &serviceRuntime{name: name, cfg: cfg, log: log, conn: conn, pool: worker.NewPool(cfg.MaxWorkers, worker.WithBudget(budget)),
 		ics: ics, telemetry: st, calls: calls, all: all,
 		dispatcher: events.NewDispatcher(conn.broker, events.DispatcherConfig{
 			Source: name, PublishTimeout: cfg.Events.PublishTimeout, Interceptors: ics,
@@ -268,7 +270,8 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 		return err
 	}
 	if rt.only != nil {
-		if err := reg.Keep(rt.only...); err != nil {
+		var err error
+		if reg, err = keep(reg, rt.only...); err != nil {
 			return fmt.Errorf("RestrictEntrypoints: %w", err)
 		}
 	}
@@ -337,7 +340,7 @@ func (rt *serviceRuntime) prefetches(reg *entrypoint.Registry) [][]int {
 	if total == 0 {
 		return out
 	}
-	shares := entrypoint.SplitPrefetch(rt.pool.Size(), total)
+	shares := worker.SplitPrefetch(rt.pool.Size(), total)
 	for i := len(counts) - 1; i >= 0; i-- {
 		out[i], shares = shares[:counts[i]:counts[i]], shares[counts[i]:]
 	}
@@ -411,4 +414,37 @@ func (rt *serviceRuntime) ready() error {
 		}
 	}
 	return nil
+}
+
+// keep returns a registry of r's service with only the named entrypoints of
+// r, in r's order, so that a service runs only those (a test's restricted
+// service, say). A name r has no entrypoint of is an error listing the names
+// it has, and r is returned as it was.
+func keep(r *entrypoint.Registry, names ...string) (*entrypoint.Registry, error) {
+	all := r.Entrypoints()
+	have := make([]string, len(all))
+	for i, e := range all {
+		have[i] = e.EntrypointName()
+	}
+	var missing []string
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			missing = append(missing, strconv.Quote(n))
+		}
+	}
+	if len(missing) > 0 {
+		quoted := make([]string, len(have))
+		for i, n := range have {
+			quoted[i] = strconv.Quote(n)
+		}
+		return r, fmt.Errorf("service %q has no entrypoint %s; it has %s", r.Service(),
+			strings.Join(missing, ", "), strings.Join(quoted, ", "))
+	}
+	kept := entrypoint.NewRegistry(r.Service())
+	for _, e := range all {
+		if slices.Contains(names, e.EntrypointName()) {
+			kept.Add(e)
+		}
+	}
+	return kept, nil
 }

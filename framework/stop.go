@@ -121,7 +121,7 @@ func callersFirst(remaining []*serviceRuntime) []*serviceRuntime {
 }
 
 // finishAll waits, in parallel and bounded by ctx, for the workers of every
-// service in wave, then cancels those still running (see entrypoint.Pool.Finish).
+// service in wave, then cancels those still running (see the pool's Finish).
 // It returns the work still running after that, and whether any had to be cancelled.
 func finishAll(ctx context.Context, wave []*serviceRuntime) (stillRunning []string, overran bool) {
 	var (

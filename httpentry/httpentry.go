@@ -62,9 +62,6 @@ func (rt *Route) Describe() entrypoint.Description {
 		Detail: map[string]any{"pattern": rt.pattern, "typed": rt.typed}}
 }
 
-// Pattern is the route's net/http pattern.
-func (rt *Route) Pattern() string { return rt.pattern }
-
 // status is the status a typed handler's err is answered with when the route
 // declared it, matched with errors.Is (a relayed RemoteError counts when its
 // exc_path is the declared error's).

@@ -12,15 +12,20 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 )
 
-// Plugin serves services' HTTP routes on m, the process's router (which the
-// framework serves on HTTP.ADDRESS), the framework's built-in kind
-// entrypoint.KindHTTP. A service's routes are mounted when it is served, so
-// that a pattern taken by another service stops the app from being built;
-// they answer 503 until the service starts. Starting a service with routes
-// while HTTP.ADDRESS is empty logs a warning: nothing serves them.
-func Plugin(m *Mux) entrypoint.Plugin { return &plugin{mux: m} }
+// Plugin serves services' HTTP routes, the framework's built-in kind
+// entrypoint.KindHTTP, and returns the handler that routes the process's
+// requests to them (which the framework serves on HTTP.ADDRESS): 404 for a
+// path no route has, 405 for one whose routes take other methods. A
+// service's routes are added to it when the service is served, so that a
+// pattern taken by another service stops the app from being built; they
+// answer 503 until the service starts. Starting a service with routes while
+// HTTP.ADDRESS is empty logs a warning: nothing serves them.
+func Plugin() (entrypoint.Plugin, http.Handler) {
+	r := newRouter()
+	return &plugin{router: r}, r
+}
 
-type plugin struct{ mux *Mux }
+type plugin struct{ router *router }
 
 func (*plugin) Kind() entrypoint.Kind { return entrypoint.KindHTTP }
 
@@ -32,20 +37,20 @@ func (p *plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 		return nil, nil
 	}
 	cfg := s.Settings.HTTP
-	srv := NewServer(s.Registry, ServerConfig{
+	srv := newServer(s.Registry, serverConfig{
 		Service: s.Name, Pool: s.Pool, ParentCallsTracked: s.Settings.ParentCallsTracked, Logger: s.Logger,
 		Interceptors: s.Interceptors, Instrument: instrument(s),
 		MaxBodySize: cfg.MaxBodySize, WriteTimeout: cfg.WriteTimeout,
 	})
-	if err := srv.Mount(p.mux); err != nil {
+	if err := srv.Mount(p.router); err != nil {
 		return nil, err
 	}
 	return &pluginServer{srv: srv, s: s}, nil
 }
 
-// pluginServer drives a Server as an entrypoint.Server.
+// pluginServer drives a server as an entrypoint.Server.
 type pluginServer struct {
-	srv *Server
+	srv *server
 	s   *entrypoint.Service
 }
 

@@ -19,19 +19,20 @@ import (
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/ctxwire"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 )
 
-// HeaderPrefix starts the headers that set context data on a route with
+// headerPrefix starts the headers that set context data on a route with
 // ContextHeaders: "X-Hypha-User-Id" sets user_id.
-const HeaderPrefix = "X-Hypha-"
+const headerPrefix = "X-Hypha-"
 
-// ServerConfig says how a service serves its HTTP routes.
-type ServerConfig struct {
+// serverConfig says how a service serves its HTTP routes.
+type serverConfig struct {
 	Service string
 	// Pool runs the requests; the service's other entrypoints share it.
-	Pool               *entrypoint.Pool
+	Pool               *worker.Pool
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every request a route serves, the first outermost.
@@ -47,25 +48,25 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 }
 
-// Defaults of ServerConfig, those of config's HTTP keys.
+// Defaults of serverConfig, those of config's HTTP keys.
 const (
 	defaultMaxBodySize  = 8 << 20          // HTTP.MAX_BODY_SIZE
 	defaultWriteTimeout = 30 * time.Second // HTTP.WRITE_TIMEOUT
 )
 
-// Server serves the HTTP routes registered in a service's registry, once
-// mounted on the process's Mux.
-type Server struct {
-	cfg     ServerConfig
+// server serves the HTTP routes registered in a service's registry, once
+// mounted on the process's router.
+type server struct {
+	cfg     serverConfig
 	routes  []*Route
 	log     *slog.Logger
 	serving atomic.Bool
 }
 
-// NewServer returns a server for the routes registered in r.
-func NewServer(r *entrypoint.Registry, cfg ServerConfig) *Server {
+// newServer returns a server for the routes registered in r.
+func newServer(r *entrypoint.Registry, cfg serverConfig) *server {
 	if cfg.Pool == nil {
-		cfg.Pool = entrypoint.NewPool(10)
+		cfg.Pool = worker.NewPool(10)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -76,11 +77,11 @@ func NewServer(r *entrypoint.Registry, cfg ServerConfig) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = defaultWriteTimeout
 	}
-	return &Server{cfg: cfg, routes: entrypoint.Of[*Route](r), log: cfg.Logger}
+	return &server{cfg: cfg, routes: entrypoint.Of[*Route](r), log: cfg.Logger}
 }
 
 // Routes are the patterns the server serves, in registration order.
-func (s *Server) Routes() []string {
+func (s *server) Routes() []string {
 	out := make([]string, len(s.routes))
 	for i, rt := range s.routes {
 		out[i] = rt.pattern
@@ -90,7 +91,7 @@ func (s *Server) Routes() []string {
 
 // Mount adds the server's routes to m; a pattern another service has, or
 // one that conflicts with it, is an error naming both.
-func (s *Server) Mount(m *Mux) error {
+func (s *server) Mount(m *router) error {
 	var errs []error
 	for _, rt := range s.routes {
 		var h http.Handler = s.handler(rt)
@@ -103,17 +104,17 @@ func (s *Server) Mount(m *Mux) error {
 }
 
 // Start starts answering requests; until then the routes answer 503.
-func (s *Server) Start() { s.serving.Store(true) }
+func (s *server) Start() { s.serving.Store(true) }
 
 // Drain stops taking requests: from now on the routes answer 503, while
 // requests already running go on.
-func (s *Server) Drain() { s.serving.Store(false) }
+func (s *server) Drain() { s.serving.Store(false) }
 
 // handler runs each request to rt in a worker of the pool, bounded by the
 // request's context and cancelled with the pool's (ErrStopping). The body is
 // read whole first, within MaxBodySize and the server's read timeout, so that
 // a client sending slowly holds its connection, never a worker.
-func (s *Server) handler(rt *Route) http.Handler {
+func (s *server) handler(rt *Route) http.Handler {
 	label := s.cfg.Service + " " + rt.pattern
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.serving.Load() {
@@ -158,7 +159,7 @@ func bodySize(r *http.Request) int {
 
 // readBody replaces r's body with its bytes, read whole; false when it
 // could not be read or is too large, and the response is written.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
@@ -185,7 +186,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
 
 // exchange is one request to one route.
 type exchange struct {
-	s  *Server
+	s  *server
 	rt *Route
 
 	mu      sync.Mutex
@@ -199,7 +200,7 @@ func (x *exchange) incoming(r *http.Request) (context.Context, error) {
 	headers := map[string]any{}
 	if x.rt.headers {
 		for k, v := range r.Header {
-			key, ok := strings.CutPrefix(k, HeaderPrefix)
+			key, ok := strings.CutPrefix(k, headerPrefix)
 			if !ok || len(v) == 0 {
 				continue
 			}
@@ -210,7 +211,7 @@ func (x *exchange) incoming(r *http.Request) (context.Context, error) {
 			headers[ctxwire.Prefix+key] = v[0]
 		}
 		if err := ctxwire.Check(headers); err != nil {
-			return nil, fmt.Errorf("%s headers: %w", HeaderPrefix, err)
+			return nil, fmt.Errorf("%s headers: %w", headerPrefix, err)
 		}
 	}
 	id := fmt.Sprintf("%s.%s.%s", x.s.cfg.Service, routeID(x.rt.pattern), uuid.NewString())
@@ -231,7 +232,7 @@ func (x *exchange) serve(ctx context.Context, w http.ResponseWriter, r *http.Req
 			}
 			x.s.log.ErrorContext(ctx, "hypha: HTTP handler panicked", "route", x.rt.pattern, "panic", fmt.Sprint(p),
 				"stack", string(debug.Stack()))
-			x.fail(ctx, w, &entrypoint.PanicError{Value: p})
+			x.fail(ctx, w, &worker.PanicError{Value: p})
 		}
 	}()
 	x.rt.serve(ctx, w, r, x)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 )
@@ -23,7 +24,7 @@ func TestLostConnectionErrorIsNeverTheReply(t *testing.T) {
 	const service = "math_uncertain"
 	logs := &lockedBuffer{}
 	var runs atomic.Int32
-	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(2),
+	serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(2),
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}, func(r *entrypoint.Registry) {
 		rpc.Handle(r, "save", func(ctx context.Context, _ struct{}) (string, error) {
 			if runs.Add(1) == 1 {

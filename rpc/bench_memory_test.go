@@ -8,6 +8,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	transportdial "github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
@@ -62,7 +63,7 @@ func embeddedCaller(tb testing.TB, uri string) func(ctx context.Context) error {
 	}
 	reg := entrypoint.NewRegistry("bench_embedded")
 	rpc.Handle(reg, "add", func(_ context.Context, in pair) (float64, error) { return in.A + in.B, nil })
-	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: "bench_embedded", Pool: entrypoint.NewPool(benchWorkers)})
+	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: "bench_embedded", Pool: worker.NewPool(benchWorkers)})
 	if err := srv.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}

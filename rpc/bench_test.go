@@ -23,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/telemetry"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -237,7 +238,7 @@ func benchServe(tb testing.TB, service string, interceptors []entrypoint.Interce
 		tb.Fatal(err)
 	}
 	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{
-		Service: service, Pool: entrypoint.NewPool(benchWorkers), Interceptors: interceptors,
+		Service: service, Pool: worker.NewPool(benchWorkers), Interceptors: interceptors,
 	})
 	if err := srv.Start(ctx); err != nil {
 		broker.Close()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -16,7 +17,7 @@ import (
 // process's whole budget, at once: every one is answered, one at a time.
 func TestLargeRequestsTakeTurnsForTheBudget(t *testing.T) {
 	var running, most atomic.Int64
-	pool := entrypoint.NewPool(4, entrypoint.WithBudget(entrypoint.NewBudget(256<<10)))
+	pool := worker.NewPool(4, worker.WithBudget(worker.NewBudget(256<<10)))
 	serveWith(t, rpc.ServerConfig{Service: "budgeted", Pool: pool}, func(r *entrypoint.Registry) {
 		rpc.Handle(r, "size", func(_ context.Context, in struct {
 			S string `json:"s"`

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -89,7 +90,7 @@ func TestDeadlineFromExpiration(t *testing.T) {
 	var expired atomic.Int32
 	var calls atomic.Int64
 	serveWith(t, rpc.ServerConfig{
-		Service: service, Pool: entrypoint.NewPool(2),
+		Service: service, Pool: worker.NewPool(2),
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 		OnExpired: func(string) { expired.Add(1) },
 	}, mathService(&calls))
@@ -133,7 +134,7 @@ func TestDeadlineFromExpiration(t *testing.T) {
 func TestHandlerTimeoutIsNotAFailure(t *testing.T) {
 	const service = "math_gives_up"
 	var logs lockedBuffer
-	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(2), Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+	serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(2), Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 		func(r *entrypoint.Registry) {
 			rpc.Handle(r, "wait", func(ctx context.Context, _ struct{}) (string, error) {
 				<-ctx.Done()

@@ -10,6 +10,7 @@ import (
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/ctxwire"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -59,7 +60,7 @@ func TestContextDataAtTheLimitTravelsEveryHop(t *testing.T) {
 		}
 	}
 	for service, next := range map[string]string{"ctx_hop_a": "ctx_hop_b", "ctx_hop_b": "ctx_hop_c", "ctx_hop_c": ""} {
-		serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(1),
+		serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(1),
 			ParentCallsTracked: contextdata.MaxCallIDs - 1}, relay(next))
 	}
 

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -23,7 +23,7 @@ import (
 func TestDeadlineHeaderOfEveryType(t *testing.T) {
 	const service = "math_deadlines"
 	var expired atomic.Int32
-	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(2),
+	serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(2),
 		OnExpired: func(string) { expired.Add(1) }}, mathService(nil))
 	rc := rawDial(t)
 	send := func(deadline any) string {

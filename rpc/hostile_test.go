@@ -16,6 +16,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/rawamqp"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -39,7 +40,7 @@ func TestHostileInputThroughTheBroker(t *testing.T) {
 	rpc.Handle(reg, "whoami", func(ctx context.Context, _ struct{}) (any, error) {
 		return contextdata.Get(ctx, contextdata.KeyUserID), nil
 	})
-	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(1)})
+	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: service, Pool: worker.NewPool(1)})
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

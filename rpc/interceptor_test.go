@@ -14,13 +14,14 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
 // serveIntercepted is serve with server interceptors.
 func serveIntercepted(t *testing.T, service string, register func(r *entrypoint.Registry), interceptors ...entrypoint.Interceptor) {
 	t.Helper()
-	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(4), Interceptors: interceptors}, register)
+	serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(4), Interceptors: interceptors}, register)
 }
 
 // dialIntercepted is dial with client interceptors.

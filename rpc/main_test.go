@@ -11,6 +11,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -21,7 +22,7 @@ func TestMain(m *testing.M) { testbroker.Main(m) }
 // own, until the test ends.
 func serve(t *testing.T, service string, workers int, register func(r *entrypoint.Registry)) *rpc.Server {
 	t.Helper()
-	return serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(workers)}, register)
+	return serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(workers)}, register)
 }
 
 // serveWith is serve with a whole server config.

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -28,7 +28,7 @@ func TestRequestWithoutReplyTo(t *testing.T) {
 	var calls atomic.Int64
 	var mu sync.Mutex
 	var counted []string
-	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(1),
+	serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(1),
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		OnNoReplyTo: func(method string) {
 			mu.Lock()

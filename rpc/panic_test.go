@@ -17,6 +17,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -87,7 +88,7 @@ func TestPanicOutsideHandler(t *testing.T) {
 		many[fmt.Sprintf("nameko.k%d", i)] = "v"
 	}
 	tooMany := amqp091.Table{}
-	for i := range entrypoint.MaxHeaders + 1 {
+	for i := range worker.MaxHeaders + 1 {
 		tooMany[fmt.Sprintf("x-h%d", i)] = "v"
 	}
 	tests := []struct {

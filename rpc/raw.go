@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -289,7 +290,7 @@ func (s *Server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 }
 
 // requeuesOf reads RequeuesHeader, whatever number type it arrived as (see
-// entrypoint.HeaderCount).
+// worker.HeaderCount).
 func requeuesOf(headers map[string]any) int {
-	return entrypoint.HeaderCount(headers[RequeuesHeader])
+	return worker.HeaderCount(headers[RequeuesHeader])
 }

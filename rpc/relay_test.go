@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/telemetry"
 )
@@ -71,7 +72,7 @@ func serveRelay(t *testing.T, prefix string, cfg rpc.ServerConfig) (front *rpc.P
 	})
 	back := newClient(t, 0).Proxy(prefix + "_back")
 	logs = &logBuffer{}
-	cfg.Service, cfg.Pool, cfg.Logger = prefix+"_front", entrypoint.NewPool(2), logs.logger()
+	cfg.Service, cfg.Pool, cfg.Logger = prefix+"_front", worker.NewPool(2), logs.logger()
 	serveWith(t, cfg, func(r *entrypoint.Registry) {
 		for _, m := range []string{"invalid", "too_large", "panic"} {
 			rpc.Handle(r, m, func(ctx context.Context, _ struct{}) (any, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
 )
@@ -36,7 +37,7 @@ func TestReplyTooLargeBecomesAnError(t *testing.T) {
 	if err := reg.Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: "big_replies", Pool: entrypoint.NewPool(2)})
+	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: "big_replies", Pool: worker.NewPool(2)})
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

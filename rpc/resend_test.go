@@ -14,6 +14,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -83,7 +84,7 @@ func uncertainClient(t *testing.T, service, method string, arrived bool, cfg rpc
 // it drops.
 func countingService(t *testing.T, service string, delay time.Duration) (runs, dups *atomic.Int64) {
 	runs, dups = new(atomic.Int64), new(atomic.Int64)
-	serveWith(t, rpc.ServerConfig{Service: service, Pool: entrypoint.NewPool(4),
+	serveWith(t, rpc.ServerConfig{Service: service, Pool: worker.NewPool(4),
 		OnDuplicate: func(string) { dups.Add(1) }}, func(r *entrypoint.Registry) {
 		rpc.Handle(r, "add", func(_ context.Context, in pair) (float64, error) {
 			runs.Add(1)

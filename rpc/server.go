@@ -16,6 +16,7 @@ import (
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/label"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -24,7 +25,7 @@ type ServerConfig struct {
 	Service  string // the service name: its queue is "rpc-<Service>"
 	Exchange string // DefaultExchange when empty
 	// Pool runs the workers; it bounds concurrent calls and sets the prefetch.
-	Pool *entrypoint.Pool
+	Pool *worker.Pool
 	// Prefetch is the request queue's prefetch; the pool's size when zero.
 	Prefetch int
 	// OnExpired, when set, is called for each call dropped because its
@@ -93,7 +94,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 		cfg.Exchange = DefaultExchange
 	}
 	if cfg.Pool == nil {
-		cfg.Pool = entrypoint.NewPool(10)
+		cfg.Pool = worker.NewPool(10)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -196,7 +197,7 @@ func (s *Server) refuse(d transport.Delivery, cause error) {
 		s.noReplyTo(call)
 	}
 	var rerr *RemoteError
-	if p, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
+	if p, ok := errors.AsType[*worker.PanicError](cause); ok {
 		rerr = panicked(p.Value)
 		if s.cfg.RedactUnexpectedErrors {
 			id := uuid.NewString()

@@ -7,9 +7,9 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/hyphatest"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -20,7 +20,7 @@ import (
 func TestCallsComeBackWhenTheExchangeIsDeleted(t *testing.T) {
 	t.Parallel()
 	const exchange = "rpc-deleted-under-us"
-	serveWith(t, rpc.ServerConfig{Service: "topo", Exchange: exchange, Pool: entrypoint.NewPool(2)}, mathService(nil))
+	serveWith(t, rpc.ServerConfig{Service: "topo", Exchange: exchange, Pool: worker.NewPool(2)}, mathService(nil))
 	ctx := context.Background()
 	c, err := hyphatest.Client(t, ctx, testbroker.URI(t), rpc.Config{Exchange: exchange, Timeout: 2 * time.Second})
 	if err != nil {

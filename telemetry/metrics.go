@@ -61,7 +61,7 @@ func (in instruments) record(ctx context.Context, start time.Time, attrs metric.
 }
 
 // Metrics returns an interceptor that counts runs and calls and records how
-// long each took (seconds, in entrypoint.DurationBuckets):
+// long each took (seconds, in durationBuckets):
 //
 //   - the RPC calls a service handles: hypha.rpc.server.calls and
 //     hypha.rpc.server.duration, by service, method and outcome. Calls to a
@@ -214,7 +214,7 @@ func newInstruments(mp metric.MeterProvider, kind entrypoint.Kind, count, countD
 		return in, err
 	}
 	in.duration, err = meter.Float64Histogram(duration, metric.WithDescription(durationDesc), metric.WithUnit("s"),
-		metric.WithExplicitBucketBoundaries(entrypoint.DurationBuckets()...))
+		metric.WithExplicitBucketBoundaries(durationBuckets()...))
 	return in, err
 }
 

@@ -49,7 +49,8 @@ func ExampleHandle() {
 	r := entrypoint.NewRegistry("cache")
 	timer.Handle(r, "evict", time.Minute, func(ctx context.Context) error { return nil })
 	for _, t := range entrypoint.Of[*timer.Timer](r) {
-		fmt.Println(t.EntrypointName(), t.Interval(), t.IsOnce())
+		d := t.Describe()
+		fmt.Println(d.Name, d.Detail["interval"], d.Detail["once"])
 	}
 	// Output: evict 1m0s false
 }

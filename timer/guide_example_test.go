@@ -31,7 +31,8 @@ func ExampleEager() {
 	r := entrypoint.NewRegistry("reports")
 	(&Reports{}).Register(r)
 	for _, t := range entrypoint.Of[*timer.Timer](r) {
-		fmt.Println(t.EntrypointName(), t.Interval(), t.IsOnce())
+		d := t.Describe()
+		fmt.Println(d.Name, d.Detail["interval"], d.Detail["once"])
 	}
 	// Output:
 	// evict 1m0s false

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/testbroker"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/timer"
 	"github.com/hypha-go/hypha/transport/dial"
 	"github.com/hypha-go/hypha/transport/memory"
@@ -38,7 +39,7 @@ var brokers = []struct {
 type instance struct {
 	srv    *timer.Server
 	broker dial.Broker
-	pool   *entrypoint.Pool
+	pool   *worker.Pool
 	stop   sync.Once
 }
 
@@ -60,7 +61,7 @@ func startWith(t *testing.T, uri, service string, log *slog.Logger, register fun
 	if err := reg.Err(); err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{pool: entrypoint.NewPool(4)}
+	in := &instance{pool: worker.NewPool(4)}
 	if uri != "" {
 		b, err := dial.Dial(context.Background(), uri, opts...)
 		if err != nil {

@@ -12,11 +12,12 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
-// DueHeader carries a Once timer's token's due time, in Unix milliseconds.
-const DueHeader = "x-hypha-due"
+// dueHeader carries a Once timer's token's due time, in Unix milliseconds.
+const dueHeader = "x-hypha-due"
 
 // publishTimeout bounds publishing a token. A token that cannot be passed
 // on is replaced by a fresh one, retried from reseedStart to reseedMax
@@ -43,7 +44,7 @@ func DelayQueueName(service, timer string) string { return QueueName(service, ti
 
 // once runs a Once timer on the tokens the broker hands this instance.
 type once struct {
-	s        *Server
+	s        *server
 	t        *Timer
 	queue    string
 	delay    string
@@ -59,7 +60,7 @@ type once struct {
 	waiting, fresh int64
 }
 
-func newOnce(s *Server, t *Timer) *once {
+func newOnce(s *server, t *Timer) *once {
 	o := &once{s: s, t: t, queue: QueueName(s.cfg.Service, t.name), delay: DelayQueueName(s.cfg.Service, t.name)}
 	o.consumer = entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
 		Queue: o.queue, Pool: s.cfg.Pool, Prefetch: 1, Logger: s.log,
@@ -113,7 +114,7 @@ func nextDue(due, now, interval int64) int64 {
 // publish sends a token due at due: through the delay queue while due is
 // ahead, straight to the token queue once it has come.
 func (o *once) publish(ctx context.Context, due int64) error {
-	msg := transport.Message{Persistent: true, Headers: map[string]any{DueHeader: due}}
+	msg := transport.Message{Persistent: true, Headers: map[string]any{dueHeader: due}}
 	queue := o.queue
 	if now := time.Now().UnixMilli(); due > now {
 		queue, msg.Expiration = o.delay, time.Duration(min(due-now, maxDelayMillis))*time.Millisecond
@@ -170,11 +171,11 @@ func (o *once) check(headers map[string]any, now int64) (int64, error) {
 	due, ok := dueOf(headers)
 	switch {
 	case !ok:
-		return 0, fmt.Errorf("%w: the token has no integer %s header (Unix ms), it has %T", transport.ErrMalformed, DueHeader, headers[DueHeader])
+		return 0, fmt.Errorf("%w: the token has no integer %s header (Unix ms), it has %T", transport.ErrMalformed, dueHeader, headers[dueHeader])
 	case due%interval != 0:
-		return 0, fmt.Errorf("%w: the token's %s %d is not a multiple of the interval, %d ms", transport.ErrMalformed, DueHeader, due, interval)
+		return 0, fmt.Errorf("%w: the token's %s %d is not a multiple of the interval, %d ms", transport.ErrMalformed, dueHeader, due, interval)
 	case due < now-interval || due > now+interval:
-		return 0, fmt.Errorf("%w: the token's %s %d is more than one interval (%d ms) from now, %d", transport.ErrMalformed, DueHeader, due, interval, now)
+		return 0, fmt.Errorf("%w: the token's %s %d is more than one interval (%d ms) from now, %d", transport.ErrMalformed, dueHeader, due, interval, now)
 	}
 	return due, nil
 }
@@ -223,7 +224,7 @@ func (o *once) reseed() error {
 // a fresh one, so that the timer goes on.
 func (o *once) refuse(d transport.Delivery, cause error) {
 	o.s.log.Warn("hypha: timer token refused; a fresh one replaces it", "timer", o.t.name, "queue", o.queue, "error", cause)
-	if p, ok := errors.AsType[*entrypoint.PanicError](cause); ok {
+	if p, ok := errors.AsType[*worker.PanicError](cause); ok {
 		o.s.log.Error("hypha: timer token handling panicked", "timer", o.t.name, "panic", fmt.Sprint(p.Value))
 	}
 	o.mu.Lock()
@@ -242,7 +243,7 @@ func (o *once) refuse(d transport.Delivery, cause error) {
 
 // dueOf reads a token's due time, whatever integer type it arrived as.
 func dueOf(headers map[string]any) (int64, bool) {
-	v := reflect.ValueOf(headers[DueHeader])
+	v := reflect.ValueOf(headers[dueHeader])
 	switch v.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return v.Int(), true

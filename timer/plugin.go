@@ -17,7 +17,7 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 	if len(entrypoint.Of[*Timer](s.Registry)) == 0 {
 		return nil, nil
 	}
-	return NewServer(s.Broker, s.Registry, ServerConfig{
+	return newServer(s.Broker, s.Registry, serverConfig{
 		Service: s.Name, Pool: s.Pool, ParentCallsTracked: s.Settings.ParentCallsTracked, Logger: s.Logger,
 		Interceptors: s.Interceptors,
 	}), nil

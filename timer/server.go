@@ -12,14 +12,15 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/transport"
 )
 
-// ServerConfig says how a service runs its timers.
-type ServerConfig struct {
+// serverConfig says how a service runs its timers.
+type serverConfig struct {
 	Service string
 	// Pool runs the ticks; the service's other entrypoints share it.
-	Pool               *entrypoint.Pool
+	Pool               *worker.Pool
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every tick, the first outermost; the Spec of their
@@ -27,10 +28,10 @@ type ServerConfig struct {
 	Interceptors []entrypoint.Interceptor
 }
 
-// Server runs the timers registered in a service's registry.
-type Server struct {
+// server runs the timers registered in a service's registry.
+type server struct {
 	broker transport.Broker
-	cfg    ServerConfig
+	cfg    serverConfig
 	timers []*Timer
 	log    *slog.Logger
 
@@ -41,23 +42,23 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// NewServer returns a server for the timers registered in r; broker carries
+// newServer returns a server for the timers registered in r; broker carries
 // the tokens of Once timers and may be nil when there are none.
-func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
+func newServer(broker transport.Broker, r *entrypoint.Registry, cfg serverConfig) *server {
 	if cfg.Pool == nil {
-		cfg.Pool = entrypoint.NewPool(10)
+		cfg.Pool = worker.NewPool(10)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{broker: broker, cfg: cfg, timers: entrypoint.Of[*Timer](r), log: cfg.Logger}
+	s := &server{broker: broker, cfg: cfg, timers: entrypoint.Of[*Timer](r), log: cfg.Logger}
 	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
 }
 
 // Start starts every timer: Once timers declare their queues, seed a token
 // and consume; the others start ticking on this instance.
-func (s *Server) Start(ctx context.Context) error {
+func (s *server) Start(ctx context.Context) error {
 	for _, t := range s.timers {
 		if !t.once {
 			continue
@@ -78,7 +79,7 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // Drain stops ticking: no tick starts after it; running ones go on.
-func (s *Server) Drain(ctx context.Context) error {
+func (s *server) Drain(ctx context.Context) error {
 	s.drain()
 	var first error
 	for _, o := range s.onces {
@@ -91,7 +92,7 @@ func (s *Server) Drain(ctx context.Context) error {
 
 // Close stops ticking and releases the consumers of Once timers; a token
 // whose tick has not finished goes back to its queue for another instance.
-func (s *Server) Close() error {
+func (s *server) Close() error {
 	s.drain()
 	var first error
 	for _, o := range s.onces {
@@ -106,7 +107,7 @@ func (s *Server) Close() error {
 // loop ticks t on this instance until Drain. It waits for each tick to end
 // before it counts the interval from the tick's start, so that ticks never
 // overlap and one that overran is followed at once, without a pile-up.
-func (s *Server) loop(t *Timer) {
+func (s *server) loop(t *Timer) {
 	defer s.wg.Done()
 	next := time.Now().Add(t.interval)
 	if t.eager {
@@ -137,11 +138,11 @@ func (s *Server) loop(t *Timer) {
 	}
 }
 
-func (s *Server) label(t *Timer) string { return s.cfg.Service + "." + t.name }
+func (s *server) label(t *Timer) string { return s.cfg.Service + "." + t.name }
 
 // run runs one tick of t in a worker: with context data of its own, inside
 // the interceptors; a panic in fn becomes its error. It returns fn's error.
-func (s *Server) run(ctx context.Context, t *Timer) error {
+func (s *server) run(ctx context.Context, t *Timer) error {
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, t.name, uuid.NewString())
 	ctx = contextdata.Incoming(ctx, nil, id, s.cfg.ParentCallsTracked+1)
 	call := &entrypoint.Call{Kind: entrypoint.KindTimer, Service: s.cfg.Service, Name: t.name, Spec: t}
@@ -158,11 +159,11 @@ func (s *Server) run(ctx context.Context, t *Timer) error {
 	return err
 }
 
-func (s *Server) call(ctx context.Context, t *Timer) (err error) {
+func (s *server) call(ctx context.Context, t *Timer) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "hypha: timer panicked", "timer", t.name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = &entrypoint.PanicError{Value: p}
+			err = &worker.PanicError{Value: p}
 		}
 	}()
 	return t.fn(ctx)

@@ -23,9 +23,9 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 )
 
-// MinOnceInterval is the shortest interval of a Once timer: its token travels
+// minOnceInterval is the shortest interval of a Once timer: its token travels
 // through the broker between ticks.
-const MinOnceInterval = 10 * time.Millisecond
+const minOnceInterval = 10 * time.Millisecond
 
 // Func is a timer's work. A returned error is logged and counted; the timer
 // goes on.
@@ -51,13 +51,6 @@ func (t *Timer) Describe() entrypoint.Description {
 		"interval": t.interval.String(), "interval_seconds": t.interval.Seconds(), "once": t.once, "eager": t.eager,
 	}}
 }
-
-// Interval is how often the timer ticks.
-func (t *Timer) Interval() time.Duration { return t.interval }
-
-// IsOnce reports whether the timer ticks once per interval across every
-// instance of its service (Once), rather than on each instance.
-func (t *Timer) IsOnce() bool { return t.once }
 
 // Option configures a timer registered with Handle.
 type Option interface {
@@ -102,7 +95,7 @@ func Eager() Option { return option{"timer.Eager()", func(t *Timer) { t.eager = 
 func Once() Option { return option{"timer.Once()", func(t *Timer) { t.once = true }} }
 
 // Handle registers fn to run every interval under name, with opts. A
-// non-positive interval (or one under MinOnceInterval for Once) is a
+// non-positive interval (or one under 10 ms for Once) is a
 // registration error, and so is an empty name.
 func Handle(r *entrypoint.Registry, name string, interval time.Duration, fn Func, opts ...Option) {
 	t := &Timer{name: name, interval: interval, fn: fn}
@@ -116,8 +109,8 @@ func Handle(r *entrypoint.Registry, name string, interval time.Duration, fn Func
 		r.Fail(fmt.Errorf("service %q: timer %q has no function", r.Service(), name))
 	case interval <= 0:
 		r.Fail(fmt.Errorf("service %q: timer %q: interval %s must be positive", r.Service(), name, interval))
-	case t.once && interval < MinOnceInterval:
-		r.Fail(fmt.Errorf("service %q: timer %q: interval %s of a timer.Once() must be at least %s", r.Service(), name, interval, MinOnceInterval))
+	case t.once && interval < minOnceInterval:
+		r.Fail(fmt.Errorf("service %q: timer %q: interval %s of a timer.Once() must be at least %s", r.Service(), name, interval, minOnceInterval))
 	default:
 		r.Add(t)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/timer"
 )
 
@@ -155,7 +156,7 @@ func TestInterceptorsSeeTheTimer(t *testing.T) {
 	infos := make(chan entrypoint.Call, 10)
 	reg := entrypoint.NewRegistry("svc")
 	timer.Handle(reg, "tick", 5*time.Millisecond, func(context.Context) error { return nil }, timer.Eager())
-	pool := entrypoint.NewPool(1)
+	pool := worker.NewPool(1)
 	srv := timer.NewServer(nil, reg, timer.ServerConfig{Service: "svc", Pool: pool, Logger: quiet,
 		Interceptors: []entrypoint.Interceptor{func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 			select {
@@ -173,7 +174,7 @@ func TestInterceptorsSeeTheTimer(t *testing.T) {
 	_ = srv.Close()
 	tm, _ := got.Spec.(*timer.Timer)
 	if got.Kind != entrypoint.KindTimer || got.Client || got.Service != "svc" || got.Name != "tick" ||
-		tm == nil || tm.EntrypointName() != "tick" || tm.Interval() != 5*time.Millisecond {
+		tm == nil || tm.EntrypointName() != "tick" || tm.Describe().Detail["interval"] != (5*time.Millisecond).String() {
 		t.Fatalf("call = %+v, want the timer svc.tick", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/framework"
 	"github.com/hypha-go/hypha/hyphatest"
+	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -128,7 +129,7 @@ func testResults(t *testing.T, uri string) {
 
 // manyHeaders adds more headers to a request than a server reads.
 func manyHeaders(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
-	for i := range entrypoint.MaxHeaders + 1 {
+	for i := range worker.MaxHeaders + 1 {
 		call.Headers[fmt.Sprintf("x-pad-%d", i)] = i
 	}
 	return next(ctx)

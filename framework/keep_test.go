@@ -1,4 +1,4 @@
-package entrypoint_test
+package framework
 
 import (
 	"strings"
@@ -22,7 +22,7 @@ func names(r *entrypoint.Registry) string {
 	return strings.Join(out, ",")
 }
 
-func TestKeep(t *testing.T) {
+func TestKeepEntrypoints(t *testing.T) {
 	tests := []struct {
 		keep    []string
 		want    string
@@ -39,10 +39,10 @@ func TestKeep(t *testing.T) {
 			for _, n := range []string{"a", "b", "c"} {
 				r.Add(named(n))
 			}
-			err := r.Keep(tt.keep...)
+			r, err := keep(r, tt.keep...)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("Keep = %v, want %q", err, tt.wantErr)
+					t.Fatalf("keep = %v, want %q", err, tt.wantErr)
 				}
 			} else if err != nil {
 				t.Fatal(err)
@@ -58,11 +58,12 @@ func TestKeepForgetsTheRemovedNames(t *testing.T) {
 	r := entrypoint.NewRegistry("svc")
 	r.Add(named("a"))
 	r.Add(named("b"))
-	if err := r.Keep("a"); err != nil {
+	r, err := keep(r, "a")
+	if err != nil {
 		t.Fatal(err)
 	}
 	r.Add(named("b")) // no longer registered twice
 	if err := r.Err(); err != nil || names(r) != "a,b" {
-		t.Fatalf("after Keep and Add: %q, %v", names(r), err)
+		t.Fatalf("after keep and Add: %q, %v", names(r), err)
 	}
 }

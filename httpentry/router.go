@@ -6,31 +6,24 @@ import (
 	"sync"
 )
 
-// Mux routes a process's HTTP requests to the routes of its services: one
-// per process, shared by them. It is safe for concurrent use.
-type Mux struct {
+// router routes a process's HTTP requests to the routes of its services: one
+// per Plugin, shared by the services it serves. It is safe for concurrent use.
+type router struct {
 	mu     sync.Mutex
 	mux    *http.ServeMux
 	owners map[string]string // pattern → service
 }
 
-// NewMux returns an empty mux.
-func NewMux() *Mux { return &Mux{mux: http.NewServeMux(), owners: map[string]string{}} }
+// newRouter returns an empty router.
+func newRouter() *router { return &router{mux: http.NewServeMux(), owners: map[string]string{}} }
 
 // ServeHTTP serves r with the route whose pattern matches it: 404 when none
 // does, 405 when one does but for other methods.
-func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
-
-// Len is the number of routes mounted.
-func (m *Mux) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.owners)
-}
+func (m *router) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
 
 // handle adds service's route; a pattern taken, or conflicting with one
 // mounted, is an error, not net/http's panic.
-func (m *Mux) handle(service, pattern string, h http.Handler) (err error) {
+func (m *router) handle(service, pattern string, h http.Handler) (err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if owner, ok := m.owners[pattern]; ok {

@@ -1,4 +1,4 @@
-package entrypoint_test
+package worker_test
 
 import (
 	"context"
@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 )
 
 const kib = 1 << 10
 
 // startSized runs work of size bytes on p, in a goroutine since GoSized may
 // wait; the work reports its start and runs until finish is called.
-func startSized(t *testing.T, ctx context.Context, p *entrypoint.Pool, size int) (started <-chan struct{}, finish func(), err <-chan error) {
+func startSized(t *testing.T, ctx context.Context, p *worker.Pool, size int) (started <-chan struct{}, finish func(), err <-chan error) {
 	t.Helper()
 	s, done, errc := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
@@ -38,7 +38,7 @@ func isStarted(c <-chan struct{}, within time.Duration) bool {
 const briefly = 200 * time.Millisecond
 
 func TestBudgetMakesLargeMessagesTakeTurns(t *testing.T) {
-	p := entrypoint.NewPool(10, entrypoint.WithBudget(entrypoint.NewBudget(1024*kib)))
+	p := worker.NewPool(10, worker.WithBudget(worker.NewBudget(1024*kib)))
 	ctx := context.Background()
 	firstStarted, finishFirst, _ := startSized(t, ctx, p, 600*kib)
 	if !isStarted(firstStarted, 5*time.Second) {
@@ -48,7 +48,7 @@ func TestBudgetMakesLargeMessagesTakeTurns(t *testing.T) {
 	if isStarted(secondStarted, briefly) {
 		t.Fatal("a second message started while the budget had no room for it")
 	}
-	smallStarted, finishSmall, _ := startSized(t, ctx, p, entrypoint.SmallMessage)
+	smallStarted, finishSmall, _ := startSized(t, ctx, p, worker.SmallMessage)
 	if !isStarted(smallStarted, 5*time.Second) {
 		t.Fatal("a small message waited for the budget")
 	}
@@ -67,7 +67,7 @@ func TestBudgetMakesLargeMessagesTakeTurns(t *testing.T) {
 }
 
 func TestBudgetRunsAMessageLargerThanItAlone(t *testing.T) {
-	p := entrypoint.NewPool(10, entrypoint.WithBudget(entrypoint.NewBudget(1024*kib)))
+	p := worker.NewPool(10, worker.WithBudget(worker.NewBudget(1024*kib)))
 	ctx := context.Background()
 	smallStarted, finishSmall, _ := startSized(t, ctx, p, 200*kib)
 	if !isStarted(smallStarted, 5*time.Second) {
@@ -100,9 +100,9 @@ func TestBudgetRunsAMessageLargerThanItAlone(t *testing.T) {
 }
 
 func TestBudgetWaitEndsWithItsContext(t *testing.T) {
-	budget := entrypoint.NewBudget(1024 * kib)
-	p := entrypoint.NewPool(10, entrypoint.WithBudget(budget))
-	other := entrypoint.NewPool(10, entrypoint.WithBudget(budget)) // another service of the process
+	budget := worker.NewBudget(1024 * kib)
+	p := worker.NewPool(10, worker.WithBudget(budget))
+	other := worker.NewPool(10, worker.WithBudget(budget)) // another service of the process
 	ctx := context.Background()
 	firstStarted, finishFirst, _ := startSized(t, ctx, p, 1024*kib)
 	if !isStarted(firstStarted, 5*time.Second) {
@@ -129,7 +129,7 @@ func TestBudgetWaitEndsWithItsContext(t *testing.T) {
 		t.Fatal("the message behind a cancelled one never ran")
 	}
 	finishThird()
-	for _, pool := range []*entrypoint.Pool{p, other} {
+	for _, pool := range []*worker.Pool{p, other} {
 		if err := pool.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package entrypoint_test
+package worker_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 )
 
 func TestSplitPrefetch(t *testing.T) {
@@ -22,7 +22,7 @@ func TestSplitPrefetch(t *testing.T) {
 		{2, 5, []int{1, 1, 1, 1, 1}}, // more queues than workers: each gets one
 	}
 	for _, tt := range tests {
-		if got := entrypoint.SplitPrefetch(tt.size, tt.n); !slices.Equal(got, tt.want) {
+		if got := worker.SplitPrefetch(tt.size, tt.n); !slices.Equal(got, tt.want) {
 			t.Errorf("SplitPrefetch(%d, %d) = %v, want %v", tt.size, tt.n, got, tt.want)
 		}
 	}
@@ -31,7 +31,7 @@ func TestSplitPrefetch(t *testing.T) {
 // TestPoolFinish: workers still running when ctx ends have their contexts
 // cancelled with ErrStopping; those that ignore it are named.
 func TestPoolFinish(t *testing.T) {
-	p := entrypoint.NewPool(2)
+	p := worker.NewPool(2)
 	causes := make(chan error, 1)
 	release := make(chan struct{})
 	ctx := context.Background()
@@ -50,7 +50,7 @@ func TestPoolFinish(t *testing.T) {
 	if !cancelled || !slices.Equal(still, []string{"svc.stubborn"}) {
 		t.Fatalf("Finish = %v, %v; want [svc.stubborn], true", still, cancelled)
 	}
-	if cause := <-causes; !errors.Is(cause, entrypoint.ErrStopping) {
+	if cause := <-causes; !errors.Is(cause, worker.ErrStopping) {
 		t.Fatalf("cause %v, want ErrStopping", cause)
 	}
 	close(release)

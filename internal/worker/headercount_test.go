@@ -1,10 +1,10 @@
-package entrypoint_test
+package worker_test
 
 import (
 	"math"
 	"testing"
 
-	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 )
 
 // TestHeaderCount: a counter from the wire is read alike whatever number
@@ -20,7 +20,7 @@ func TestHeaderCount(t *testing.T) {
 		{math.Inf(-1), 0}, {int64(math.MaxInt64), 1 << 31}, {uint64(math.MaxUint64), 1 << 31}, {1e300, 1 << 31},
 		{math.Inf(1), 1 << 31},
 	} {
-		if got := entrypoint.HeaderCount(tc.in); got != tc.want {
+		if got := worker.HeaderCount(tc.in); got != tc.want {
 			t.Errorf("HeaderCount(%T %v) = %d, want %d", tc.in, tc.in, got, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package entrypoint_test
+package worker_test
 
 import (
 	"context"
@@ -6,20 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/worker"
 )
 
 // Size and Busy say what the pool holds; a full pool makes Go wait until
 // its context ends, and a worker that ignores its cancelled context is
 // named by Finish.
 func TestPoolSizeBusyAndStuckWorkers(t *testing.T) {
-	if got := entrypoint.NewPool(0).Size(); got != 1 {
+	if got := worker.NewPool(0).Size(); got != 1 {
 		t.Fatalf("NewPool(0).Size() = %d, want 1", got)
 	}
-	if got := entrypoint.NewBudget(0).Limit(); got != 1 {
+	if got := worker.NewBudget(0).Limit(); got != 1 {
 		t.Fatalf("NewBudget(0).Limit() = %d, want 1", got)
 	}
-	p := entrypoint.NewPool(2)
+	p := worker.NewPool(2)
 	release := make(chan struct{})
 	started := make(chan struct{}, 2)
 	if err := p.Go(context.Background(), "polite", func(ctx context.Context) { started <- struct{}{}; <-ctx.Done() }); err != nil {

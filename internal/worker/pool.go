@@ -1,11 +1,23 @@
-package entrypoint
+// Package worker holds the machinery that runs a service's work, whatever
+// its entrypoint's kind: the Pool of MAX_WORKERS workers, the Budget of
+// bytes the workers of a process decode at once, and the small rules every
+// kind applies to a delivery alike (MaxHeaders, HeaderCount, SplitPrefetch).
+// Package entrypoint hands a service's Pool to each plugin; the framework
+// builds it.
+package worker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
 )
+
+// ErrStopping is the cause (context.Cause) of a worker's context ending when
+// its pool is cancelled: the stop's grace period is over. Package entrypoint
+// exports it as entrypoint.ErrStopping.
+var ErrStopping = errors.New("hypha: stopping: the grace period is over")
 
 // Pool bounds how many workers of one service run at once (MAX_WORKERS). Every
 // entrypoint of a service shares its pool; consuming replies never takes a slot,
@@ -26,19 +38,19 @@ type Pool struct {
 
 type worker struct{ label string }
 
-// PoolOption configures a Pool.
-type PoolOption interface{ applyPool(*Pool) }
+// Option configures a Pool.
+type Option interface{ applyPool(*Pool) }
 
-type poolOptionFunc func(*Pool)
+type optionFunc func(*Pool)
 
-func (f poolOptionFunc) applyPool(p *Pool) { f(p) }
+func (f optionFunc) applyPool(p *Pool) { f(p) }
 
 // WithBudget makes the pool's work on a message (GoSized) wait for room in
 // b, which the pools of every service of a process share.
-func WithBudget(b *Budget) PoolOption { return poolOptionFunc(func(p *Pool) { p.budget = b }) }
+func WithBudget(b *Budget) Option { return optionFunc(func(p *Pool) { p.budget = b }) }
 
 // NewPool returns a pool of size workers; size below 1 is taken as 1.
-func NewPool(size int, opts ...PoolOption) *Pool {
+func NewPool(size int, opts ...Option) *Pool {
 	p := &Pool{slots: make(chan struct{}, max(size, 1)), running: map[*worker]struct{}{}}
 	for _, o := range opts {
 		o.applyPool(p)
