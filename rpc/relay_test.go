@@ -104,10 +104,10 @@ func TestRelayedErrors(t *testing.T) {
 		wantRelayed bool
 		wantOutcome string
 	}{
-		{method: "invalid", errIs: errOrderInvalid, wantLevel: "INFO", wantRelayed: true, wantOutcome: telemetry.OutcomeExpectedError},
-		{method: "too_large", errIs: errBatchTooLarge, wantLevel: "ERROR", wantRelayed: true, wantOutcome: telemetry.OutcomeRemoteError},
-		{method: "panic", errIs: &rpc.RemoteError{ExcType: "Panic", ExcPath: "runtime.Panic"}, wantLevel: "ERROR", wantRelayed: true, wantOutcome: telemetry.OutcomeRemoteError},
-		{method: "local", wantLevel: "ERROR", wantOutcome: telemetry.OutcomeError},
+		{method: "invalid", errIs: errOrderInvalid, wantLevel: "INFO", wantRelayed: true, wantOutcome: "expected_error"},
+		{method: "too_large", errIs: errBatchTooLarge, wantLevel: "ERROR", wantRelayed: true, wantOutcome: "remote_error"},
+		{method: "panic", errIs: &rpc.RemoteError{ExcType: "Panic", ExcPath: "runtime.Panic"}, wantLevel: "ERROR", wantRelayed: true, wantOutcome: "remote_error"},
+		{method: "local", wantLevel: "ERROR", wantOutcome: "error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {

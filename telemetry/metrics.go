@@ -17,28 +17,28 @@ import (
 // RPC call outcomes, the "outcome" attribute of the RPC call metrics. Event
 // handler runs are "ok", "timeout" or "error", timer ticks "ok" or "error".
 const (
-	OutcomeOK            = "ok"
-	OutcomeExpectedError = "expected_error"
-	OutcomeError         = "error"
-	// OutcomeRemoteError is a server's call that failed with an error a
+	outcomeOK            = "ok"
+	outcomeExpectedError = "expected_error"
+	outcomeError         = "error"
+	// outcomeRemoteError is a server's call that failed with an error a
 	// downstream service sent, relayed by the handler and not declared with
 	// Expected: the failure lies further down the call chain.
-	OutcomeRemoteError     = "remote_error"
-	OutcomeTimeout         = "timeout"
-	OutcomeServiceNotFound = "service_not_found"
+	outcomeRemoteError     = "remote_error"
+	outcomeTimeout         = "timeout"
+	outcomeServiceNotFound = "service_not_found"
 )
 
 // Bounds of the client metrics' labels: a caller chooses the target and the
 // method of each call, so only these many of each, learned from the replies,
 // become labels; the rest count under "_OTHER".
 const (
-	// MaxMetricTargets is how many services other than the declared ones
+	// maxMetricTargets is how many services other than the declared ones
 	// (Metrics' targets) become target_service labels, the first that
 	// answer a call.
-	MaxMetricTargets = 32
-	// MaxMetricMethods is how many methods of one target become method
+	maxMetricTargets = 32
+	// maxMetricMethods is how many methods of one target become method
 	// labels: the first the target answers other than with MethodNotFound.
-	MaxMetricMethods = 128
+	maxMetricMethods = 128
 )
 
 // Metric attribute keys.
@@ -77,8 +77,8 @@ func (in instruments) record(ctx context.Context, start time.Time, attrs metric.
 //
 // The client labels are bounded whatever the calls: target_service is one of
 // targets (the services the caller declared) or of the first
-// MaxMetricTargets others that answered a call; method is one of the first
-// MaxMetricMethods methods its target answered other than with
+// maxMetricTargets others that answered a call; method is one of the first
+// maxMetricMethods methods its target answered other than with
 // MethodNotFound. Anything else counts under "_OTHER". Dispatches and HTTP
 // routes are not counted here (otelhttp measures the routes).
 func Metrics(mp metric.MeterProvider, targets ...string) (entrypoint.Interceptor, error) {
@@ -108,7 +108,7 @@ func Metrics(mp metric.MeterProvider, targets ...string) (entrypoint.Interceptor
 	if err != nil {
 		return nil, err
 	}
-	labels := &clientLabels{targets: label.NewSet(MaxMetricTargets, targets...)}
+	labels := &clientLabels{targets: label.NewSet(maxMetricTargets, targets...)}
 	return func(ctx context.Context, call *entrypoint.Call, next entrypoint.Next) error {
 		rc, ev, tick := specs(call)
 		if builtIn(call.Kind) && rc == nil && (ev == nil || call.Client) && !tick {
@@ -117,12 +117,12 @@ func Metrics(mp metric.MeterProvider, targets ...string) (entrypoint.Interceptor
 		if !builtIn(call.Kind) {
 			start := time.Now()
 			err := next(ctx)
-			outcome := OutcomeOK
+			outcome := outcomeOK
 			switch {
 			case err != nil && call.IsExpected(err):
-				outcome = OutcomeExpectedError
+				outcome = outcomeExpectedError
 			case err != nil:
-				outcome = OutcomeError
+				outcome = outcomeError
 			}
 			// A plug-in's kind and names are its registrations', bounded
 			// as every other label is.
@@ -146,12 +146,12 @@ func Metrics(mp metric.MeterProvider, targets ...string) (entrypoint.Interceptor
 			server.record(ctx, start, metric.WithAttributes(attrService.String(label.Own(rc.Service)),
 				attrMethod.String(method), attrOutcome.String(serverOutcome(ctx, call, rc, err))))
 		case ev != nil:
-			outcome := OutcomeOK
+			outcome := outcomeOK
 			switch {
 			case err != nil && cancelled(ctx, err):
-				outcome = OutcomeTimeout
+				outcome = outcomeTimeout
 			case err != nil:
-				outcome = OutcomeError
+				outcome = outcomeError
 			}
 			// Every label is the handler's registration, never the message's:
 			// the source and event type are those it subscribed to.
@@ -159,9 +159,9 @@ func Metrics(mp metric.MeterProvider, targets ...string) (entrypoint.Interceptor
 				attribute.String("handler", label.Own(ev.Handler)),
 				attribute.String("event", label.Own(ev.Source+"."+ev.EventType)), attribute.String("outcome", outcome)))
 		default:
-			outcome := OutcomeOK
+			outcome := outcomeOK
 			if err != nil {
-				outcome = OutcomeError
+				outcome = outcomeError
 			}
 			ticks.record(ctx, start, metric.WithAttributes(attribute.String("service", label.Own(call.Service)),
 				attribute.String("timer", label.Own(call.Name)), attribute.String("outcome", outcome)))
@@ -173,29 +173,29 @@ func Metrics(mp metric.MeterProvider, targets ...string) (entrypoint.Interceptor
 func serverOutcome(ctx context.Context, call *entrypoint.Call, rc *rpc.CallInfo, err error) string {
 	switch {
 	case err == nil:
-		return OutcomeOK
+		return outcomeOK
 	case call.IsExpected(err):
-		return OutcomeExpectedError
+		return outcomeExpectedError
 	case cancelled(ctx, err):
-		return OutcomeTimeout
+		return outcomeTimeout
 	case rc.Relayed(ctx, err):
-		return OutcomeRemoteError
+		return outcomeRemoteError
 	}
-	return OutcomeError
+	return outcomeError
 }
 
 func clientOutcome(call *entrypoint.Call, err error) string {
 	switch {
 	case err == nil:
-		return OutcomeOK
+		return outcomeOK
 	case errors.Is(err, rpc.ErrTimeout):
-		return OutcomeTimeout
+		return outcomeTimeout
 	case errors.Is(err, rpc.ErrServiceNotFound):
-		return OutcomeServiceNotFound
+		return outcomeServiceNotFound
 	case call.IsExpected(err):
-		return OutcomeExpectedError
+		return outcomeExpectedError
 	}
-	return OutcomeError
+	return outcomeError
 }
 
 // cancelled reports whether a run's err is its context ending: the caller's
@@ -240,7 +240,7 @@ func (l *clientLabels) of(call *rpc.CallInfo, err error) (target, method string)
 	}
 	set, ok := l.methods.Load(target)
 	if !ok {
-		set, _ = l.methods.LoadOrStore(target, label.NewSet(MaxMetricMethods))
+		set, _ = l.methods.LoadOrStore(target, label.NewSet(maxMetricMethods))
 	}
 	methods := set.(*label.Set)
 	if answered && !errors.Is(err, rpc.ErrMethodNotFound) {

@@ -1,0 +1,7 @@
+package telemetry
+
+// The label bounds, for the tests.
+const (
+	MaxMetricTargets = maxMetricTargets
+	MaxMetricMethods = maxMetricMethods
+)
