@@ -104,7 +104,7 @@ func HandleRaw(r *entrypoint.Registry, name string, fn RawFunc, opts ...Option) 
 // RawReply answers one raw request. Its methods are safe for concurrent
 // use; after Reply, Error or Reject the others return ErrAnswered.
 type RawReply struct {
-	s    *Server
+	s    *server
 	d    transport.Delivery
 	call *CallInfo
 
@@ -228,7 +228,7 @@ func (r *RawReply) done() (answered, acked bool) {
 
 // serveRaw runs a raw method on a request: fn inside the interceptors, then
 // the reply fn did not send itself.
-func (s *Server) serveRaw(ctx context.Context, d transport.Delivery, call *CallInfo, m *RawMethod) {
+func (s *server) serveRaw(ctx context.Context, d transport.Delivery, call *CallInfo, m *RawMethod) {
 	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
 	ctx, st := withCallState(ctx)
@@ -263,7 +263,7 @@ func (s *Server) serveRaw(ctx context.Context, d transport.Delivery, call *CallI
 // requeueRaw puts a raw request back on the service's queue with its
 // requeue count raised, then acks this delivery; a request whose caller's
 // deadline has passed is dropped instead.
-func (s *Server) requeueRaw(d transport.Delivery, call *CallInfo) error {
+func (s *server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 	msg := d.Message
 	msg.Headers = make(map[string]any, len(d.Headers)+1)
 	for k, v := range d.Headers {

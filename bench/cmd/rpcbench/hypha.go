@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/transport/dial"
@@ -27,7 +28,7 @@ func (calculator) Register(r *entrypoint.Registry) {
 	rpc.Handle(r, "add", func(_ context.Context, in operands) (float64, error) { return in.A + in.B, nil })
 }
 
-// hyphaServe runs the calculator with rpc.NewServer on a broker of its own
+// hyphaServe runs the calculator with rpc.Plugin's server on a broker of its own
 // (dialled by URI through transport/dial) with workers workers (MAX_WORKERS).
 func hyphaServe(ctx context.Context, uri string, workers int) (stop func(), err error) {
 	broker, err := dial.Dial(ctx, uri, dial.Name(calculatorName))
@@ -40,7 +41,13 @@ func hyphaServe(ctx context.Context, uri string, workers int) (stop func(), err 
 		broker.Close()
 		return nil, err
 	}
-	srv := rpc.NewServer(broker, reg, rpc.ServerConfig{Service: calculatorName, Pool: entrypoint.NewPool(workers)})
+	pool := entrypoint.NewPool(workers)
+	srv, err := rpc.Plugin().Serve(&entrypoint.Service{Name: calculatorName, Registry: reg, Broker: broker, Pool: pool,
+		Settings: config.DefaultSettings()})
+	if err != nil {
+		broker.Close()
+		return nil, err
+	}
 	if err := srv.Start(ctx); err != nil {
 		broker.Close()
 		return nil, err
@@ -48,7 +55,9 @@ func hyphaServe(ctx context.Context, uri string, workers int) (stop func(), err 
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Stop(sctx)
+		_ = srv.Drain(sctx)
+		_ = pool.Wait(sctx)
+		_ = srv.Close()
 		broker.Close()
 	}, nil
 }
