@@ -186,7 +186,7 @@ func (h *Handler) validate(service string) error {
 // rejects, whole, to the handler's dead-letter queue: x-dead-letter-exchange
 // "" (the default exchange) and x-dead-letter-routing-key "<queue>.dlq".
 // nameko declares the same queue without arguments; see
-// ServerConfig.NamekoQueues.
+// EVENTS.NAMEKO_QUEUES.
 func (h *Handler) Queue(service string) transport.Queue {
 	q := h.namekoQueue(service)
 	q.Args = map[string]any{

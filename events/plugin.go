@@ -37,7 +37,7 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 		}
 	}
 	ev := s.Settings.Events
-	return NewServer(s.Broker, s.Registry, ServerConfig{
+	return newServer(s.Broker, s.Registry, serverConfig{
 		Service: s.Name, Pool: s.Pool, MaxRetries: ev.MaxRetries, Prefetches: s.Prefetches,
 		HandlerTimeout: ev.HandlerTimeout, RetryDelay: RetryDelay(ev.RetryDelay),
 		ParentCallsTracked: s.Settings.ParentCallsTracked, Logger: s.Logger, Interceptors: s.Interceptors,

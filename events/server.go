@@ -39,8 +39,8 @@ const (
 // "<queue>.dlq", durable.
 func DeadLetterQueueName(queue string) string { return queue + ".dlq" }
 
-// ServerConfig says how a service handles its events.
-type ServerConfig struct {
+// serverConfig says how a service handles its events.
+type serverConfig struct {
 	Service string
 	// Pool runs the handlers; the service's RPC methods share it.
 	Pool *entrypoint.Pool
@@ -73,17 +73,17 @@ type ServerConfig struct {
 }
 
 // prefetch is the prefetch of the i-th handler's queue.
-func (s *Server) prefetch(i int) int {
+func (s *server) prefetch(i int) int {
 	if i < len(s.cfg.Prefetches) {
 		return s.cfg.Prefetches[i]
 	}
 	return s.cfg.Pool.Size()
 }
 
-// Server consumes the queues of a service's event handlers.
-type Server struct {
+// server consumes the queues of a service's event handlers.
+type server struct {
 	broker    transport.Broker
-	cfg       ServerConfig
+	cfg       serverConfig
 	handlers  []*Handler
 	log       *slog.Logger
 	consumers []*entrypoint.Consumer
@@ -96,8 +96,8 @@ type Server struct {
 	drain    context.CancelFunc
 }
 
-// NewServer returns a server for the handlers registered in r.
-func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
+// newServer returns a server for the handlers registered in r.
+func newServer(broker transport.Broker, r *entrypoint.Registry, cfg serverConfig) *server {
 	if cfg.Pool == nil {
 		cfg.Pool = entrypoint.NewPool(10)
 	}
@@ -107,7 +107,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = defaultHandlerTimeout
 	}
-	s := &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger, whole: map[*Handler]bool{}}
+	s := &server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger, whole: map[*Handler]bool{}}
 	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
 }
@@ -116,7 +116,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 // and binding (see Handler.Queue and declareQueue) and, with RequeueOnError,
 // its delay queues (see RetryDelay), and starts consuming with prefetch =
 // the pool's size.
-func (s *Server) Start(ctx context.Context) error {
+func (s *server) Start(ctx context.Context) error {
 	if err := s.cfg.RetryDelay.validate(); err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 // declare declares a handler's exchange, its dead-letter queue, its queue
 // and its delay queues.
-func (s *Server) declare(ctx context.Context, h *Handler) error {
+func (s *server) declare(ctx context.Context, h *Handler) error {
 	q := h.Queue(s.cfg.Service)
 	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
 		return err
@@ -166,7 +166,7 @@ func (s *Server) declare(ctx context.Context, h *Handler) error {
 
 // declareDelays declares the delay queues the retries of a RequeueOnError
 // handler wait in: one per distinct delay up to MaxRetries.
-func (s *Server) declareDelays(ctx context.Context, h *Handler, q transport.Queue) error {
+func (s *server) declareDelays(ctx context.Context, h *Handler, q transport.Queue) error {
 	if !h.requeue {
 		return nil
 	}
@@ -187,13 +187,13 @@ func (s *Server) declareDelays(ctx context.Context, h *Handler, q transport.Queu
 // Stop stops taking events (Drain), waits for running handlers (bounded by
 // ctx), then closes the consumers (Close); events not finished go back to
 // their queues.
-func (s *Server) Stop(ctx context.Context) error {
+func (s *server) Stop(ctx context.Context) error {
 	return errors.Join(s.Drain(ctx), s.cfg.Pool.Wait(ctx), s.Close())
 }
 
 // Drain stops taking new events; handlers already running go on, and events
 // received but not started go back to their queues.
-func (s *Server) Drain(ctx context.Context) error {
+func (s *server) Drain(ctx context.Context) error {
 	s.drain()
 	var errs []error
 	for _, c := range s.consumers {
@@ -203,7 +203,7 @@ func (s *Server) Drain(ctx context.Context) error {
 }
 
 // Close closes the consumers; unacked events go back to their queues.
-func (s *Server) Close() error {
+func (s *server) Close() error {
 	var errs []error
 	for _, c := range s.consumers {
 		errs = append(errs, c.Close())
@@ -215,7 +215,7 @@ func (s *Server) Close() error {
 // failure a retry or the dead-letter queue, published before the ack. A
 // panic outside the handler (decoding the payload, say) reaches the worker,
 // which refuses the event.
-func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transport.Delivery) {
+func (s *server) serve(ctx context.Context, h *Handler, queue string, d transport.Delivery) {
 	attempt := attemptOf(d.Headers)
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString())
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HandlerTimeout)
@@ -265,7 +265,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 	}
 }
 
-func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
+func (s *server) run(ctx context.Context, h *Handler, payload any) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "hypha: event handler panicked", "handler", h.name, "panic", p, "stack", string(debug.Stack()))
