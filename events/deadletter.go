@@ -93,7 +93,7 @@ func (s *server) retry(h *Handler, d transport.Delivery, attempt int) {
 	headers[AttemptHeader] = int64(attempt + 1)
 	msg := d.Message
 	msg.Headers = headers
-	s.republish(h, d, attempt, s.cfg.RetryDelay.Queue(h.Queue(s.cfg.Service), attempt).Name, msg)
+	s.republish(h, d, attempt, s.cfg.RetryDelay.queue(h.queue(s.cfg.Service), attempt).Name, msg)
 }
 
 // deadLetter sends a copy of the event to "<queue>.dlq", all its headers

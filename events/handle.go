@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/introspection"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -80,23 +81,17 @@ func (h *Handler) Describe() entrypoint.Description {
 	}}
 }
 
-// Source is the service whose events the handler takes.
-func (h *Handler) Source() string { return h.source }
-
-// EventType is the type of event the handler takes.
-func (h *Handler) EventType() string { return h.eventType }
-
-// Type is the handler type: ServicePool, Singleton or Broadcast.
-func (h *Handler) Type() HandlerType { return h.handlerType }
-
-// Reliable reports whether the handler's queue outlives its consumers (see UnreliableDelivery).
-func (h *Handler) Reliable() bool { return h.reliable }
-
-// Requeues reports whether a failed event is retried before it is dead-lettered (see RequeueOnError).
-func (h *Handler) Requeues() bool { return h.requeue }
-
-// PayloadType is the type the event's payload is decoded into.
-func (h *Handler) PayloadType() reflect.Type { return h.payload }
+func init() {
+	introspection.Event = func(e any, service string) (introspection.Handler, bool) {
+		h, ok := e.(*Handler)
+		if !ok {
+			return introspection.Handler{}, false
+		}
+		return introspection.Handler{Name: h.name, Source: h.source, EventType: h.eventType,
+			HandlerType: h.handlerType.String(), Queue: h.queue(service).Name, Reliable: h.reliable,
+			RequeueOnError: h.requeue, Payload: h.payload}, true
+	}
+}
 
 // Option configures a handler registered with Handle; it prints as the call
 // that made it.
@@ -135,7 +130,7 @@ func UnreliableDelivery() Option {
 
 // RequeueOnError retries an event whose handler failed (nameko's
 // requeue_on_error=True), up to EVENTS.MAX_RETRIES times, each after a longer
-// delay (see RetryDelay), before dead-lettering it. Without it a failed event
+// delay (EVENTS.RETRY_DELAY), before dead-lettering it. Without it a failed event
 // goes to the dead-letter queue at once.
 func RequeueOnError() Option {
 	return option{"events.RequeueOnError()", func(h *Handler) { h.requeue = true }}
@@ -181,13 +176,13 @@ func (h *Handler) validate(service string) error {
 	return nil
 }
 
-// Queue is the queue the handler of service consumes, named as nameko names
+// queue is the queue the handler of service consumes, named as nameko names
 // it, with the arguments that make the broker move an event the handler
 // rejects, whole, to the handler's dead-letter queue: x-dead-letter-exchange
 // "" (the default exchange) and x-dead-letter-routing-key "<queue>.dlq".
 // nameko declares the same queue without arguments; see
 // EVENTS.NAMEKO_QUEUES.
-func (h *Handler) Queue(service string) transport.Queue {
+func (h *Handler) queue(service string) transport.Queue {
 	q := h.namekoQueue(service)
 	q.Args = map[string]any{
 		"x-dead-letter-exchange":    "",

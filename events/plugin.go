@@ -39,7 +39,7 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 	ev := s.Settings.Events
 	return newServer(s.Broker, s.Registry, serverConfig{
 		Service: s.Name, Pool: s.Pool, MaxRetries: ev.MaxRetries, Prefetches: s.Prefetches,
-		HandlerTimeout: ev.HandlerTimeout, RetryDelay: RetryDelay(ev.RetryDelay),
+		HandlerTimeout: ev.HandlerTimeout, RetryDelay: retryDelay(ev.RetryDelay),
 		ParentCallsTracked: s.Settings.ParentCallsTracked, Logger: s.Logger, Interceptors: s.Interceptors,
 		NamekoQueues: ev.NamekoQueues, OnDeadLetter: deadLetters(dead, s.Name),
 	}), nil

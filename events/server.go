@@ -50,7 +50,7 @@ type serverConfig struct {
 	MaxRetries int
 	// RetryDelay paces those retries (EVENTS.RETRY_DELAY); its zero fields
 	// are the defaults.
-	RetryDelay         RetryDelay
+	RetryDelay         retryDelay
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every handler run, the first outermost.
@@ -114,7 +114,7 @@ func newServer(broker transport.Broker, r *entrypoint.Registry, cfg serverConfig
 
 // Start declares each handler's exchange, its dead-letter queue, its queue
 // and binding (see Handler.Queue and declareQueue) and, with RequeueOnError,
-// its delay queues (see RetryDelay), and starts consuming with prefetch =
+// its delay queues (see retryDelay), and starts consuming with prefetch =
 // the pool's size.
 func (s *server) Start(ctx context.Context) error {
 	if err := s.cfg.RetryDelay.validate(); err != nil {
@@ -128,7 +128,7 @@ func (s *server) Start(ctx context.Context) error {
 		}
 	}
 	for i, h := range s.handlers {
-		queue := h.Queue(s.cfg.Service).Name
+		queue := h.queue(s.cfg.Service).Name
 		c := entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
 			Queue: queue, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
 			Label:  func(transport.Delivery) string { return s.cfg.Service + "." + h.name },
@@ -146,7 +146,7 @@ func (s *server) Start(ctx context.Context) error {
 // declare declares a handler's exchange, its dead-letter queue, its queue
 // and its delay queues.
 func (s *server) declare(ctx context.Context, h *Handler) error {
-	q := h.Queue(s.cfg.Service)
+	q := h.queue(s.cfg.Service)
 	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (s *server) declareDelays(ctx context.Context, h *Handler, q transport.Queu
 	}
 	declared := map[string]bool{}
 	for attempt := 1; attempt <= s.cfg.MaxRetries; attempt++ {
-		dq := s.cfg.RetryDelay.Queue(q, attempt)
+		dq := s.cfg.RetryDelay.queue(q, attempt)
 		if declared[dq.Name] {
 			continue
 		}

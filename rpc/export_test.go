@@ -12,3 +12,6 @@ type ServerConfig = serverConfig
 
 // Server is server, for tests.
 type Server = server
+
+// MaxRawRequeues is maxRawRequeues, for tests.
+const MaxRawRequeues = maxRawRequeues

@@ -13,19 +13,19 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// MaxRawRequeues bounds how often a raw method can put one request back on
+// maxRawRequeues bounds how often a raw method can put one request back on
 // its queue with RawReply.Reject(true): the request that would be requeued
 // once more gets an error reply (exc_type "RequeueLimitError") instead.
-const MaxRawRequeues = 5
+const maxRawRequeues = 5
 
-// RequeuesHeader counts how often a raw request was put back on its queue.
-const RequeuesHeader = "x-hypha-requeues"
+// requeuesHeader counts how often a raw request was put back on its queue.
+const requeuesHeader = "x-hypha-requeues"
 
 // ErrAnswered is returned by a RawReply method called after the request was
 // answered (Reply, Error) or rejected (Reject).
 var ErrAnswered = errors.New("hypha: raw call already answered")
 
-// The exc_type and exc_path of the error a request requeued MaxRawRequeues
+// The exc_type and exc_path of the error a request requeued maxRawRequeues
 // times gets.
 const (
 	requeueLimitExcType = "RequeueLimitError"
@@ -48,17 +48,11 @@ type RawMethod struct {
 // EntrypointName is the method's name on the wire: "<service>.<name>" is its routing key.
 func (m *RawMethod) EntrypointName() string { return m.name }
 
-// Doc is the method's description, from the Doc option.
-func (m *RawMethod) Doc() string { return m.method.doc }
-
 // Describe describes the method: raw, and the errors it declared with Expected.
 func (m *RawMethod) Describe() entrypoint.Description {
 	return entrypoint.Description{Kind: entrypoint.KindRPC, Name: m.name, Doc: m.method.doc,
 		Detail: map[string]any{"raw": true, "errors": describeErrors(m.method.expected)}}
 }
-
-// ExpectedErrors are the errors declared with Expected, for introspection.
-func (m *RawMethod) ExpectedErrors() []error { return m.method.ExpectedErrors() }
 
 // RawRequest is a request to a raw method, as it came.
 type RawRequest struct {
@@ -164,9 +158,10 @@ func (r *RawReply) Ack() error {
 
 // Reject gives the request up without answering it. With requeue it goes
 // back to the service's queue, to this instance or another, counted in
-// RequeuesHeader; the MaxRawRequeues+1-th time it gets an error reply
-// instead. Without requeue it is dropped: a caller waiting for it times out.
-// A request acked already cannot be rejected.
+// its x-hypha-requeues header (RawRequest.Requeues); the 6th time it gets
+// an error reply (exc_type "RequeueLimitError") instead. Without requeue it
+// is dropped: a caller waiting for it times out. A request acked already
+// cannot be rejected.
 func (r *RawReply) Reject(requeue bool) error {
 	r.mu.Lock()
 	if r.answered {
@@ -177,9 +172,9 @@ func (r *RawReply) Reject(requeue bool) error {
 		r.mu.Unlock()
 		return fmt.Errorf("hypha: rpc %s: Reject after Ack: the request was acked already", r.call.Method)
 	}
-	if requeue && requeuesOf(r.d.Headers) >= MaxRawRequeues {
+	if requeue && requeuesOf(r.d.Headers) >= maxRawRequeues {
 		r.mu.Unlock()
-		msg := fmt.Sprintf("request requeued %d times (rpc.MaxRawRequeues); giving up", MaxRawRequeues)
+		msg := fmt.Sprintf("request requeued %d times (rpc.MaxRawRequeues); giving up", maxRawRequeues)
 		r.s.log.Warn("hypha: raw call requeued too often; answering with an error", "method", r.call.Method,
 			"correlation_id", r.d.CorrelationID)
 		body, _ := encodeReply(nil, &RemoteError{ExcType: requeueLimitExcType, ExcPath: requeueLimitExcPath,
@@ -269,7 +264,7 @@ func (s *server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 	for k, v := range d.Headers {
 		msg.Headers[k] = v
 	}
-	msg.Headers[RequeuesHeader] = int64(requeuesOf(d.Headers) + 1)
+	msg.Headers[requeuesHeader] = int64(requeuesOf(d.Headers) + 1)
 	msg.Expiration = 0
 	if !call.Deadline.IsZero() {
 		left := time.Until(call.Deadline)
@@ -288,8 +283,8 @@ func (s *server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 	return d.Ack()
 }
 
-// requeuesOf reads RequeuesHeader, whatever number type it arrived as (see
+// requeuesOf reads requeuesHeader, whatever number type it arrived as (see
 // entrypoint.HeaderCount).
 func requeuesOf(headers map[string]any) int {
-	return entrypoint.HeaderCount(headers[RequeuesHeader])
+	return entrypoint.HeaderCount(headers[requeuesHeader])
 }

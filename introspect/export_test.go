@@ -1,0 +1,4 @@
+package introspect
+
+// Register is register, for the tests of package introspect_test.
+var Register = register
