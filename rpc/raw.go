@@ -32,17 +32,15 @@ const (
 	requeueLimitExcPath = "github.com/hypha-go/hypha/rpc." + requeueLimitExcType
 )
 
-// RawFunc is a raw RPC method: it reads the request as it came and answers
-// through reply. When it returns without having answered, its error is the
-// reply, as a typed method's is, or a null result when it returns nil.
-type RawFunc func(ctx context.Context, req *RawRequest, reply *RawReply) error
+// rawFunc is a raw RPC method, as HandleRaw takes it.
+type rawFunc = func(ctx context.Context, req *RawRequest, reply *RawReply) error
 
 // RawMethod is a registered raw RPC method: the entrypoint HandleRaw adds to
 // a service's registry.
 type RawMethod struct {
 	name   string
 	method *Method // its name, Doc and Expected
-	fn     RawFunc
+	fn     rawFunc
 }
 
 // EntrypointName is the method's name on the wire: "<service>.<name>" is its routing key.
@@ -83,7 +81,11 @@ type RawRequest struct {
 // earlier with RawReply.Ack; a request acked early is not cancelled when the
 // connection drops, since it will not come again (a stop's grace period
 // still ends it).
-func HandleRaw(r *entrypoint.Registry, name string, fn RawFunc, opts ...Option) {
+//
+// fn reads the request as it came and answers through reply. When it returns
+// without having answered, its error is the reply, as a typed method's is,
+// or a null result when it returns nil.
+func HandleRaw(r *entrypoint.Registry, name string, fn func(ctx context.Context, req *RawRequest, reply *RawReply) error, opts ...Option) {
 	if name == "" || fn == nil {
 		r.Fail(fmt.Errorf("service %q: rpc.HandleRaw needs a method name and a function", r.Service()))
 		return
