@@ -21,8 +21,11 @@ func (r retryDelay) Queue(q transport.Queue, attempt int) transport.Queue { retu
 // MaxRetryDelay is maxRetryDelay, for tests.
 const MaxRetryDelay = maxRetryDelay
 
+// Handler is eventHandler, for tests.
+type Handler = eventHandler
+
 // Queue is h.queue, for tests.
-func (h *Handler) Queue(service string) transport.Queue { return h.queue(service) }
+func (h *eventHandler) Queue(service string) transport.Queue { return h.queue(service) }
 
 // NewServer lets the tests of package events_test build a server without
 // going through Plugin.
@@ -33,3 +36,10 @@ type ServerConfig = serverConfig
 
 // Server is server, for tests.
 type Server = server
+
+// How an event went to its dead-letter queue, for tests.
+const (
+	DeadLetterCopy   = deadLetterCopy
+	DeadLetterWhole  = deadLetterWhole
+	DeadLetterRecord = deadLetterRecord
+)

@@ -19,12 +19,12 @@ type plugin struct{}
 func (plugin) Kind() entrypoint.Kind { return entrypoint.KindEvent }
 
 // Consumers is one queue per handler.
-func (plugin) Consumers(r *entrypoint.Registry) int { return len(entrypoint.Of[*Handler](r)) }
+func (plugin) Consumers(r *entrypoint.Registry) int { return len(entrypoint.Of[*eventHandler](r)) }
 
 // Serve builds the service's event server, with EVENTS' keys and
 // PARENT_CALLS_TRACKED; with metrics on, it counts dead-lettered events.
 func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
-	if len(entrypoint.Of[*Handler](s.Registry)) == 0 {
+	if len(entrypoint.Of[*eventHandler](s.Registry)) == 0 {
 		return nil, nil
 	}
 	var dead metric.Int64Counter

@@ -63,12 +63,12 @@ type serverConfig struct {
 	Prefetches []int
 	// NamekoQueues (EVENTS.NAMEKO_QUEUES) declares the handlers' queues
 	// exactly as nameko does, without the dead-letter arguments of
-	// Handler.Queue, for a fleet where nameko services consume them too
+	// eventHandler.queue, for a fleet where nameko services consume them too
 	// (RabbitMQ refuses to declare a queue again with other arguments).
 	// An event such a queue cannot hand over whole is then not kept whole.
 	NamekoQueues bool
 	// OnDeadLetter, when set, is called for each event dead-lettered, with
-	// how: DeadLetterCopy, DeadLetterWhole or DeadLetterRecord.
+	// how: deadLetterCopy, deadLetterWhole or deadLetterRecord.
 	OnDeadLetter func(handler, event, how string)
 }
 
@@ -84,13 +84,13 @@ func (s *server) prefetch(i int) int {
 type server struct {
 	broker    transport.Broker
 	cfg       serverConfig
-	handlers  []*Handler
+	handlers  []*eventHandler
 	log       *slog.Logger
 	consumers []*entrypoint.Consumer
 	// whole says which handlers' queues the broker dead-letters rejected
 	// events of; written by Start before the first consumer starts, read
 	// only after.
-	whole map[*Handler]bool
+	whole map[*eventHandler]bool
 	// draining ends with Drain: it cuts short the pause before a requeue.
 	draining context.Context
 	drain    context.CancelFunc
@@ -107,13 +107,13 @@ func newServer(broker transport.Broker, r *entrypoint.Registry, cfg serverConfig
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = defaultHandlerTimeout
 	}
-	s := &server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger, whole: map[*Handler]bool{}}
+	s := &server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*eventHandler](r), log: cfg.Logger, whole: map[*eventHandler]bool{}}
 	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
 }
 
 // Start declares each handler's exchange, its dead-letter queue, its queue
-// and binding (see Handler.Queue and declareQueue) and, with RequeueOnError,
+// and binding (see eventHandler.queue and declareQueue) and, with RequeueOnError,
 // its delay queues (see retryDelay), and starts consuming with prefetch =
 // the pool's size.
 func (s *server) Start(ctx context.Context) error {
@@ -145,7 +145,7 @@ func (s *server) Start(ctx context.Context) error {
 
 // declare declares a handler's exchange, its dead-letter queue, its queue
 // and its delay queues.
-func (s *server) declare(ctx context.Context, h *Handler) error {
+func (s *server) declare(ctx context.Context, h *eventHandler) error {
 	q := h.queue(s.cfg.Service)
 	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
 		return err
@@ -166,7 +166,7 @@ func (s *server) declare(ctx context.Context, h *Handler) error {
 
 // declareDelays declares the delay queues the retries of a RequeueOnError
 // handler wait in: one per distinct delay up to MaxRetries.
-func (s *server) declareDelays(ctx context.Context, h *Handler, q transport.Queue) error {
+func (s *server) declareDelays(ctx context.Context, h *eventHandler, q transport.Queue) error {
 	if !h.requeue {
 		return nil
 	}
@@ -215,7 +215,7 @@ func (s *server) Close() error {
 // failure a retry or the dead-letter queue, published before the ack. A
 // panic outside the handler (decoding the payload, say) reaches the worker,
 // which refuses the event.
-func (s *server) serve(ctx context.Context, h *Handler, queue string, d transport.Delivery) {
+func (s *server) serve(ctx context.Context, h *eventHandler, queue string, d transport.Delivery) {
 	attempt := attemptOf(d.Headers)
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString())
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HandlerTimeout)
@@ -265,7 +265,7 @@ func (s *server) serve(ctx context.Context, h *Handler, queue string, d transpor
 	}
 }
 
-func (s *server) run(ctx context.Context, h *Handler, payload any) (err error) {
+func (s *server) run(ctx context.Context, h *eventHandler, payload any) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "hypha: event handler panicked", "handler", h.name, "panic", p, "stack", string(debug.Stack()))

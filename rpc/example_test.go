@@ -120,10 +120,10 @@ func ExampleNewError() {
 	// NoSuchUser github.com/hypha-go/hypha/rpc_test.NoSuchUser
 }
 
-// A registered Method tells what it takes and what it may return, in the
-// order a positional call fills its arguments; package introspect builds a
-// service's description from it.
-func ExampleMethod_Describe() {
+// A registered method describes what it takes and what it may return, in
+// the order a positional call fills its arguments; package introspect builds
+// a service's description from it.
+func ExampleHandle_describe() {
 	r := entrypoint.NewRegistry("users_example")
 	rpc.Handle(r, "rename", func(context.Context, struct {
 		ID    int     `json:"id"`
@@ -132,7 +132,7 @@ func ExampleMethod_Describe() {
 	}) (bool, error) {
 		return true, nil
 	}, rpc.Expected(ErrNoSuchUser))
-	d := entrypoint.Of[*rpc.Method](r)[0].Describe()
+	d := r.Entrypoints()[0].Describe()
 	for _, a := range d.Detail["args"].([]any) {
 		p := a.(map[string]any)
 		fmt.Println(p["name"], p["type"], p["required"])

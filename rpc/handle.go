@@ -12,9 +12,9 @@ import (
 	"github.com/hypha-go/hypha/internal/introspection"
 )
 
-// Method is a registered RPC method: the entrypoint rpc.Handle adds to a
+// rpcMethod is a registered RPC method: the entrypoint rpc.Handle adds to a
 // service's registry.
-type Method struct {
+type rpcMethod struct {
 	name     string
 	doc      string
 	expected []error
@@ -24,11 +24,11 @@ type Method struct {
 }
 
 // EntrypointName is the method's name on the wire: "<service>.<name>" is its routing key.
-func (m *Method) EntrypointName() string { return m.name }
+func (m *rpcMethod) EntrypointName() string { return m.name }
 
 // Describe describes the method: its arguments in positional order and the
 // errors it declared with Expected.
-func (m *Method) Describe() entrypoint.Description {
+func (m *rpcMethod) Describe() entrypoint.Description {
 	args := []any{}
 	for _, p := range m.params() {
 		args = append(args, map[string]any{"name": p.Name, "required": p.Required, "type": p.Type.String()})
@@ -49,7 +49,7 @@ func describeErrors(errs []error) []any {
 
 // params lists the method's arguments in positional order: a positional
 // call fills them in this order.
-func (m *Method) params() []introspection.Param {
+func (m *rpcMethod) params() []introspection.Param {
 	out := make([]introspection.Param, len(m.binder.fields))
 	st := m.binder.typ
 	if st.Kind() == reflect.Pointer {
@@ -63,7 +63,7 @@ func (m *Method) params() []introspection.Param {
 
 // isExpected reports whether err is one of the errors the method declared with
 // Expected: part of its contract, logged at info rather than as a failure.
-func (m *Method) isExpected(err error) bool {
+func (m *rpcMethod) isExpected(err error) bool {
 	for _, e := range m.expected {
 		if errors.Is(err, e) {
 			return true
@@ -75,21 +75,21 @@ func (m *Method) isExpected(err error) bool {
 // Option configures a method registered with Handle or HandleRaw; it prints
 // as the call that made it.
 type Option interface {
-	apply(*Method)
+	apply(*rpcMethod)
 	String() string
 }
 
 type option struct {
 	name string
-	fn   func(*Method)
+	fn   func(*rpcMethod)
 }
 
-func (o option) apply(m *Method) { o.fn(m) }
+func (o option) apply(m *rpcMethod) { o.fn(m) }
 func (o option) String() string  { return o.name }
 
 // Doc describes the method for people and tools.
 func Doc(text string) Option {
-	return option{fmt.Sprintf("rpc.Doc(%q)", text), func(m *Method) { m.doc = text }}
+	return option{fmt.Sprintf("rpc.Doc(%q)", text), func(m *rpcMethod) { m.doc = text }}
 }
 
 // Expected declares errors that are part of the method's contract (matched
@@ -98,7 +98,7 @@ func Doc(text string) Option {
 // them as a RemoteError, unredacted, but they are logged at info and are not
 // failures in traces and metrics.
 func Expected(errs ...error) Option {
-	return option{"rpc.Expected(" + errorList(errs) + ")", func(m *Method) { m.expected = append(m.expected, errs...) }}
+	return option{"rpc.Expected(" + errorList(errs) + ")", func(m *rpcMethod) { m.expected = append(m.expected, errs...) }}
 }
 
 // errorList quotes the messages of errs, comma-separated, for an option's String.
@@ -156,10 +156,10 @@ func handleIntrospection(r any, body []byte) {
 // describeMethod is what e says of itself, when it is a typed or raw method.
 func describeMethod(e any) (introspection.RPCMethod, bool) {
 	switch m := e.(type) {
-	case *Method:
+	case *rpcMethod:
 		return introspection.RPCMethod{Name: m.name, Doc: m.doc, Params: m.params(), In: m.binder.typ, Out: m.out,
 			Expected: append([]error(nil), m.expected...)}, true
-	case *RawMethod:
+	case *rawMethod:
 		return introspection.RPCMethod{Name: m.name, Doc: m.method.doc, Raw: true,
 			Expected: append([]error(nil), m.method.expected...)}, true
 	}
@@ -176,7 +176,7 @@ func handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Co
 		r.Fail(fmt.Errorf("service %q: rpc.Handle needs a method name", r.Service()))
 		return
 	}
-	m := &Method{
+	m := &rpcMethod{
 		name:   name,
 		binder: b,
 		out:    reflect.TypeFor[Out](),

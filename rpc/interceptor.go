@@ -56,7 +56,7 @@ type CallInfo struct {
 	// client a value other than a json.RawMessage is encoded as JSON.
 	Result any
 
-	method  *Method   // server side only
+	method  *rpcMethod   // server side only
 	started time.Time // client side only
 }
 

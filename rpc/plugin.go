@@ -65,10 +65,10 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 // methodNames are the names of the RPC methods in r, raw ones included.
 func methodNames(r *entrypoint.Registry) []string {
 	var names []string
-	for _, m := range entrypoint.Of[*Method](r) {
+	for _, m := range entrypoint.Of[*rpcMethod](r) {
 		names = append(names, m.EntrypointName())
 	}
-	for _, m := range entrypoint.Of[*RawMethod](r) {
+	for _, m := range entrypoint.Of[*rawMethod](r) {
 		names = append(names, m.EntrypointName())
 	}
 	return names

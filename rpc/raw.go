@@ -35,19 +35,19 @@ const (
 // rawFunc is a raw RPC method, as HandleRaw takes it.
 type rawFunc = func(ctx context.Context, req *RawRequest, reply *RawReply) error
 
-// RawMethod is a registered raw RPC method: the entrypoint HandleRaw adds to
+// rawMethod is a registered raw RPC method: the entrypoint HandleRaw adds to
 // a service's registry.
-type RawMethod struct {
+type rawMethod struct {
 	name   string
-	method *Method // its name, Doc and Expected
+	method *rpcMethod // its name, Doc and Expected
 	fn     rawFunc
 }
 
 // EntrypointName is the method's name on the wire: "<service>.<name>" is its routing key.
-func (m *RawMethod) EntrypointName() string { return m.name }
+func (m *rawMethod) EntrypointName() string { return m.name }
 
 // Describe describes the method: raw, and the errors it declared with Expected.
-func (m *RawMethod) Describe() entrypoint.Description {
+func (m *rawMethod) Describe() entrypoint.Description {
 	return entrypoint.Description{Kind: entrypoint.KindRPC, Name: m.name, Doc: m.method.doc,
 		Detail: map[string]any{"raw": true, "errors": describeErrors(m.method.expected)}}
 }
@@ -90,11 +90,11 @@ func HandleRaw(r *entrypoint.Registry, name string, fn func(ctx context.Context,
 		r.Fail(fmt.Errorf("service %q: rpc.HandleRaw needs a method name and a function", r.Service()))
 		return
 	}
-	m := &Method{name: name}
+	m := &rpcMethod{name: name}
 	for _, o := range opts {
 		o.apply(m)
 	}
-	r.Add(&RawMethod{name: name, method: m, fn: fn})
+	r.Add(&rawMethod{name: name, method: m, fn: fn})
 }
 
 // RawReply answers one raw request. Its methods are safe for concurrent
@@ -225,7 +225,7 @@ func (r *RawReply) done() (answered, acked bool) {
 
 // serveRaw runs a raw method on a request: fn inside the interceptors, then
 // the reply fn did not send itself.
-func (s *server) serveRaw(ctx context.Context, d transport.Delivery, call *CallInfo, m *RawMethod) {
+func (s *server) serveRaw(ctx context.Context, d transport.Delivery, call *CallInfo, m *rawMethod) {
 	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
 	ctx, st := withCallState(ctx)

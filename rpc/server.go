@@ -62,8 +62,8 @@ type serverConfig struct {
 type server struct {
 	broker   transport.Broker
 	cfg      serverConfig
-	methods  map[string]*Method
-	raw      map[string]*RawMethod
+	methods  map[string]*rpcMethod
+	raw      map[string]*rawMethod
 	log      *slog.Logger
 	consumer *entrypoint.Consumer
 	// seen remembers the requests started here, to drop their copies.
@@ -98,12 +98,12 @@ func newServer(broker transport.Broker, r *entrypoint.Registry, cfg serverConfig
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &server{broker: broker, cfg: cfg, methods: map[string]*Method{}, raw: map[string]*RawMethod{}, log: cfg.Logger,
+	s := &server{broker: broker, cfg: cfg, methods: map[string]*rpcMethod{}, raw: map[string]*rawMethod{}, log: cfg.Logger,
 		seen: newSeenRequests(dedupeLimit, dedupeWindow)}
-	for _, m := range entrypoint.Of[*Method](r) {
+	for _, m := range entrypoint.Of[*rpcMethod](r) {
 		s.methods[m.name] = m
 	}
-	for _, m := range entrypoint.Of[*RawMethod](r) {
+	for _, m := range entrypoint.Of[*rawMethod](r) {
 		s.raw[m.name] = m
 	}
 	s.consumer = entrypoint.NewConsumer(broker, entrypoint.ConsumerConfig{
