@@ -132,7 +132,7 @@ func Describe(r *entrypoint.Registry) Description {
 		case isHandler:
 			d.Handlers = append(d.Handlers, HandlerInfo{
 				Name: h.Name, Source: h.Source, EventType: h.EventType, HandlerType: h.HandlerType,
-				Queue: h.Queue, Reliable: h.Reliable, RequeueOnError: h.RequeueOnError, Payload: Schema(h.Payload),
+				Queue: h.Queue, Reliable: h.Reliable, RequeueOnError: h.RequeueOnError, Payload: schemaOf(h.Payload),
 			})
 		}
 	}
@@ -144,7 +144,7 @@ func Describe(r *entrypoint.Registry) Description {
 func methodInfo(m introspection.RPCMethod) MethodInfo {
 	info := MethodInfo{Name: m.Name, Raw: m.Raw, Doc: m.Doc, Args: []Arg{}, Errors: []ErrorInfo{}}
 	if !m.Raw {
-		info.Input, info.Result = Schema(m.In), Schema(m.Out)
+		info.Input, info.Result = schemaOf(m.In), schemaOf(m.Out)
 	}
 	for _, p := range m.Params {
 		info.Args = append(info.Args, Arg{Name: p.Name, Required: p.Required, Type: p.Type.String()})
