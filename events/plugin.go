@@ -12,6 +12,9 @@ import (
 // Plugin serves a service's event handlers, each on its own queue, the
 // framework's built-in kind entrypoint.KindEvent. The service's interceptors
 // (telemetry's, then the app's) wrap every handler run.
+//
+// A program that handles events without package framework calls
+// Plugin().Serve(&entrypoint.Service{...}) and then the server's Start.
 func Plugin() entrypoint.Plugin { return plugin{} }
 
 type plugin struct{}
