@@ -106,7 +106,7 @@ type option struct {
 }
 
 func (o option) apply(h *eventHandler) { o.fn(h) }
-func (o option) String() string   { return o.name }
+func (o option) String() string        { return o.name }
 
 // Type sets the handler type: ServicePool (the default), Singleton or Broadcast.
 func Type(t HandlerType) Option {
