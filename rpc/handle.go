@@ -85,7 +85,7 @@ type option struct {
 }
 
 func (o option) apply(m *rpcMethod) { o.fn(m) }
-func (o option) String() string  { return o.name }
+func (o option) String() string     { return o.name }
 
 // Doc describes the method for people and tools.
 func Doc(text string) Option {

@@ -56,8 +56,8 @@ type CallInfo struct {
 	// client a value other than a json.RawMessage is encoded as JSON.
 	Result any
 
-	method  *rpcMethod   // server side only
-	started time.Time // client side only
+	method  *rpcMethod // server side only
+	started time.Time  // client side only
 }
 
 // expectedErrorHeader marks a reply whose error the method declared with
