@@ -26,17 +26,17 @@ import (
 //     through the queue's x-dead-letter-exchange, adding x-death (reason
 //     "rejected"). Why is in the log, as Hypha cannot add a header there.
 
-// How an event went to its dead-letter queue, as ServerConfig.OnDeadLetter
-// and the metric hypha.events.dead_lettered say it.
+// How an event went to its dead-letter queue, as the metric
+// hypha.events.dead_lettered says it.
 const (
-	// DeadLetterCopy: a copy with every header, plus x-hypha-attempt and
+	// deadLetterCopy: a copy with every header, plus x-hypha-attempt and
 	// x-hypha-error.
-	DeadLetterCopy = "copy"
-	// DeadLetterWhole: rejected, and moved whole by the broker.
-	DeadLetterWhole = "whole"
-	// DeadLetterRecord: on a queue without a dead-letter exchange, only a
+	deadLetterCopy = "copy"
+	// deadLetterWhole: rejected, and moved whole by the broker.
+	deadLetterWhole = "whole"
+	// deadLetterRecord: on a queue without a dead-letter exchange, only a
 	// record of what arrived, with x-hypha-error.
-	DeadLetterRecord = "record"
+	deadLetterRecord = "record"
 )
 
 // declareQueue declares the handler's queue q with its dead-letter arguments
@@ -44,7 +44,7 @@ const (
 // NamekoQueues, or when the queue exists without those arguments (declared by
 // nameko, or by a Hypha from before them), it is declared as nameko declares
 // it and reports false, with a warning that says how to get them.
-func (s *Server) declareQueue(ctx context.Context, q transport.Queue) (bool, error) {
+func (s *server) declareQueue(ctx context.Context, q transport.Queue) (bool, error) {
 	plain := q
 	plain.Args = nil
 	if s.cfg.NamekoQueues {
@@ -77,7 +77,7 @@ func (s *Server) declareQueue(ctx context.Context, q transport.Queue) (bool, err
 // entrypoint.ConsumerConfig): one the transport could not hand over whole is
 // rejected, for the broker to move whole; any other is dead-lettered as a
 // failed one is.
-func (s *Server) refuse(h *Handler, d transport.Delivery, cause error) {
+func (s *server) refuse(h *eventHandler, d transport.Delivery, cause error) {
 	if d.Malformed != nil {
 		s.reject(h, d, attemptOf(d.Headers), cause)
 		return
@@ -88,18 +88,18 @@ func (s *Server) refuse(h *Handler, d transport.Delivery, cause error) {
 // retry sends the event, with the attempt counted, to the delay queue that
 // gives it back to its queue after the attempt's delay, then acks this
 // delivery: no worker waits.
-func (s *Server) retry(h *Handler, d transport.Delivery, attempt int) {
+func (s *server) retry(h *eventHandler, d transport.Delivery, attempt int) {
 	headers := copyHeaders(d.Headers)
 	headers[AttemptHeader] = int64(attempt + 1)
 	msg := d.Message
 	msg.Headers = headers
-	s.republish(h, d, attempt, s.cfg.RetryDelay.Queue(h.Queue(s.cfg.Service), attempt).Name, msg)
+	s.republish(h, d, attempt, s.cfg.RetryDelay.queue(h.queue(s.cfg.Service), attempt).Name, msg)
 }
 
 // deadLetter sends a copy of the event to "<queue>.dlq", all its headers
 // kept, plus why (cut to maxErrorHeader bytes) and how often it failed, then
 // acks this delivery, so the queue keeps flowing.
-func (s *Server) deadLetter(h *Handler, d transport.Delivery, attempt int, cause error) {
+func (s *server) deadLetter(h *eventHandler, d transport.Delivery, attempt int, cause error) {
 	dlq := deadLetterQueue(h, s.cfg.Service)
 	headers := copyHeaders(d.Headers)
 	headers[AttemptHeader] = int64(attempt)
@@ -110,12 +110,12 @@ func (s *Server) deadLetter(h *Handler, d transport.Delivery, attempt int, cause
 	msg.Headers = headers
 	msg.Expiration = 0 // a dead letter waits to be read, as the broker's own do
 	if s.republish(h, d, attempt, dlq, msg) {
-		s.counted(h, DeadLetterCopy)
+		s.counted(h, deadLetterCopy)
 	}
 }
 
 // counted reports a dead letter to OnDeadLetter.
-func (s *Server) counted(h *Handler, how string) {
+func (s *server) counted(h *eventHandler, how string) {
 	if s.cfg.OnDeadLetter != nil {
 		s.cfg.OnDeadLetter(h.name, h.source+"."+h.eventType, how)
 	}
@@ -125,7 +125,7 @@ func (s *Server) counted(h *Handler, how string) {
 // dead-letter queue. On a queue declared without a dead-letter exchange the
 // broker would drop it, so a record of it goes there instead: what of it
 // arrived, with Hypha's headers only.
-func (s *Server) reject(h *Handler, d transport.Delivery, attempt int, cause error) {
+func (s *server) reject(h *eventHandler, d transport.Delivery, attempt int, cause error) {
 	dlq := deadLetterQueue(h, s.cfg.Service)
 	if s.whole[h] {
 		s.log.Warn("hypha: event rejected; the broker moves it whole to the dead-letter queue", "handler", h.name,
@@ -134,7 +134,7 @@ func (s *Server) reject(h *Handler, d transport.Delivery, attempt int, cause err
 			s.log.Warn("hypha: reject failed; the event will come again", "handler", h.name, "error", err)
 			return
 		}
-		s.counted(h, DeadLetterWhole)
+		s.counted(h, deadLetterWhole)
 		return
 	}
 	why := fmt.Sprintf("%v (only this record of the event is kept: its queue has no dead-letter exchange)", cause)
@@ -151,7 +151,7 @@ func (s *Server) reject(h *Handler, d transport.Delivery, attempt int, cause err
 		return
 	}
 	if s.settle(h, d, dlq, err) {
-		s.counted(h, DeadLetterRecord)
+		s.counted(h, deadLetterRecord)
 	}
 }
 
@@ -160,7 +160,7 @@ func (s *Server) reject(h *Handler, d transport.Delivery, attempt int, cause err
 // never would (too large, once Hypha's headers are added) leaves d to be
 // rejected, and moved whole by the broker. It reports whether the copy went
 // out.
-func (s *Server) republish(h *Handler, d transport.Delivery, attempt int, queue string, msg transport.Message) bool {
+func (s *server) republish(h *eventHandler, d transport.Delivery, attempt int, queue string, msg transport.Message) bool {
 	err := s.publish(queue, msg)
 	if err != nil && !transient(err) {
 		s.reject(h, d, attempt, fmt.Errorf("its copy for queue %q was refused: %w", queue, err))
@@ -170,7 +170,7 @@ func (s *Server) republish(h *Handler, d transport.Delivery, attempt int, queue 
 }
 
 // publish sends msg, persistent, to queue through the default exchange.
-func (s *Server) publish(queue string, msg transport.Message) error {
+func (s *server) publish(queue string, msg transport.Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	msg.Persistent = true
@@ -181,7 +181,7 @@ func (s *Server) publish(queue string, msg transport.Message) error {
 // its queue after a pause, so that a broker refusing the copy cannot make
 // the event loop hot. Drain cuts the pause short. It reports whether the
 // copy went out.
-func (s *Server) settle(h *Handler, d transport.Delivery, queue string, err error) bool {
+func (s *server) settle(h *eventHandler, d transport.Delivery, queue string, err error) bool {
 	if err != nil {
 		s.log.Error("hypha: could not republish the event; it goes back to its queue", "handler", h.name, "queue", queue, "error", err)
 		select {
@@ -211,7 +211,7 @@ func transient(err error) bool {
 // for a broadcast handler without reliable delivery, whose queue name changes
 // with every instance, one shared name without the identifier, so restarts
 // do not leave a durable queue behind each.
-func deadLetterQueue(h *Handler, service string) string {
+func deadLetterQueue(h *eventHandler, service string) string {
 	if h.handlerType == Broadcast && !h.reliable {
 		return DeadLetterQueueName(fmt.Sprintf("evt-%s-%s--%s.%s", h.source, h.eventType, service, h.name))
 	}

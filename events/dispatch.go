@@ -95,9 +95,6 @@ func NewDispatcher(conn transport.Broker, cfg DispatcherConfig) *Dispatcher {
 	return &Dispatcher{broker: conn, cfg: cfg, declaring: make(chan struct{}, 1)}
 }
 
-// Source is the service whose events d dispatches.
-func (d *Dispatcher) Source() string { return d.cfg.Source }
-
 // declare makes sure the source's exchange exists, once. A Dispatch that
 // finds another declaring waits for it only until its own ctx ends.
 func (d *Dispatcher) declare(ctx context.Context, exchange string) error {

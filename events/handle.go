@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/introspection"
 	"github.com/hypha-go/hypha/transport"
 )
 
@@ -53,9 +54,9 @@ func (t HandlerType) goName() string {
 	return fmt.Sprintf("events.HandlerType(%d)", int(t))
 }
 
-// Handler is a registered event handler: the entrypoint Handle adds to a
+// eventHandler is a registered event handler: the entrypoint Handle adds to a
 // service's registry.
-type Handler struct {
+type eventHandler struct {
 	name        string
 	source      string
 	eventType   string
@@ -70,59 +71,53 @@ type Handler struct {
 }
 
 // EntrypointName is the handler's name, which nameko puts in queue names.
-func (h *Handler) EntrypointName() string { return h.name }
+func (h *eventHandler) EntrypointName() string { return h.name }
 
 // Describe describes the handler: the events it handles and how.
-func (h *Handler) Describe() entrypoint.Description {
+func (h *eventHandler) Describe() entrypoint.Description {
 	return entrypoint.Description{Kind: entrypoint.KindEvent, Name: h.name, Detail: map[string]any{
 		"source": h.source, "event_type": h.eventType, "handler_type": h.handlerType.String(),
 		"reliable_delivery": h.reliable, "requeue_on_error": h.requeue,
 	}}
 }
 
-// Source is the service whose events the handler takes.
-func (h *Handler) Source() string { return h.source }
-
-// EventType is the type of event the handler takes.
-func (h *Handler) EventType() string { return h.eventType }
-
-// Type is the handler type: ServicePool, Singleton or Broadcast.
-func (h *Handler) Type() HandlerType { return h.handlerType }
-
-// Reliable reports whether the handler's queue outlives its consumers (see UnreliableDelivery).
-func (h *Handler) Reliable() bool { return h.reliable }
-
-// Requeues reports whether a failed event is retried before it is dead-lettered (see RequeueOnError).
-func (h *Handler) Requeues() bool { return h.requeue }
-
-// PayloadType is the type the event's payload is decoded into.
-func (h *Handler) PayloadType() reflect.Type { return h.payload }
+func init() {
+	introspection.Event = func(e any, service string) (introspection.Handler, bool) {
+		h, ok := e.(*eventHandler)
+		if !ok {
+			return introspection.Handler{}, false
+		}
+		return introspection.Handler{Name: h.name, Source: h.source, EventType: h.eventType,
+			HandlerType: h.handlerType.String(), Queue: h.queue(service).Name, Reliable: h.reliable,
+			RequeueOnError: h.requeue, Payload: h.payload}, true
+	}
+}
 
 // Option configures a handler registered with Handle; it prints as the call
 // that made it.
 type Option interface {
-	apply(*Handler)
+	apply(*eventHandler)
 	String() string
 }
 
 type option struct {
 	name string
-	fn   func(*Handler)
+	fn   func(*eventHandler)
 }
 
-func (o option) apply(h *Handler) { o.fn(h) }
-func (o option) String() string   { return o.name }
+func (o option) apply(h *eventHandler) { o.fn(h) }
+func (o option) String() string        { return o.name }
 
 // Type sets the handler type: ServicePool (the default), Singleton or Broadcast.
 func Type(t HandlerType) Option {
-	return option{"events.Type(" + t.goName() + ")", func(h *Handler) { h.handlerType = t }}
+	return option{"events.Type(" + t.goName() + ")", func(h *eventHandler) { h.handlerType = t }}
 }
 
 // BroadcastIdentifier names this instance's queue of a Broadcast handler. With
 // reliable delivery it must be stable across restarts (a host name, a pod
 // name), or events sent while the instance was down are lost with its old queue.
 func BroadcastIdentifier(id string) Option {
-	return option{fmt.Sprintf("events.BroadcastIdentifier(%q)", id), func(h *Handler) { h.identifier, h.stableID = id, true }}
+	return option{fmt.Sprintf("events.BroadcastIdentifier(%q)", id), func(h *eventHandler) { h.identifier, h.stableID = id, true }}
 }
 
 // UnreliableDelivery deletes the handler's queue when its last consumer leaves
@@ -130,15 +125,15 @@ func BroadcastIdentifier(id string) Option {
 // lost. Without it the queue is durable and kept, and those events wait for
 // the handler.
 func UnreliableDelivery() Option {
-	return option{"events.UnreliableDelivery()", func(h *Handler) { h.reliable = false }}
+	return option{"events.UnreliableDelivery()", func(h *eventHandler) { h.reliable = false }}
 }
 
 // RequeueOnError retries an event whose handler failed (nameko's
 // requeue_on_error=True), up to EVENTS.MAX_RETRIES times, each after a longer
-// delay (see RetryDelay), before dead-lettering it. Without it a failed event
+// delay (EVENTS.RETRY_DELAY), before dead-lettering it. Without it a failed event
 // goes to the dead-letter queue at once.
 func RequeueOnError() Option {
-	return option{"events.RequeueOnError()", func(h *Handler) { h.requeue = true }}
+	return option{"events.RequeueOnError()", func(h *eventHandler) { h.requeue = true }}
 }
 
 // Handle registers fn as the handler name of the service that owns r, for
@@ -148,7 +143,7 @@ func RequeueOnError() Option {
 // dead-letter queue. fn returning nil acks the event; an error (or a panic)
 // retries or dead-letters it, per RequeueOnError.
 func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string, fn func(context.Context, T) error, opts ...Option) {
-	h := &Handler{
+	h := &eventHandler{
 		name: name, source: sourceService, eventType: eventType, reliable: true,
 		identifier: strings.ReplaceAll(uuid.NewString(), "-", ""), // nameko: uuid4().hex
 		decode:     decodePayload[T],
@@ -165,7 +160,7 @@ func Handle[T any](r *entrypoint.Registry, name, sourceService, eventType string
 	r.Add(h)
 }
 
-func (h *Handler) validate(service string) error {
+func (h *eventHandler) validate(service string) error {
 	where := fmt.Sprintf("service %q: events.Handle(%q)", service, h.name)
 	switch {
 	case h.name == "" || h.source == "" || h.eventType == "":
@@ -181,13 +176,13 @@ func (h *Handler) validate(service string) error {
 	return nil
 }
 
-// Queue is the queue the handler of service consumes, named as nameko names
+// queue is the queue the handler of service consumes, named as nameko names
 // it, with the arguments that make the broker move an event the handler
 // rejects, whole, to the handler's dead-letter queue: x-dead-letter-exchange
 // "" (the default exchange) and x-dead-letter-routing-key "<queue>.dlq".
 // nameko declares the same queue without arguments; see
-// ServerConfig.NamekoQueues.
-func (h *Handler) Queue(service string) transport.Queue {
+// EVENTS.NAMEKO_QUEUES.
+func (h *eventHandler) queue(service string) transport.Queue {
 	q := h.namekoQueue(service)
 	q.Args = map[string]any{
 		"x-dead-letter-exchange":    "",
@@ -197,7 +192,7 @@ func (h *Handler) Queue(service string) transport.Queue {
 }
 
 // namekoQueue is the handler's queue as nameko declares it: no arguments.
-func (h *Handler) namekoQueue(service string) transport.Queue {
+func (h *eventHandler) namekoQueue(service string) transport.Queue {
 	base := fmt.Sprintf("evt-%s-%s", h.source, h.eventType)
 	q := transport.Queue{
 		Durable:    true,

@@ -12,6 +12,9 @@ import (
 // Plugin serves a service's event handlers, each on its own queue, the
 // framework's built-in kind entrypoint.KindEvent. The service's interceptors
 // (telemetry's, then the app's) wrap every handler run.
+//
+// A program that handles events without package framework calls
+// Plugin().Serve(&entrypoint.Service{...}) and then the server's Start.
 func Plugin() entrypoint.Plugin { return plugin{} }
 
 type plugin struct{}
@@ -19,12 +22,12 @@ type plugin struct{}
 func (plugin) Kind() entrypoint.Kind { return entrypoint.KindEvent }
 
 // Consumers is one queue per handler.
-func (plugin) Consumers(r *entrypoint.Registry) int { return len(entrypoint.Of[*Handler](r)) }
+func (plugin) Consumers(r *entrypoint.Registry) int { return len(entrypoint.Of[*eventHandler](r)) }
 
 // Serve builds the service's event server, with EVENTS' keys and
 // PARENT_CALLS_TRACKED; with metrics on, it counts dead-lettered events.
 func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
-	if len(entrypoint.Of[*Handler](s.Registry)) == 0 {
+	if len(entrypoint.Of[*eventHandler](s.Registry)) == 0 {
 		return nil, nil
 	}
 	var dead metric.Int64Counter
@@ -37,9 +40,9 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 		}
 	}
 	ev := s.Settings.Events
-	return NewServer(s.Broker, s.Registry, ServerConfig{
+	return newServer(s.Broker, s.Registry, serverConfig{
 		Service: s.Name, Pool: s.Pool, MaxRetries: ev.MaxRetries, Prefetches: s.Prefetches,
-		HandlerTimeout: ev.HandlerTimeout, RetryDelay: RetryDelay(ev.RetryDelay),
+		HandlerTimeout: ev.HandlerTimeout, RetryDelay: retryDelay(ev.RetryDelay),
 		ParentCallsTracked: s.Settings.ParentCallsTracked, Logger: s.Logger, Interceptors: s.Interceptors,
 		NamekoQueues: ev.NamekoQueues, OnDeadLetter: deadLetters(dead, s.Name),
 	}), nil

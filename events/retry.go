@@ -10,19 +10,19 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// Defaults for the zero fields of RetryDelay (EVENTS.RETRY_DELAY's), and its bound.
+// Defaults for the zero fields of retryDelay (EVENTS.RETRY_DELAY's), and its bound.
 const (
 	defaultRetryDelayInitial    = time.Second
 	defaultRetryDelayMultiplier = 2.0
 	defaultRetryDelayMax        = time.Minute
-	// MaxRetryDelay bounds RetryDelay.Max: a delay is a queue's
+	// maxRetryDelay bounds retryDelay.Max: a delay is a queue's
 	// x-message-ttl, in milliseconds.
-	MaxRetryDelay = 24 * time.Hour
+	maxRetryDelay = 24 * time.Hour
 	// retryJitter is the most a delay is lengthened by, as a fraction of it.
 	retryJitter = 0.2
 )
 
-// RetryDelay paces the retries of a failing event (RequeueOnError). The retry
+// retryDelay paces the retries of a failing event (RequeueOnError). The retry
 // after attempt n waits Initial·Multiplier^(n-1), lengthened by a jitter of up
 // to a fifth, and never longer than Max. A zero field means its default.
 //
@@ -35,18 +35,18 @@ const (
 // one handler's queue, drawn from its name, so that instances of a service
 // declare the same queues and the handlers of one event that fail together
 // retry apart.
-type RetryDelay struct {
+type retryDelay struct {
 	// Initial is the delay of the first retry; 1 s when zero.
 	Initial time.Duration
 	// Multiplier lengthens each next delay; 1 or more, 2 when zero.
 	Multiplier float64
-	// Max bounds every delay, jitter included; at most MaxRetryDelay,
+	// Max bounds every delay, jitter included; at most maxRetryDelay,
 	// 60 s when zero.
 	Max time.Duration
 }
 
 // validate reports a setting out of range, naming its config key.
-func (r RetryDelay) validate() error {
+func (r retryDelay) validate() error {
 	d := r.withDefaults()
 	var errs []error
 	if r.Initial < 0 {
@@ -55,15 +55,15 @@ func (r RetryDelay) validate() error {
 	if r.Multiplier < 0 || (r.Multiplier > 0 && r.Multiplier < 1) || math.IsNaN(r.Multiplier) || math.IsInf(r.Multiplier, 0) {
 		errs = append(errs, fmt.Errorf("hypha: EVENTS.RETRY_DELAY.MULTIPLIER: want a number >= 1, got %v", r.Multiplier))
 	}
-	if r.Max < 0 || d.Max > MaxRetryDelay {
-		errs = append(errs, fmt.Errorf("hypha: EVENTS.RETRY_DELAY.MAX: want a duration > 0 and at most %s, got %s", MaxRetryDelay, r.Max))
+	if r.Max < 0 || d.Max > maxRetryDelay {
+		errs = append(errs, fmt.Errorf("hypha: EVENTS.RETRY_DELAY.MAX: want a duration > 0 and at most %s, got %s", maxRetryDelay, r.Max))
 	} else if d.Max < d.Initial {
 		errs = append(errs, fmt.Errorf("hypha: EVENTS.RETRY_DELAY.MAX %s is under EVENTS.RETRY_DELAY.INITIAL %s", d.Max, d.Initial))
 	}
 	return errors.Join(errs...)
 }
 
-func (r RetryDelay) withDefaults() RetryDelay {
+func (r retryDelay) withDefaults() retryDelay {
 	if r.Initial <= 0 {
 		r.Initial = defaultRetryDelayInitial
 	}
@@ -76,9 +76,9 @@ func (r RetryDelay) withDefaults() RetryDelay {
 	return r
 }
 
-// Delay is how long the retry after attempt (1 for the first delivery) of an
+// delay is how long the retry after attempt (1 for the first delivery) of an
 // event from the handler's queue named queue waits, in whole milliseconds.
-func (r RetryDelay) Delay(queue string, attempt int) time.Duration {
+func (r retryDelay) delay(queue string, attempt int) time.Duration {
 	r = r.withDefaults()
 	h := fnv.New32a()
 	h.Write([]byte(queue))
@@ -90,12 +90,12 @@ func (r RetryDelay) Delay(queue string, attempt int) time.Duration {
 	return max(time.Duration(d).Round(time.Millisecond), time.Millisecond)
 }
 
-// Queue is the delay queue where the retry after attempt of an event from
+// queue is the delay queue where the retry after attempt of an event from
 // the handler's queue q waits: "<q>.retry.<milliseconds>", durable (for an
 // exclusive q, exclusive too, so that it goes with q), with x-message-ttl the
 // delay, dead-lettering to q through the default exchange.
-func (r RetryDelay) Queue(q transport.Queue, attempt int) transport.Queue {
-	d := r.Delay(q.Name, attempt)
+func (r retryDelay) queue(q transport.Queue, attempt int) transport.Queue {
+	d := r.delay(q.Name, attempt)
 	return transport.Queue{
 		Name:      fmt.Sprintf("%s.retry.%d", q.Name, d.Milliseconds()),
 		Durable:   q.Durable,

@@ -40,8 +40,8 @@ const (
 // "<queue>.dlq", durable.
 func DeadLetterQueueName(queue string) string { return queue + ".dlq" }
 
-// ServerConfig says how a service handles its events.
-type ServerConfig struct {
+// serverConfig says how a service handles its events.
+type serverConfig struct {
 	Service string
 	// Pool runs the handlers; the service's RPC methods share it.
 	Pool *worker.Pool
@@ -51,7 +51,7 @@ type ServerConfig struct {
 	MaxRetries int
 	// RetryDelay paces those retries (EVENTS.RETRY_DELAY); its zero fields
 	// are the defaults.
-	RetryDelay         RetryDelay
+	RetryDelay         retryDelay
 	ParentCallsTracked int
 	Logger             *slog.Logger
 	// Interceptors wrap every handler run, the first outermost.
@@ -64,41 +64,41 @@ type ServerConfig struct {
 	Prefetches []int
 	// NamekoQueues (EVENTS.NAMEKO_QUEUES) declares the handlers' queues
 	// exactly as nameko does, without the dead-letter arguments of
-	// Handler.Queue, for a fleet where nameko services consume them too
+	// eventHandler.queue, for a fleet where nameko services consume them too
 	// (RabbitMQ refuses to declare a queue again with other arguments).
 	// An event such a queue cannot hand over whole is then not kept whole.
 	NamekoQueues bool
 	// OnDeadLetter, when set, is called for each event dead-lettered, with
-	// how: DeadLetterCopy, DeadLetterWhole or DeadLetterRecord.
+	// how: deadLetterCopy, deadLetterWhole or deadLetterRecord.
 	OnDeadLetter func(handler, event, how string)
 }
 
 // prefetch is the prefetch of the i-th handler's queue.
-func (s *Server) prefetch(i int) int {
+func (s *server) prefetch(i int) int {
 	if i < len(s.cfg.Prefetches) {
 		return s.cfg.Prefetches[i]
 	}
 	return s.cfg.Pool.Size()
 }
 
-// Server consumes the queues of a service's event handlers.
-type Server struct {
+// server consumes the queues of a service's event handlers.
+type server struct {
 	broker    transport.Broker
-	cfg       ServerConfig
-	handlers  []*Handler
+	cfg       serverConfig
+	handlers  []*eventHandler
 	log       *slog.Logger
 	consumers []*entrypoint.Consumer
 	// whole says which handlers' queues the broker dead-letters rejected
 	// events of; written by Start before the first consumer starts, read
 	// only after.
-	whole map[*Handler]bool
+	whole map[*eventHandler]bool
 	// draining ends with Drain: it cuts short the pause before a requeue.
 	draining context.Context
 	drain    context.CancelFunc
 }
 
-// NewServer returns a server for the handlers registered in r.
-func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
+// newServer returns a server for the handlers registered in r.
+func newServer(broker transport.Broker, r *entrypoint.Registry, cfg serverConfig) *server {
 	if cfg.Pool == nil {
 		cfg.Pool = worker.NewPool(10)
 	}
@@ -108,16 +108,16 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = defaultHandlerTimeout
 	}
-	s := &Server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*Handler](r), log: cfg.Logger, whole: map[*Handler]bool{}}
+	s := &server{broker: broker, cfg: cfg, handlers: entrypoint.Of[*eventHandler](r), log: cfg.Logger, whole: map[*eventHandler]bool{}}
 	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
 }
 
 // Start declares each handler's exchange, its dead-letter queue, its queue
-// and binding (see Handler.Queue and declareQueue) and, with RequeueOnError,
-// its delay queues (see RetryDelay), and starts consuming with prefetch =
+// and binding (see eventHandler.queue and declareQueue) and, with RequeueOnError,
+// its delay queues (see retryDelay), and starts consuming with prefetch =
 // the pool's size.
-func (s *Server) Start(ctx context.Context) error {
+func (s *server) Start(ctx context.Context) error {
 	if err := s.cfg.RetryDelay.validate(); err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	for i, h := range s.handlers {
-		queue := h.Queue(s.cfg.Service).Name
+		queue := h.queue(s.cfg.Service).Name
 		c := entrypoint.NewConsumer(s.broker, entrypoint.ConsumerConfig{
 			Queue: queue, Pool: s.cfg.Pool, Prefetch: s.prefetch(i), Logger: s.log,
 			Label:  func(transport.Delivery) string { return s.cfg.Service + "." + h.name },
@@ -146,8 +146,8 @@ func (s *Server) Start(ctx context.Context) error {
 
 // declare declares a handler's exchange, its dead-letter queue, its queue
 // and its delay queues.
-func (s *Server) declare(ctx context.Context, h *Handler) error {
-	q := h.Queue(s.cfg.Service)
+func (s *server) declare(ctx context.Context, h *eventHandler) error {
+	q := h.queue(s.cfg.Service)
 	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: ExchangeName(h.source), Kind: transport.Topic, Durable: true}); err != nil {
 		return err
 	}
@@ -167,13 +167,13 @@ func (s *Server) declare(ctx context.Context, h *Handler) error {
 
 // declareDelays declares the delay queues the retries of a RequeueOnError
 // handler wait in: one per distinct delay up to MaxRetries.
-func (s *Server) declareDelays(ctx context.Context, h *Handler, q transport.Queue) error {
+func (s *server) declareDelays(ctx context.Context, h *eventHandler, q transport.Queue) error {
 	if !h.requeue {
 		return nil
 	}
 	declared := map[string]bool{}
 	for attempt := 1; attempt <= s.cfg.MaxRetries; attempt++ {
-		dq := s.cfg.RetryDelay.Queue(q, attempt)
+		dq := s.cfg.RetryDelay.queue(q, attempt)
 		if declared[dq.Name] {
 			continue
 		}
@@ -188,13 +188,13 @@ func (s *Server) declareDelays(ctx context.Context, h *Handler, q transport.Queu
 // Stop stops taking events (Drain), waits for running handlers (bounded by
 // ctx), then closes the consumers (Close); events not finished go back to
 // their queues.
-func (s *Server) Stop(ctx context.Context) error {
+func (s *server) Stop(ctx context.Context) error {
 	return errors.Join(s.Drain(ctx), s.cfg.Pool.Wait(ctx), s.Close())
 }
 
 // Drain stops taking new events; handlers already running go on, and events
 // received but not started go back to their queues.
-func (s *Server) Drain(ctx context.Context) error {
+func (s *server) Drain(ctx context.Context) error {
 	s.drain()
 	var errs []error
 	for _, c := range s.consumers {
@@ -204,7 +204,7 @@ func (s *Server) Drain(ctx context.Context) error {
 }
 
 // Close closes the consumers; unacked events go back to their queues.
-func (s *Server) Close() error {
+func (s *server) Close() error {
 	var errs []error
 	for _, c := range s.consumers {
 		errs = append(errs, c.Close())
@@ -216,7 +216,7 @@ func (s *Server) Close() error {
 // failure a retry or the dead-letter queue, published before the ack. A
 // panic outside the handler (decoding the payload, say) reaches the worker,
 // which refuses the event.
-func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transport.Delivery) {
+func (s *server) serve(ctx context.Context, h *eventHandler, queue string, d transport.Delivery) {
 	attempt := attemptOf(d.Headers)
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, h.name, uuid.NewString())
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HandlerTimeout)
@@ -266,7 +266,7 @@ func (s *Server) serve(ctx context.Context, h *Handler, queue string, d transpor
 	}
 }
 
-func (s *Server) run(ctx context.Context, h *Handler, payload any) (err error) {
+func (s *server) run(ctx context.Context, h *eventHandler, payload any) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "hypha: event handler panicked", "handler", h.name, "panic", p, "stack", string(debug.Stack()))

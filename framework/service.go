@@ -14,8 +14,9 @@ import (
 
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
+	"github.com/hypha-go/hypha/internal/introspection"
 	"github.com/hypha-go/hypha/internal/worker"
-	"github.com/hypha-go/hypha/introspect"
+	_ "github.com/hypha-go/hypha/introspect" // fills introspection.Register
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -278,7 +279,7 @@ func (rt *serviceRuntime) register(svc entrypoint.Registrar) error {
 	// Every service answers the built-in introspection method, one with
 	// only event handlers, timers or HTTP routes too, so every service has
 	// an RPC queue.
-	introspect.Register(reg)
+	introspection.Register(reg)
 	if err := reg.Err(); err != nil {
 		return err
 	}

@@ -17,15 +17,15 @@ import (
 	"github.com/hypha-go/hypha/transport/memory"
 )
 
-// EnvAMQPURI names the environment variable that, when set, makes Start run
+// envAMQPURI names the environment variable that, when set, makes Start run
 // services on that broker (say amqp://guest:guest@localhost:5672/hypha-test)
 // instead of the embedded one: the same tests then run as integration tests
 // against RabbitMQ. Give them a virtual host of their own: queues and
 // messages a test leaves there are seen by the next.
-const EnvAMQPURI = "HYPHA_TEST_AMQP_URI"
+const envAMQPURI = "HYPHA_TEST_AMQP_URI"
 
-// Timeout bounds starting and stopping an app, and the calls of its client.
-const Timeout = 10 * time.Second
+// timeout bounds starting and stopping an app, and the calls of its client.
+const timeout = 10 * time.Second
 
 // TB is the part of *testing.T and *testing.B the kit uses.
 type TB interface {
@@ -54,13 +54,17 @@ type App struct {
 
 // Start builds and starts an app of the given services on a broker of the
 // test's own: the embedded broker "memory://<test name>-<n>", or the one
-// EnvAMQPURI names. Logs are dropped and GRACE_PERIOD is 5 seconds unless
-// opts say otherwise (later options win). The app, its client and its
-// embedded broker are stopped when the test ends; a failure to stop fails
-// the test.
+// environment variable HYPHA_TEST_AMQP_URI names (say
+// amqp://guest:guest@localhost:5672/hypha-test: the same tests then run as
+// integration tests against RabbitMQ; give them a virtual host of their own,
+// since queues and messages a test leaves there are seen by the next).
+// Starting and stopping are bounded by 10 seconds. Logs are dropped and
+// GRACE_PERIOD is 5 seconds unless opts say otherwise (later options win).
+// The app, its client and its embedded broker are stopped when the test
+// ends; a failure to stop fails the test.
 func Start(t TB, opts ...framework.Option) *App {
 	t.Helper()
-	uri, name := os.Getenv(EnvAMQPURI), ""
+	uri, name := os.Getenv(envAMQPURI), ""
 	if uri == "" {
 		name = fmt.Sprintf("%s-%d", hostSafe(t.Name()), brokers.Add(1))
 		uri = memory.Scheme + "://" + name
@@ -69,7 +73,7 @@ func Start(t TB, opts ...framework.Option) *App {
 	a := &App{uri: uri, hub: &hub{}}
 	app := Run(t, uri, append(opts[:len(opts):len(opts)], framework.Interceptors(a.hub.intercept))...)
 	a.app = app
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// The client connects as the app does, with every key of its config.
 	var err error
@@ -78,7 +82,7 @@ func Start(t TB, opts ...framework.Option) *App {
 	}
 	t.Cleanup(func() { a.broker.Close() })
 	rc := rpc.ConfigFrom(app.Config().Settings)
-	rc.Owner, rc.Timeout = "hyphatest", Timeout
+	rc.Owner, rc.Timeout = "hyphatest", timeout
 	a.client = rpc.NewClient(a.broker, rc)
 	if err := a.client.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -108,7 +112,7 @@ func (a *App) URI() string { return a.uri }
 func (a *App) Framework() *framework.App { return a.app }
 
 // Proxy returns a proxy to service through the kit's client, as a program
-// outside the app would call it; calls time out after Timeout.
+// outside the app would call it; calls time out after 10 seconds.
 func (a *App) Proxy(service string) *rpc.Proxy { return a.client.Proxy(service) }
 
 // Dispatch dispatches an event of eventType from source, as that service

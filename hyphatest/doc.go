@@ -5,7 +5,7 @@
 // *testing.B).
 //
 //   - Start runs services on "memory://<test name>-<n>", a broker of the
-//     test's own, or on the broker EnvAMQPURI names, and stops them when
+//     test's own, or on the broker HYPHA_TEST_AMQP_URI names, and stops them when
 //     the test ends; App.Proxy calls them and App.Dispatch dispatches
 //     events to them.
 //   - ReplaceProxy and ReplaceDispatcher, options of framework.Service,
@@ -49,6 +49,6 @@
 //		}
 //	}
 //
-// With EnvAMQPURI set (HYPHA_TEST_AMQP_URI=amqp://guest:guest@localhost:5672/hypha-test),
+// With HYPHA_TEST_AMQP_URI set (say to amqp://guest:guest@localhost:5672/hypha-test),
 // the same tests run against RabbitMQ.
 package hyphatest

@@ -1,5 +1,5 @@
 // Package introspect describes a service's entrypoints on the wire: every
-// Hypha service answers the built-in RPC method rpc.IntrospectMethod
+// Hypha service answers the built-in RPC method Method
 // ("_hypha_introspect") with a Description of its RPC methods (names, docs,
 // JSON Schemas of their arguments and results, positional order, expected
 // errors), its event handlers (source, event type, handler type, queue), and
@@ -23,12 +23,17 @@ import (
 	"slices"
 
 	"github.com/hypha-go/hypha/entrypoint"
-	"github.com/hypha-go/hypha/events"
+	_ "github.com/hypha-go/hypha/events" // fills introspection.Event
+	"github.com/hypha-go/hypha/internal/introspection"
 	"github.com/hypha-go/hypha/rpc"
 )
 
-// Method is the name of the built-in method, rpc.IntrospectMethod.
-const Method = rpc.IntrospectMethod
+// Method is the name of the built-in method every Hypha service answers with
+// its description. It has no dot, since requests are routed by
+// "<service>.<method>"; rpc.Handle refuses the name.
+const Method = introspection.Method
+
+func init() { introspection.Register = func(r any) { register(r.(*entrypoint.Registry)) } }
 
 // ErrNotHypha matches Fetch's error when the service answered that it has no
 // introspection method: it is not a Hypha service (a nameko one, say).
@@ -112,60 +117,56 @@ func (d Description) Method(name string) (MethodInfo, bool) {
 func Describe(r *entrypoint.Registry) Description {
 	d := Description{Service: r.Service(), Methods: []MethodInfo{}, Handlers: []HandlerInfo{},
 		Entrypoints: []entrypoint.Description{}}
+	var raw []MethodInfo
 	for _, e := range r.Entrypoints() {
-		if e.EntrypointName() == Method {
-			if _, builtIn := e.(*rpc.Method); builtIn {
-				continue
-			}
+		m, isMethod := introspection.RPC(e)
+		if isMethod && m.Name == Method && !m.Raw {
+			continue // the built-in method
 		}
 		d.Entrypoints = append(d.Entrypoints, e.Describe())
-	}
-	for _, m := range entrypoint.Of[*rpc.Method](r) {
-		if m.EntrypointName() == Method {
-			continue
+		switch h, isHandler := introspection.Event(e, r.Service()); {
+		case isMethod && m.Raw:
+			raw = append(raw, methodInfo(m))
+		case isMethod:
+			d.Methods = append(d.Methods, methodInfo(m))
+		case isHandler:
+			d.Handlers = append(d.Handlers, HandlerInfo{
+				Name: h.Name, Source: h.Source, EventType: h.EventType, HandlerType: h.HandlerType,
+				Queue: h.Queue, Reliable: h.Reliable, RequeueOnError: h.RequeueOnError, Payload: schemaOf(h.Payload),
+			})
 		}
-		info := MethodInfo{Name: m.EntrypointName(), Doc: m.Doc(), Args: []Arg{},
-			Input: Schema(m.InputType()), Result: Schema(m.ResultType())}
-		for _, p := range m.Params() {
-			info.Args = append(info.Args, Arg{Name: p.Name, Required: p.Required, Type: p.Type.String()})
-		}
-		info.Errors = errorInfos(m.ExpectedErrors())
-		d.Methods = append(d.Methods, info)
 	}
-	for _, m := range entrypoint.Of[*rpc.RawMethod](r) {
-		d.Methods = append(d.Methods, MethodInfo{Name: m.EntrypointName(), Raw: true, Doc: m.Doc(), Args: []Arg{},
-			Errors: errorInfos(m.ExpectedErrors())})
-	}
-	for _, h := range entrypoint.Of[*events.Handler](r) {
-		d.Handlers = append(d.Handlers, HandlerInfo{
-			Name: h.EntrypointName(), Source: h.Source(), EventType: h.EventType(), HandlerType: h.Type().String(),
-			Queue: h.Queue(r.Service()).Name, Reliable: h.Reliable(), RequeueOnError: h.Requeues(),
-			Payload: Schema(h.PayloadType()),
-		})
-	}
+	d.Methods = append(d.Methods, raw...) // typed methods first, then raw ones
 	return d
 }
 
-// errorInfos are expected errors as their callers receive them.
-func errorInfos(errs []error) []ErrorInfo {
-	infos := []ErrorInfo{}
-	for _, e := range errs {
-		re := rpc.WireError(e)
-		infos = append(infos, ErrorInfo{ExcType: re.ExcType, ExcPath: re.ExcPath, Value: re.Value})
+// methodInfo describes an RPC method as its callers see it.
+func methodInfo(m introspection.RPCMethod) MethodInfo {
+	info := MethodInfo{Name: m.Name, Raw: m.Raw, Doc: m.Doc, Args: []Arg{}, Errors: []ErrorInfo{}}
+	if !m.Raw {
+		info.Input, info.Result = schemaOf(m.In), schemaOf(m.Out)
 	}
-	return infos
+	for _, p := range m.Params {
+		info.Args = append(info.Args, Arg{Name: p.Name, Required: p.Required, Type: p.Type.String()})
+	}
+	for _, e := range m.Expected {
+		excType, excPath, value := introspection.WireError(e)
+		info.Errors = append(info.Errors, ErrorInfo{ExcType: excType, ExcPath: excPath, Value: value})
+	}
+	return info
 }
 
-// Register adds the built-in method to r, answering with the description of
-// what r holds now, described and encoded once. The framework calls it for
-// every service after the service registered its entrypoints.
-func Register(r *entrypoint.Registry) {
+// register adds the built-in method to r, answering with the description of
+// what r holds now, described and encoded once. The framework calls it, as
+// introspection.Register, for every service after the service registered
+// its entrypoints.
+func register(r *entrypoint.Registry) {
 	body, err := json.Marshal(Describe(r))
 	if err != nil { // a schema holds only JSON values: this cannot happen
 		r.Fail(fmt.Errorf("service %q: describing it: %w", r.Service(), err))
 		return
 	}
-	rpc.HandleIntrospection(r, func(context.Context, struct{}) (json.RawMessage, error) { return body, nil })
+	introspection.Handle(r, body)
 }
 
 // Fetch asks the service behind p for its description. A service that

@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// Schema is a JSON Schema (draft 2020-12) of a Go type as encoding/json
+// schemaOf is a JSON Schema (draft 2020-12) of a Go type as encoding/json
 // encodes and decodes it: structs are objects whose properties are the
 // fields' JSON names (embedded structs flattened), pointers may be null, a
 // type that encodes itself is left open ({}), and a recursive type refers to
 // its own definition in $defs.
-func Schema(t reflect.Type) map[string]any {
+func schemaOf(t reflect.Type) map[string]any {
 	g := &schemaGen{defs: map[string]map[string]any{}, onStack: map[reflect.Type]bool{}, wanted: map[reflect.Type]bool{}}
 	s := g.schema(t)
 	for len(g.pending) > 0 {

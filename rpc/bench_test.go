@@ -192,7 +192,7 @@ func sdkMetrics(tb testing.TB) ([]entrypoint.Interceptor, []entrypoint.Intercept
 	return []entrypoint.Interceptor{metrics}, []entrypoint.Interceptor{metrics}
 }
 
-// hyphaCaller serves add with an rpc.Server and calls it through a standalone
+// hyphaCaller serves add with the rpc server and calls it through a standalone
 // client, with the interceptors setUp returns (none when nil).
 func hyphaCaller(setUp benchTelemetry) func(tb testing.TB, service string) func(ctx context.Context) error {
 	return func(tb testing.TB, service string) func(ctx context.Context) error {

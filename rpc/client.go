@@ -63,7 +63,7 @@ type Config struct {
 	// By default such a request is sent again after the reconnect, as
 	// nameko's publisher does, with the same message id and correlation id,
 	// so that a Hypha server drops the copy when the first one reached it
-	// (per instance: see Server).
+	// (per instance: see Plugin).
 	NoResend bool
 	// MaxInFlight bounds the calls waiting for their reply at once; a call
 	// over it fails at once with ErrTooManyCalls. 65,536 (RPC_MAX_IN_FLIGHT's

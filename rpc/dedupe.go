@@ -123,7 +123,7 @@ func (s *seenRequests) size() int {
 // here before, it waits for that run: if that one answered, d is a
 // duplicate, acked and dropped; if it was abandoned, d runs instead. It
 // returns false when it settled d itself.
-func (s *Server) claim(ctx context.Context, d transport.Delivery, call *CallInfo) (*seenRun, bool) {
+func (s *server) claim(ctx context.Context, d transport.Delivery, call *CallInfo) (*seenRun, bool) {
 	key := requestKey(d)
 	var expiry <-chan time.Time
 	for {
@@ -155,7 +155,7 @@ func (s *Server) claim(ctx context.Context, d transport.Delivery, call *CallInfo
 
 // duplicate acks and drops a copy of a request this instance already
 // answered: logged at debug, counted through OnDuplicate.
-func (s *Server) duplicate(d transport.Delivery, call *CallInfo) {
+func (s *server) duplicate(d transport.Delivery, call *CallInfo) {
 	s.log.Debug("hypha: dropping a copy of a request already answered", "method", call.Method,
 		"message_id", d.MessageID, "correlation_id", d.CorrelationID, "redelivered", d.Redelivered)
 	if s.cfg.OnDuplicate != nil {

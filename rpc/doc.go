@@ -28,7 +28,7 @@
 // Config.NoResend, and the call is not made through Proxy.Idempotent), and a
 // server drops the copies of a request it has already answered.
 //
-// Server runs a service's methods and Client makes its calls; package
+// Plugin serves a service's methods and Client makes its calls; package
 // framework builds both for every service. Dial connects a standalone client
 // with config's defaults; NewClient runs one on a connection of one's own,
 // such as transport/dial's Open makes from the loaded config.

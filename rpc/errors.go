@@ -203,10 +203,6 @@ func (e contextDataError) Is(target error) bool {
 // and ExcArgs are optional.
 type excTyper interface{ ExcType() string }
 
-// WireError returns err as the RemoteError a caller receives when a method
-// returns it: its exc_type, exc_path, exc_args and value.
-func WireError(err error) *RemoteError { return toRemote(err) }
-
 // toRemote describes err as the wire error a caller receives. An error that
 // joins several goes out under the exc_type of the first one that names one
 // (as errors.As finds it), with the joined text, every line intact, as value.

@@ -116,7 +116,7 @@ func TestContextDataOutOfBoundsIsMalformedRequest(t *testing.T) {
 		contextDataError{service: "users", method: "get", err: cause},
 		fmt.Errorf("hypha: event orders.order_created: %w: carry less context data", cause),
 	} {
-		re := WireError(fmt.Errorf("notifying: %w", err))
+		re := toRemote(fmt.Errorf("notifying: %w", err))
 		if re.ExcType != "MalformedRequest" || re.ExcPath != "nameko.exceptions.MalformedRequest" ||
 			!strings.Contains(re.Value, "contextdata.MaxSize") {
 			t.Errorf("%v on the wire: %+v; want MalformedRequest naming contextdata.MaxSize", err, re)

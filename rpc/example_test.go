@@ -120,10 +120,10 @@ func ExampleNewError() {
 	// NoSuchUser github.com/hypha-go/hypha/rpc_test.NoSuchUser
 }
 
-// A registered Method tells what it takes and what it may return, in the
-// order a positional call fills its arguments; package introspect builds a
-// service's description from it.
-func ExampleMethod_Params() {
+// A registered method describes what it takes and what it may return, in
+// the order a positional call fills its arguments; package introspect builds
+// a service's description from it.
+func ExampleHandle_describe() {
 	r := entrypoint.NewRegistry("users_example")
 	rpc.Handle(r, "rename", func(context.Context, struct {
 		ID    int     `json:"id"`
@@ -132,19 +132,18 @@ func ExampleMethod_Params() {
 	}) (bool, error) {
 		return true, nil
 	}, rpc.Expected(ErrNoSuchUser))
-	m := entrypoint.Of[*rpc.Method](r)[0]
-	for _, p := range m.Params() {
-		fmt.Println(p.Name, p.Type, p.Required)
+	d := r.Entrypoints()[0].Describe()
+	for _, a := range d.Detail["args"].([]any) {
+		p := a.(map[string]any)
+		fmt.Println(p["name"], p["type"], p["required"])
 	}
-	fmt.Println("result:", m.ResultType())
-	for _, err := range m.ExpectedErrors() {
-		fmt.Println("raises:", rpc.WireError(err).ExcType)
+	for _, e := range d.Detail["errors"].([]any) {
+		fmt.Println("raises:", e.(map[string]any)["exc_type"])
 	}
 	// Output:
 	// id int true
 	// name string true
 	// title *string false
-	// result: bool
 	// raises: NoSuchUser
 }
 

@@ -2,17 +2,19 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 
 	"github.com/hypha-go/hypha/entrypoint"
+	"github.com/hypha-go/hypha/internal/introspection"
 )
 
-// Method is a registered RPC method: the entrypoint rpc.Handle adds to a
+// rpcMethod is a registered RPC method: the entrypoint rpc.Handle adds to a
 // service's registry.
-type Method struct {
+type rpcMethod struct {
 	name     string
 	doc      string
 	expected []error
@@ -22,16 +24,13 @@ type Method struct {
 }
 
 // EntrypointName is the method's name on the wire: "<service>.<name>" is its routing key.
-func (m *Method) EntrypointName() string { return m.name }
-
-// Doc is the method's description, from the Doc option.
-func (m *Method) Doc() string { return m.doc }
+func (m *rpcMethod) EntrypointName() string { return m.name }
 
 // Describe describes the method: its arguments in positional order and the
 // errors it declared with Expected.
-func (m *Method) Describe() entrypoint.Description {
+func (m *rpcMethod) Describe() entrypoint.Description {
 	args := []any{}
-	for _, p := range m.Params() {
+	for _, p := range m.params() {
 		args = append(args, map[string]any{"name": p.Name, "required": p.Required, "type": p.Type.String()})
 	}
 	return entrypoint.Description{Kind: entrypoint.KindRPC, Name: m.name, Doc: m.doc,
@@ -42,45 +41,29 @@ func (m *Method) Describe() entrypoint.Description {
 func describeErrors(errs []error) []any {
 	out := []any{}
 	for _, e := range errs {
-		re := WireError(e)
+		re := toRemote(e)
 		out = append(out, map[string]any{"exc_type": re.ExcType, "exc_path": re.ExcPath})
 	}
 	return out
 }
 
-// Param is one argument of a method: a field of its input struct.
-type Param struct {
-	Name     string       // the argument's name, the field's JSON name
-	Required bool         // neither a pointer nor tagged omitempty or omitzero
-	Type     reflect.Type // the field's type
-}
-
-// Params lists the method's arguments in positional order: a positional
+// params lists the method's arguments in positional order: a positional
 // call fills them in this order.
-func (m *Method) Params() []Param {
-	out := make([]Param, len(m.binder.fields))
+func (m *rpcMethod) params() []introspection.Param {
+	out := make([]introspection.Param, len(m.binder.fields))
 	st := m.binder.typ
 	if st.Kind() == reflect.Pointer {
 		st = st.Elem()
 	}
 	for i, f := range m.binder.fields {
-		out[i] = Param{Name: f.name, Required: f.required, Type: st.FieldByIndex(f.index).Type}
+		out[i] = introspection.Param{Name: f.name, Required: f.required, Type: st.FieldByIndex(f.index).Type}
 	}
 	return out
 }
 
-// InputType is the type the method's arguments are decoded into.
-func (m *Method) InputType() reflect.Type { return m.binder.typ }
-
-// ResultType is the type of the method's result.
-func (m *Method) ResultType() reflect.Type { return m.out }
-
-// ExpectedErrors are the errors the method declared with Expected, in order.
-func (m *Method) ExpectedErrors() []error { return append([]error(nil), m.expected...) }
-
-// IsExpected reports whether err is one of the errors the method declared with
+// isExpected reports whether err is one of the errors the method declared with
 // Expected: part of its contract, logged at info rather than as a failure.
-func (m *Method) IsExpected(err error) bool {
+func (m *rpcMethod) isExpected(err error) bool {
 	for _, e := range m.expected {
 		if errors.Is(err, e) {
 			return true
@@ -92,21 +75,21 @@ func (m *Method) IsExpected(err error) bool {
 // Option configures a method registered with Handle or HandleRaw; it prints
 // as the call that made it.
 type Option interface {
-	apply(*Method)
+	apply(*rpcMethod)
 	String() string
 }
 
 type option struct {
 	name string
-	fn   func(*Method)
+	fn   func(*rpcMethod)
 }
 
-func (o option) apply(m *Method) { o.fn(m) }
-func (o option) String() string  { return o.name }
+func (o option) apply(m *rpcMethod) { o.fn(m) }
+func (o option) String() string     { return o.name }
 
 // Doc describes the method for people and tools.
 func Doc(text string) Option {
-	return option{fmt.Sprintf("rpc.Doc(%q)", text), func(m *Method) { m.doc = text }}
+	return option{fmt.Sprintf("rpc.Doc(%q)", text), func(m *rpcMethod) { m.doc = text }}
 }
 
 // Expected declares errors that are part of the method's contract (matched
@@ -115,7 +98,7 @@ func Doc(text string) Option {
 // them as a RemoteError, unredacted, but they are logged at info and are not
 // failures in traces and metrics.
 func Expected(errs ...error) Option {
-	return option{"rpc.Expected(" + errorList(errs) + ")", func(m *Method) { m.expected = append(m.expected, errs...) }}
+	return option{"rpc.Expected(" + errorList(errs) + ")", func(m *rpcMethod) { m.expected = append(m.expected, errs...) }}
 }
 
 // errorList quotes the messages of errs, comma-separated, for an option's String.
@@ -141,9 +124,10 @@ func errorList(errs []error) string {
 // An In that no call could fill (not a struct, no exported field, a field of
 // a type JSON cannot decode into such as a channel or func, or two fields with
 // one JSON name) fails the registry (Registry.Fail), naming the problem, and
-// so does the name IntrospectMethod, which is reserved.
+// so does the name "_hypha_introspect", which is reserved for the method
+// every Hypha service answers with its description (see package introspect).
 func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...Option) {
-	if name == IntrospectMethod {
+	if name == introspection.Method {
 		r.Fail(fmt.Errorf("service %q: rpc.Handle(%q): the name is reserved for the method every Hypha service answers "+
 			"with its description: give the method another name", r.Service(), name))
 		return
@@ -151,15 +135,35 @@ func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Co
 	handle(r, name, fn, opts...)
 }
 
-// IntrospectMethod is the built-in method every Hypha service answers with
-// a description of its entrypoints (see package introspect). It has no dot,
-// since requests are routed by "<service>.<method>"; Handle refuses the name.
-const IntrospectMethod = "_hypha_introspect"
+func init() {
+	introspection.RPC = describeMethod
+	introspection.WireError = func(err error) (string, string, string) {
+		re := toRemote(err)
+		return re.ExcType, re.ExcPath, re.Value
+	}
+	introspection.Handle = handleIntrospection
+}
 
-// HandleIntrospection registers fn as the service's IntrospectMethod; the
-// framework does so for every service, so a service never needs to.
-func HandleIntrospection[Out any](r *entrypoint.Registry, fn func(context.Context, struct{}) (Out, error)) {
-	handle(r, IntrospectMethod, fn, Doc("Describes the service's RPC methods and event handlers."))
+// handleIntrospection registers the built-in method on r (an
+// *entrypoint.Registry), answering with body; the framework does so for
+// every service, through package introspect.
+func handleIntrospection(r any, body []byte) {
+	handle(r.(*entrypoint.Registry), introspection.Method, func(context.Context, struct{}) (json.RawMessage, error) {
+		return body, nil
+	}, Doc("Describes the service's RPC methods and event handlers."))
+}
+
+// describeMethod is what e says of itself, when it is a typed or raw method.
+func describeMethod(e any) (introspection.RPCMethod, bool) {
+	switch m := e.(type) {
+	case *rpcMethod:
+		return introspection.RPCMethod{Name: m.name, Doc: m.doc, Params: m.params(), In: m.binder.typ, Out: m.out,
+			Expected: append([]error(nil), m.expected...)}, true
+	case *rawMethod:
+		return introspection.RPCMethod{Name: m.name, Doc: m.method.doc, Raw: true,
+			Expected: append([]error(nil), m.method.expected...)}, true
+	}
+	return introspection.RPCMethod{}, false
 }
 
 func handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...Option) {
@@ -172,7 +176,7 @@ func handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Co
 		r.Fail(fmt.Errorf("service %q: rpc.Handle needs a method name", r.Service()))
 		return
 	}
-	m := &Method{
+	m := &rpcMethod{
 		name:   name,
 		binder: b,
 		out:    reflect.TypeFor[Out](),

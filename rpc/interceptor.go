@@ -56,18 +56,18 @@ type CallInfo struct {
 	// client a value other than a json.RawMessage is encoded as JSON.
 	Result any
 
-	method  *Method   // server side only
-	started time.Time // client side only
+	method  *rpcMethod // server side only
+	started time.Time  // client side only
 }
 
 // expectedErrorHeader marks a reply whose error the method declared with
 // Expected, so that the caller's telemetry can tell it from a failure.
 const expectedErrorHeader = "x-hypha-expected-error"
 
-// ReplyIsExpectedError reports whether the reply to a call carried an error
+// replyIsExpectedError reports whether the reply to a call carried an error
 // that the called Hypha method declared with Expected. It is false for
 // successes, unexpected errors and replies from services that do not say.
-func (c *CallInfo) ReplyIsExpectedError() bool {
+func (c *CallInfo) replyIsExpectedError() bool {
 	v, _ := c.ReplyHeaders[expectedErrorHeader].(bool)
 	return v
 }
@@ -75,7 +75,7 @@ func (c *CallInfo) ReplyIsExpectedError() bool {
 // IsExpected reports whether err is one the called method declared with
 // Expected. It is always false on the client side.
 func (c *CallInfo) IsExpected(err error) bool {
-	return c.method != nil && c.method.IsExpected(err)
+	return c.method != nil && c.method.isExpected(err)
 }
 
 // Relayed reports whether err, which the method of a server-side call
@@ -94,7 +94,7 @@ func (c *CallInfo) serverCall() *entrypoint.Call {
 // clientCall is the entrypoint.Call of an outgoing call.
 func (c *CallInfo) clientCall() *entrypoint.Call {
 	return &entrypoint.Call{Kind: entrypoint.KindRPC, Client: true, Service: c.Service, Name: c.Method,
-		Headers: c.Headers, Spec: c, Expected: func(error) bool { return c.ReplyIsExpectedError() }}
+		Headers: c.Headers, Spec: c, Expected: func(error) bool { return c.replyIsExpectedError() }}
 }
 
 // ExcType names err as a caller sees it: the exc_type of a *RemoteError, or

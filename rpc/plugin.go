@@ -12,7 +12,14 @@ import (
 
 // Plugin serves a service's RPC methods, typed and raw, on its request queue
 // "rpc-<service>", the framework's built-in kind entrypoint.KindRPC. The
-// service's interceptors (telemetry's, then the app's) wrap every call.
+// service's interceptors (telemetry's, then the app's) wrap every call. Each
+// server remembers the requests it has started (by message id and
+// correlation id, until their deadline, at most 5 minutes and 100,000
+// requests) and acks and drops a copy of one it answered; that record is the
+// instance's own.
+//
+// A program that serves RPC without package framework calls
+// Plugin().Serve(&entrypoint.Service{...}) and then the server's Start.
 func Plugin() entrypoint.Plugin { return plugin{} }
 
 type plugin struct{}
@@ -47,7 +54,7 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 		prefetch = s.Prefetches[0]
 	}
 	methods := label.NewSet(0, names...)
-	return NewServer(s.Broker, s.Registry, ServerConfig{
+	return newServer(s.Broker, s.Registry, serverConfig{
 		Service: s.Name, Exchange: s.Settings.RPCExchange, Pool: s.Pool, Prefetch: prefetch,
 		ParentCallsTracked: s.Settings.ParentCallsTracked, Logger: s.Logger, Interceptors: s.Interceptors,
 		OnExpired: c.expiredCalls(s.Name, methods), OnDuplicate: c.duplicateCalls(s.Name, methods),
@@ -58,10 +65,10 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 // methodNames are the names of the RPC methods in r, raw ones included.
 func methodNames(r *entrypoint.Registry) []string {
 	var names []string
-	for _, m := range entrypoint.Of[*Method](r) {
+	for _, m := range entrypoint.Of[*rpcMethod](r) {
 		names = append(names, m.EntrypointName())
 	}
-	for _, m := range entrypoint.Of[*RawMethod](r) {
+	for _, m := range entrypoint.Of[*rawMethod](r) {
 		names = append(names, m.EntrypointName())
 	}
 	return names

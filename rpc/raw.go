@@ -14,52 +14,44 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// MaxRawRequeues bounds how often a raw method can put one request back on
+// maxRawRequeues bounds how often a raw method can put one request back on
 // its queue with RawReply.Reject(true): the request that would be requeued
 // once more gets an error reply (exc_type "RequeueLimitError") instead.
-const MaxRawRequeues = 5
+const maxRawRequeues = 5
 
-// RequeuesHeader counts how often a raw request was put back on its queue.
-const RequeuesHeader = "x-hypha-requeues"
+// requeuesHeader counts how often a raw request was put back on its queue.
+const requeuesHeader = "x-hypha-requeues"
 
 // ErrAnswered is returned by a RawReply method called after the request was
 // answered (Reply, Error) or rejected (Reject).
 var ErrAnswered = errors.New("hypha: raw call already answered")
 
-// The exc_type and exc_path of the error a request requeued MaxRawRequeues
+// The exc_type and exc_path of the error a request requeued maxRawRequeues
 // times gets.
 const (
 	requeueLimitExcType = "RequeueLimitError"
 	requeueLimitExcPath = "github.com/hypha-go/hypha/rpc." + requeueLimitExcType
 )
 
-// RawFunc is a raw RPC method: it reads the request as it came and answers
-// through reply. When it returns without having answered, its error is the
-// reply, as a typed method's is, or a null result when it returns nil.
-type RawFunc func(ctx context.Context, req *RawRequest, reply *RawReply) error
+// rawFunc is a raw RPC method, as HandleRaw takes it.
+type rawFunc = func(ctx context.Context, req *RawRequest, reply *RawReply) error
 
-// RawMethod is a registered raw RPC method: the entrypoint HandleRaw adds to
+// rawMethod is a registered raw RPC method: the entrypoint HandleRaw adds to
 // a service's registry.
-type RawMethod struct {
+type rawMethod struct {
 	name   string
-	method *Method // its name, Doc and Expected
-	fn     RawFunc
+	method *rpcMethod // its name, Doc and Expected
+	fn     rawFunc
 }
 
 // EntrypointName is the method's name on the wire: "<service>.<name>" is its routing key.
-func (m *RawMethod) EntrypointName() string { return m.name }
-
-// Doc is the method's description, from the Doc option.
-func (m *RawMethod) Doc() string { return m.method.doc }
+func (m *rawMethod) EntrypointName() string { return m.name }
 
 // Describe describes the method: raw, and the errors it declared with Expected.
-func (m *RawMethod) Describe() entrypoint.Description {
+func (m *rawMethod) Describe() entrypoint.Description {
 	return entrypoint.Description{Kind: entrypoint.KindRPC, Name: m.name, Doc: m.method.doc,
 		Detail: map[string]any{"raw": true, "errors": describeErrors(m.method.expected)}}
 }
-
-// ExpectedErrors are the errors declared with Expected, for introspection.
-func (m *RawMethod) ExpectedErrors() []error { return m.method.ExpectedErrors() }
 
 // RawRequest is a request to a raw method, as it came.
 type RawRequest struct {
@@ -90,22 +82,26 @@ type RawRequest struct {
 // earlier with RawReply.Ack; a request acked early is not cancelled when the
 // connection drops, since it will not come again (a stop's grace period
 // still ends it).
-func HandleRaw(r *entrypoint.Registry, name string, fn RawFunc, opts ...Option) {
+//
+// fn reads the request as it came and answers through reply. When it returns
+// without having answered, its error is the reply, as a typed method's is,
+// or a null result when it returns nil.
+func HandleRaw(r *entrypoint.Registry, name string, fn func(ctx context.Context, req *RawRequest, reply *RawReply) error, opts ...Option) {
 	if name == "" || fn == nil {
 		r.Fail(fmt.Errorf("service %q: rpc.HandleRaw needs a method name and a function", r.Service()))
 		return
 	}
-	m := &Method{name: name}
+	m := &rpcMethod{name: name}
 	for _, o := range opts {
 		o.apply(m)
 	}
-	r.Add(&RawMethod{name: name, method: m, fn: fn})
+	r.Add(&rawMethod{name: name, method: m, fn: fn})
 }
 
 // RawReply answers one raw request. Its methods are safe for concurrent
 // use; after Reply, Error or Reject the others return ErrAnswered.
 type RawReply struct {
-	s    *Server
+	s    *server
 	d    transport.Delivery
 	call *CallInfo
 
@@ -165,9 +161,10 @@ func (r *RawReply) Ack() error {
 
 // Reject gives the request up without answering it. With requeue it goes
 // back to the service's queue, to this instance or another, counted in
-// RequeuesHeader; the MaxRawRequeues+1-th time it gets an error reply
-// instead. Without requeue it is dropped: a caller waiting for it times out.
-// A request acked already cannot be rejected.
+// its x-hypha-requeues header (RawRequest.Requeues); the 6th time it gets
+// an error reply (exc_type "RequeueLimitError") instead. Without requeue it
+// is dropped: a caller waiting for it times out. A request acked already
+// cannot be rejected.
 func (r *RawReply) Reject(requeue bool) error {
 	r.mu.Lock()
 	if r.answered {
@@ -178,9 +175,9 @@ func (r *RawReply) Reject(requeue bool) error {
 		r.mu.Unlock()
 		return fmt.Errorf("hypha: rpc %s: Reject after Ack: the request was acked already", r.call.Method)
 	}
-	if requeue && requeuesOf(r.d.Headers) >= MaxRawRequeues {
+	if requeue && requeuesOf(r.d.Headers) >= maxRawRequeues {
 		r.mu.Unlock()
-		msg := fmt.Sprintf("request requeued %d times (rpc.MaxRawRequeues); giving up", MaxRawRequeues)
+		msg := fmt.Sprintf("request requeued %d times (rpc.MaxRawRequeues); giving up", maxRawRequeues)
 		r.s.log.Warn("hypha: raw call requeued too often; answering with an error", "method", r.call.Method,
 			"correlation_id", r.d.CorrelationID)
 		body, _ := encodeReply(nil, &RemoteError{ExcType: requeueLimitExcType, ExcPath: requeueLimitExcPath,
@@ -229,7 +226,7 @@ func (r *RawReply) done() (answered, acked bool) {
 
 // serveRaw runs a raw method on a request: fn inside the interceptors, then
 // the reply fn did not send itself.
-func (s *Server) serveRaw(ctx context.Context, d transport.Delivery, call *CallInfo, m *RawMethod) {
+func (s *server) serveRaw(ctx context.Context, d transport.Delivery, call *CallInfo, m *rawMethod) {
 	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
 	ctx, st := withCallState(ctx)
@@ -264,13 +261,13 @@ func (s *Server) serveRaw(ctx context.Context, d transport.Delivery, call *CallI
 // requeueRaw puts a raw request back on the service's queue with its
 // requeue count raised, then acks this delivery; a request whose caller's
 // deadline has passed is dropped instead.
-func (s *Server) requeueRaw(d transport.Delivery, call *CallInfo) error {
+func (s *server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 	msg := d.Message
 	msg.Headers = make(map[string]any, len(d.Headers)+1)
 	for k, v := range d.Headers {
 		msg.Headers[k] = v
 	}
-	msg.Headers[RequeuesHeader] = int64(requeuesOf(d.Headers) + 1)
+	msg.Headers[requeuesHeader] = int64(requeuesOf(d.Headers) + 1)
 	msg.Expiration = 0
 	if !call.Deadline.IsZero() {
 		left := time.Until(call.Deadline)
@@ -289,8 +286,8 @@ func (s *Server) requeueRaw(d transport.Delivery, call *CallInfo) error {
 	return d.Ack()
 }
 
-// requeuesOf reads RequeuesHeader, whatever number type it arrived as (see
+// requeuesOf reads requeuesHeader, whatever number type it arrived as (see
 // worker.HeaderCount).
 func requeuesOf(headers map[string]any) int {
-	return worker.HeaderCount(headers[RequeuesHeader])
+	return worker.HeaderCount(headers[requeuesHeader])
 }

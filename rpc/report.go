@@ -114,7 +114,7 @@ func isAbandoned(err error) bool {
 // false: a raw method acked the request early, so no run follows). A
 // failover thus logs at one level, and no reply of a run that failed with
 // it can race the run that follows.
-func (s *Server) report(ctx context.Context, d transport.Delivery, call *CallInfo, st *callState, err error, requeue bool) error {
+func (s *server) report(ctx context.Context, d transport.Delivery, call *CallInfo, st *callState, err error, requeue bool) error {
 	if err == nil {
 		return nil
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/hypha-go/hypha/transport"
 )
 
-// ServerConfig says how a service serves its RPC methods.
-type ServerConfig struct {
+// serverConfig says how a service serves its RPC methods.
+type serverConfig struct {
 	Service  string // the service name: its queue is "rpc-<Service>"
 	Exchange string // DefaultExchange when empty
 	// Pool runs the workers; it bounds concurrent calls and sets the prefetch.
@@ -53,18 +53,18 @@ type ServerConfig struct {
 	Logger       *slog.Logger
 }
 
-// Server consumes a service's request queue and answers each call. It
+// server consumes a service's request queue and answers each call. It
 // remembers the requests it has started (by message id and correlation id,
 // until their deadline, at most 5 minutes and 100,000 requests) and acks and
 // drops a copy of one it answered: a request its caller sent again after a
 // lost connection, or one redelivered after its ack was lost. That record is
 // this instance's own: a copy that another instance of the service takes
 // runs there.
-type Server struct {
+type server struct {
 	broker   transport.Broker
-	cfg      ServerConfig
-	methods  map[string]*Method
-	raw      map[string]*RawMethod
+	cfg      serverConfig
+	methods  map[string]*rpcMethod
+	raw      map[string]*rawMethod
 	log      *slog.Logger
 	consumer *entrypoint.Consumer
 	// seen remembers the requests started here, to drop their copies.
@@ -88,8 +88,8 @@ func (e *everySecond) allow() bool {
 // QueueName is the request queue of a service: "rpc-<service>".
 func QueueName(service string) string { return "rpc-" + service }
 
-// NewServer returns a server for the methods registered in r.
-func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig) *Server {
+// newServer returns a server for the methods registered in r.
+func newServer(broker transport.Broker, r *entrypoint.Registry, cfg serverConfig) *server {
 	if cfg.Exchange == "" {
 		cfg.Exchange = DefaultExchange
 	}
@@ -99,12 +99,12 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{broker: broker, cfg: cfg, methods: map[string]*Method{}, raw: map[string]*RawMethod{}, log: cfg.Logger,
+	s := &server{broker: broker, cfg: cfg, methods: map[string]*rpcMethod{}, raw: map[string]*rawMethod{}, log: cfg.Logger,
 		seen: newSeenRequests(dedupeLimit, dedupeWindow)}
-	for _, m := range entrypoint.Of[*Method](r) {
+	for _, m := range entrypoint.Of[*rpcMethod](r) {
 		s.methods[m.name] = m
 	}
-	for _, m := range entrypoint.Of[*RawMethod](r) {
+	for _, m := range entrypoint.Of[*rawMethod](r) {
 		s.raw[m.name] = m
 	}
 	s.consumer = entrypoint.NewConsumer(broker, entrypoint.ConsumerConfig{
@@ -117,7 +117,7 @@ func NewServer(broker transport.Broker, r *entrypoint.Registry, cfg ServerConfig
 
 // Start declares the exchange and the service's queue, bound with
 // "<service>.*", and starts consuming with prefetch = the pool's size.
-func (s *Server) Start(ctx context.Context) error {
+func (s *server) Start(ctx context.Context) error {
 	if err := s.broker.DeclareExchange(ctx, transport.Exchange{Name: s.cfg.Exchange, Kind: transport.Topic, Durable: true}); err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (s *Server) Start(ctx context.Context) error {
 // Stop stops taking calls (Drain), waits for running workers to reply
 // (bounded by ctx), then closes the consumer (Close); calls not finished by
 // then go back to the queue for another instance.
-func (s *Server) Stop(ctx context.Context) error {
+func (s *server) Stop(ctx context.Context) error {
 	drainErr := s.Drain(ctx)
 	waitErr := s.cfg.Pool.Wait(ctx)
 	if waitErr != nil {
@@ -145,16 +145,16 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Drain stops taking new calls; calls already running go on, and calls
 // received but not started go back to the queue.
-func (s *Server) Drain(ctx context.Context) error { return s.consumer.Drain(ctx) }
+func (s *server) Drain(ctx context.Context) error { return s.consumer.Drain(ctx) }
 
 // Close closes the consumer; unacked calls go back to the queue.
-func (s *Server) Close() error { return s.consumer.Close() }
+func (s *server) Close() error { return s.consumer.Close() }
 
 // serve runs one call and settles its delivery: reply first, then ack. A
 // copy of a request this instance already answered is acked and dropped
 // (see claim); raw methods get every copy, with its MessageID and
 // Redelivered, and decide for themselves.
-func (s *Server) serve(ctx context.Context, d transport.Delivery) {
+func (s *server) serve(ctx context.Context, d transport.Delivery) {
 	call := s.callInfo(d)
 	if d.ReplyTo == "" {
 		s.noReplyTo(call)
@@ -191,7 +191,7 @@ func (s *Server) serve(ctx context.Context, d transport.Delivery) {
 
 // refuse answers a call that cannot be served (see entrypoint.ConsumerConfig)
 // with MalformedRequest, or Panic when serving it panicked, and acks it.
-func (s *Server) refuse(d transport.Delivery, cause error) {
+func (s *server) refuse(d transport.Delivery, cause error) {
 	call := s.callInfo(d)
 	if d.ReplyTo == "" {
 		s.noReplyTo(call)
@@ -214,7 +214,7 @@ func (s *Server) refuse(d transport.Delivery, cause error) {
 }
 
 // callInfo describes the call a delivery carries.
-func (s *Server) callInfo(d transport.Delivery) *CallInfo {
+func (s *server) callInfo(d transport.Delivery) *CallInfo {
 	deadline := deadlineOf(d)
 	return &CallInfo{
 		Service: s.cfg.Service, Method: strings.TrimPrefix(d.RoutingKey, s.cfg.Service+"."),
@@ -227,7 +227,7 @@ func (s *Server) callInfo(d transport.Delivery) *CallInfo {
 // reply too large to send is replaced by an error saying so. It reports
 // false when the reply may have been lost with the connection: the request
 // then comes back and must run again.
-func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) bool {
+func (s *server) answer(d transport.Delivery, call *CallInfo, body []byte) bool {
 	sent := true
 	if d.ReplyTo != "" {
 		err := s.reply(d, body, contentTypeJSON, call.ReplyHeaders, call.Deadline)
@@ -247,7 +247,7 @@ func (s *Server) answer(d transport.Delivery, call *CallInfo, body []byte) bool 
 // replyFailed logs why a reply was not sent, if it was not, at the level
 // its cause deserves, and reports whether the reply may have been lost
 // with the connection. Every reply, plain or raw, is logged here.
-func (s *Server) replyFailed(call *CallInfo, replyTo string, err error) (lost bool) {
+func (s *server) replyFailed(call *CallInfo, replyTo string, err error) (lost bool) {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.log.Info("hypha: reply not sent: the caller's deadline passed", "method", call.Method)
@@ -265,7 +265,7 @@ func (s *Server) replyFailed(call *CallInfo, replyTo string, err error) (lost bo
 
 // handle decodes and runs the call; every failure becomes the error to reply
 // with. A panic outside the handler reaches the worker, which refuses the call.
-func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInfo) (any, error) {
+func (s *server) handle(ctx context.Context, d transport.Delivery, call *CallInfo) (any, error) {
 	req, err := decodeRequest(d.ContentType, d.Body)
 	if err != nil {
 		s.log.Warn("hypha: malformed request", "method", call.Method, "error", err)
@@ -294,7 +294,7 @@ func (s *Server) handle(ctx context.Context, d transport.Delivery, call *CallInf
 
 // methodNotFound answers a call to a method the service lacks through the
 // interceptors, so that it is traced and counted like any other call.
-func (s *Server) methodNotFound(ctx context.Context, d transport.Delivery, call *CallInfo) (any, error) {
+func (s *server) methodNotFound(ctx context.Context, d transport.Delivery, call *CallInfo) (any, error) {
 	ctx, cancel := s.workerContext(ctx, d, call)
 	defer cancel()
 	call.Unknown = true
@@ -320,7 +320,7 @@ func recovered(st *callState, fn func() (any, error)) (res any, err error) {
 
 // expired drops a call whose caller gave up before it started: logged at
 // warn, at most once a second, and counted through OnExpired.
-func (s *Server) expired(call *CallInfo) {
+func (s *server) expired(call *CallInfo) {
 	if s.cfg.OnExpired != nil {
 		s.cfg.OnExpired(s.methodLabel(call.Method))
 	}
@@ -334,7 +334,7 @@ func (s *Server) expired(call *CallInfo) {
 // noReplyTo notes a request that came without a reply_to: it runs, and its
 // outcome reaches nobody, so it is counted through OnNoReplyTo and logged
 // at warn, at most once a second, since any sender can cause it.
-func (s *Server) noReplyTo(call *CallInfo) {
+func (s *server) noReplyTo(call *CallInfo) {
 	if s.cfg.OnNoReplyTo != nil {
 		s.cfg.OnNoReplyTo(s.methodLabel(call.Method))
 	}
@@ -346,7 +346,7 @@ func (s *Server) noReplyTo(call *CallInfo) {
 
 // methodLabel is a method name fit for a metric's label: the name of a
 // method the service has, else label.Other, since a caller may send any.
-func (s *Server) methodLabel(method string) string {
+func (s *server) methodLabel(method string) string {
 	if _, ok := s.methods[method]; ok {
 		return method
 	}
@@ -364,7 +364,7 @@ func cancelled(ctx context.Context, err error) bool {
 
 // workerContext is the handler's context: the caller's deadline, its context
 // data, and this call's id pushed on the call-id stack.
-func (s *Server) workerContext(ctx context.Context, d transport.Delivery, call *CallInfo) (context.Context, context.CancelFunc) {
+func (s *server) workerContext(ctx context.Context, d transport.Delivery, call *CallInfo) (context.Context, context.CancelFunc) {
 	id := fmt.Sprintf("%s.%s.%s", s.cfg.Service, call.Method, uuid.NewString())
 	ctx = contextdata.Incoming(ctx, d.Headers, id, s.cfg.ParentCallsTracked+1)
 	if !call.Deadline.IsZero() {
@@ -375,7 +375,7 @@ func (s *Server) workerContext(ctx context.Context, d transport.Delivery, call *
 
 // reply publishes the reply, waiting out a reconnect until the caller's
 // deadline (or replyTimeout when the caller sent none).
-func (s *Server) reply(d transport.Delivery, body []byte, contentType string, headers map[string]any, deadline time.Time) error {
+func (s *server) reply(d transport.Delivery, body []byte, contentType string, headers map[string]any, deadline time.Time) error {
 	exchange := s.cfg.Exchange
 	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
 		exchange = "" // RabbitMQ's direct reply-to answers through the default exchange

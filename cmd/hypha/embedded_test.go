@@ -24,7 +24,7 @@ func runHere(args []string, stdin string) result {
 // TestEmbeddedBroker: the commands work on the embedded broker too (in this
 // process: it has no wire), since all of them go through the transport.
 func TestEmbeddedBroker(t *testing.T) {
-	t.Setenv(hyphatest.EnvAMQPURI, "")
+	t.Setenv("HYPHA_TEST_AMQP_URI", "")
 	app := hyphatest.Start(t, framework.Service(calculator.Name, calculator.New), framework.Service(mailer.Name, mailer.New))
 	broker := []string{"--broker", app.URI()}
 

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/contextdata"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/events"
@@ -207,7 +208,12 @@ func startLegacy(t *testing.T) {
 	}
 	reg := entrypoint.NewRegistry("legacy")
 	rpc.Handle(reg, "ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
-	srv := rpc.NewServer(b, reg, rpc.ServerConfig{Service: "legacy"})
+	srv, err := rpc.Plugin().Serve(&entrypoint.Service{Name: "legacy", Registry: reg, Broker: b,
+		Settings: config.DefaultSettings()})
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
 	if err := srv.Start(ctx); err != nil {
 		b.Close()
 		t.Fatal(err)
@@ -215,7 +221,8 @@ func startLegacy(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Stop(ctx)
+		_ = srv.Drain(ctx)
+		_ = srv.Close()
 		b.Close()
 	})
 }

@@ -81,12 +81,17 @@ func serveCalculator(ctx context.Context, uri string) (stop func()) {
 	rpc.Handle(r, "add", func(_ context.Context, in struct{ A, B float64 }) (float64, error) {
 		return in.A + in.B, nil
 	})
-	srv := rpc.NewServer(conn, r, rpc.ServerConfig{Service: "calculator"})
+	srv, err := rpc.Plugin().Serve(&entrypoint.Service{Name: "calculator", Registry: r, Broker: conn,
+		Settings: config.DefaultSettings()})
+	if err != nil {
+		panic(err)
+	}
 	if err := srv.Start(ctx); err != nil {
 		panic(err)
 	}
 	return func() {
-		_ = srv.Stop(ctx)
+		_ = srv.Drain(ctx)
+		_ = srv.Close()
 		conn.Close()
 	}
 }

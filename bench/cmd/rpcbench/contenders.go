@@ -44,7 +44,7 @@ var contenders = []contender{
 		rawStart(rawSafe, true, false), false, ""},
 	{rawMinName, "amqp091-go by hand, the least broker work: transient queue and messages, auto-ack, no confirms",
 		rawStart(rawMin, false, false), false, ""},
-	{"hypha-server", "Hypha's RPC server (rpc.Plugin, 10 workers) called by a hand-written nameko-protocol client " +
+	{"hypha-server", "Hypha's rpc.Plugin server (10 workers) called by a hand-written nameko-protocol client " +
 		"that never waits for confirms and auto-acks its replies", hyphaServerStart(maxWorkers), false, ""},
 	{"hypha-server-64w", "hypha-server with MAX_WORKERS 64 (so prefetch 64), against raw-safe-64w",
 		hyphaServerStart(wideWorkers), false, rawSafeName + "-64w"},

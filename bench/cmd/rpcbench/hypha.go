@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hypha-go/hypha/config"
 	"github.com/hypha-go/hypha/entrypoint"
 	"github.com/hypha-go/hypha/internal/worker"
 	"github.com/hypha-go/hypha/rpc"
@@ -42,7 +43,8 @@ func hyphaServe(ctx context.Context, uri string, workers int) (stop func(), err 
 		return nil, err
 	}
 	pool := worker.NewPool(workers)
-	srv, err := rpc.Plugin().Serve(&entrypoint.Service{Name: calculatorName, Registry: reg, Broker: broker, Pool: pool})
+	srv, err := rpc.Plugin().Serve(&entrypoint.Service{Name: calculatorName, Registry: reg, Broker: broker, Pool: pool,
+		Settings: config.DefaultSettings()})
 	if err != nil {
 		broker.Close()
 		return nil, err
