@@ -79,30 +79,6 @@ func WithUserID(ctx context.Context, id string) context.Context { return With(ct
 // UserID returns the user id carried by ctx, or "".
 func UserID(ctx context.Context) string { return String(ctx, KeyUserID) }
 
-// WithUserAgent sets the user agent that travels with every call made from ctx.
-func WithUserAgent(ctx context.Context, ua string) context.Context {
-	return With(ctx, KeyUserAgent, ua)
-}
-
-// UserAgent returns the user agent carried by ctx, or "".
-func UserAgent(ctx context.Context) string { return String(ctx, KeyUserAgent) }
-
-// WithLanguage sets the language that travels with every call made from ctx.
-func WithLanguage(ctx context.Context, lang string) context.Context {
-	return With(ctx, KeyLanguage, lang)
-}
-
-// Language returns the language carried by ctx, or "".
-func Language(ctx context.Context) string { return String(ctx, KeyLanguage) }
-
-// WithAuthToken sets the auth token that travels with every call made from ctx.
-func WithAuthToken(ctx context.Context, token string) context.Context {
-	return With(ctx, KeyAuthToken, token)
-}
-
-// AuthToken returns the auth token carried by ctx, or "".
-func AuthToken(ctx context.Context) string { return String(ctx, KeyAuthToken) }
-
 // CallIDStack returns the call-id stack carried by ctx, oldest first.
 func CallIDStack(ctx context.Context) []string {
 	return stringList(Get(ctx, KeyCallIDStack))

@@ -9,9 +9,9 @@ import (
 
 // Context data set on a caller's context is what the handler downstream
 // reads from its own, one hop on, with the call-id stack grown by the hop.
-func ExampleWithLanguage() {
+func ExampleWith() {
 	ctx := contextdata.WithUserID(context.Background(), "u-42")
-	ctx = contextdata.WithLanguage(ctx, "en-gb")
+	ctx = contextdata.With(ctx, contextdata.KeyLanguage, "en-gb")
 	ctx = contextdata.With(ctx, "tenant", "acme") // custom keys too
 
 	// The call crosses the wire: headers out of the caller's ctx, into the handler's.
@@ -20,7 +20,7 @@ func ExampleWithLanguage() {
 
 	// In the handler downstream:
 	fmt.Println(contextdata.UserID(ctx))
-	fmt.Println(contextdata.Language(ctx))
+	fmt.Println(contextdata.String(ctx, contextdata.KeyLanguage))
 	fmt.Println(contextdata.Get(ctx, "tenant"))
 	fmt.Println(contextdata.CallIDStack(ctx))
 	// Output:

@@ -71,26 +71,20 @@ type Service struct {
 	// Consumers said, in the order it counted them; empty when the plugin
 	// counts none.
 	Prefetches []int
-	// Interceptors are the app's, to wrap every run of every entrypoint.
+	// Interceptors wrap every run of every entrypoint: the service's
+	// tracing and metrics (when on), then the app's.
 	Interceptors []Interceptor
 	Logger       *slog.Logger
 	// Settings are the app's loaded settings.
 	Settings config.Settings
-	// TracerProvider, Propagator and MeterProvider are the service's
-	// telemetry: never nil, no-op ones when TRACING.EXPORTER is "none" or
-	// METRICS.ADDRESS is empty.
+	// TracerProvider and Propagator are the service's tracing, nil when
+	// TRACING.EXPORTER is "none"; MeterProvider its metrics, nil when
+	// METRICS.ADDRESS is empty. A plugin adds telemetry of its own (beyond
+	// what the Interceptors record of every run) only when they are set.
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
 	MeterProvider  metric.MeterProvider
 }
-
-// Tracing reports whether the service's spans are exported (TRACING.EXPORTER
-// is not "none"); a plugin adds its tracing only then.
-func (s *Service) Tracing() bool { return s.Settings.Tracing.Exporter != "none" }
-
-// Metrics reports whether the service's metrics are exported (METRICS.ADDRESS
-// is set); a plugin adds its metrics only then.
-func (s *Service) Metrics() bool { return s.Settings.Metrics.Address != "" }
 
 // Description is what an entrypoint says of itself, for introspection.
 type Description struct {

@@ -31,7 +31,7 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 		return nil, nil
 	}
 	var dead metric.Int64Counter
-	if s.Metrics() {
+	if s.MeterProvider != nil {
 		var err error
 		dead, err = s.MeterProvider.Meter("github.com/hypha-go/hypha/events").Int64Counter("hypha.events.dead_lettered",
 			metric.WithDescription("Events sent to their dead-letter queue, by how."), metric.WithUnit("{event}"))

@@ -159,7 +159,7 @@ func TestContextDataAcrossThreeHops(t *testing.T) {
 		framework.Service("hop_c", func() *hop { return mk("hop_c") }),
 	)
 	ctx := contextdata.WithUserID(context.Background(), "u-42")
-	ctx = contextdata.WithLanguage(ctx, "en-gb")
+	ctx = contextdata.With(ctx, contextdata.KeyLanguage, "en-gb")
 	ctx = contextdata.With(ctx, "tenant", "acme")
 	out, err := rpc.Call[string](ctx, dial(t).Proxy("hop_a"), "relay", nil)
 	if err != nil || out != "hop_a>hop_b>hop_c" {

@@ -16,13 +16,11 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 
 	"github.com/hypha-go/hypha/config"
@@ -116,7 +114,7 @@ func (t *telemetry) shutdown(ctx context.Context) error {
 }
 
 // serviceTelemetry is one service's telemetry: its tracer provider, the
-// propagator and the meter provider, no-op ones for what is off, which its
+// propagator and the meter provider, nil for what is off, which its
 // entrypoint kinds use for what is their own (see entrypoint.Service); and
 // its tracing and metrics interceptors, which wrap every run of its
 // entrypoints, every call it makes and every event it dispatches.
@@ -131,8 +129,7 @@ type serviceTelemetry struct {
 // proxies to (which bound the client metrics' labels); no interceptors when
 // telemetry is off.
 func (t *telemetry) forService(service string, calls []string) (serviceTelemetry, error) {
-	st := serviceTelemetry{tracer: tracenoop.NewTracerProvider(), prop: propagation.NewCompositeTextMapPropagator(),
-		meters: metricnoop.NewMeterProvider()}
+	var st serviceTelemetry
 	if t.tracing.Exporter != "none" {
 		tp, err := t.tracerProvider(service)
 		if err != nil {

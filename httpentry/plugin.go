@@ -79,10 +79,10 @@ func (p *pluginServer) Close() error {
 // a no-op, never the global provider; with both off it is nil.
 func instrument(s *entrypoint.Service) func(pattern string, h http.Handler) http.Handler {
 	var opts []otelhttp.Option
-	if s.Tracing() {
+	if s.TracerProvider != nil {
 		opts = append(opts, otelhttp.WithTracerProvider(s.TracerProvider), otelhttp.WithPropagators(s.Propagator))
 	}
-	if s.Metrics() {
+	if s.MeterProvider != nil {
 		opts = append(opts, otelhttp.WithMeterProvider(s.MeterProvider))
 	}
 	if len(opts) == 0 {

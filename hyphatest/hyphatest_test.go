@@ -125,7 +125,7 @@ func TestReplaceDispatcherAndWaiter(t *testing.T) {
 	sent := &hyphatest.FakeDispatcher{}
 	app := hyphatest.Start(t, framework.Service(orders.Name, orders.New, hyphatest.ReplaceDispatcher(sent)))
 	w := hyphatest.Waiter(t, app, orders.Name, "create_order")
-	ctx := contextdata.WithLanguage(context.Background(), "en-gb")
+	ctx := contextdata.With(context.Background(), contextdata.KeyLanguage, "en-gb")
 	o, err := rpc.Call[orders.Order](ctx, app.Proxy(orders.Name), "create_order", orders.CreateIn{Item: "socks", Quantity: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -155,7 +155,7 @@ func TestClientBounds(t *testing.T) {
 	if got, err := rpc.Call[float64](ctx, p, "add", rpc.Args(1, 2)); err != nil || got != 3 {
 		t.Fatalf("call after the slow ones: %v, %v", got, err)
 	}
-	big := contextdata.WithAuthToken(ctx, strings.Repeat("t", contextdata.MaxSize))
+	big := contextdata.With(ctx, contextdata.KeyAuthToken, strings.Repeat("t", contextdata.MaxSize))
 	if _, err := rpc.Call[float64](big, p, "add", rpc.Args(1, 2)); err == nil || !strings.Contains(err.Error(), "context data") {
 		t.Fatalf("call with too much context data: %v, want an error naming it", err)
 	}

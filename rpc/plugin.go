@@ -43,7 +43,7 @@ func (plugin) Serve(s *entrypoint.Service) (entrypoint.Server, error) {
 		return nil, nil
 	}
 	c := serverCounters{}
-	if s.Metrics() {
+	if s.MeterProvider != nil {
 		var err error
 		if c, err = newServerCounters(s.MeterProvider); err != nil {
 			return nil, err
