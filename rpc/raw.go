@@ -177,7 +177,7 @@ func (r *RawReply) Reject(requeue bool) error {
 	}
 	if requeue && requeuesOf(r.d.Headers) >= maxRawRequeues {
 		r.mu.Unlock()
-		msg := fmt.Sprintf("request requeued %d times (rpc.MaxRawRequeues); giving up", maxRawRequeues)
+		msg := fmt.Sprintf("request requeued %d times, the most a raw method may requeue one; giving up", maxRawRequeues)
 		r.s.log.Warn("hypha: raw call requeued too often; answering with an error", "method", r.call.Method,
 			"correlation_id", r.d.CorrelationID)
 		body, _ := encodeReply(nil, &RemoteError{ExcType: requeueLimitExcType, ExcPath: requeueLimitExcPath,
