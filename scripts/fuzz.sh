@@ -40,6 +40,16 @@ start=$SECONDS
 while read -r pkg name; do
 	t0=$SECONDS
 	if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg" >"$out" 2>&1; then
+		corpus="$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name"
+		# On a loaded machine go's fuzzing engine can run out of its own
+		# time mid-input and report that input with "context deadline
+		# exceeded". Such a report is a failure only if the input fails
+		# when replayed; otherwise it is dropped and the target passes.
+		if grep -q 'context deadline exceeded' "$out" && go test -count=1 -run="^${name}\$" "$pkg" >/dev/null 2>&1; then
+			git ls-files --others --exclude-standard -- "$corpus" | xargs -r rm -f
+			log "ok   $pkg $name (the engine's deadline passed mid-input; that input passes when replayed)"
+			continue
+		fi
 		cat "$out"
 		log "FAIL: $name in $pkg; the failing input is under $(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name/"
 		exit 1
