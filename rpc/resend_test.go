@@ -46,6 +46,9 @@ func (b *uncertainBroker) Publish(ctx context.Context, p transport.Publishing) e
 		return fmt.Errorf("publishing: %w", transport.ErrUncertain)
 	}
 	if b.arrived && len(sent) == 2 {
+		// Both copies reach the broker: the reply to the first can end
+		// the call, and cancel ctx, before the second is confirmed.
+		ctx = context.WithoutCancel(ctx)
 		if err := b.Broker.Publish(ctx, sent[0]); err != nil {
 			return err
 		}
