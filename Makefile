@@ -1,7 +1,7 @@
 # Hypha build and test entry points. `make test` is the one test command
 # (CI runs it through .ci/run).
 
-.PHONY: testreport broker vet staticcheck fmt-check test test-faults cluster cluster-stop fuzz bench run run-rabbitmq jaeger jaeger-start jaeger-stop
+.PHONY: hypha testreport broker vet staticcheck fmt-check test test-faults cluster cluster-stop fuzz bench run run-rabbitmq jaeger jaeger-start jaeger-stop
 
 # broker makes sure RabbitMQ answers on 127.0.0.1:5672 and python3-kombu is installed.
 broker:
@@ -12,6 +12,12 @@ broker:
 # ties it to the framework's checkout. ./... from the root covers the root
 # module only, so each target names it too.
 CLI := ./cmd/hypha/...
+
+# hypha builds the hypha command from this checkout into bin/hypha (go.work
+# ties it to the framework here); `go install .../cmd/hypha@latest` needs a
+# published version.
+hypha:
+	go build -o bin/hypha ./cmd/hypha
 
 # vet runs go vet on every package, the fault tests (build tag faults) included,
 # and on the bench module (outside go.work), so that a change to the framework's
