@@ -121,9 +121,11 @@ func errorList(errs []error) string {
 // interface or decodes JSON itself), are refused with IncorrectSignature
 // before fn runs. Out is encoded as JSON for the reply.
 //
-// An In that no call could fill (not a struct, no exported field, a field of
-// a type JSON cannot decode into such as a channel or func, or two fields with
-// one JSON name) fails the registry (Registry.Fail), naming the problem, and
+// A method without arguments takes struct{}. An In that no call could fill
+// (not a struct, a struct whose fields are all unexported or tagged
+// json:"-", a field of a type JSON cannot decode into such as a channel or
+// func, or two fields with one JSON name) fails the registry
+// (Registry.Fail), naming the problem, and
 // so does the name "_hypha_introspect", which is reserved for the method
 // every Hypha service answers with its description (see package introspect).
 func Handle[In, Out any](r *entrypoint.Registry, name string, fn func(context.Context, In) (Out, error), opts ...Option) {
