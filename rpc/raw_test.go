@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,6 +110,10 @@ func TestRawRequeuesAreBounded(t *testing.T) {
 	var re *rpc.RemoteError
 	if !errors.As(err, &re) || re.ExcType != "RequeueLimitError" {
 		t.Fatalf("err = %v, want RequeueLimitError", err)
+	}
+	// The message says what the limit is, in words a caller can act on.
+	if want := fmt.Sprintf("requeued %d times, the most a raw method may requeue one", rpc.MaxRawRequeues); !strings.Contains(re.Value, want) {
+		t.Errorf("the error says %q; want it to say %q", re.Value, want)
 	}
 	if n := rejected.Load(); n != rpc.MaxRawRequeues+1 {
 		t.Fatalf("the method ran %d times, want %d", n, rpc.MaxRawRequeues+1)
