@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/hypha-go/hypha/entrypoint"
@@ -16,9 +15,7 @@ import (
 // The client metrics' target_service and method labels are bounded whatever
 // the calls: declared targets and those that answered, methods that answered.
 func TestClientMetricLabelsAreBounded(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	mp, reader := readMetrics(t)
 	ic, err := telemetry.Metrics(mp, "calc")
 	if err != nil {
 		t.Fatal(err)
@@ -70,9 +67,7 @@ func TestClientMetricLabelsAreBounded(t *testing.T) {
 // A kind a plug-in adds is counted too, by kind, service, entrypoint and
 // outcome, in hypha_entrypoint_runs; Hypha's own kinds are not counted there.
 func TestPluginKindIsCounted(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	mp, reader := readMetrics(t)
 	ic, err := telemetry.Metrics(mp)
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hypha-go/hypha/entrypoint"
@@ -23,12 +20,8 @@ import (
 // HTTP routes are otelhttp's: the interceptors let them through with no
 // span and no measure of their own, so that a request has one span.
 func TestHTTPIsLeftToOtelhttp(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(context.Background())
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	tp, rec := recordSpans(t)
+	mp, reader := readMetrics(t)
 	metrics, err := telemetry.Metrics(mp)
 	if err != nil {
 		t.Fatal(err)
@@ -63,12 +56,8 @@ func TestHTTPIsLeftToOtelhttp(t *testing.T) {
 
 // A tick is the root span "tick <service>.<timer>", and is counted.
 func TestTimerTick(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(context.Background())
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	tp, rec := recordSpans(t)
+	mp, reader := readMetrics(t)
 	metrics, err := telemetry.Metrics(mp)
 	if err != nil {
 		t.Fatal(err)
@@ -110,9 +99,7 @@ func TestTimerTick(t *testing.T) {
 // kind, that continues the trace in its message's headers; an expected
 // error is an event, any other the span's status.
 func TestPluginKindIsTraced(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(context.Background())
+	tp, rec := recordSpans(t)
 	prop := propagation.TraceContext{}
 	tracing := telemetry.Tracing(tp, prop)
 	errExpected, errOther := errors.New("no such order"), errors.New("disk full")
